@@ -1,0 +1,131 @@
+"""Per-shard index JSON in the hfutils format, built in one streaming pass.
+
+The format (what ``hfutils.index.tar_get_index_info`` writes, and what cheesechaser reads)::
+
+    {"filesize": int, "hash": git-blob-sha1 of the tar, "hash_lfs": sha256 of the tar,
+     "files": {member name: {"offset": int, "size": int, "sha256": hex}}}
+
+Only regular members are listed; a later member with the same name replaces an earlier one, as in
+``tarfile``. Names are kept exactly as stored (``./a.png`` stays ``./a.png``) so that our index equals
+hfutils' key for key; lookups normalise them (:func:`normalize_member_name`).
+
+Example:
+    >>> import io, tarfile
+    >>> raw = io.BytesIO()
+    >>> with tarfile.open(fileobj=raw, mode="w") as tar:
+    ...     info = tarfile.TarInfo("1.png"); info.size = 3
+    ...     tar.addfile(info, io.BytesIO(b"abc"))
+    >>> data = raw.getvalue()
+    >>> index_stream(io.BytesIO(data), len(data)).files["1.png"].offset
+    512
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+from typing import BinaryIO
+
+import msgspec
+
+from ..errors import HeadwaterError
+from .tarwalk import walk_tar
+
+__all__ = [
+    "FileEntry",
+    "TarIndex",
+    "IndexFormatError",
+    "index_stream",
+    "index_tar",
+    "encode_index",
+    "decode_index",
+    "index_path_for",
+    "normalize_member_name",
+    "git_blob_sha1_prefix",
+]
+
+
+class IndexFormatError(HeadwaterError, ValueError):
+    """An index JSON does not have the hfutils shape."""
+
+
+class FileEntry(msgspec.Struct, omit_defaults=True):
+    """Where one member's data lies inside its tar."""
+
+    offset: int
+    size: int
+    sha256: str | None = None
+
+
+class TarIndex(msgspec.Struct):
+    """The index of one tar shard (field order is the hfutils file's)."""
+
+    filesize: int
+    hash: str
+    hash_lfs: str
+    files: dict[str, FileEntry]
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(TarIndex)
+
+
+def encode_index(index: TarIndex) -> bytes:
+    """The index as JSON bytes, fields in hfutils order."""
+    return _encoder.encode(index)
+
+
+def decode_index(data: bytes, *, source: str = "<index>") -> TarIndex:
+    """Parse an index JSON (ours or hfutils'), with an error that names ``source`` when it is malformed."""
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as err:
+        raise IndexFormatError(f"{source}: not a tar index: {err}") from None
+
+
+def git_blob_sha1_prefix(size: int) -> bytes:
+    """The header git hashes before a blob's bytes; with it, sha1 gives the file's git object id."""
+    return f"blob {size}\0".encode()
+
+
+def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 4 << 20) -> TarIndex:
+    """Index a tar read front to back from ``stream`` whose total length is ``filesize``.
+
+    Whole-file hashes and per-member sha256 are computed from the same bytes in the same pass;
+    nothing is extracted and the stream is never re-read.
+    """
+    git = hashlib.sha1(git_blob_sha1_prefix(filesize))
+    lfs = hashlib.sha256()
+    seen = 0
+
+    def on_chunk(chunk: bytes) -> None:
+        nonlocal seen
+        git.update(chunk)
+        lfs.update(chunk)
+        seen += len(chunk)
+
+    files: dict[str, FileEntry] = {}
+    for member, digest in walk_tar(stream, hash_members=with_hash, on_chunk=on_chunk, chunk_size=chunk_size):
+        if member.isreg:
+            files[member.name] = FileEntry(member.offset_data, member.size, digest)
+    if seen != filesize:
+        raise IndexFormatError(f"read {seen} bytes but the file is said to be {filesize} bytes long")
+    return TarIndex(filesize, git.hexdigest(), lfs.hexdigest(), files)
+
+
+def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True) -> TarIndex:
+    """Index a local tar file in one streaming pass (see :func:`index_stream`)."""
+    with open(path, "rb", buffering=0) as f:
+        return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash)
+
+
+def index_path_for(tar_path: str) -> str:
+    """``images/0234.tar`` → ``images/0234.json`` (the hfutils convention)."""
+    body, _ = posixpath.splitext(tar_path)
+    return body + ".json"
+
+
+def normalize_member_name(name: str) -> str:
+    """Canonical form of a member name for lookups: ``./a/b.png`` and ``a//b.png`` → ``a/b.png``."""
+    return posixpath.normpath("/" + name).lstrip("/")

@@ -1,0 +1,141 @@
+"""The pool manifest: one SQLite file mapping resource → shard, member, offset, size, sha256.
+
+Why: resolving an id from per-shard JSON costs one download and one parse per shard (and per process).
+The manifest is built once from the indexes by ``pack``/``index``, fetched once, and then answers a
+lookup with one B-tree probe; every process on the machine shares its pages through the page cache.
+
+Example:
+    >>> import tempfile, os
+    >>> from headwater.archive.index import TarIndex, FileEntry
+    >>> path = os.path.join(tempfile.mkdtemp(), MANIFEST_NAME)
+    >>> idx = TarIndex(1024, "h", "l", {"12.png": FileEntry(512, 3, "ab" * 32)})
+    >>> write_manifest(path, [("images/0012.tar", idx)])
+    >>> with Manifest(path) as m:
+    ...     [(r.shard, r.name, r.offset) for r in m.lookup("12")]
+    [('images/0012.tar', '12.png', 512)]
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from ..storage.atomic import atomic_path
+from .index import TarIndex, index_path_for
+from .names import resource_key
+
+__all__ = ["MANIFEST_NAME", "ManifestRow", "ShardRow", "Manifest", "write_manifest"]
+
+MANIFEST_NAME = "headwater-manifest.sqlite"
+_FORMAT = "1"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE shards (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, index_path TEXT NOT NULL,
+    filesize INTEGER NOT NULL, hash TEXT NOT NULL, hash_lfs TEXT NOT NULL);
+CREATE TABLE files (
+    key TEXT NOT NULL, shard INTEGER NOT NULL REFERENCES shards(id), name TEXT NOT NULL,
+    offset INTEGER NOT NULL, size INTEGER NOT NULL, sha256 BLOB);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardRow:
+    path: str
+    index_path: str
+    filesize: int
+    hash: str
+    hash_lfs: str
+    files: int
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    """One member of one shard, found by its resource key."""
+
+    key: str
+    shard: str
+    name: str
+    offset: int
+    size: int
+    sha256: str | None
+    shard_size: int
+
+
+def write_manifest(path: str, shards: Iterable[tuple[str, TarIndex]]) -> None:
+    """Write a manifest for ``(shard path, index)`` pairs atomically (temp file, then rename)."""
+    with atomic_path(path) as tmp:
+        os.unlink(tmp)
+        db = sqlite3.connect(tmp)
+        try:
+            db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
+            for shard_id, (shard, index) in enumerate(sorted(shards, key=lambda item: item[0])):
+                db.execute(
+                    "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?)",
+                    (shard_id, shard, index_path_for(shard), index.filesize, index.hash, index.hash_lfs),
+                )
+                db.executemany(
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        (resource_key(name), shard_id, name, e.offset, e.size,
+                         bytes.fromhex(e.sha256) if e.sha256 else None)
+                        for name, e in index.files.items()
+                    ),
+                )
+            db.execute("CREATE INDEX files_by_key ON files(key)")
+            db.commit()
+        finally:
+            db.close()
+
+
+class Manifest:
+    """Read-only view of a manifest file; safe to share between threads."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        uri = "file:" + os.path.abspath(path) + "?mode=ro"
+        self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as err:
+            self._db.close()
+            raise ValueError(f"{path}: not a headwater manifest ({err})") from None
+        if row is None or row[0] != _FORMAT:
+            self._db.close()
+            raise ValueError(f"{path}: unsupported manifest format {row and row[0]!r}")
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def lookup(self, key: str) -> list[ManifestRow]:
+        """Every member whose resource key is ``key`` (usually one)."""
+        cur = self._db.execute(
+            "SELECT f.key, s.path, f.name, f.offset, f.size, f.sha256, s.filesize "
+            "FROM files f JOIN shards s ON s.id = f.shard WHERE f.key = ? ORDER BY s.path, f.name",
+            (key,),
+        )
+        return [ManifestRow(k, sh, n, o, sz, sha.hex() if sha else None, fs) for k, sh, n, o, sz, sha, fs in cur]
+
+    def shards(self) -> list[ShardRow]:
+        cur = self._db.execute(
+            "SELECT s.path, s.index_path, s.filesize, s.hash, s.hash_lfs, "
+            "(SELECT COUNT(*) FROM files f WHERE f.shard = s.id) FROM shards s ORDER BY s.path"
+        )
+        return [ShardRow(*row) for row in cur]
+
+    def keys(self) -> Iterator[str]:
+        for (key,) in self._db.execute("SELECT DISTINCT key FROM files ORDER BY key"):
+            yield key
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0])

@@ -1,0 +1,154 @@
+"""Check a pool end to end: every shard's size and hashes, every member's place and sha256.
+
+Each shard is streamed once (the same single pass as indexing) and the fresh result is compared with
+the stored index, so every difference is reported with the shard and member it concerns — not just
+"bad pool".
+
+Example:
+    >>> import tempfile, os
+    >>> src, dst = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> _ = open(os.path.join(src, "7.png"), "wb").write(b"png")
+    >>> _ = pack_directory(src, dst, silent=True)
+    >>> verify_pool(dst, silent=True).ok
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+from ..storage import Store, StoreNotFoundError, open_store
+from .index import IndexFormatError, TarIndex, index_path_for, index_stream
+from .manifest import MANIFEST_NAME, Manifest
+from .names import UnsafeMemberError, check_member_name
+from .pack import pack_directory  # noqa: F401  (used by the doctest above)
+from .pool_files import find_shards, load_index
+from .tarwalk import TarFormatError
+
+__all__ = ["Problem", "VerifyReport", "verify_shard", "verify_pool"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    shard: str
+    member: str | None
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{self.shard}: {self.member}" if self.member is not None else self.shard
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class VerifyReport:
+    shards: int = 0
+    members: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _compare(shard: str, stored: TarIndex, actual: TarIndex) -> list[Problem]:
+    out: list[Problem] = []
+    if stored.filesize != actual.filesize:
+        out.append(Problem(shard, None, "size", f"index says {stored.filesize} bytes, shard has {actual.filesize}"))
+    if stored.hash != actual.hash:
+        out.append(Problem(shard, None, "hash", f"git sha1 {actual.hash} != indexed {stored.hash}"))
+    if stored.hash_lfs != actual.hash_lfs:
+        out.append(Problem(shard, None, "hash_lfs", f"sha256 {actual.hash_lfs} != indexed {stored.hash_lfs}"))
+    for name, want in stored.files.items():
+        got = actual.files.get(name)
+        if got is None:
+            out.append(Problem(shard, name, "member-missing", "indexed but not in the tar"))
+            continue
+        if (got.offset, got.size) != (want.offset, want.size):
+            out.append(Problem(shard, name, "member-moved",
+                               f"tar has offset {got.offset} size {got.size}, index {want.offset}/{want.size}"))
+        elif want.sha256 is not None and got.sha256 != want.sha256:
+            out.append(Problem(shard, name, "member-corrupt", f"sha256 {got.sha256} != indexed {want.sha256}"))
+    for name in actual.files.keys() - stored.files.keys():
+        out.append(Problem(shard, name, "member-unindexed", "in the tar but not in the index"))
+    return out
+
+
+def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
+    """Problems found in one shard and the number of members checked."""
+    try:
+        stored = load_index(store, shard)
+    except StoreNotFoundError:
+        return [Problem(shard, None, "missing-index", f"no {index_path_for(shard)}")], 0
+    except IndexFormatError as err:
+        return [Problem(shard, None, "bad-index", str(err))], 0
+    problems = []
+    for name in stored.files:
+        try:
+            check_member_name(name)
+        except UnsafeMemberError as err:
+            problems.append(Problem(shard, name, "unsafe-name", str(err)))
+    try:
+        size = store.size(shard)
+    except StoreNotFoundError:
+        return problems + [Problem(shard, None, "missing-shard", "index present, tar missing")], 0
+    try:
+        with store.open(shard) as stream:
+            actual = index_stream(stream, size)
+    except TarFormatError as err:
+        problems.append(Problem(shard, _damaged_member(stored, size, str(err)), "corrupt", str(err)))
+        return problems, len(stored.files)
+    return problems + _compare(shard, stored, actual), len(stored.files)
+
+
+def _damaged_member(stored: TarIndex, size: int, message: str) -> str | None:
+    """The first indexed member that a truncated shard cannot hold (for the report)."""
+    beyond = [(e.offset, n) for n, e in stored.files.items() if e.offset + e.size > size]
+    if beyond:
+        return min(beyond)[1]
+    for name in stored.files:
+        if repr(name) in message:
+            return name
+    return None
+
+
+def verify_pool(root: str | Store, *, silent: bool = False) -> VerifyReport:
+    """Verify every shard (and the manifest, if any) of the pool at ``root``."""
+    store = root if isinstance(root, Store) else open_store(root)
+    report = VerifyReport()
+    shards = find_shards(store)
+    indexed = {p[: -len(".json")] + ".tar" for p in store.find(".json")}
+    for orphan in sorted(indexed - set(shards)):
+        report.problems.append(Problem(orphan, None, "missing-shard", "index present, tar missing"))
+    for shard in tqdm(shards, desc="Verifying", unit="shard", disable=silent):
+        problems, members = verify_shard(store, shard)
+        report.shards += 1
+        report.members += members
+        report.problems.extend(problems)
+    report.problems.extend(_check_manifest(store, shards))
+    return report
+
+
+def _check_manifest(store: Store, shards: list[str]) -> list[Problem]:
+    local = store.local_path(MANIFEST_NAME)
+    if local is None or not store.exists(MANIFEST_NAME):
+        return []
+    out = []
+    with Manifest(local) as manifest:
+        listed = {row.path: row for row in manifest.shards()}
+    for shard in shards:
+        row = listed.get(shard)
+        if row is None:
+            out.append(Problem(MANIFEST_NAME, shard, "stale-manifest", "shard not in the manifest (run `headwater index`)"))
+            continue
+        try:
+            index = load_index(store, shard)
+        except (StoreNotFoundError, IndexFormatError):
+            continue
+        if (row.filesize, row.hash_lfs, row.files) != (index.filesize, index.hash_lfs, len(index.files)):
+            out.append(Problem(MANIFEST_NAME, shard, "stale-manifest", "manifest disagrees with the index"))
+    for extra in listed.keys() - set(shards):
+        out.append(Problem(MANIFEST_NAME, extra, "stale-manifest", "manifest lists a shard that does not exist"))
+    return out
