@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""One entry point for a fresh machine: ``python3 dev.py demo`` and ``python3 dev.py test``.
+
+Each command creates ``.venv`` if missing, installs the project with the extras it needs (again only
+when pyproject.toml changed), then runs. Only the standard library is used here, so it works with a
+bare Python 3.11.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VENV = os.path.join(ROOT, ".venv")
+PY = os.path.join(VENV, "bin", "python")
+EXTRAS = {"demo": "", "test": "[dev]", "bench": "[dev]"}
+
+
+def ensure_env(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"headwater needs Python >= 3.11, this is {sys.version.split()[0]}")
+    if not os.path.exists(PY):
+        print(f"creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        stamp = hashlib.sha256(f.read() + extras.encode()).hexdigest()
+    stamp_file = os.path.join(VENV, f".headwater-installed{extras.strip('[]') and '-' + extras.strip('[]')}")
+    if os.path.exists(stamp_file) and open(stamp_file).read() == stamp:
+        return
+    print(f"installing headwater{extras} into {VENV}", flush=True)
+    subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", f".{extras}"],
+                   cwd=ROOT, check=True)
+    with open(stamp_file, "w") as f:
+        f.write(stamp)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in EXTRAS:
+        print("usage: python3 dev.py demo|test|bench [args...]", file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_env(EXTRAS[command])
+    os.chdir(ROOT)
+    if command == "demo":
+        return subprocess.call([os.path.join(VENV, "bin", "headwater"), "demo", *rest])
+    if command == "test":
+        return subprocess.call([PY, "-m", "pytest", *rest])
+    code = 0
+    for script in sorted(os.listdir(os.path.join(ROOT, "benchmarks"))):
+        if script.startswith("bench_") and script.endswith(".py"):
+            code |= subprocess.call([PY, os.path.join("benchmarks", script), *rest])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

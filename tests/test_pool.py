@@ -1,0 +1,217 @@
+"""DataPool behaviour on real shards: locally and over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+
+import pytest
+
+from headwater.archive import MANIFEST_NAME, pack_directory
+from headwater.pool import (
+    DataPool,
+    IncrementIDDataPool,
+    PlanPolicy,
+    PoolAuthError,
+    ResourceNotFoundError,
+    StorePool,
+    TableLayout,
+)
+from headwater.storage import RetryPolicy, Store
+
+from .conftest import make_files
+from .rangeserver import RangeServer
+
+FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+
+
+def _read_dir(folder: str) -> dict[str, bytes]:
+    return {name: open(os.path.join(folder, name), "rb").read() for name in os.listdir(folder)}
+
+
+def test_mock_resource_local(id_pool):
+    pool_dir, files = id_pool
+    pool = StorePool(pool_dir, layout="increment-id", base_level=2)
+    rid = sorted(files)[10]
+    with pool.mock_resource(rid, {"x": 1}) as (td, info):
+        assert info == {"x": 1}
+        assert _read_dir(td) == {f"{rid}.bin": files[rid]}
+    assert not os.path.exists(td)
+    with pytest.raises(ResourceNotFoundError):
+        with pool.mock_resource(999_999, None):
+            pass
+
+
+def test_batch_download_exact_metainfo_resume(id_pool, tmp_path):
+    pool_dir, files = id_pool
+    pool = StorePool(pool_dir, layout="increment-id", base_level=2)
+    ids = sorted(files)[:300]
+    out = str(tmp_path / "out")
+    items = [(rid, {"id": rid}) for rid in ids] + [(10**9, {"id": "ghost"})]
+    report = pool.batch_download_to_directory(items, out, max_downloads=123, silent=True)
+    assert len(report.downloaded) == 123 and not report.failed
+    got = _read_dir(out)
+    assert len(got) == 2 * 123
+    for rid in report.downloaded:
+        assert got[f"{rid}.bin"] == files[rid]
+        assert json.loads(got[f"{rid}_metainfo.json"]) == {"id": rid}
+    # Resume: complete resources are skipped, the cap counts them, nothing is fetched again.
+    again = pool.batch_download_to_directory(items, out, max_downloads=123, silent=True)
+    assert sorted(again.skipped) == sorted(report.downloaded) and again.downloaded == []
+    # A damaged local file is fetched again; then the rest, the unknown id reported as missing.
+    victim = report.downloaded[0]
+    with open(os.path.join(out, f"{victim}.bin"), "r+b") as f:
+        f.write(b"\0\0\0")
+    rest = pool.batch_download_to_directory(items, out, silent=True)
+    assert victim in rest.downloaded
+    assert rest.missing == [10**9]
+    assert rest.delivered == 300
+    assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+
+
+def test_without_manifest_uses_indexes(id_pool, tmp_path):
+    pool_dir, files = id_pool
+    os.unlink(os.path.join(pool_dir, MANIFEST_NAME))
+    pool = StorePool(pool_dir, layout="increment-id", base_level=2)
+    ids = random.Random(3).sample(sorted(files), 50)
+    report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), silent=True)
+    assert sorted(report.downloaded) == sorted(ids)
+    scan = StorePool(pool_dir)  # scan layout: any shard, ids are file stems
+    with scan.mock_resource(str(ids[0]), None) as (td, _):
+        assert _read_dir(td) == {f"{ids[0]}.bin": files[ids[0]]}
+
+
+def test_http_requests_are_coalesced(served_pool, tmp_path):
+    server, files = served_pool
+    ids = random.Random(5).sample(sorted(files), 1000)
+    pool = StorePool(server.url, layout="increment-id", base_level=2)
+    report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), save_metainfo=False, silent=True)
+    assert sorted(report.downloaded) == sorted(ids)
+    for rid in ids:
+        assert open(tmp_path / "o" / f"{rid}.bin", "rb").read() == files[rid]
+    # 100 shards, most read as a few merged ranges: far fewer requests than 1,000 files.
+    assert report.requests == server.total
+    assert server.total <= 200, server.requests
+    assert server.requests[MANIFEST_NAME] == 2  # HEAD (cache key) + GET
+    # A second pool object on this machine reuses the cached manifest: only the HEAD.
+    StorePool(server.url, layout="increment-id", base_level=2).locate(ids[0])
+    assert server.requests[MANIFEST_NAME] == 3
+
+
+def test_http_request_budget_and_gap(served_pool, tmp_path):
+    server, files = served_pool
+    ids = sorted(files)[::7]
+    policy = PlanPolicy(max_gap=0, whole_fraction=2.0, max_requests=None)
+    pool = StorePool(server.url, layout="increment-id", base_level=2, plan=policy)
+    pool.batch_download_to_directory(ids, str(tmp_path / "a"), silent=True)
+    unmerged = server.total
+    server.reset_counts()
+    budget = StorePool(server.url, layout="increment-id", base_level=2,
+                       plan=PlanPolicy(max_gap=0, whole_fraction=2.0, max_requests=100))
+    report = budget.batch_download_to_directory(ids, str(tmp_path / "b"), silent=True)
+    assert len(report.downloaded) == len(ids)
+    data_requests = sum(n for p, n in server.requests.items() if p.endswith(".tar"))
+    assert data_requests <= 100 < unmerged
+
+
+def test_http_retries_429_503_and_resets(served_pool, tmp_path):
+    server, files = served_pool
+    rid = sorted(files)[0]
+    shard = f"images/0{rid % 100:02d}.tar"
+    server.faults[shard] = [("status", 429, {"Retry-After": "0"}), ("status", 503, {}), ("reset",)]
+    pool = StorePool(server.url, layout="increment-id", base_level=2, retry=FAST_RETRY)
+    report = pool.batch_download_to_directory([rid], str(tmp_path / "o"), silent=True)
+    assert report.downloaded == [rid]
+    assert report.retries >= 2  # 429 and 503 by us; aiohttp itself may re-send after the reset
+    assert server.requests[shard] == 4
+
+
+def test_http_persistent_failure_and_corruption_are_reported(served_pool, tmp_path):
+    server, files = served_pool
+    a, b, c = sorted(files)[:3]
+    server.faults[f"images/0{a % 100:02d}.tar"] = [("status", 500, {})] * 10
+    server.faults[f"images/0{b % 100:02d}.tar"] = [("corrupt",)]
+    pool = StorePool(server.url, layout="increment-id", base_level=2, retry=FAST_RETRY)
+    report = pool.batch_download_to_directory([a, b, c], str(tmp_path / "o"), silent=True)
+    assert report.downloaded == [c]
+    assert "4 attempts" in report.failed[a]
+    assert "sha256" in report.failed[b]
+    assert sorted(os.listdir(tmp_path / "o")) == [f"{c}.bin"]
+
+
+def test_http_auth_failure_is_not_not_found(id_pool, tmp_path):
+    pool_dir, files = id_pool
+    with RangeServer(pool_dir, token="s3cret") as server:
+        bad = StorePool(server.url, layout="increment-id", base_level=2, headers={"Authorization": "Bearer nope"})
+        with pytest.raises(PoolAuthError, match="access refused"):
+            bad.batch_download_to_directory(sorted(files)[:5], str(tmp_path / "o"), silent=True)
+        good = StorePool(server.url, layout="increment-id", base_level=2, headers={"Authorization": "Bearer s3cret"})
+        assert len(good.batch_download_to_directory(sorted(files)[:5], str(tmp_path / "o"), silent=True).downloaded) == 5
+
+
+def test_hf_increment_id_pool_over_resolve_urls(id_pool, tmp_path, monkeypatch):
+    pool_dir, files = id_pool
+    hub = tmp_path / "hub" / "datasets" / "owner" / "repo" / "resolve"
+    hub.mkdir(parents=True)
+    shutil.copytree(pool_dir, hub / "main")
+    with RangeServer(str(tmp_path / "hub"), token="tok") as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        pool = IncrementIDDataPool("owner/repo", base_level=[2], hf_token="tok")
+        ids = sorted(files)[:40]
+        report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), silent=True)
+        assert sorted(report.downloaded) == ids
+        assert all(p.startswith("datasets/owner/repo/resolve/main/") for p in server.requests)
+        with pool.mock_resource(ids[3], None) as (td, _):
+            assert _read_dir(td) == {f"{ids[3]}.bin": files[ids[3]]}
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        with pytest.raises(PoolAuthError):
+            IncrementIDDataPool("owner/repo", base_level=2).batch_download_to_directory(ids, str(tmp_path / "p"), silent=True)
+
+
+def test_table_layout_csv_and_parquet(tmp_path):
+    files = make_files(str(tmp_path / "src" / "batch1"), [1, 2, 3], ext=".jpg")
+    pack_directory(str(tmp_path / "src"), str(tmp_path / "pool"), silent=True)
+    rows = [(rid, "shard-00000.tar", f"batch1/{rid}.jpg") for rid in (1, 2, 3)]
+    (tmp_path / "t.csv").write_text("id,archive,filename\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"id": [r[0] for r in rows], "archive": [r[1] for r in rows],
+                             "filename": [r[2] for r in rows]}), str(tmp_path / "t.parquet"))
+    for table in ("t.csv", "t.parquet"):
+        pool = StorePool(str(tmp_path / "pool"), layout=TableLayout(str(tmp_path / table)))
+        out = tmp_path / f"out-{table}"
+        report = pool.batch_download_to_directory([1, 3, 7], str(out), silent=True)
+        assert sorted(report.downloaded) == [1, 3] and report.missing == [7]
+        assert _read_dir(str(out)) == {"1.jpg": files[1], "3.jpg": files[3]}
+
+
+def test_generic_datapool_subclass_exact_cap(tmp_path):
+    from contextlib import contextmanager
+
+    class Numbers(DataPool):
+        @contextmanager
+        def mock_resource(self, resource_id, resource_info, silent=False):
+            if resource_id % 5 == 0:
+                raise ResourceNotFoundError(resource_id)
+            folder = tmp_path / f"m{resource_id}"
+            folder.mkdir()
+            (folder / f"{resource_id}.txt").write_text(str(resource_id))
+            yield str(folder), resource_info
+
+    report = Numbers().batch_download_to_directory(((i, {"i": i}) for i in range(1, 100)), str(tmp_path / "o"),
+                                                   max_workers=8, max_downloads=17, silent=True)
+    assert len(report.downloaded) == 17
+    assert len(os.listdir(tmp_path / "o")) == 34
+
+
+def test_store_reads_and_atomic_put(tmp_path):
+    store = Store(str(tmp_path))
+    store.put_bytes("x/y.bin", b"abcdef")
+    assert store.read_range("x/y.bin", 1, 4) == b"bcd"
+    assert store.stats.requests == 1 and store.stats.bytes_read == 3
+    assert store.find(".bin") == ["x/y.bin"]
+    with pytest.raises(FileNotFoundError):
+        store.read_range("nope.bin", 0, 1)
