@@ -26,12 +26,14 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import tempfile
 import threading
 import time
 from collections.abc import Hashable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -155,6 +157,19 @@ class IndexedPool(DataPool):
         with self._lock:
             self._tar_infos[tar_file] = mapping
         return mapping
+
+    def _prefetch_indexes(self, resource_ids: Iterable[Any], max_workers: int = 8) -> None:
+        """Fetch the indexes a batch will need concurrently (only when there is no manifest)."""
+        if self.manifest() is not None and self.layout.stem_keyed:
+            return
+        shards: set[str] = set()
+        for rid in resource_ids:
+            shards.update(self._request_possible_archives(rid) or ())
+        with self._lock:
+            shards -= self._indexes.keys()
+        if len(shards) > 1:
+            with ThreadPoolExecutor(max_workers=max_workers) as ex:
+                list(ex.map(self._make_tar_info, sorted(shards)))
 
     def _all_shards(self) -> list[str]:
         manifest = self.manifest()
@@ -297,32 +312,33 @@ class IndexedPool(DataPool):
         batch: list[tuple[Any, Any, list[Member]]] = []
         exhausted = False
         while len(batch) < room:
-            item = next(items, StopIteration)
-            if item is StopIteration:
+            chunk = [split_resource_item(item) for item in itertools.islice(items, room - len(batch))]
+            if not chunk:
                 exhausted = True
                 break
-            rid, info = split_resource_item(item)
-            try:
-                members = self.locate(rid)
-                meta = None
-                if save_metainfo and info is not None:
-                    meta = safe_target(dst_dir, metainfo_fmt.format(resource_id=rid))
-                if self._complete_in(dst_dir, members, meta):
-                    report.skipped.append(rid)
+            self._prefetch_indexes(rid for rid, _info in chunk)
+            for rid, info in chunk:
+                try:
+                    members = self.locate(rid)
+                    meta = None
+                    if save_metainfo and info is not None:
+                        meta = safe_target(dst_dir, metainfo_fmt.format(resource_id=rid))
+                    if self._complete_in(dst_dir, members, meta):
+                        report.skipped.append(rid)
+                        bar.update()
+                        room -= 1  # a skipped resource is delivered too (max_downloads counts it)
+                        continue
+                except ResourceNotFoundError:
+                    report.missing.append(rid)
                     bar.update()
-                    room -= 1  # a skipped resource is delivered too (max_downloads counts it)
                     continue
-            except ResourceNotFoundError:
-                report.missing.append(rid)
-                bar.update()
-                continue
-            except StoreAuthError:
-                raise
-            except Exception as err:  # noqa: BLE001 - reported per resource
-                report.failed[rid] = f"{type(err).__name__}: {err}"
-                bar.update()
-                continue
-            batch.append((rid, info, members))
+                except StoreAuthError:
+                    raise
+                except Exception as err:  # noqa: BLE001 - reported per resource
+                    report.failed[rid] = f"{type(err).__name__}: {err}"
+                    bar.update()
+                    continue
+                batch.append((rid, info, members))
         if exhausted and not batch:
             return None
         return batch
