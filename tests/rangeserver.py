@@ -19,8 +19,9 @@ __all__ = ["RangeServer"]
 
 
 class RangeServer:
-    def __init__(self, root: str, *, token: str | None = None) -> None:
+    def __init__(self, root: str, *, token: str | None = None, versioned: bool = True) -> None:
         self.root = os.path.abspath(root)
+        self.versioned = versioned  # send ETag (off: like `python -m http.server` behind some proxies)
         self.token = token
         self.requests: collections.Counter[str] = collections.Counter()
         self.ranges: list[tuple[str, str | None]] = []
@@ -72,7 +73,10 @@ class RangeServer:
                 with open(path, "rb") as f:
                     data = f.read()
                 size = len(data)
-                headers = {"Accept-Ranges": "bytes", "ETag": f'"{size}-{int(os.path.getmtime(path))}"'}
+                headers = {"Accept-Ranges": "bytes"}
+                if server.versioned:
+                    headers["ETag"] = f'"{size}-{os.path.getmtime(path)}"'
+
                 spec = self.headers.get("Range")
                 if spec:
                     m = re.fullmatch(r"bytes=(\d*)-(\d*)", spec.strip())

@@ -215,3 +215,32 @@ def test_store_reads_and_atomic_put(tmp_path):
     assert store.find(".bin") == ["x/y.bin"]
     with pytest.raises(FileNotFoundError):
         store.read_range("nope.bin", 0, 1)
+
+
+def test_remote_manifest_never_reused_stale(tmp_path):
+    """A re-packed pool behind a server that sends no ETag must not be read through an old manifest."""
+    src, pool_dir = str(tmp_path / "src"), str(tmp_path / "pool")
+    make_files(src, [1, 2, 3], seed=1)
+    pack_directory(src, pool_dir, layout="increment-id", silent=True)
+    with RangeServer(pool_dir, versioned=False) as server:
+        first = StorePool(server.url, layout="increment-id")
+        assert first.batch_download_to_directory([3], str(tmp_path / "a"), silent=True).downloaded == [3]
+        files = make_files(src, [1, 2, 3], seed=2)  # new contents, new offsets
+        pack_directory(src, pool_dir, layout="increment-id", silent=True)
+        second = StorePool(server.url, layout="increment-id")
+        assert second.batch_download_to_directory([3], str(tmp_path / "b"), silent=True).downloaded == [3]
+        assert (tmp_path / "b" / "3.bin").read_bytes() == files[3]
+
+
+def test_written_files_follow_the_umask(id_pool, tmp_path):
+    pool_dir, files = id_pool
+    mask = os.umask(0o022)
+    os.umask(mask)
+    expected = 0o666 & ~mask
+    out = tmp_path / "out"
+    StorePool(pool_dir, layout="increment-id", base_level=2).batch_download_to_directory(
+        [(sorted(files)[0], {"a": 1})], str(out), silent=True)
+    shard = next(p for p in os.listdir(os.path.join(pool_dir, "images")) if p.endswith(".tar"))
+    for path in [*out.iterdir(), os.path.join(pool_dir, "images", shard),
+                 os.path.join(pool_dir, "images", shard[:-4] + ".json")]:
+        assert os.stat(path).st_mode & 0o777 == expected, path

@@ -12,8 +12,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from ..storage import Store
 from .errors import IntegrityError
@@ -34,15 +35,18 @@ def fetch_wanted(
     *,
     policy: PlanPolicy = PlanPolicy(),
     max_workers: int = 12,
-) -> Iterator[tuple[Wanted, memoryview | BaseException]]:
+    process: Callable[[Wanted, memoryview], Any] | None = None,
+) -> Iterator[tuple[Wanted, Any]]:
     """Yield ``(item, bytes)`` for every wanted item, or ``(item, error)`` when its read failed.
 
-    At most ``max_workers`` reads run at once and at most ``2 * max_workers`` results wait in memory.
-    Authorisation failures are not yielded per item: they stop the whole fetch (raised).
+    With ``process``, each item's bytes are handed to ``process(item, data)`` in the worker thread that
+    read them (so checking and writing files runs in parallel, not in the caller) and its result — or
+    the exception it raised — is yielded instead of the bytes. At most ``max_workers`` reads run at
+    once. Authorisation failures are not yielded per item: they stop the whole fetch (raised).
     """
     reads = plan_reads(wanted, shard_sizes, policy)
     pending = iter(reads)
-    running: dict[Future[bytes], RangeRead] = {}
+    running: dict[Future[list[tuple[Wanted, Any]]], RangeRead] = {}
     with ThreadPoolExecutor(max_workers=max_workers) as ex:
         try:
             while True:
@@ -50,7 +54,7 @@ def fetch_wanted(
                     read = next(pending, None)
                     if read is None:
                         break
-                    running[ex.submit(store.read_range, read.shard, read.start, read.end)] = read
+                    running[ex.submit(_read_and_process, store, read, process)] = read
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -63,9 +67,24 @@ def fetch_wanted(
                         for item in read.items:
                             yield item, err
                         continue
-                    data = fut.result()
-                    for item in read.items:
-                        yield item, read.slice(data, item)
+                    yield from fut.result()
         finally:
             for fut in running:
                 fut.cancel()
+
+
+def _read_and_process(
+    store: Store, read: RangeRead, process: Callable[[Wanted, memoryview], Any] | None
+) -> list[tuple[Wanted, Any]]:
+    data = store.read_range(read.shard, read.start, read.end)
+    out: list[tuple[Wanted, Any]] = []
+    for item in read.items:
+        view = read.slice(data, item)
+        if process is None:
+            out.append((item, view))
+            continue
+        try:
+            out.append((item, process(item, view)))
+        except Exception as err:  # noqa: BLE001 - handed to the caller per item
+            out.append((item, err))
+    return out

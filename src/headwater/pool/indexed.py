@@ -50,7 +50,7 @@ from .errors import FileUnrecognizableError, ResourceNotFoundError
 from .fetch import check_sha256, fetch_wanted
 from .layouts import Layout, ScanLayout
 from .location import DataLocation, Member
-from .planner import PlanPolicy, Wanted
+from .planner import PlanPolicy, Wanted, default_policy
 from .report import DownloadReport
 
 __all__ = ["IndexedPool"]
@@ -77,7 +77,7 @@ class IndexedPool(DataPool):
         else:
             self.index_store = index_store if isinstance(index_store, Store) else open_store(index_store)
         self.layout: Layout = layout if layout is not None else ScanLayout()
-        self.plan = plan or PlanPolicy()
+        self.plan = plan or default_policy(self.data_store)
         self.batch_size = batch_size
         self._use_manifest = use_manifest
         self._manifest: Manifest | None | bool = None  # False: looked, none there
@@ -116,8 +116,12 @@ class IndexedPool(DataPool):
             info = store._call(lambda: store.fs.info(store.full_path(MANIFEST_NAME)), store.describe(MANIFEST_NAME))
         except StoreNotFoundError:
             return False
-        tag = f"{info.get('size')}|{info.get('ETag') or info.get('etag') or ''}|{store.describe(MANIFEST_NAME)}"
+        version = [str(info.get(k) or "") for k in ("ETag", "Last-Modified")]
+        tag = "|".join([str(info.get("size")), *version, store.describe(MANIFEST_NAME)])
         path = os.path.join(cache_dir("manifests"), hashlib.sha256(tag.encode()).hexdigest()[:40] + ".sqlite")
+        if not any(version):  # nothing tells versions apart: never trust an earlier copy
+            path = tempfile.mkstemp(prefix="manifest-", suffix=".sqlite", dir=cache_dir("manifests"))[1]
+            os.unlink(path)
         if not os.path.exists(path):
             data = store.read_bytes(MANIFEST_NAME)
             with atomic_path(path) as tmp:
@@ -354,25 +358,27 @@ class IndexedPool(DataPool):
             for m in members:
                 wanted.append(Wanted(m.location.tar_file, m.offset, m.size, (r, m)))
         sizes = {w.shard: w.key[1].shard_size for w in wanted}
+
+        def write(item: Wanted, data: memoryview) -> None:  # runs in the reading worker thread
+            member = item.key[1]
+            check_sha256(data, member.sha256, f"{member.location.tar_file}:{member.location.filename}")
+            with atomic_path(safe_target(dst_dir, self._get_dst_filename(member.location))) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+
         failed: set[int] = set()
-        for item, data in fetch_wanted(self.data_store, wanted, sizes, policy=self.plan, max_workers=max_workers):
-            r, member = item.key
+        for item, outcome in fetch_wanted(self.data_store, wanted, sizes, policy=self.plan,
+                                          max_workers=max_workers, process=write):
+            r = item.key[0]
             rid, info, _members = batch[r]
             if r in failed:
                 continue
-            try:
-                if isinstance(data, BaseException):
-                    raise data
-                check_sha256(data, member.sha256, f"{member.location.tar_file}:{member.location.filename}")
-                with atomic_path(safe_target(dst_dir, self._get_dst_filename(member.location))) as tmp:
-                    with open(tmp, "wb") as f:
-                        f.write(data)
-                report.files += 1
-            except Exception as err:  # noqa: BLE001 - integrity, unsafe name, disk: reported per resource
+            if isinstance(outcome, BaseException):  # read, integrity, unsafe name or disk error
                 failed.add(r)
-                report.failed[rid] = f"{type(err).__name__}: {err}"
+                report.failed[rid] = f"{type(outcome).__name__}: {outcome}"
                 bar.update()
                 continue
+            report.files += 1
             remaining[r] -= 1
             if remaining[r] == 0:
                 if save_metainfo and info is not None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Wanted", "RangeRead", "PlanPolicy", "plan_reads"]
+__all__ = ["Wanted", "RangeRead", "PlanPolicy", "plan_reads", "default_policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,13 @@ class PlanPolicy:
     whole_fraction: float = 0.5
     max_range: int = 64 << 20
     max_requests: int | None = None
+
+
+def default_policy(store: Any) -> PlanPolicy:
+    """Local reads are cheap seeks: merge only small gaps. Remote requests are rate-limited and cost
+    tens of milliseconds (~17 requests/s on a free Hugging Face account), i.e. megabytes of transfer:
+    merge gaps up to 4 MiB."""
+    return PlanPolicy(max_gap=64 << 10) if getattr(store, "is_local", False) else PlanPolicy(max_gap=4 << 20)
 
 
 def _merge_shard(items: list[Wanted], shard_size: int | None, policy: PlanPolicy) -> list[RangeRead]:

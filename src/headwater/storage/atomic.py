@@ -23,6 +23,16 @@ from contextlib import contextmanager
 __all__ = ["atomic_path", "is_temp_name"]
 
 
+def _file_mode() -> int:
+    """What ``open()`` would give a new file: 0o666 minus the process umask (mkstemp gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temp path in ``target``'s directory; on success it is renamed onto ``target``."""
@@ -32,6 +42,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[str]:
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
+        os.chmod(tmp, _MODE)
         yield tmp
         os.replace(tmp, target)
     except BaseException:
