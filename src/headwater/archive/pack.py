@@ -96,6 +96,17 @@ def collect_sources(src_dir: str) -> list[tuple[str, str, int]]:
     return found
 
 
+def _packable_name(name: str) -> str:
+    """:func:`check_member_name`, and the name must be UTF-8 (the index JSON is): undecodable bytes
+    (kept by Python as surrogates) would otherwise fail only after their shard was written."""
+    checked = check_member_name(name)
+    try:
+        checked.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeMemberError(f"unsafe member name {name!r}: not valid UTF-8") from None
+    return checked
+
+
 def plan_shards(
     sources: list[tuple[str, str, int]],
     *,
@@ -114,10 +125,10 @@ def plan_shards(
             for rel, path, size in sources:
                 base = rel.rsplit("/", 1)[-1]
                 stem = posixpath.splitext(base)[0]
-                if not stem.isdigit():
+                if not stem.isdecimal():  # isdigit() also accepts '²', which int() refuses
                     bad.append(rel)
                     continue
-                by_id.append((int(stem), base, SourceFile(check_member_name(base), path, size)))
+                by_id.append((int(stem), base, SourceFile(_packable_name(base), path, size)))
             if bad:
                 raise PackError(
                     f"increment-id layout needs files named <id>.<ext>; {len(bad)} are not, e.g. {bad[:5]}"
@@ -134,7 +145,7 @@ def plan_shards(
         current: list[SourceFile] = []
         used = 0
         for rel, path, size in sources:
-            src = SourceFile(check_member_name(rel), path, size)
+            src = SourceFile(_packable_name(rel), path, size)
             cost = member_footprint(src.name, size)
             if current and archive_size(used + cost) > max_shard_size:
                 plan[shard_name(len(plan))] = current

@@ -38,7 +38,11 @@ _ZERO_BLOCK = bytes(BLOCK)
 
 
 class TarFormatError(HeadwaterError, ValueError):
-    """The bytes are not a well-formed tar archive at the named offset."""
+    """The bytes are not a well-formed tar archive at the named offset (also kept in ``offset``)."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 class TruncatedTarError(TarFormatError):
@@ -84,11 +88,11 @@ def _nti(field: bytes, where: int) -> int:
     try:
         return int(_nts(field, "ascii").strip() or "0", 8)
     except (ValueError, UnicodeDecodeError):
-        raise TarFormatError(f"invalid number field in tar header at offset {where}") from None
+        raise TarFormatError(f"invalid number field in tar header at offset {where}", where) from None
 
 
-def _checksum_ok(buf: bytes) -> bool:
-    stored = _nti(buf[148:156], 0)
+def _checksum_ok(buf: bytes, where: int) -> bool:
+    stored = _nti(buf[148:156], where)
     unsigned = sum(buf[:148]) + 256 + sum(buf[156:])
     if stored == unsigned:
         return True
@@ -103,7 +107,7 @@ def _parse_pax(data: bytes, where: int) -> dict[str, str]:
     while (match := _PAX_RECORD.match(data, pos)) is not None:
         length = int(match.group(1))
         if length == 0:
-            raise TarFormatError(f"invalid pax record at offset {where}")
+            raise TarFormatError(f"invalid pax record at offset {where}", where)
         key = match.group(2).decode("utf-8", "surrogateescape")
         value = data[match.end(2) + 1 : match.start(1) + length - 1]
         try:
@@ -208,17 +212,19 @@ def walk_tar(
         if not buf:
             break
         if len(buf) < BLOCK:
-            raise TruncatedTarError(f"archive truncated inside the header at offset {where} (after {last!r})")
+            raise TruncatedTarError(
+                f"archive truncated inside the header at offset {where} (after {last!r})", where
+            )
         if buf == _ZERO_BLOCK:
             break
-        if not _checksum_ok(buf):
-            raise TarFormatError(f"bad header checksum at offset {where} (after {last!r})")
+        if not _checksum_ok(buf, where):
+            raise TarFormatError(f"bad header checksum at offset {where} (after {last!r})", where)
         kind = buf[156:157]
         size = _nti(buf[124:136], where)
         if kind in (b"L", b"K", b"x", b"g", b"X"):
             data = reader.take(block_ceil(size))
             if len(data) < block_ceil(size):
-                raise TruncatedTarError(f"archive truncated inside an extended header at offset {where}")
+                raise TruncatedTarError(f"archive truncated inside an extended header at offset {where}", where)
             if kind == b"L":
                 long_name = _nts(data[:size])
             elif kind == b"K":
@@ -229,7 +235,7 @@ def walk_tar(
                 local_pax = _parse_pax(data[:size], where)
             continue
         if kind == b"S" or any(k.startswith("GNU.sparse") for k in (local_pax or {})):
-            raise TarFormatError(f"sparse member at offset {where} is not supported")
+            raise TarFormatError(f"sparse member at offset {where} is not supported", where)
         name = _nts(buf[0:100])
         linkname = _nts(buf[157:257])
         prefix = _nts(buf[345:500])
@@ -267,11 +273,14 @@ def walk_tar(
                 got = reader.feed(size, None)
             if got < size:
                 raise TruncatedTarError(
-                    f"archive truncated inside member {name!r}: {got} of {size} bytes at offset {member.offset_data}"
+                    f"archive truncated inside member {name!r}: {got} of {size} bytes at offset {member.offset_data}",
+                    member.offset_data,
                 )
             pad = block_ceil(size) - size
             if reader.feed(pad, None) < pad:
-                raise TruncatedTarError(f"archive truncated in the padding after member {name!r}")
+                raise TruncatedTarError(
+                    f"archive truncated in the padding after member {name!r}", member.offset_data
+                )
         last = name
         yield member, digest
     reader.drain()

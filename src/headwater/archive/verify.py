@@ -98,18 +98,24 @@ def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
         with store.open(shard) as stream:
             actual = index_stream(stream, size)
     except TarFormatError as err:
-        problems.append(Problem(shard, _damaged_member(stored, size, str(err)), "corrupt", str(err)))
+        problems.append(Problem(shard, _damaged_member(stored, size, err), "corrupt", str(err)))
         return problems, len(stored.files)
     return problems + _compare(shard, stored, actual), len(stored.files)
 
 
-def _damaged_member(stored: TarIndex, size: int, message: str) -> str | None:
-    """The first indexed member that a truncated shard cannot hold (for the report)."""
+def _damaged_member(stored: TarIndex, size: int, err: TarFormatError) -> str | None:
+    """The first indexed member that a truncated or damaged shard cannot hold (for the report)."""
     beyond = [(e.offset, n) for n, e in stored.files.items() if e.offset + e.size > size]
     if beyond:
         return min(beyond)[1]
+    if err.offset is not None:
+        # The damage is at err.offset (a header, or a member's data): the first member whose data
+        # starts there or later is the first one the walk cannot reach.
+        after = [(e.offset, n) for n, e in stored.files.items() if e.offset >= err.offset]
+        if after:
+            return min(after)[1]
     for name in stored.files:
-        if repr(name) in message:
+        if repr(name) in str(err):
             return name
     return None
 
