@@ -322,3 +322,25 @@ def test_extract_then_repack_round_trip(tmp_path: Path) -> None:
         assert report.refused == {}
         assert report.written == list(decode_index((pool / shard).with_suffix(".json").read_bytes()).files)
     assert {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+
+
+def test_extract_reports_file_dir_clash_and_verify_ignores_foreign_json(tmp_path):
+    import io
+    import tarfile as _tarfile
+
+    from headwater.archive import extract_shard, verify_pool
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    with _tarfile.open(pool / "clash.tar", "w") as tar:
+        for name in ("a", "a/b"):
+            info = _tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    from headwater.archive import encode_index, index_tar
+
+    (pool / "clash.json").write_bytes(encode_index(index_tar(pool / "clash.tar")))
+    report = extract_shard(str(pool), "clash.tar", str(tmp_path / "dst"))
+    assert report.written == ["a"] and "a/b" in report.refused
+    (pool / "meta.json").write_text('{"about": "not an index"}')
+    assert verify_pool(str(pool), silent=True).ok

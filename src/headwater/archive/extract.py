@@ -6,6 +6,7 @@ written atomically and checked against the index sha256.
 
 Example:
     >>> import tempfile, os
+    >>> from headwater.archive import pack_directory
     >>> src, pool, out = tempfile.mkdtemp(), tempfile.mkdtemp(), tempfile.mkdtemp()
     >>> _ = open(os.path.join(src, "3.txt"), "wb").write(b"three")
     >>> _ = pack_directory(src, pool, silent=True)
@@ -22,7 +23,6 @@ from dataclasses import dataclass, field
 from ..storage import Store, StoreNotFoundError, atomic_path, open_store
 from .index import TarIndex, index_stream
 from .names import UnsafeMemberError, check_member_name
-from .pack import pack_directory  # noqa: F401  (used by the doctest above)
 from .pool_files import load_index
 
 __all__ = ["ExtractReport", "safe_target", "extract_shard"]
@@ -65,8 +65,12 @@ def extract_shard(root: str | Store, shard: str, dst_dir: str, *, index: TarInde
         if entry.sha256 is not None and hashlib.sha256(data).hexdigest() != entry.sha256:
             report.refused[name] = "sha256 mismatch: shard is corrupt"
             continue
-        with atomic_path(target) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(data)
+        try:
+            with atomic_path(target) as tmp:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+        except OSError as err:  # e.g. both "a" and "a/b" in one tar: one of them cannot exist
+            report.refused[name] = f"cannot write: {err}"
+            continue
         report.written.append(name)
     return report

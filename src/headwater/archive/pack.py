@@ -7,8 +7,9 @@ Two layouts:
 * ``increment-id``: a file ``<id>.<ext>`` goes to the shard cheesechaser's ``IncrementIDDataPool``
   looks in (:func:`~headwater.archive.names.increment_id_shard`); members are named by basename.
 
-Links, devices, sockets and FIFOs are refused before anything is written; every shard, index and the
-manifest is written to a temp file and renamed, so a failure leaves no partial output.
+Links, devices, sockets, FIFOs and unsafe or non-UTF-8 names are refused before anything is written.
+Every shard, index and the manifest is written to a temp file and renamed, so a failure never leaves a
+partial file; shards completed before the failure stay (each with its index), the manifest is not written.
 
 Example:
     >>> import tempfile, os

@@ -6,6 +6,7 @@ the stored index, so every difference is reported with the shard and member it c
 
 Example:
     >>> import tempfile, os
+    >>> from headwater.archive import pack_directory
     >>> src, dst = tempfile.mkdtemp(), tempfile.mkdtemp()
     >>> _ = open(os.path.join(src, "7.png"), "wb").write(b"png")
     >>> _ = pack_directory(src, dst, silent=True)
@@ -23,7 +24,6 @@ from ..storage import Store, StoreNotFoundError, open_store
 from .index import IndexFormatError, TarIndex, index_path_for, index_stream
 from .manifest import MANIFEST_NAME, Manifest
 from .names import UnsafeMemberError, check_member_name
-from .pack import pack_directory  # noqa: F401  (used by the doctest above)
 from .pool_files import find_shards, load_index
 from .tarwalk import TarFormatError
 
@@ -125,8 +125,11 @@ def verify_pool(root: str | Store, *, silent: bool = False) -> VerifyReport:
     store = root if isinstance(root, Store) else open_store(root)
     report = VerifyReport()
     shards = find_shards(store)
-    indexed = {p[: -len(".json")] + ".tar" for p in store.find(".json")}
-    for orphan in sorted(indexed - set(shards)):
+    for orphan in sorted({p[: -len(".json")] + ".tar" for p in store.find(".json")} - set(shards)):
+        try:
+            load_index(store, orphan)
+        except IndexFormatError:
+            continue  # some other JSON file (metadata, a table), not a tar index
         report.problems.append(Problem(orphan, None, "missing-shard", "index present, tar missing"))
     for shard in tqdm(shards, desc="Verifying", unit="shard", disable=silent):
         problems, members = verify_shard(store, shard)
