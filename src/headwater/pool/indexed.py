@@ -113,7 +113,7 @@ class IndexedPool(DataPool):
         if local is not None:
             return Manifest(local) if os.path.exists(local) else False
         try:
-            info = store._call(lambda: store.fs.info(store.full_path(MANIFEST_NAME)), store.describe(MANIFEST_NAME))
+            info = store.info(MANIFEST_NAME)
         except StoreNotFoundError:
             return False
         version = [str(info.get(k) or "") for k in ("ETag", "Last-Modified")]

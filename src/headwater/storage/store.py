@@ -130,6 +130,11 @@ class Store:
         full = self.full_path(path)
         return self._call(lambda: self.fs.open(full, "rb", block_size=8 << 20), self.describe(path))
 
+    def info(self, path: str) -> dict[str, Any]:
+        """Backend metadata of ``path`` (size, and for HTTP the ``ETag``/``Last-Modified`` headers)."""
+        full = self.full_path(path)
+        return dict(self._call(lambda: self.fs.info(full), self.describe(path)))
+
     def size(self, path: str) -> int:
         full = self.full_path(path)
         return int(self._call(lambda: self.fs.size(full), self.describe(path)))
