@@ -270,12 +270,18 @@ def test_hfutils_reads_our_index(tmp_path: Path) -> None:
     assert got == files
 
 
-def test_decode_index_reads_hfutils_index(tmp_path: Path) -> None:
+def pax_tree_tar(tmp_path: Path) -> Path:
+    """``make_tree`` packed by tarfile in PAX format with ``./`` names; returns the tar's path."""
     src = tmp_path / "src"
     make_tree(src)
     tar_path = tmp_path / "t.tar"
     with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
         tar.add(src, arcname=".")
+    return tar_path
+
+
+def test_decode_index_reads_hfutils_index(tmp_path: Path) -> None:
+    tar_path = pax_tree_tar(tmp_path)
     for with_hash in (True, False):
         idx_file = tar_create_index(str(tar_path), str(tmp_path / f"idx-{with_hash}.json"), with_hash=with_hash,
                                     silent=True)
@@ -384,11 +390,7 @@ def test_property_random_members_match_hfutils(fmt: str, members: list[tuple[str
 
 def test_index_stream_over_a_pipe_with_short_reads(tmp_path: Path) -> None:
     """A real pipe delivers the tar in small, irregular pieces; the index must not change."""
-    src = tmp_path / "src"
-    make_tree(src)
-    tar_path = tmp_path / "t.tar"
-    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(src, arcname=".")
+    tar_path = pax_tree_tar(tmp_path)
     raw = tar_path.read_bytes()
     r, w = os.pipe()
 
