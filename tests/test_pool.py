@@ -230,6 +230,9 @@ def test_remote_manifest_never_reused_stale(tmp_path):
         second = StorePool(server.url, layout="increment-id")
         assert second.batch_download_to_directory([3], str(tmp_path / "b"), silent=True).downloaded == [3]
         assert (tmp_path / "b" / "3.bin").read_bytes() == files[3]
+        StorePool(server.url, layout="increment-id").locate(3)  # same content again: no new cached copy
+        cached = os.listdir(os.path.join(os.environ["HEADWATER_CACHE"], "manifests"))
+        assert len([n for n in cached if n.endswith(".sqlite")]) == 2
 
 
 def test_written_files_follow_the_umask(id_pool, tmp_path):

@@ -117,13 +117,15 @@ class IndexedPool(DataPool):
         except StoreNotFoundError:
             return False
         version = [str(info.get(k) or "") for k in ("ETag", "Last-Modified")]
-        tag = "|".join([str(info.get("size")), *version, store.describe(MANIFEST_NAME)])
-        path = os.path.join(cache_dir("manifests"), hashlib.sha256(tag.encode()).hexdigest()[:40] + ".sqlite")
-        if not any(version):  # nothing tells versions apart: never trust an earlier copy
-            path = tempfile.mkstemp(prefix="manifest-", suffix=".sqlite", dir=cache_dir("manifests"))[1]
-            os.unlink(path)
-        if not os.path.exists(path):
+        folder = cache_dir("manifests")
+        if any(version):
+            tag = "|".join([str(info.get("size")), *version, store.describe(MANIFEST_NAME)])
+            path = os.path.join(folder, hashlib.sha256(tag.encode()).hexdigest()[:40] + ".sqlite")
+            data = None if os.path.exists(path) else store.read_bytes(MANIFEST_NAME)
+        else:  # nothing tells versions apart: fetch it, and key the local copy by its content
             data = store.read_bytes(MANIFEST_NAME)
+            path = os.path.join(folder, "content-" + hashlib.sha256(data).hexdigest()[:40] + ".sqlite")
+        if data is not None and not os.path.exists(path):
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as f:
                     f.write(data)
