@@ -8,8 +8,10 @@ bare Python 3.11.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -38,6 +40,34 @@ def ensure_env(extras: str) -> None:
         f.write(stamp)
 
 
+def have_postgres() -> bool:
+    if shutil.which("initdb") and shutil.which("pg_ctl"):
+        return True
+    return any(os.path.exists(os.path.join(os.path.dirname(p), "pg_ctl"))
+               for p in glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+
+
+def ensure_postgres() -> None:
+    """The catalog tests start a real PostgreSQL server (initdb + pg_ctl); install Debian's if missing."""
+    if have_postgres():
+        return
+    if not shutil.which("apt-get"):
+        sys.exit("the tests need PostgreSQL server binaries (initdb, pg_ctl) and there is no apt-get here: "
+                 "install PostgreSQL with your package manager and put its bin directory on PATH")
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        if not shutil.which("sudo"):
+            sys.exit("the tests need PostgreSQL server binaries (initdb, pg_ctl); run as root or install "
+                     "them yourself: apt-get install postgresql")
+        prefix = ["sudo"]
+    print("installing Debian's postgresql (the catalog tests start a real server)", flush=True)
+    apt = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+    subprocess.run([*apt, "update"], check=True)
+    subprocess.run([*apt, "install", "-y", "--no-install-recommends", "postgresql"], check=True)
+    if not have_postgres():
+        sys.exit("installed postgresql but still found no initdb/pg_ctl on PATH or under /usr/lib/postgresql")
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in EXTRAS:
         print("usage: python3 dev.py demo|test|bench [args...]", file=sys.stderr)
@@ -48,6 +78,7 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return subprocess.call([os.path.join(VENV, "bin", "headwater"), "demo", *rest])
     if command == "test":
+        ensure_postgres()
         return subprocess.call([PY, "-m", "pytest", *rest])
     code = 0
     for script in sorted(os.listdir(os.path.join(ROOT, "benchmarks"))):

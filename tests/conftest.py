@@ -10,6 +10,7 @@ import pytest
 
 from headwater.archive import pack_directory
 
+from .pgserver import PostgresServer
 from .rangeserver import RangeServer
 
 
@@ -48,3 +49,59 @@ def served_pool(id_pool: tuple[str, dict[int, bytes]]) -> Iterator[tuple[RangeSe
     pool_dir, files = id_pool
     with RangeServer(pool_dir) as server:
         yield server, files
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (initdb + pg_ctl in a temp dir, 127.0.0.1)."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of the session server's maintenance database (create your own databases in it)."""
+    return postgres_server.url()
+
+
+@pytest.fixture
+def postgres_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    url = postgres_server.create_database()
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def _migrated_postgres_template(postgres_server: PostgresServer) -> str:
+    """A PostgreSQL database already migrated to head, copied (CREATE DATABASE … TEMPLATE) per test:
+    much faster than migrating every test's database again."""
+    from headwater.catalog.engine import open_engine
+
+    url = postgres_server.create_database()
+    open_engine(url).dispose()
+    return url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def postgres_catalog_url(postgres_server: PostgresServer, _migrated_postgres_template: str) -> Iterator[str]:
+    """URL of a fresh PostgreSQL database holding an empty catalog (schema at head), dropped after."""
+    url = postgres_server.create_database(template=_migrated_postgres_template)
+    try:
+        yield url
+    finally:
+        postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A fresh catalog location: a new SQLite file's path, or a new PostgreSQL database's URL."""
+    if request.param == "sqlite":
+        return os.path.join(str(tmp_path), "catalog.sqlite")
+    return str(request.getfixturevalue("postgres_catalog_url"))

@@ -1,0 +1,137 @@
+"""Benchmark: a split of many droplets in the catalog — publish speed, and chunk k of n starting fast.
+
+What is measured
+    * Publishing ``--n`` droplets (default 10,000,000, ~300-byte JSON each) into one split of a new
+      dataset through ``Catalog.publisher(...).add_many`` — one transaction, batched inserts — as rows/s
+      and MB/s, including the commit.
+    * Time to the first droplet of chunk k of ``--nchunks`` (default 64) for k = 0 and k = n-1, each
+      through a new ``Catalog`` object (so the split lookup is included), median of ``--repeats``.
+      Keyset pages on the primary key make both an index seek: the two should be the same order of
+      magnitude, whereas ``OFFSET``-style paging would make the last chunk ~n times slower to start.
+    * Reading one whole chunk (rows/s), and 1,000 random ordinals with ``read_ordinals``.
+
+Why
+    The catalog issue asks that a 10,000,000-droplet split can be published and streamed and that chunk
+    k of n starts without scanning from the start. The unit tests check the query plan on small splits;
+    this script checks the timing at full size.
+
+Data
+    Generated on the fly (nothing held in memory): droplet i is a compact ImageAnnotation JSON with an
+    image path ``pool://images/{i:09d}.jpg``, one box and padding metadata. SQLite (default) goes to a
+    temp dir (``TMPDIR`` moves it); a 10M split needs ~7 GB free while publishing (the database plus a
+    WAL of the same size until the commit is checkpointed). ``--url postgresql://…`` runs against an
+    existing PostgreSQL server instead (a fresh catalog database is expected).
+
+Run::
+
+    .venv/bin/python benchmarks/bench_catalog_scale.py [--n 10000000] [--nchunks 64] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+from headwater.catalog import Catalog
+
+PAD = "x" * 120
+
+
+def droplets(n: int) -> Iterator[bytes]:
+    for i in range(n):
+        yield (
+            '{"kind":"ImageAnnotation","image":{"paths":["pool://images/%09d.jpg"]},"classes":{"person":'
+            '{"instances":[{"boundingBox":{"rectangle":[[0.%03d,0.25],[0.75,0.%03d]]}}]}},"metadata":{"pad":"%s"}}'
+            % (i, i % 1000, 500 + i % 500, PAD)
+        ).encode()
+
+
+def first_row_latency(location: str, uid: str, start: int, stop: int, repeats: int) -> float:
+    samples = []
+    for _ in range(repeats):
+        cat = Catalog(location)
+        try:
+            t0 = time.perf_counter()
+            next(iter(cat.read_range(uid, "train", start, stop)))
+            samples.append(time.perf_counter() - t0)
+        finally:
+            cat.close()
+    return statistics.median(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=10_000_000, help="droplets in the split (default 10,000,000)")
+    parser.add_argument("--nchunks", type=int, default=64, help="n of 'chunk k of n' (default 64)")
+    parser.add_argument("--repeats", type=int, default=5, help="first-row timings per chunk (median)")
+    parser.add_argument("--url", default=None, help="catalog URL (default: a new SQLite file in a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp SQLite catalog")
+    args = parser.parse_args(argv)
+
+    tmp = None
+    if args.url:
+        location = args.url
+    else:
+        tmp = tempfile.mkdtemp(prefix="hw-bench-catalog-")
+        location = os.path.join(tmp, "catalog.sqlite")
+    try:
+        cat = Catalog(location)
+        cat.create_database("bench", exist_ok=True)
+        print(f"catalog: {cat!r}  droplets: {args.n:,}  (~{len(next(droplets(1)))} bytes each)", flush=True)
+        payload = 0
+        t0 = time.perf_counter()
+
+        def counted() -> Iterator[bytes]:
+            nonlocal payload
+            for i, data in enumerate(droplets(args.n), 1):
+                payload += len(data)
+                if i % 1_000_000 == 0:
+                    print(f"  {i:,} added, {time.perf_counter() - t0:.0f} s", flush=True)
+                yield data
+
+        with cat.publisher("bench", "scale", "split", template={"kind": "ImageAnnotationTemplate"}) as pub:
+            pub.add_many("train", counted())
+        publish_s = time.perf_counter() - t0
+        uid = pub.record.uid
+        cat.close()
+        size = os.path.getsize(location) if tmp else 0
+        print(f"publish: {publish_s:.1f} s  {args.n / publish_s:,.0f} rows/s  {payload / publish_s / 1e6:.1f} MB/s"
+              + (f"  file {size / 1e9:.2f} GB" if size else ""))
+
+        n, total = args.nchunks, args.n
+        bounds = [(total * k // n, total * (k + 1) // n) for k in range(n)]
+        lat = {k: first_row_latency(location, uid, *bounds[k], args.repeats) for k in (0, n - 1)}
+        print(f"first droplet of chunk 0/{n}:  {lat[0] * 1e3:.2f} ms (median of {args.repeats}, new Catalog each)")
+        print(f"first droplet of chunk {n - 1}/{n}: {lat[n - 1] * 1e3:.2f} ms  (ratio last/first "
+              f"{lat[n - 1] / lat[0]:.2f})")
+
+        cat = Catalog(location)
+        a, b = bounds[n - 1]
+        t0 = time.perf_counter()
+        count = sum(1 for _ in cat.read_range(uid, "train", a, b))
+        read_s = time.perf_counter() - t0
+        print(f"read chunk {n - 1}/{n}: {count:,} droplets in {read_s:.2f} s = {count / read_s:,.0f} rows/s")
+        wanted = random.Random(0).sample(range(total), min(1000, total))
+        t0 = time.perf_counter()
+        got = cat.read_ordinals(uid, "train", wanted)
+        print(f"read_ordinals: {len(got):,} random droplets in {(time.perf_counter() - t0) * 1e3:.1f} ms")
+        for i, data in zip(wanted[:20], got[:20], strict=True):
+            if f"{i:09d}.jpg".encode() not in data:
+                print(f"MISMATCH: ordinal {i} returned {data[:80]!r}", file=sys.stderr)
+                return 1
+        cat.close()
+        return 0
+    finally:
+        if tmp and not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

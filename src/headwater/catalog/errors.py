@@ -1,0 +1,34 @@
+"""Catalog errors: one root, and classes that also match the builtin a caller would naturally catch.
+
+``NotFoundError`` is a ``KeyError`` (a lookup missed) and ``InvalidNameError`` a ``ValueError`` (bad
+input), so generic code keeps working; every message names what is missing or wrong and where.
+"""
+
+from __future__ import annotations
+
+from ..errors import HeadwaterError
+
+__all__ = ["CatalogError", "NotFoundError", "ConflictError", "InvalidNameError", "OutOfRangeError"]
+
+
+class CatalogError(HeadwaterError):
+    """Anything the catalog refused on purpose."""
+
+
+class NotFoundError(CatalogError, KeyError):
+    """A database, repository, tag, dataset or split does not exist."""
+
+    def __str__(self) -> str:  # KeyError would print the message with quotes around it
+        return str(self.args[0]) if self.args else "not found"
+
+
+class ConflictError(CatalogError):
+    """The thing being created already exists (e.g. a database with the same name)."""
+
+
+class InvalidNameError(CatalogError, ValueError):
+    """A database, namespace, repository, tag, split or pool name breaks the naming rules."""
+
+
+class OutOfRangeError(CatalogError, IndexError):
+    """An ordinal or range lies outside ``0..count`` of a split."""

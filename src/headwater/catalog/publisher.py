@@ -1,0 +1,245 @@
+"""Publishing a dataset: every droplet of every split, the dataset row and its tags in ONE transaction.
+
+Why one transaction: a reader must see either the whole new dataset (all splits, exact counts, its
+tags moved) or nothing of it — never a half-written split behind a moved ``latest`` tag. Any
+exception inside the ``with`` block rolls everything back.
+
+The transaction (and, on SQLite, the write lock: other *writers* wait, readers never do) lasts from
+entering the ``with`` block to leaving it, so do slow work such as packing images into a pool before
+entering, and feed ``add_many`` from data that is ready.
+
+Why batches: droplets are buffered and written ``batch_size`` rows per round trip (``executemany``
+on SQLite, ``COPY`` on PostgreSQL), so publishing millions of droplets is bound by the database's
+write speed, not by per-row statement overhead. Ordinals are assigned contiguously per split in the
+order droplets are added.
+
+Example:
+    >>> import os, tempfile
+    >>> from headwater.catalog import Catalog
+    >>> cat = Catalog(os.path.join(tempfile.mkdtemp(), "catalog.sqlite"))
+    >>> _ = cat.create_database("main")
+    >>> with cat.publisher("main", "acme", "cats", template={"kind": "ImageAnnotationTemplate"}) as pub:
+    ...     first = pub.add("train", b'{"kind":"ImageAnnotation"}')
+    ...     added = pub.add_many("validation", [b'{"a":1}', b'{"a":2}'])
+    ...     pub.tag("latest")
+    >>> pub.record.splits
+    {'train': 1, 'validation': 2}
+    >>> cat.close()
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, Engine, bindparam, insert, update
+from sqlalchemy.engine import Row
+
+from .engine import write_connection
+from .errors import CatalogError
+from .lookup import database_row, json_object_text
+from .models import datasets, splits, utcnow
+from .names import check_name
+from .records import DatasetRecord
+from .tagging import ensure_repository, set_tag
+
+__all__ = ["Publisher", "DEFAULT_BATCH_SIZE"]
+
+DEFAULT_BATCH_SIZE = 5000
+_SQLITE_INSERT = "INSERT INTO droplets (split_id, ordinal, data) VALUES (?, ?, ?)"
+_PG_COPY = "COPY droplets (split_id, ordinal, data) FROM STDIN (FORMAT BINARY)"
+
+
+def _check_data(split: str, ordinal: int, data: object) -> bytes:
+    if type(data) is not bytes:
+        if isinstance(data, bytearray | memoryview):
+            data = bytes(data)
+        else:
+            raise CatalogError(f"droplet {ordinal} of split {split!r}: expected bytes, got {type(data).__name__}")
+    if not data:
+        raise CatalogError(f"droplet {ordinal} of split {split!r} is empty")
+    if b"\n" in data:  # streams are NDJSON: one droplet per line
+        raise CatalogError(f"droplet {ordinal} of split {split!r} contains a newline; encode it as compact JSON")
+    return data
+
+
+class Publisher:
+    """Context manager that writes one new dataset (see the module docstring). Made by
+    :meth:`Catalog.publisher <headwater.catalog.Catalog.publisher>`."""
+
+    def __init__(self, engine: Engine, database: str, namespace: str, name: str, *,
+                 template: Mapping[str, Any] | str | bytes, pools: Mapping[str, str] | None = None,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        check_name("namespace", namespace)
+        check_name("repository name", name)
+        self._template_text = json_object_text("template", template)
+        pools = dict(pools or {})
+        for pool_name, url in pools.items():
+            check_name("pool name", pool_name)
+            if not isinstance(url, str) or not url:
+                raise CatalogError(f"pool {pool_name!r}: URL must be a non-empty string, got {url!r}")
+        self._pools_text = msgspec.json.encode(pools).decode("utf-8")
+        if batch_size < 1:
+            raise CatalogError(f"batch_size must be >= 1, got {batch_size}")
+        self._engine = engine
+        self._database = database
+        self._namespace = namespace
+        self._name = name
+        self._batch_size = batch_size
+        self.uid: str = str(uuid.uuid4())
+        """The new dataset's uid, known before commit (it is immutable)."""
+        self._splits: dict[str, list[int]] = {}  # name → [split_id, next ordinal]
+        self._tags: list[str] = []
+        self._buffer: list[tuple[int, int, bytes]] = []
+        self._state = "new"
+        self._record: DatasetRecord | None = None
+        self._conn: Connection | None = None
+        self._cm: Any = None
+
+    # -- context manager -------------------------------------------------------------------------
+    def __enter__(self) -> Publisher:
+        if self._state != "new":
+            raise CatalogError("a Publisher can be entered only once")
+        self._cm = write_connection(self._engine)
+        self._conn = self._cm.__enter__()
+        try:
+            now = utcnow()
+            self._db = database_row(self._conn, self._database)
+            self._repo = ensure_repository(self._conn, self._db, self._namespace, self._name,
+                                           exist_ok=True, now=now)
+            self._created_at = now
+            self._dataset_id = self._conn.execute(
+                insert(datasets).values(uid=self.uid, repository_id=self._repo.id, template=self._template_text,
+                                        pools=self._pools_text, created_at=now).returning(datasets.c.id)
+            ).scalar_one()
+        except BaseException:
+            self._state = "closed"
+            self._cm.__exit__(*sys.exc_info())
+            raise
+        self._state = "open"
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._state != "open":
+            return
+        if exc_type is None:
+            try:
+                self._finish()
+            except BaseException:
+                self._state = "closed"
+                self._cm.__exit__(*sys.exc_info())
+                raise
+        self._state = "closed"
+        self._cm.__exit__(exc_type, exc, tb)  # commits when exc_type is None, else rolls back
+        if exc_type is None:
+            self._record = self._build_record()
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _open_conn(self) -> Connection:
+        if self._state != "open" or self._conn is None:
+            raise CatalogError("use the publisher inside its `with` block (it is one transaction)")
+        return self._conn
+
+    def _split(self, split: str) -> list[int]:
+        state = self._splits.get(split)
+        if state is None:
+            check_name("split name", split)
+            split_id = self._open_conn().execute(
+                insert(splits).values(dataset_id=self._dataset_id, name=split, count=0).returning(splits.c.id)
+            ).scalar_one()
+            state = self._splits[split] = [split_id, 0]
+        return state
+
+    def add(self, split: str, data: bytes) -> int:
+        """Append one droplet (compact JSON bytes, no newline) to ``split``; returns its ordinal."""
+        self._open_conn()
+        state = self._split(split)
+        ordinal = state[1]
+        self._buffer.append((state[0], ordinal, _check_data(split, ordinal, data)))
+        state[1] = ordinal + 1
+        if len(self._buffer) >= self._batch_size:
+            self._flush()
+        return ordinal
+
+    def add_many(self, split: str, items: Iterable[bytes]) -> int:
+        """Append droplets to ``split`` in order; returns how many were added. An empty iterable still
+        creates the split (with count 0)."""
+        self._open_conn()
+        state = self._split(split)
+        split_id, first = state
+        buffer, batch, check = self._buffer, self._batch_size, _check_data
+        ordinal = first
+        try:
+            for data in items:
+                if type(data) is not bytes or not data or b"\n" in data:
+                    data = check(split, ordinal, data)
+                buffer.append((split_id, ordinal, data))
+                ordinal += 1
+                if len(buffer) >= batch:
+                    self._flush()
+        finally:
+            state[1] = ordinal
+        return ordinal - first
+
+    def tag(self, name: str) -> None:
+        """Point tag ``name`` at this dataset when the transaction commits."""
+        self._open_conn()
+        check_name("tag", name)
+        if name not in self._tags:
+            self._tags.append(name)
+
+    def _flush(self) -> None:
+        rows = self._buffer  # cleared in place: add_many holds a reference to this list
+        if not rows:
+            return
+        conn = self._open_conn()
+        if conn.dialect.name == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(_PG_COPY) as copy:
+                copy.set_types(["int4", "int8", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+            cursor.close()
+        else:
+            conn.exec_driver_sql(_SQLITE_INSERT, rows)
+        rows.clear()
+
+    def _finish(self) -> None:
+        self._flush()
+        conn = self._open_conn()
+        if self._splits:
+            conn.execute(
+                update(splits).where(splits.c.id == bindparam("b_id")).values(count=bindparam("b_count")),
+                [{"b_id": sid, "b_count": count} for sid, count in self._splits.values()],
+            )
+        now = utcnow()
+        for tag in self._tags:
+            set_tag(conn, self._repo.id, tag, self._dataset_id, now)
+
+    # -- result ----------------------------------------------------------------------------------
+    def _build_record(self) -> DatasetRecord:
+        db: Row[Any] = self._db
+        return DatasetRecord(
+            uid=self.uid,
+            database=db.uid,
+            namespace=self._namespace,
+            name=self._name,
+            template=msgspec.json.decode(self._template_text),
+            splits={name: state[1] for name, state in self._splits.items()},
+            pools=msgspec.json.decode(self._pools_text),
+            created_at=self._created_at,
+            database_name=db.name,
+        )
+
+    @property
+    def record(self) -> DatasetRecord:
+        """The published dataset; available once the ``with`` block has committed."""
+        if self._record is None:
+            raise CatalogError("the dataset is not published yet: the publisher's `with` block has not committed")
+        return self._record
+

@@ -1,0 +1,70 @@
+"""Creating repositories and moving tags, shared by the catalog and the publisher (same transaction).
+
+Why a history table: a tag (``latest``, ``v2``) is a movable pointer; training runs that recorded
+"``latest`` on 3 March" must be able to find which dataset that was, so every move is appended to
+``tag_events`` with its time and the dataset it left, and nothing there is ever updated.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .errors import ConflictError, NotFoundError
+from .models import repositories, tag_events, tags
+from .names import check_name
+
+__all__ = ["ensure_repository", "set_tag"]
+
+
+def ensure_repository(conn: Connection, db: Row[Any], namespace: str, name: str, *, exist_ok: bool,
+                      now: datetime) -> Row[Any]:
+    """Return repository ``namespace/name`` of ``db``, creating it; ConflictError if it exists and not
+    ``exist_ok``."""
+    check_name("namespace", namespace)
+    check_name("repository name", name)
+    where = (repositories.c.database_id == db.id, repositories.c.namespace == namespace,
+             repositories.c.name == name)
+    row = conn.execute(select(repositories).where(*where)).first()
+    if row is not None:
+        if not exist_ok:
+            raise ConflictError(f"repository '{namespace}/{name}' already exists in database {db.name!r}")
+        return row
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(repositories).values(database_id=db.id, namespace=namespace, name=name,
+                                                     created_at=now))
+    except IntegrityError:  # created concurrently by another writer (PostgreSQL)
+        if not exist_ok:
+            raise ConflictError(
+                f"repository '{namespace}/{name}' already exists in database {db.name!r}") from None
+    row = conn.execute(select(repositories).where(*where)).first()
+    if row is None:
+        raise NotFoundError(f"repository '{namespace}/{name}' vanished from database {db.name!r}")
+    return row
+
+
+def set_tag(conn: Connection, repository_id: int, tag: str, dataset_id: int, now: datetime) -> bool:
+    """Point ``tag`` at ``dataset_id`` and append the move to the history.
+
+    Returns False (and records nothing) when the tag already points there: that is not a move.
+    """
+    check_name("tag", tag)
+    current = conn.execute(
+        select(tags.c.id, tags.c.dataset_id).where(tags.c.repository_id == repository_id, tags.c.name == tag)
+    ).first()
+    if current is not None and current.dataset_id == dataset_id:
+        return False
+    if current is None:
+        conn.execute(insert(tags).values(repository_id=repository_id, name=tag, dataset_id=dataset_id,
+                                         updated_at=now))
+        previous = None
+    else:
+        conn.execute(update(tags).where(tags.c.id == current.id).values(dataset_id=dataset_id, updated_at=now))
+        previous = current.dataset_id
+    conn.execute(insert(tag_events).values(repository_id=repository_id, tag=tag, dataset_id=dataset_id,
+                                           previous_dataset_id=previous, moved_at=now))
+    return True

@@ -1,0 +1,59 @@
+"""JSON bodies of the datatap wire format, built from catalog records.
+
+Why one module: the embedded client (now) and the HTTP server (later) must produce byte-for-byte the
+same shapes that the datatap 0.3.0 client parses (camelCase keys, ``updatedAt`` in ms, a dataset's
+``splits`` as a list of split names), so they share these builders instead of each writing its own.
+
+Example:
+    >>> from datetime import datetime, timezone
+    >>> from headwater.catalog.records import DatasetRecord
+    >>> ds = DatasetRecord("d1", "db1", "acme", "cats", {"kind": "ImageAnnotationTemplate", "classes": {}},
+    ...                    {"train": 3, "validation": 1}, {}, datetime(2024, 1, 1, tzinfo=timezone.utc))
+    >>> dataset_json(ds)["splits"]
+    ['train', 'validation']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagRecord
+
+__all__ = ["database_json", "repository_json", "tag_json", "dataset_json", "user_json"]
+
+
+def database_json(db: DatabaseRecord) -> dict[str, Any]:
+    """``{uid, name, connectionOptions}``; connection options never carry credentials."""
+    return {"uid": db.uid, "name": db.name, "connectionOptions": {"kind": "headwater", "public": db.public}}
+
+
+def tag_json(tag: TagRecord) -> dict[str, Any]:
+    """``{tag, dataset, updatedAt, splits: [{split, annotationCount}]}``."""
+    return {
+        "tag": tag.tag,
+        "dataset": tag.dataset,
+        "updatedAt": tag.updated_at_ms,
+        "splits": [{"split": name, "annotationCount": count} for name, count in tag.splits.items()],
+    }
+
+
+def repository_json(repo: RepositoryRecord, tags: Iterable[TagRecord]) -> dict[str, Any]:
+    """``{namespace, name, tags: [...]}``."""
+    return {"namespace": repo.namespace, "name": repo.name, "tags": [tag_json(t) for t in tags]}
+
+
+def dataset_json(ds: DatasetRecord) -> dict[str, Any]:
+    """``{uid, database, repository: {namespace, name}, template, splits: [names]}``."""
+    return {
+        "uid": ds.uid,
+        "database": ds.database,
+        "repository": {"namespace": ds.namespace, "name": ds.name},
+        "template": ds.template,
+        "splits": list(ds.splits),
+    }
+
+
+def user_json(uid: str, username: str, email: str, default_database: str | None) -> dict[str, Any]:
+    """``{uid, username, email, defaultDatabase}`` (``defaultDatabase`` is a database uid or null)."""
+    return {"uid": uid, "username": username, "email": email, "defaultDatabase": default_database}
