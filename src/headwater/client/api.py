@@ -1,0 +1,450 @@
+"""The client API, with datatap's names: ``Api → Database → Repository → Dataset → stream_split``.
+
+Code written against ``datatap.Api`` keeps its shape: ``Api.get_current_user``,
+``get_database_list``, ``get_default_database``, ``get_database_by_uid``,
+``get_database_by_name(name, allow_multiple=False)``; ``Database.get_repository_list``,
+``get_repository("ns/name")``, ``get_dataset("ns/name:tag")``; ``Repository.tags``,
+``Repository.get_dataset(tag)``; ``Dataset.uid / database / repository / splits / template`` and
+``Dataset.stream_split(split, chunk, nchunks)``. What is new:
+
+* **Embedded mode.** ``Api(catalog="path/or/url")`` reads a local catalog directly (no server);
+  ``Api(url=..., api_key=...)`` (remote mode) arrives with the server — the objects below only talk
+  to a :class:`~headwater.client.transport.Transport`, so the server adds a transport, nothing else.
+* **Streaming** is sharded by the rules of :mod:`headwater.client.sharding` (optional seeded
+  shuffle, resume at ``offset``) and cached by :mod:`headwater.client.cache` (complete passes only,
+  shared between processes, size-bounded). ``raw=True`` yields each droplet's JSON bytes instead.
+* :meth:`Dataset.query` filters a split by class names and/or a predicate.
+
+Example:
+    >>> import os, tempfile
+    >>> from headwater.catalog import Catalog
+    >>> path = os.path.join(tempfile.mkdtemp(), "catalog.sqlite")
+    >>> with Catalog(path) as cat:
+    ...     _ = cat.create_database("main")
+    ...     lines = [b'{"image":{"paths":["%d.jpg"]},"classes":{"cat":{"instances":[{}]}}}' % i for i in range(5)]
+    ...     _ = cat.publish("main", "acme", "cats", template={"kind": "ImageAnnotationTemplate", "classes": {}},
+    ...                     splits={"train": lines})
+    >>> api = Api(catalog=path)
+    >>> dataset = api.get_default_database().get_dataset("acme/cats:latest")
+    >>> [d.image.paths[0] for d in dataset.stream_split("train", chunk=1, nchunks=2)]
+    ['2.jpg', '3.jpg', '4.jpg']
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any, Literal, overload
+
+import msgspec
+
+from ..catalog import Catalog
+from ..droplet import (
+    ImageAnnotation,
+    ImageAnnotationTemplate,
+    decode_droplet_lines,
+    decode_template,
+)
+from .cache import StreamCache
+from .errors import ClientError, RemoteUnavailableError
+from .sharding import chunk_bounds
+from .stream import decode_blocks, pass_blocks
+from .transport import EmbeddedTransport, Transport, iter_lines
+
+__all__ = ["Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository"]
+
+CacheSpec = StreamCache | str | os.PathLike[str] | bool | None
+
+
+def _open_cache(spec: CacheSpec) -> StreamCache | None:
+    if spec is None or spec is False:
+        return None
+    if spec is True:
+        return StreamCache()
+    if isinstance(spec, StreamCache):
+        return spec
+    return StreamCache(spec)
+
+
+class _Context:
+    """What every API object shares: the transport and the stream cache (picklable)."""
+
+    __slots__ = ("transport", "cache")
+
+    def __init__(self, transport: Transport, cache: StreamCache | None) -> None:
+        self.transport = transport
+        self.cache = cache
+
+    def __getstate__(self) -> tuple[Transport, StreamCache | None]:
+        return (self.transport, self.cache)
+
+    def __setstate__(self, state: tuple[Transport, StreamCache | None]) -> None:
+        self.transport, self.cache = state
+
+
+class Api:
+    """Entry point: a catalog (embedded) or, with the server, a URL and an API key (remote).
+
+    ``catalog`` is a file path, a ``sqlite:///`` / ``postgresql://`` URL or an open
+    :class:`~headwater.catalog.Catalog` (default: ``$HEADWATER_CATALOG``). ``cache`` is ``True``
+    (the default stream cache), ``False``/``None`` (no cache), a directory or a
+    :class:`~headwater.client.cache.StreamCache`. ``default_database`` (name or uid) decides what
+    :meth:`get_default_database` returns in embedded mode. ``transport`` plugs in any
+    :class:`~headwater.client.transport.Transport` directly.
+    """
+
+    def __init__(self, catalog: Catalog | str | os.PathLike[str] | None = None, *, url: str | None = None,
+                 api_key: str | None = None, cache: CacheSpec = True, default_database: str | None = None,
+                 transport: Transport | None = None) -> None:
+        if transport is None:
+            if url is not None:
+                raise RemoteUnavailableError(
+                    f"remote mode (Api(url={url!r})) arrives with the headwater server; until then open a "
+                    "catalog directly: Api(catalog='path/to/catalog.sqlite' or 'postgresql://…')"
+                )
+            if catalog is None:
+                catalog = os.environ.get("HEADWATER_CATALOG") or None
+            if catalog is None:
+                raise ClientError("no catalog given: pass Api(catalog=path_or_url) or set HEADWATER_CATALOG")
+            transport = EmbeddedTransport(catalog, default_database=default_database)
+        self.api_key = api_key
+        self._ctx = _Context(transport, _open_cache(cache))
+
+    @property
+    def transport(self) -> Transport:
+        return self._ctx.transport
+
+    @property
+    def cache(self) -> StreamCache | None:
+        """The stream cache used by :meth:`Dataset.stream_split` (None: caching off)."""
+        return self._ctx.cache
+
+    def __repr__(self) -> str:
+        return f"Api({self._ctx.transport!r})"
+
+    def get_current_user(self) -> User:
+        """The current user (in embedded mode: the local account)."""
+        return User.from_json(self._ctx.transport.current_user())
+
+    def get_database_list(self) -> list[Database]:
+        """Every database visible to the current user."""
+        return [Database.from_json(self._ctx, j) for j in self._ctx.transport.databases()]
+
+    def get_default_database(self) -> Database:
+        """The user's default database (ClientError when there is none)."""
+        uid = self.get_current_user().default_database
+        if uid is None:
+            names = [d.name for d in self.get_database_list()]
+            raise ClientError(f"no default database: the catalog holds {names or 'no databases'}; pick one "
+                              "with get_database_by_name() or Api(default_database=...)")
+        return self.get_database_by_uid(uid)
+
+    def get_database_by_uid(self, uid: str) -> Database:
+        """The database with this uid."""
+        return Database.from_json(self._ctx, self._ctx.transport.database(uid))
+
+    @overload
+    def get_database_by_name(self, name: str, allow_multiple: Literal[True]) -> list[Database]: ...
+    @overload
+    def get_database_by_name(self, name: str, allow_multiple: Literal[False] = False) -> Database: ...
+    def get_database_by_name(self, name: str, allow_multiple: bool = False) -> Database | list[Database]:
+        """The database called ``name`` (a list of all matches with ``allow_multiple=True``)."""
+        found = [Database.from_json(self._ctx, j) for j in self._ctx.transport.query_databases(name)]
+        if allow_multiple:
+            return found
+        if len(found) != 1:
+            raise ClientError(f"expected exactly one database named {name!r}, found {len(found)}")
+        return found[0]
+
+
+class User:
+    """A user account (``default_database`` is a database uid or None)."""
+
+    def __init__(self, uid: str, *, username: str, email: str, default_database: str | None) -> None:
+        self.uid = uid
+        self.username = username
+        self.email = email
+        self.default_database = default_database
+
+    @staticmethod
+    def from_json(json: dict[str, Any]) -> User:
+        return User(json["uid"], username=json["username"], email=json["email"],
+                    default_database=json.get("defaultDatabase"))
+
+    def __repr__(self) -> str:
+        return f"User({self.uid!r}, username={self.username!r})"
+
+
+class Database:
+    """A named container of repositories."""
+
+    def __init__(self, ctx: _Context, uid: str, *, name: str, connection_options: dict[str, Any]) -> None:
+        self._ctx = ctx
+        self.uid = uid
+        self.name = name
+        self.connection_options = connection_options
+
+    @staticmethod
+    def from_json(ctx: _Context, json: dict[str, Any]) -> Database:
+        return Database(ctx, json["uid"], name=json["name"], connection_options=json.get("connectionOptions", {}))
+
+    def __repr__(self) -> str:
+        return f"Database({self.uid!r}, name={self.name!r})"
+
+    def get_repository_list(self) -> list[Repository]:
+        """Every repository of this database."""
+        return [Repository.from_json(self._ctx, self.uid, j) for j in self._ctx.transport.repositories(self.uid)]
+
+    def get_repository(self, *args: str) -> Repository:
+        """A repository by slug (``"namespace/name"``) or by ``(namespace, name)``."""
+        if len(args) == 1:
+            namespace, sep, name = args[0].partition("/")
+            if not sep or not namespace or not name or "/" in name:
+                raise ClientError(f"repository slug must be 'namespace/name', got {args[0]!r}")
+        elif len(args) == 2:
+            namespace, name = args
+        else:
+            raise ClientError("get_repository takes a slug 'namespace/name' or (namespace, name)")
+        body = self._ctx.transport.repository(self.uid, namespace, name)
+        return Repository.from_json(self._ctx, self.uid, body)
+
+    def get_dataset(self, *args: str) -> Dataset:
+        """A dataset by slug (``"namespace/name:tag"``) or by ``(namespace, name, tag)``; the tag may
+        also be a dataset uid."""
+        if len(args) == 1:
+            slug, sep, tag = args[0].rpartition(":")
+            if not sep or not slug or not tag:
+                raise ClientError(f"dataset slug must be 'namespace/name:tag', got {args[0]!r}")
+            repo = self.get_repository(slug)
+        elif len(args) == 3:
+            namespace, name, tag = args
+            repo = self.get_repository(namespace, name)
+        else:
+            raise ClientError("get_dataset takes a slug 'namespace/name:tag' or (namespace, name, tag)")
+        return repo.get_dataset(tag)
+
+
+class Split:
+    """A split of a tagged dataset and its droplet count."""
+
+    def __init__(self, split: str, annotation_count: int) -> None:
+        self.split = split
+        self.annotation_count = annotation_count
+
+    def __repr__(self) -> str:
+        return f"Split({self.split!r}, annotation_count={self.annotation_count})"
+
+
+class Tag:
+    """A movable name pointing at a dataset uid."""
+
+    def __init__(self, tag: str, dataset: str, updated_at: datetime, splits: list[Split]) -> None:
+        self.tag = tag
+        self.dataset = dataset
+        self.updated_at = updated_at
+        self.splits = splits
+
+    @staticmethod
+    def from_json(json: dict[str, Any]) -> Tag:
+        return Tag(json["tag"], json["dataset"], datetime.fromtimestamp(json["updatedAt"] / 1000, tz=UTC),
+                   [Split(s["split"], s["annotationCount"]) for s in json["splits"]])
+
+    def __repr__(self) -> str:
+        return f"Tag({self.tag!r}, dataset={self.dataset!r})"
+
+
+class Repository:
+    """``namespace/name`` in a database, with its tags."""
+
+    def __init__(self, ctx: _Context, database: str, *, namespace: str, name: str, tags: list[Tag]) -> None:
+        self._ctx = ctx
+        self.database = database
+        self.namespace = namespace
+        self.name = name
+        self.tags = tags
+
+    @staticmethod
+    def from_json(ctx: _Context, database: str, json: dict[str, Any]) -> Repository:
+        return Repository(ctx, database, namespace=json["namespace"], name=json["name"],
+                          tags=[Tag.from_json(t) for t in json.get("tags", [])])
+
+    def __repr__(self) -> str:
+        return f"Repository('{self.namespace}/{self.name}', tags={[t.tag for t in self.tags]})"
+
+    def get_dataset(self, tag: str) -> Dataset:
+        """The dataset ``tag`` points to (or the dataset with that uid)."""
+        body = self._ctx.transport.dataset(self.database, self.namespace, self.name, tag)
+        return Dataset.from_json(self._ctx, body)
+
+
+class DatasetRepository:
+    """The repository a dataset belongs to."""
+
+    def __init__(self, *, namespace: str, name: str) -> None:
+        self.namespace = namespace
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"DatasetRepository('{self.namespace}/{self.name}')"
+
+
+class Dataset:
+    """An immutable published dataset: a template, named splits, and the streams of their droplets.
+
+    Picklable (it carries its transport and cache settings), so it can be handed to DataLoader
+    workers as is.
+    """
+
+    def __init__(self, ctx: _Context, uid: str, *, database: str, repository: DatasetRepository,
+                 splits: list[str], template: dict[str, Any], split_counts: dict[str, int] | None = None,
+                 pools: dict[str, str] | None = None) -> None:
+        self._ctx = ctx
+        self.uid = uid
+        self.database = database
+        self.repository = repository
+        self.splits = splits
+        self.template_json = template
+        self._template: ImageAnnotationTemplate | None = None
+        self._counts = dict(split_counts or {})
+        self.pools: dict[str, str] = dict(pools or {})
+        """Pool name → pool URL, for ``pool://`` image references (see :class:`~headwater.droplet.ImageFetcher`)."""
+
+    @staticmethod
+    def from_json(ctx: _Context, json: dict[str, Any]) -> Dataset:
+        return Dataset(ctx, json["uid"], database=json["database"],
+                       repository=DatasetRepository(namespace=json["repository"]["namespace"],
+                                                    name=json["repository"]["name"]),
+                       splits=list(json["splits"]), template=json["template"],
+                       split_counts=json.get("splitCounts"), pools=json.get("pools"))
+
+    @property
+    def template(self) -> ImageAnnotationTemplate:
+        """The template every droplet of the dataset follows."""
+        if self._template is None:
+            self._template = decode_template(self.template_json)
+        return self._template
+
+    @property
+    def cache(self) -> StreamCache | None:
+        return self._ctx.cache
+
+    def get_stable_identifier(self) -> str:
+        """``namespace/name:uid`` — names this exact dataset forever (tags move, uids do not)."""
+        return f"{self.repository.namespace}/{self.repository.name}:{self.uid}"
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.get_stable_identifier()!r}, database={self.database!r}, splits={self.splits})"
+
+    def split_count(self, split: str) -> int:
+        """How many droplets ``split`` holds."""
+        self._check_split(split)
+        count = self._counts.get(split)
+        if count is None:
+            count = self._counts[split] = self._ctx.transport.split_count(
+                self.database, self.repository.namespace, self.repository.name, self.uid, split)
+        return count
+
+    def _check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ClientError(f"dataset {self.get_stable_identifier()} has no split {split!r} "
+                              f"(splits: {self.splits})")
+
+    def stream_blocks(self, split: str, chunk: int = 0, nchunks: int = 1, *, shuffle_seed: int | None = None,
+                      offset: int = 0, truncate: int | None = None, cache: bool = True) -> Iterator[bytes]:
+        """The pass as blocks of whole NDJSON lines (the fastest form; see :meth:`stream_split`)."""
+        self._check_split(split)
+        total = self.split_count(split)
+        if truncate is not None:
+            if isinstance(truncate, bool) or not isinstance(truncate, int) or truncate < 0:
+                raise ClientError(f"truncate must be an int >= 0, got {truncate!r}")
+            if truncate >= total:
+                truncate = None  # the same pass, so the same cache entry
+        start, stop = chunk_bounds(total if truncate is None else truncate, chunk, nchunks)
+        if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= stop - start:
+            raise ClientError(f"offset must be in [0, {stop - start}] for chunk {chunk} of {nchunks} of split "
+                              f"{split!r}, got {offset!r}")
+        if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
+            raise ClientError(f"shuffle_seed must be an int or None, got {shuffle_seed!r}")
+        return pass_blocks(self._ctx.transport, self._ctx.cache if cache else None, database=self.database,
+                           namespace=self.repository.namespace, name=self.repository.name, uid=self.uid,
+                           split=split, chunk=chunk, nchunks=nchunks, shuffle_seed=shuffle_seed, offset=offset,
+                           truncate=truncate)
+
+    @overload
+    def stream_split(self, split: str, chunk: int = 0, nchunks: int = 1, *, shuffle_seed: int | None = None,
+                     offset: int = 0, truncate: int | None = None, cache: bool = True,
+                     raw: Literal[False] = False) -> Iterator[ImageAnnotation]: ...
+    @overload
+    def stream_split(self, split: str, chunk: int = 0, nchunks: int = 1, *, shuffle_seed: int | None = None,
+                     offset: int = 0, truncate: int | None = None, cache: bool = True,
+                     raw: Literal[True]) -> Iterator[bytes]: ...
+    def stream_split(self, split: str, chunk: int = 0, nchunks: int = 1, *, shuffle_seed: int | None = None,
+                     offset: int = 0, truncate: int | None = None, cache: bool = True,
+                     raw: bool = False) -> Iterator[ImageAnnotation] | Iterator[bytes]:
+        """Stream chunk ``chunk`` of ``nchunks`` of ``split`` (datatap's signature, plus options).
+
+        Chunk ``k`` of ``n`` is the contiguous run ``[k*N//n, (k+1)*N//n)`` of the split's order —
+        or of the seeded permutation of it when ``shuffle_seed`` is given — so the same arguments
+        always give the same droplets in the same order, and the chunks of one ``n`` partition the
+        split with sizes differing by at most one. ``truncate`` keeps only the first ``truncate``
+        droplets of that order before chunking. ``offset`` resumes: the first ``offset`` droplets of
+        the chunk are skipped without being read. ``cache=False`` bypasses the stream cache.
+        ``raw=True`` yields each droplet's JSON bytes (no newline) instead of decoding it.
+
+        Arguments are checked when called, not when iteration starts.
+        """
+        blocks = self.stream_blocks(split, chunk, nchunks, shuffle_seed=shuffle_seed, offset=offset,
+                                    truncate=truncate, cache=cache)
+        return iter_lines(blocks) if raw else decode_blocks(blocks)
+
+    def query(self, split: str, where: Callable[[ImageAnnotation], bool] | None = None, *,
+              classes: str | Iterable[str] | None = None, limit: int | None = None, chunk: int = 0,
+              nchunks: int = 1, shuffle_seed: int | None = None, cache: bool = True) -> Iterator[ImageAnnotation]:
+        """The droplets of a pass that match, in stream order.
+
+        ``classes``: keep droplets with at least one instance or multi-instance of any of these
+        classes (droplets that cannot match are skipped before decoding: the class name must appear
+        in the raw JSON). ``where``: a predicate on the decoded droplet. Both: both must hold.
+        ``limit``: stop after that many matches. The pass is chosen as in :meth:`stream_split`.
+
+        For instance, the first 10 training droplets with a person or a dog and at least 3 boxes::
+
+            dataset.query("train", lambda d: sum(len(c.instances) for c in d.classes.values()) >= 3,
+                          classes=["person", "dog"], limit=10)
+        """
+        wanted: list[str] | None = None
+        if classes is not None:
+            wanted = [classes] if isinstance(classes, str) else list(classes)
+            if not all(isinstance(c, str) for c in wanted):
+                raise ClientError(f"classes must be class names, got {classes!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+            raise ClientError(f"limit must be an int >= 0, got {limit!r}")
+        if where is not None and not callable(where):
+            raise ClientError(f"where must be a callable taking a droplet, got {where!r}")
+        blocks = self.stream_blocks(split, chunk, nchunks, shuffle_seed=shuffle_seed, cache=cache)
+        found = _filter(blocks, wanted, where)
+        return found if limit is None else itertools.islice(found, limit)
+
+
+def _filter(blocks: Iterator[bytes], classes: list[str] | None,
+            where: Callable[[ImageAnnotation], bool] | None) -> Iterator[ImageAnnotation]:
+    tokens = [msgspec.json.encode(c) for c in classes] if classes is not None else None
+    wanted = set(classes) if classes is not None else None
+    for block in blocks:
+        if tokens is not None:
+            lines = [line for line in block.split(b"\n") if line and any(t in line for t in tokens)]
+            if not lines:
+                continue
+            lines.append(b"")
+            block = b"\n".join(lines)
+        for droplet in decode_droplet_lines(block):
+            if wanted is not None and not any(
+                name in wanted and (annotation.instances or annotation.multi_instances)
+                for name, annotation in droplet.classes.items()
+            ):
+                continue
+            if where is not None and not where(droplet):
+                continue
+            yield droplet

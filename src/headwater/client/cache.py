@@ -1,0 +1,400 @@
+"""A persistent, shared, size-bounded cache of streamed chunks (NDJSON files, one droplet a line).
+
+Why it looks like this (and what datatap's cache got wrong):
+
+* **One entry per pass definition.** The key is dataset uid + split + chunk + nchunks + shuffle
+  seed (+ truncation): everything that decides which droplets a pass reads and in which order.
+  The file name is a hash of the key; a JSON sidecar beside it keeps the readable key, the byte
+  size, the line count and a sparse line index (so a resume at ``offset`` seeks instead of
+  scanning).
+* **Promoted only when complete.** A pass writes to a temp file as the lines go by; only when the
+  source is exhausted is it fsynced and renamed to its final name. A pass that is abandoned (the
+  generator closed or collected half-way), fails, or is killed leaves no entry, so the next pass
+  either replays a complete entry or streams from the source again — never a truncated file.
+* **Several processes.** Filling takes a per-key :class:`filelock.FileLock` without waiting. A
+  second process (or a second pass in the same process) that finds the lock held *streams from the
+  source itself and writes nothing*: it never waits behind a slow consumer or an abandoned pass,
+  and it never sees a half-written file. Reading a promoted entry takes no lock: entries are
+  immutable, and on POSIX an open file survives its eviction.
+* **Bounded.** A byte budget (default 10 GiB, ``HEADWATER_STREAM_CACHE_BYTES`` or ``max_bytes``)
+  evicts least-recently-used entries; a replay refreshes the entry's mtime, which is the LRU clock.
+  A pass bigger than the whole budget stops writing (and keeps streaming).
+
+The root is ``$HEADWATER_CACHE/streams``, else ``$XDG_CACHE_HOME/headwater/streams``, else
+``~/.cache/headwater/streams``.
+
+Example:
+    >>> import tempfile
+    >>> cache = StreamCache(tempfile.mkdtemp())
+    >>> key = StreamKey("ds-uid", "train", chunk=0, nchunks=1)
+    >>> b"".join(cache.fill(key, [b'{"a":1}\\n{"a":2}\\n']))
+    b'{"a":1}\\n{"a":2}\\n'
+    >>> list(cache.replay(key, offset=1))
+    [b'{"a":2}\\n']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import BinaryIO
+
+import msgspec
+from filelock import FileLock, Timeout
+
+from ..errors import HeadwaterError
+from ..pool.cache import cache_dir
+from ..storage.atomic import atomic_path
+
+__all__ = ["StreamKey", "CacheEntry", "StreamCache", "CacheError", "DEFAULT_MAX_BYTES"]
+
+DEFAULT_MAX_BYTES = 10 * 2**30
+_FORMAT = 1
+_READ_BLOCK = 4 * 2**20
+_MARK_EVERY = 256 * 2**10
+_DATA = ".ndjson"
+_META = ".json"
+
+
+class CacheError(HeadwaterError, ValueError):
+    """A stream handed to the cache is malformed (e.g. a block not ending at a line boundary)."""
+
+
+@dataclass(frozen=True)
+class StreamKey:
+    """Everything that decides which droplets a pass reads, and in which order."""
+
+    dataset: str
+    split: str
+    chunk: int
+    nchunks: int
+    shuffle_seed: int | None = None
+    truncate: int | None = None
+
+    @property
+    def digest(self) -> str:
+        """Stable file-name stem: SHA-256 over the canonical JSON of the key."""
+        canonical = msgspec.json.encode(
+            [_FORMAT, self.dataset, self.split, self.chunk, self.nchunks, self.shuffle_seed, self.truncate]
+        )
+        return hashlib.sha256(canonical).hexdigest()[:40]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A promoted (complete) cache entry, as described by its sidecar."""
+
+    key: StreamKey
+    path: str
+    size: int
+    lines: int
+    last_used: float
+    marks: tuple[tuple[int, int], ...] = ()
+
+
+class _Meta(msgspec.Struct):
+    format: int
+    key: dict[str, object]
+    bytes: int
+    lines: int
+    marks: list[tuple[int, int]]
+    created: float
+
+
+def _default_budget() -> int:
+    raw = os.environ.get("HEADWATER_STREAM_CACHE_BYTES")
+    if raw:
+        try:
+            return int(raw)
+        except ValueError:
+            raise CacheError(f"HEADWATER_STREAM_CACHE_BYTES must be an integer, got {raw!r}") from None
+    return DEFAULT_MAX_BYTES
+
+
+class StreamCache:
+    """The on-disk stream cache (see the module docstring for the rules).
+
+    ``root`` defaults to the XDG/``HEADWATER_CACHE`` location; ``max_bytes`` to 10 GiB (or
+    ``HEADWATER_STREAM_CACHE_BYTES``).
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, max_bytes: int | None = None) -> None:
+        self.root = os.fspath(root) if root is not None else cache_dir("streams")
+        os.makedirs(self.root, exist_ok=True)
+        self._locks = os.path.join(self.root, "locks")
+        os.makedirs(self._locks, exist_ok=True)
+        self.max_bytes = _default_budget() if max_bytes is None else int(max_bytes)
+        if self.max_bytes < 0:
+            raise CacheError(f"max_bytes must be >= 0, got {max_bytes}")
+
+    def __repr__(self) -> str:
+        return f"StreamCache({self.root!r}, max_bytes={self.max_bytes})"
+
+    # -- paths -----------------------------------------------------------------------------------
+    def _data_path(self, key: StreamKey) -> str:
+        return os.path.join(self.root, key.digest + _DATA)
+
+    def _meta_path(self, key: StreamKey) -> str:
+        return os.path.join(self.root, key.digest + _META)
+
+    def _lock(self, digest: str) -> FileLock:
+        return FileLock(os.path.join(self._locks, digest + ".lock"))
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _load_meta(self, meta_path: str) -> _Meta | None:
+        try:
+            with open(meta_path, "rb") as f:
+                meta = msgspec.json.decode(f.read(), type=_Meta)
+        except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        return meta if meta.format == _FORMAT else None
+
+    def lookup(self, key: StreamKey) -> CacheEntry | None:
+        """The promoted entry for ``key`` (without touching its LRU time), or None."""
+        meta = self._load_meta(self._meta_path(key))
+        try:
+            st = os.stat(self._data_path(key))
+        except FileNotFoundError:
+            return None
+        if meta is None or meta.bytes != st.st_size:
+            return None
+        return CacheEntry(key, self._data_path(key), meta.bytes, meta.lines, st.st_mtime,
+                          tuple((int(a), int(b)) for a, b in meta.marks))
+
+    def replay(self, key: StreamKey, offset: int = 0) -> Iterator[bytes] | None:
+        """Blocks of whole lines of the promoted entry from line ``offset`` on, or None on a miss.
+
+        The file is opened here, so an eviction after this call does not disturb the replay.
+        A replay counts as a use: the entry's mtime (the LRU clock) is set to now.
+        """
+        if offset < 0:
+            raise CacheError(f"offset must be >= 0, got {offset}")
+        path = self._data_path(key)
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - handed to the generator, closed there
+        except FileNotFoundError:
+            return None
+        meta = self._load_meta(self._meta_path(key))
+        if meta is None or meta.bytes != os.fstat(f.fileno()).st_size or offset > meta.lines:
+            f.close()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(f.fileno())
+        return _read_lines_from(f, meta, offset)
+
+    # -- filling ---------------------------------------------------------------------------------
+    def fill(self, key: StreamKey, blocks: Iterable[bytes]) -> Iterator[bytes]:
+        """Pass ``blocks`` (whole NDJSON lines each) through, writing them into the cache.
+
+        The entry is promoted only once ``blocks`` is exhausted. If another pass holds the key's
+        lock, the blocks are passed through unwritten; if the entry got promoted meanwhile, it is
+        replayed instead and ``blocks`` is never started.
+        """
+        lock = self._lock(key.digest)
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            yield from blocks
+            return
+        tmp: str | None = None
+        try:
+            promoted = self.replay(key)
+            if promoted is not None:
+                _close(blocks)
+                yield from promoted
+                return
+            self._remove_temps(key.digest)
+            tmp = os.path.join(self.root, f".{key.digest}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+            out: BinaryIO | None = open(tmp, "wb")  # noqa: SIM115 - closed below or in finally
+            size = lines = 0
+            marks: list[tuple[int, int]] = [(0, 0)]
+            try:
+                for block in blocks:
+                    if block and block[-1:] != b"\n":
+                        raise CacheError(
+                            f"stream block for {key.dataset}/{key.split} chunk {key.chunk}/{key.nchunks} "
+                            "does not end at a line boundary"
+                        )
+                    if out is not None:
+                        if size + len(block) > self.max_bytes:  # bigger than the whole budget
+                            out.close()
+                            out = None
+                            os.unlink(tmp)
+                        else:
+                            if size - marks[-1][1] >= _MARK_EVERY:
+                                marks.append((lines, size))
+                            out.write(block)
+                            size += len(block)
+                            lines += block.count(b"\n")
+                    yield block
+                if out is not None:
+                    out.flush()
+                    os.fsync(out.fileno())
+                    out.close()
+                    out = None
+                    self._promote(key, tmp, size, lines, marks)
+            finally:
+                if out is not None:
+                    out.close()
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+            lock.release()
+
+    def _promote(self, key: StreamKey, tmp: str, size: int, lines: int, marks: list[tuple[int, int]]) -> None:
+        meta = _Meta(_FORMAT, asdict(key), size, lines, marks, time.time())
+        with atomic_path(self._meta_path(key)) as meta_tmp, open(meta_tmp, "wb") as f:
+            f.write(msgspec.json.encode(meta))
+        os.replace(tmp, self._data_path(key))
+        self.evict()
+
+    def _remove_temps(self, digest: str) -> None:
+        """Temps of a key whose lock we hold belong to dead or abandoned passes."""
+        prefix = f".{digest}."
+        for name in os.listdir(self.root):
+            if name.startswith(prefix) and name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.root, name))
+
+    def stream(self, key: StreamKey, source: Callable[[int], Iterable[bytes]], *, offset: int = 0) -> Iterator[bytes]:
+        """Blocks of the pass from line ``offset``: replayed, filled while streaming, or streamed.
+
+        ``source(offset)`` must yield the pass's blocks from line ``offset`` on. Only a pass from
+        ``offset == 0`` can fill the cache (a resumed pass is not a complete chunk).
+        """
+        replay = self.replay(key, offset)
+        if replay is not None:
+            return replay
+        if offset:
+            return iter(source(offset))
+        return self.fill(key, source(0))
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def entries(self) -> list[CacheEntry]:
+        """All promoted entries, least recently used first."""
+        found: list[CacheEntry] = []
+        for name in os.listdir(self.root):
+            if not name.endswith(_DATA) or name.startswith("."):
+                continue
+            meta = self._load_meta(os.path.join(self.root, name[: -len(_DATA)] + _META))
+            try:
+                st = os.stat(os.path.join(self.root, name))
+            except FileNotFoundError:
+                continue
+            if meta is None:
+                continue
+            key = StreamKey(**meta.key)  # type: ignore[arg-type]
+            found.append(CacheEntry(key, os.path.join(self.root, name), st.st_size, meta.lines, st.st_mtime,
+                                    tuple((int(a), int(b)) for a, b in meta.marks)))
+        found.sort(key=lambda e: e.last_used)
+        return found
+
+    def total_bytes(self) -> int:
+        """Bytes held by promoted entries."""
+        total = 0
+        for name in os.listdir(self.root):
+            if name.endswith(_DATA) and not name.startswith("."):
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.stat(os.path.join(self.root, name)).st_size
+        return total
+
+    def remove(self, key: StreamKey) -> bool:
+        """Drop ``key``'s entry; True when there was one."""
+        removed = False
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._data_path(key))
+            removed = True
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._meta_path(key))
+        return removed
+
+    def evict(self, max_bytes: int | None = None) -> list[StreamKey]:
+        """Remove least-recently-used entries until the total is within budget; returns their keys.
+
+        Also removes temp files of dead passes (their key lock is free) and orphaned sidecars.
+        """
+        budget = self.max_bytes if max_bytes is None else max_bytes
+        removed: list[StreamKey] = []
+        try:
+            with FileLock(os.path.join(self._locks, "evict.lock"), timeout=10):
+                self._sweep()
+                entries = self.entries()
+                total = sum(e.size for e in entries)
+                for entry in entries:
+                    if total <= budget:
+                        break
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path[: -len(_DATA)] + _META)
+                    total -= entry.size
+                    removed.append(entry.key)
+        except Timeout:  # another process is evicting right now; it will do the job
+            pass
+        return removed
+
+    def _sweep(self) -> None:
+        names = set(os.listdir(self.root))
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp") and len(name) > 42:
+                digest = name[1:41]
+                lock = self._lock(digest)
+                try:
+                    lock.acquire(blocking=False)
+                except Timeout:
+                    continue  # a live pass is filling it
+                try:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(self.root, name))
+                finally:
+                    lock.release()
+
+    def clear(self) -> None:
+        """Remove every promoted entry."""
+        self.evict(0)
+
+
+def _close(blocks: Iterable[bytes]) -> None:
+    close = getattr(blocks, "close", None)
+    if callable(close):
+        close()
+
+
+def _read_lines_from(f: BinaryIO, meta: _Meta, offset: int) -> Iterator[bytes]:
+    """Blocks of whole lines from line ``offset``, seeking to the nearest mark first."""
+    with f:
+        line, pos = 0, 0
+        for mark_line, mark_pos in meta.marks:
+            if mark_line > offset:
+                break
+            line, pos = mark_line, mark_pos
+        f.seek(pos)
+        skip = offset - line
+        carry = b""
+        while True:
+            data = f.read(_READ_BLOCK)
+            if not data:
+                break
+            if carry:
+                data = carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            block, carry = data[:cut], data[cut:]
+            if skip:
+                start = 0
+                while skip and start < len(block):
+                    start = block.index(b"\n", start) + 1
+                    skip -= 1
+                block = block[start:]
+            if block:
+                yield block
+        if carry:
+            yield carry if carry.endswith(b"\n") else carry + b"\n"

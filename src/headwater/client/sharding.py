@@ -1,0 +1,275 @@
+"""Which droplets a pass over chunk ``k`` of ``n`` reads, and in which order.
+
+The rules every reader (embedded or remote, one process or a thousand DataLoader workers) must agree
+on, so they live in one place and are pure functions of their arguments:
+
+* **Chunks.** Chunk ``k`` of ``n`` is the contiguous run of stream positions
+  ``[k*N//n, (k+1)*N//n)``. For every ``n >= 1`` the chunks ``0..n-1`` are disjoint, cover
+  ``[0, N)`` exactly and differ in size by at most one. Nested splits line up: the union of chunks
+  ``r*m .. r*m+m-1`` of ``n*m`` is chunk ``r`` of ``n``, and when ``n`` divides ``N`` the ``m``
+  sizes inside are the same for every ``r``.
+* **Order.** Without a shuffle, stream position ``i`` is split ordinal ``i``. With a shuffle seed it
+  is ``Permutation(N, seed, salt)[i]`` — a keyed bijection evaluated per element (a Feistel network
+  with cycle walking), so a 10M-droplet split never materialises a permutation list and any reader
+  can start at any position in O(1).
+* **Truncation.** ``truncate=T`` keeps only the first ``T`` stream positions before chunking; that
+  is how the PyTorch integration gives every rank exactly ``N // world_size`` samples.
+* **Resume.** ``offset`` skips the first ``offset`` positions of the chunk without reading them.
+
+Nothing here depends on Python's randomised ``hash()``: the same arguments give the same order in
+every process, machine and Python version.
+
+Example:
+    >>> chunk_bounds(10, 1, 3)
+    (3, 6)
+    >>> plan = ShardPlan(10, 0, 2, shuffle_seed=7, salt="uid/train")
+    >>> len(plan), len(set(plan.ordinals()))
+    (5, 5)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+try:  # optional: batches of shuffled positions are computed with numpy when it is installed
+    import numpy as _np
+except ImportError:  # pragma: no cover - numpy ships with torch, the usual consumer
+    _np = None
+
+__all__ = ["chunk_bounds", "Permutation", "ShardPlan"]
+
+_M64 = (1 << 64) - 1
+_ROUNDS = 4
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def chunk_bounds(total: int, chunk: int, nchunks: int) -> tuple[int, int]:
+    """Stream positions ``[start, stop)`` of chunk ``chunk`` of ``nchunks`` over ``total`` items.
+
+    Sizes differ by at most one and chunks are contiguous, so a reader seeks once and streams.
+
+    >>> [chunk_bounds(7, k, 3) for k in range(3)]
+    [(0, 2), (2, 4), (4, 7)]
+    >>> chunk_bounds(5, 3, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: chunk must be in [0, 3), got 3
+    """
+    _check_int("total", total, 0)
+    _check_int("nchunks", nchunks, 1)
+    _check_int("chunk", chunk, 0)
+    if chunk >= nchunks:
+        raise ValueError(f"chunk must be in [0, {nchunks}), got {chunk}")
+    return chunk * total // nchunks, (chunk + 1) * total // nchunks
+
+
+def _round_keys(seed: int, salt: str | bytes) -> tuple[int, ...]:
+    salt_bytes = salt.encode() if isinstance(salt, str) else bytes(salt)
+    material = str(int(seed)).encode() + b"\x00" + salt_bytes
+    digest = hashlib.blake2b(material, digest_size=8 * _ROUNDS, person=b"hw-shuffle").digest()
+    return tuple(int.from_bytes(digest[8 * i:8 * i + 8], "little") for i in range(_ROUNDS))
+
+
+@dataclass(frozen=True)
+class Permutation:
+    """A seeded bijection on ``range(total)``, evaluated one element at a time.
+
+    The domain is viewed as the grid ``Z_a x Z_b`` with ``a = ceil(sqrt(total))`` and
+    ``b = ceil(total / a)``; a Feistel network with modular addition and alternating moduli
+    (an even number of rounds) is a bijection on that grid whatever the round function, and
+    *cycle walking* (re-encrypt while the result is ``>= total``) restricts it to a bijection on
+    ``range(total)``. The grid exceeds the total by less than ``a``, so walking is rare and a lookup
+    costs O(1) time and no memory. Round keys come from BLAKE2b over ``(seed, salt)``; pass the
+    dataset uid and split as ``salt`` so two splits shuffled with one seed are not shuffled alike.
+    When numpy is importable, :meth:`take` evaluates whole batches with it (same results).
+
+    >>> p = Permutation(8, seed=1)
+    >>> sorted(p) == list(range(8))
+    True
+    >>> p.inverse(p[3])
+    3
+    """
+
+    total: int
+    seed: int
+    salt: str | bytes = ""
+    _keys: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _a: int = field(init=False, repr=False, compare=False)
+    _b: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_int("total", self.total, 0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
+        a = max(1, math.isqrt(max(self.total - 1, 0)) + 1)
+        b = max(1, -(-self.total // a))
+        object.__setattr__(self, "_a", a)
+        object.__setattr__(self, "_b", b)
+        object.__setattr__(self, "_keys", _round_keys(self.seed, self.salt))
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, index: int) -> int:
+        if not 0 <= index < self.total:
+            raise IndexError(f"position {index} out of range for a permutation of {self.total}")
+        return self._take_python(index, index + 1)[0]
+
+    def __iter__(self) -> Iterator[int]:
+        step = 65536
+        for start in range(0, self.total, step):
+            yield from self.take(start, min(start + step, self.total))
+
+    def take(self, start: int, stop: int) -> list[int]:
+        """``[self[i] for i in range(start, stop)]``, computed a batch at a time."""
+        if not 0 <= start <= stop <= self.total:
+            raise IndexError(f"range [{start}, {stop}) out of bounds for a permutation of {self.total}")
+        if stop - start >= 64 and _np is not None:
+            return self._take_numpy(start, stop)
+        return self._take_python(start, stop)
+
+    def _take_python(self, start: int, stop: int) -> list[int]:
+        total, a, b, keys = self.total, self._a, self._b, self._keys
+        out: list[int] = []
+        append = out.append
+        for x in range(start, stop):
+            while True:
+                left, right, p, q = x // b, x % b, a, b
+                for key in keys:
+                    left, right, p, q = right, (left + _mix(right, key)) % p, q, p
+                x = left * b + right
+                if x < total:
+                    break
+            append(x)
+        return out
+
+    def _take_numpy(self, start: int, stop: int) -> list[int]:
+        np = _np
+        a, b = self._a, self._b
+        keys = [np.uint64(k) for k in self._keys]
+        x = np.arange(start, stop, dtype=np.uint64)
+        pending = np.arange(x.size)
+        result = np.empty(x.size, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            while pending.size:
+                left, right, p, q = x // np.uint64(b), x % np.uint64(b), a, b
+                for key in keys:
+                    z = right + key
+                    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+                    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+                    z = z ^ (z >> np.uint64(31))
+                    # (left + z) % p without overflow: left < p, so reduce z first
+                    left, right, p, q = right, (left + z % np.uint64(p)) % np.uint64(p), q, p
+                x = left * np.uint64(b) + right
+                done = x < np.uint64(self.total)
+                result[pending[done]] = x[done]
+                pending, x = pending[~done], x[~done]
+        return result.tolist()
+
+    def inverse(self, value: int) -> int:
+        """The position ``i`` with ``self[i] == value``."""
+        if not 0 <= value < self.total:
+            raise IndexError(f"value {value} out of range for a permutation of {self.total}")
+        a, b = self._a, self._b
+        # moduli of (left, right) after an even number of rounds are back to (a, b)
+        x = value
+        while True:
+            left, right, p, q = x // b, x % b, a, b
+            for key in reversed(self._keys):
+                # state (left in Z_p, right in Z_q) came from (old_left in Z_q, old_right in Z_p)
+                left, right, p, q = (right - _mix(left, key)) % q, left, q, p
+            x = left * b + right
+            if x < self.total:
+                return x
+
+
+def _mix(value: int, key: int) -> int:
+    """SplitMix64's finaliser of ``value + key``: the Feistel round function."""
+    z = (value + key) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """The droplets one pass reads: chunk ``chunk`` of ``nchunks`` of a split of ``total``.
+
+    ``shuffle_seed`` (with ``salt``, normally ``"{dataset uid}/{split}"``) permutes the stream order
+    before chunking; ``truncate`` keeps only the first ``truncate`` stream positions before
+    chunking. ``start``/``stop`` are stream positions; :meth:`ordinals` maps them to split ordinals.
+
+    >>> plan = ShardPlan(10, 2, 3)
+    >>> plan.start, plan.stop, list(plan.ordinals(offset=1))
+    (6, 10, [7, 8, 9])
+    """
+
+    total: int
+    chunk: int
+    nchunks: int
+    shuffle_seed: int | None = None
+    salt: str | bytes = ""
+    truncate: int | None = None
+    start: int = field(init=False)
+    stop: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        _check_int("total", self.total, 0)
+        effective = self.total
+        if self.truncate is not None:
+            _check_int("truncate", self.truncate, 0)
+            effective = min(self.truncate, self.total)
+        start, stop = chunk_bounds(effective, self.chunk, self.nchunks)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "stop", stop)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def contiguous(self) -> bool:
+        """True when the pass reads one ordinal range in order (no shuffle)."""
+        return self.shuffle_seed is None
+
+    @property
+    def permutation(self) -> Permutation | None:
+        if self.shuffle_seed is None:
+            return None
+        return Permutation(self.total, self.shuffle_seed, self.salt)
+
+    def _check_offset(self, offset: int) -> int:
+        _check_int("offset", offset, 0)
+        if offset > len(self):
+            raise ValueError(f"offset {offset} is past the end of a chunk of {len(self)} droplets")
+        return self.start + offset
+
+    def ordinal_range(self, offset: int = 0) -> range:
+        """Split ordinals of an unshuffled pass from ``offset`` on (ValueError when shuffled)."""
+        begin = self._check_offset(offset)
+        if self.shuffle_seed is not None:
+            raise ValueError("a shuffled pass is not an ordinal range; use ordinal_batches()")
+        return range(begin, self.stop)
+
+    def ordinal_batches(self, offset: int = 0, size: int = 4096) -> Iterator[list[int]]:
+        """Split ordinals of the pass from ``offset`` on, in stream order, ``size`` at a time."""
+        begin = self._check_offset(offset)
+        _check_int("size", size, 1)
+        perm = self.permutation
+        for lo in range(begin, self.stop, size):
+            hi = min(lo + size, self.stop)
+            yield list(range(lo, hi)) if perm is None else perm.take(lo, hi)
+
+    def ordinals(self, offset: int = 0) -> Iterator[int]:
+        """Split ordinals of the pass from ``offset`` on, in stream order."""
+        for batch in self.ordinal_batches(offset):
+            yield from batch

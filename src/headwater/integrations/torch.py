@@ -1,0 +1,390 @@
+"""PyTorch: a split as an ``IterableDataset`` — sharded over ranks and DataLoader workers, resumable.
+
+How samples are spread. With ``W`` ranks (``torch.distributed`` when initialised, else 1 — or pass
+``rank``/``world_size``) and ``M`` DataLoader workers, the pass is chunked into ``W*M`` chunks and
+worker ``w`` of rank ``r`` streams chunk ``r*M + w`` (rules in :mod:`headwater.client.sharding`).
+Every droplet of the split goes to exactly one worker of one rank.
+
+Equal ranks (``equal_samples=True``, the default). Uneven per-rank work makes collective ops in
+distributed training hang or wait, so the stream order (shuffled when a seed is given) is first
+truncated to ``T = W * (N // W)`` droplets and *then* chunked. Because ``W`` divides ``T``, rank
+``r``'s ``M`` chunks are exactly ``[r*T/W, (r+1)*T/W)``: every rank gets exactly ``N // W``
+samples, and worker ``w`` gets ``floor((w+1)L/M) - floor(wL/M)`` (``L = N // W``) on *every*
+rank — so with one batch size every rank also runs the same number of batches. At most ``W - 1``
+droplets are left out per epoch (with a shuffle, different ones each epoch).
+
+Epochs. :meth:`DropletDataset.set_epoch` reshuffles with ``shuffle_seed + epoch``. Workers get a
+fresh copy of the dataset at every epoch, so ``persistent_workers=True`` is refused by
+:class:`DropletLoader` (it would keep the old epoch's copy).
+
+Resuming mid-epoch. A DataLoader's workers run on copies of the dataset, so the main process cannot
+see how far each one got. What it can see is how many batches it handed out, and a DataLoader over
+an ``IterableDataset`` (with ``in_order=True``, the default) hands them out round-robin over the
+workers that still have batches, in worker order — each worker's batches being ``batch_size``
+consecutive samples of its own chunk. :class:`DropletLoader` counts the batches it hands out, so
+:meth:`DropletDataset.state_dict` can replay that round-robin and turn "K batches consumed" into
+each worker's exact offset in its chunk. :meth:`~DropletDataset.load_state_dict` then makes the next
+iteration resume each worker at its offset (the chunk's first droplets are skipped without being
+read). The assumptions, checked on load and on iteration: same dataset, split, seed, world size and
+number of workers; ``in_order=True``. With ``equal_samples`` every rank's offsets are the same, so
+rank 0's state resumes all ranks. Without a :class:`DropletLoader`, progress is visible only when
+iterating in this process (``num_workers=0`` or a plain ``for`` loop).
+
+Samples are dicts: ``{"droplet": ImageAnnotation, "position": int}`` plus ``"image"`` (a decoded
+Pillow image with ``images="pil"``, the encoded bytes with ``images="bytes"``); ``position`` is the
+droplet's place in the epoch's stream order. ``transform`` (run in the worker) may turn a sample into
+anything. Droplets are not tensors, so batches are lists: :func:`collate_samples` (the default
+``collate_fn`` of :class:`DropletLoader`).
+
+Example:
+    >>> import os, tempfile
+    >>> from headwater.catalog import Catalog
+    >>> from headwater.client import Api
+    >>> path = os.path.join(tempfile.mkdtemp(), "catalog.sqlite")
+    >>> with Catalog(path) as cat:
+    ...     _ = cat.create_database("main")
+    ...     _ = cat.publish("main", "acme", "cats", template={"kind": "ImageAnnotationTemplate", "classes": {}},
+    ...                     splits={"train": [b'{"image":{"paths":["%d.jpg"]},"classes":{}}' % i for i in range(10)]})
+    >>> dataset = Api(catalog=path, cache=False).get_default_database().get_dataset("acme/cats:latest")
+    >>> data = DropletDataset(dataset, "train", rank=1, world_size=3)
+    >>> [s["droplet"].image.paths[0] for s in data]
+    ['3.jpg', '4.jpg', '5.jpg']
+    >>> loader = DropletLoader(data, batch_size=2)
+    >>> batches = iter(loader)
+    >>> [s["position"] for s in next(batches)]
+    [3, 4]
+    >>> data.state_dict()["offsets"]
+    [2]
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal
+
+import torch.distributed as dist
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from ..client.api import Dataset
+from ..client.errors import ClientError
+from ..client.sharding import chunk_bounds
+from ..client.stream import decode_blocks
+from ..droplet import ImageAnnotation, ImageFetcher
+
+__all__ = ["DropletDataset", "DropletLoader", "collate_samples", "worker_batches"]
+
+_STATE_FORMAT = 1
+
+
+def collate_samples(batch: list[Any]) -> list[Any]:
+    """A batch as the list of its samples (droplets are not tensors, so nothing is stacked)."""
+    return list(batch)
+
+
+def worker_batches(remaining: list[int], batch_size: int, batches: int, *, drop_last: bool = False) -> list[int]:
+    """Samples each worker has handed out after ``batches`` batches of an in-order DataLoader.
+
+    ``remaining[w]`` is what worker ``w`` had left to yield; each worker cuts its own samples into
+    batches of ``batch_size`` (its last one short, or dropped with ``drop_last``) and the loader
+    takes one batch from each worker that still has one, in worker order, round after round.
+
+    >>> worker_batches([5, 3], 2, 3)  # w0: 2 → w1: 2 → w0: 2 (then w1 would give its last 1)
+    [4, 2]
+    """
+    if batch_size < 1:
+        raise ClientError(f"batch_size must be >= 1, got {batch_size}")
+    counts = [(n // batch_size) if drop_last else -(-n // batch_size) for n in remaining]
+    taken = [0] * len(remaining)
+    left = batches
+    while left > 0 and any(t < c for t, c in zip(taken, counts)):
+        for w, count in enumerate(counts):
+            if left == 0:
+                break
+            if taken[w] < count:
+                taken[w] += 1
+                left -= 1
+    if left > 0:
+        raise ClientError(f"{batches} batches is more than the {sum(counts)} this epoch has")
+    return [min(t * batch_size, n) for t, n in zip(taken, remaining)]
+
+
+def _distributed() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class DropletDataset(IterableDataset):
+    """Split ``split`` of a :class:`~headwater.client.Dataset` as a PyTorch ``IterableDataset``.
+
+    ``images``: None (droplets only), ``"pil"`` or ``"bytes"``; images are read through
+    :class:`~headwater.droplet.ImageFetcher` with ``pools`` (default: the dataset's own pool map),
+    ``image_batch`` at a time (one planned read per pool and batch). ``shuffle_seed``: reshuffle
+    every epoch with ``shuffle_seed + epoch``. ``rank``/``world_size`` default to
+    ``torch.distributed``'s (read when the dataset is built). ``cache``: use the stream cache
+    (default: only when unshuffled — a per-epoch shuffle would write a new entry every epoch).
+    See the module docstring for the sharding, equal-samples and resume rules.
+    """
+
+    def __init__(self, dataset: Dataset, split: str, *, images: Literal["pil", "bytes"] | None = None,
+                 pools: Mapping[str, Any] | None = None, shuffle_seed: int | None = None,
+                 equal_samples: bool = True, rank: int | None = None, world_size: int | None = None,
+                 transform: Callable[[dict[str, Any]], Any] | None = None, image_batch: int = 32,
+                 cache: bool | None = None) -> None:
+        super().__init__()
+        if images not in (None, "pil", "bytes"):
+            raise ClientError(f"images must be None, 'pil' or 'bytes', got {images!r}")
+        if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
+            raise ClientError(f"shuffle_seed must be an int or None, got {shuffle_seed!r}")
+        if image_batch < 1:
+            raise ClientError(f"image_batch must be >= 1, got {image_batch}")
+        dist_rank, dist_world = _distributed()
+        self.world_size = dist_world if world_size is None else world_size
+        self.rank = dist_rank if rank is None else rank
+        if not (isinstance(self.world_size, int) and self.world_size >= 1 and isinstance(self.rank, int)
+                and 0 <= self.rank < self.world_size):
+            raise ClientError(f"rank must be in [0, world_size) and world_size >= 1, got rank={self.rank!r}, "
+                              f"world_size={self.world_size!r}")
+        self.dataset = dataset
+        self.split = split
+        self.total = dataset.split_count(split)  # also checks that the split exists
+        self.images = images
+        self.pools = dict(pools) if pools is not None else dict(dataset.pools)
+        self.shuffle_seed = shuffle_seed
+        self.equal_samples = equal_samples
+        self.transform = transform
+        self.image_batch = image_batch
+        self.cache = (shuffle_seed is None) if cache is None else bool(cache)
+        self.epoch = 0
+        self._fetcher: ImageFetcher | None = None
+        # resume and progress, as seen from this process
+        self._resume: list[int] | None = None  # loaded offsets, applied when the next iteration starts
+        self._base: list[int] | None = None  # offsets the current iteration started from
+        self._loader: tuple[int, int, bool] | None = None  # (batch_size, num_workers, drop_last)
+        self._batches = 0  # handed out by a DropletLoader in this iteration
+        self._yielded = 0  # yielded in this process (no workers) in this iteration
+        self._begun_by_loader = False
+
+    # -- layout ----------------------------------------------------------------------------------
+    @property
+    def truncate(self) -> int | None:
+        """The stream length used before chunking (``W * (N // W)`` with ``equal_samples``)."""
+        if not self.equal_samples:
+            return None
+        return self.world_size * (self.total // self.world_size)
+
+    def _effective_total(self) -> int:
+        t = self.truncate
+        return self.total if t is None else t
+
+    def worker_sizes(self, num_workers: int) -> list[int]:
+        """Droplets each of ``num_workers`` workers of this rank streams in a full epoch."""
+        n = self.world_size * num_workers
+        sizes = []
+        for w in range(num_workers):
+            start, stop = chunk_bounds(self._effective_total(), self.rank * num_workers + w, n)
+            sizes.append(stop - start)
+        return sizes
+
+    def __len__(self) -> int:
+        """Samples this rank yields in a full epoch."""
+        start, stop = chunk_bounds(self._effective_total(), self.rank, self.world_size)
+        return stop - start
+
+    def set_epoch(self, epoch: int) -> None:
+        """Start epoch ``epoch`` (reshuffles with ``shuffle_seed + epoch``); a resume state loaded for
+        another epoch is dropped."""
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ClientError(f"epoch must be an int >= 0, got {epoch!r}")
+        if epoch != self.epoch:
+            self._resume = None
+        self.epoch = epoch
+        self._base = None
+        self._batches = self._yielded = 0
+
+    def _epoch_seed(self) -> int | None:
+        return None if self.shuffle_seed is None else self.shuffle_seed + self.epoch
+
+    # -- iteration -------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Any]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if info is None:  # iterated in this process: this is where the iteration starts
+            if self._begun_by_loader:  # ... unless a DropletLoader (num_workers=0) already started it
+                self._begun_by_loader = False
+            else:
+                self._begin(num_workers=1)
+        offsets = self._base if self._base is not None else self._resume
+        if offsets is not None and len(offsets) != num_workers:
+            raise ClientError(f"the resume state was saved with {len(offsets)} DataLoader worker(s); this loader "
+                              f"has {num_workers} — resume with the same num_workers")
+        offset = offsets[worker] if offsets is not None else 0
+        nchunks = self.world_size * num_workers
+        chunk = self.rank * num_workers + worker
+        start, _ = chunk_bounds(self._effective_total(), chunk, nchunks)
+        blocks = self.dataset.stream_blocks(self.split, chunk, nchunks, shuffle_seed=self._epoch_seed(),
+                                            offset=offset, truncate=self.truncate, cache=self.cache)
+        droplets = decode_blocks(blocks)
+        position = start + offset
+        in_process = info is None
+        if self.images is None:
+            for droplet in droplets:
+                sample: Any = {"droplet": droplet, "position": position}
+                position += 1
+                if self.transform is not None:
+                    sample = self.transform(sample)
+                if in_process:
+                    self._yielded += 1
+                yield sample
+            return
+        while True:
+            group = list(itertools.islice(droplets, self.image_batch))
+            if not group:
+                return
+            for droplet, image in zip(group, self._fetch(group)):
+                sample = {"droplet": droplet, "position": position, "image": image}
+                position += 1
+                if self.transform is not None:
+                    sample = self.transform(sample)
+                if in_process:
+                    self._yielded += 1
+                yield sample
+
+    def _fetch(self, group: list[ImageAnnotation]) -> list[Any]:
+        if self._fetcher is None:  # built lazily: once per worker process, never pickled
+            self._fetcher = ImageFetcher(self.pools)
+        data = self._fetcher.fetch_many(group)
+        if self.images == "bytes":
+            return data
+        from PIL import Image
+
+        out = []
+        for raw in data:
+            image = Image.open(io.BytesIO(raw))
+            image.load()
+            out.append(image)
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_fetcher"] = None
+        return state
+
+    # -- resume ----------------------------------------------------------------------------------
+    def _begin(self, num_workers: int, loader: tuple[int, int, bool] | None = None) -> None:
+        """An iteration starts in this process: apply a loaded resume state, reset the counters."""
+        if self._resume is not None and len(self._resume) != num_workers:
+            raise ClientError(f"the resume state was saved with {len(self._resume)} DataLoader worker(s); this "
+                              f"loader has {num_workers} — resume with the same num_workers")
+        self._base, self._resume = self._resume, None
+        self._loader = loader
+        self._begun_by_loader = loader is not None
+        self._batches = self._yielded = 0
+
+    def _progress(self) -> list[int]:
+        """Per-worker samples consumed so far in this epoch (including a loaded resume state)."""
+        if self._resume is not None:  # loaded, not iterated yet
+            return list(self._resume)
+        batch_size, num_workers, drop_last = self._loader if self._loader is not None else (1, 1, False)
+        base = list(self._base) if self._base is not None else [0] * num_workers
+        remaining = [s - b for s, b in zip(self.worker_sizes(num_workers), base)]
+        if self._loader is not None:
+            consumed = worker_batches(remaining, batch_size, self._batches, drop_last=drop_last)
+        else:
+            consumed = [min(self._yielded, remaining[0])]
+        return [b + c for b, c in zip(base, consumed)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this rank is in the epoch: enough for :meth:`load_state_dict` to resume exactly."""
+        return {
+            "format": _STATE_FORMAT,
+            "dataset": self.dataset.uid,
+            "split": self.split,
+            "shuffle_seed": self.shuffle_seed,
+            "equal_samples": self.equal_samples,
+            "world_size": self.world_size,
+            "rank": self.rank,
+            "epoch": self.epoch,
+            "offsets": self._progress(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume: the next iteration starts each worker where the saved state left it."""
+        if state.get("format") != _STATE_FORMAT:
+            raise ClientError(f"unknown DropletDataset state format {state.get('format')!r}")
+        mine = {"dataset": self.dataset.uid, "split": self.split, "shuffle_seed": self.shuffle_seed,
+                "equal_samples": self.equal_samples, "world_size": self.world_size}
+        if not self.equal_samples:
+            mine["rank"] = self.rank  # only equal ranks share offsets
+        for name, value in mine.items():
+            if state.get(name) != value:
+                raise ClientError(f"cannot resume: state has {name}={state.get(name)!r}, this dataset has {value!r}")
+        offsets = [int(o) for o in state["offsets"]]
+        sizes = self.worker_sizes(len(offsets))
+        if any(not 0 <= o <= s for o, s in zip(offsets, sizes)):
+            raise ClientError(f"resume offsets {offsets} do not fit worker chunks of sizes {sizes}")
+        self.epoch = int(state["epoch"])
+        self._resume = offsets
+        self._base = None
+        self._loader = None
+        self._batches = self._yielded = 0
+
+
+class DropletLoader(DataLoader):
+    """A ``DataLoader`` for a :class:`DropletDataset` that knows how far the epoch got.
+
+    It counts the batches it hands out, which is what lets :meth:`DropletDataset.state_dict` compute
+    every worker's resume offset; ``state_dict``/``load_state_dict`` here delegate to the dataset.
+    ``collate_fn`` defaults to :func:`collate_samples`. ``persistent_workers`` and
+    ``in_order=False`` are refused (they break per-epoch reshuffles and the resume rule).
+    """
+
+    def __init__(self, dataset: DropletDataset, batch_size: int | None = 1, **kwargs: Any) -> None:
+        if not isinstance(dataset, DropletDataset):
+            raise ClientError(f"DropletLoader needs a DropletDataset, got {type(dataset).__name__}")
+        if batch_size is None:
+            raise ClientError("DropletLoader needs a batch_size (batches are what it counts)")
+        if kwargs.get("persistent_workers"):
+            raise ClientError("persistent_workers=True would keep a stale copy of the dataset in the workers "
+                              "(no reshuffle on set_epoch, no resume); leave it off")
+        if kwargs.get("in_order") is False:
+            raise ClientError("in_order=False makes the batch order unpredictable, so a resume point cannot be "
+                              "computed; leave it on")
+        kwargs.setdefault("collate_fn", collate_samples)
+        super().__init__(dataset, batch_size=batch_size, **kwargs)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        dataset: DropletDataset = self.dataset  # type: ignore[assignment]
+        workers = max(self.num_workers, 1)
+        dataset._begin(workers, (int(self.batch_size or 1), workers, bool(self.drop_last)))
+        return _Counting(super().__iter__(), dataset)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The dataset's :meth:`~DropletDataset.state_dict`."""
+        return self.dataset.state_dict()  # type: ignore[attr-defined]
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """The dataset's :meth:`~DropletDataset.load_state_dict`."""
+        self.dataset.load_state_dict(state)  # type: ignore[attr-defined]
+
+
+class _Counting:
+    """The loader's iterator, counting every batch it hands out."""
+
+    def __init__(self, inner: Iterator[Any], dataset: DropletDataset) -> None:
+        self._inner = inner
+        self._dataset = dataset
+
+    def __iter__(self) -> _Counting:
+        return self
+
+    def __next__(self) -> Any:
+        batch = next(self._inner)
+        self._dataset._batches += 1
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._inner)  # type: ignore[arg-type]
+
