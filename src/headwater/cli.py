@@ -8,7 +8,15 @@ Examples::
     headwater ls pool/
     headwater download pool/ 1-100 2048 -o out/
     headwater download http://host/pool 17 --layout increment-id -o out/
+    headwater publish instances_val2017.json --images val2017/ --repo main/coco/val2017 --create-database
+    headwater publish droplets.jsonl --repo main/acme/cats --split validation=0.05 --split-seed 1
+    headwater ls main/acme/cats
+    headwater tag main/acme/cats stable latest
+    headwater stream main/acme/cats:stable validation --chunk 0 --nchunks 4 | head
     headwater demo
+
+Dataset commands find the catalog with ``--catalog`` (a SQLite file path or a ``postgresql://`` URL),
+else ``$HEADWATER_CATALOG``, else ``$XDG_DATA_HOME/headwater/catalog.sqlite`` (``~/.local/share/…``).
 """
 
 from __future__ import annotations
@@ -18,13 +26,14 @@ import os
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from .errors import HeadwaterError
 
-__all__ = ["main", "parse_size", "parse_ids"]
+__all__ = ["main", "parse_size", "parse_ids", "parse_repo", "default_catalog_location"]
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
           "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
@@ -57,6 +66,114 @@ def parse_ids(tokens: list[str]) -> Iterator[Any]:
 def _fail(err: Exception) -> None:
     click.echo(f"error: {err}", err=True)
     sys.exit(2)
+
+
+# -- catalog helpers ---------------------------------------------------------------------------------
+_CATALOG_HELP = ("Catalog: a SQLite file path or a postgresql:// URL "
+                 "[default: $HEADWATER_CATALOG, else $XDG_DATA_HOME/headwater/catalog.sqlite]")
+
+
+def default_catalog_location() -> str:
+    """``$HEADWATER_CATALOG``, else ``$XDG_DATA_HOME/headwater/catalog.sqlite`` (``~/.local/share`` when
+    XDG_DATA_HOME is unset)."""
+    env = os.environ.get("HEADWATER_CATALOG")
+    if env:
+        return env
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "headwater", "catalog.sqlite")
+
+
+@contextmanager
+def _open_catalog(location: str | None, *, create: bool = False) -> Iterator[Any]:
+    """Open the catalog (creating a missing SQLite file's folder only when ``create``)."""
+    from .catalog import Catalog
+
+    loc = location or default_catalog_location()
+    if "://" not in loc:
+        loc = os.path.abspath(os.path.expanduser(loc))
+        if not os.path.exists(loc):
+            if not create:
+                raise click.ClickException(f"no catalog at {loc} (publish a dataset first, or give --catalog "
+                                           "or $HEADWATER_CATALOG)")
+            os.makedirs(os.path.dirname(loc), exist_ok=True)
+    try:
+        cat = Catalog(loc)
+    except HeadwaterError as err:
+        raise click.ClickException(f"cannot open catalog {loc}: {err}") from None
+    try:
+        yield cat
+    finally:
+        cat.close()
+
+
+def parse_repo(text: str, database: str | None = None) -> tuple[str, str, str, str | None]:
+    """``"DB/NS/NAME[:TAG]"`` (or ``"NS/NAME[:TAG]"`` with ``database``) → ``(db, ns, name, tag or None)``.
+
+    >>> parse_repo("main/acme/cats:stable")
+    ('main', 'acme', 'cats', 'stable')
+    >>> parse_repo("acme/cats", database="main")
+    ('main', 'acme', 'cats', None)
+    """
+    body, sep, tag = text.partition(":")
+    parts = body.split("/")
+    if database is not None and len(parts) == 2:
+        parts = [database, *parts]
+    if len(parts) != 3 or not all(parts) or (sep and not tag):
+        want = "NS/NAME[:TAG] (with --database)" if database is not None else "DB/NS/NAME[:TAG]"
+        raise click.BadParameter(f"{text!r} is not {want}")
+    return parts[0], parts[1], parts[2], (tag if sep else None)
+
+
+def _when(dt: Any) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S UTC") if dt is not None else "-"
+
+
+def _splits_text(splits: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(splits.items())) or "(no splits)"
+
+
+def _ls_databases(cat: Any) -> None:
+    dbs = cat.databases()
+    for db in dbs:
+        repos = cat.repositories(db.name)
+        click.echo(f"{db.name}\t{len(repos)} repositories\t{'public' if db.public else 'private'}\t{db.uid}")
+    click.echo(f"{len(dbs)} database(s) in {cat.url.render_as_string(hide_password=True)}")
+
+
+def _ls_repositories(cat: Any, db: str) -> None:
+    repos = cat.repositories(db)
+    for repo in repos:
+        click.echo(f"{db}/{repo.namespace}/{repo.name}")
+        for tag in cat.tags(db, repo.namespace, repo.name):
+            click.echo(f"  {tag.tag}\t{tag.dataset}\t{_splits_text(tag.splits)}\t{_when(tag.updated_at)}")
+    click.echo(f"{len(repos)} repositories in database {db!r}")
+
+
+def _ls_repository(cat: Any, db: str, ns: str, name: str) -> None:
+    tags = cat.tags(db, ns, name)
+    click.echo("tags:")
+    for tag in tags:
+        click.echo(f"  {tag.tag}\t{tag.dataset}\t{_splits_text(tag.splits)}\t{_when(tag.updated_at)}")
+    datasets = cat.datasets(db, ns, name)
+    click.echo("datasets:")
+    by_uid: dict[str, list[str]] = {}
+    for tag in tags:
+        by_uid.setdefault(tag.dataset, []).append(tag.tag)
+    for ds in datasets:
+        labels = ",".join(by_uid.get(ds.uid, [])) or "-"
+        click.echo(f"  {ds.uid}\t{_when(ds.created_at)}\t{_splits_text(ds.splits)}\ttags: {labels}")
+    click.echo(f"{len(datasets)} dataset(s), {len(tags)} tag(s)")
+
+
+def _ls_dataset(ds: Any) -> None:
+    click.echo(f"dataset {ds.uid}")
+    click.echo(f"  repository: {ds.database_name or ds.database}/{ds.namespace}/{ds.name}")
+    click.echo(f"  created:    {_when(ds.created_at)}")
+    click.echo(f"  splits:     {_splits_text(ds.splits)}")
+    for pool, url in sorted(ds.pools.items()):
+        click.echo(f"  pool:       {pool} = {url}")
+    classes = (ds.template or {}).get("classes") or {}
+    click.echo(f"  classes ({len(classes)}): {', '.join(classes)}")
 
 
 @click.group()
@@ -194,11 +311,7 @@ def download(pool_url: str, ids: tuple[str, ...], dst_dir: str, ids_file: Any, l
     sys.exit(1 if report.failed else 0)
 
 
-@main.command(name="ls")
-@click.argument("pool_url")
-@click.option("--files", is_flag=True, help="List every member, not just shards.")
-def ls_cmd(pool_url: str, files: bool) -> None:
-    """List a pool's shards (from its manifest, or its indexes)."""
+def _ls_pool(pool_url: str, files: bool) -> None:
     from .archive import find_shards, load_index
     from .pool import StorePool
 
@@ -222,6 +335,41 @@ def ls_cmd(pool_url: str, files: bool) -> None:
     click.echo(f"{len(rows)} shard(s), {sum(r[1] for r in rows)} files, {sum(r[2] for r in rows)} bytes")
 
 
+@main.command(name="ls")
+@click.argument("target", required=False)
+@click.option("--files", is_flag=True, help="Pools: list every member, not just shards.")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def ls_cmd(target: str | None, files: bool, catalog_loc: str | None) -> None:
+    """List a pool's shards, or what a catalog holds.
+
+    \b
+    headwater ls POOL                  shards of a pool (a folder or a URL)
+    headwater ls                       databases of the catalog
+    headwater ls DB                    repositories of a database, with their tags
+    headwater ls DB/NS/NAME            tags and every dataset of a repository
+    headwater ls DB/NS/NAME:TAG        one dataset (TAG may be a dataset uid): splits, pools, classes
+
+    TARGET is a pool when it is an existing path or a URL and --catalog is not given.
+    """
+    if catalog_loc is None and target is not None and (os.path.exists(target) or "://" in target):
+        _ls_pool(target, files)
+        return
+    with _open_catalog(catalog_loc) as cat:
+        try:
+            if target is None:
+                _ls_databases(cat)
+            elif "/" not in target:
+                _ls_repositories(cat, target)
+            else:
+                db, ns, name, tag = parse_repo(target)
+                if tag is None:
+                    _ls_repository(cat, db, ns, name)
+                else:
+                    _ls_dataset(cat.dataset(db, ns, name, tag))
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+
+
 @main.command()
 @click.argument("pool")
 @click.argument("shard")
@@ -238,6 +386,244 @@ def extract(pool: str, shard: str, dst_dir: str) -> None:
         click.echo(f"refused {name!r}: {reason}", err=True)
     click.echo(f"extracted {len(report.written)} file(s)")
     sys.exit(1 if report.refused else 0)
+
+
+def _parse_split_specs(specs: tuple[str, ...]) -> tuple[Any, str]:
+    """``--split`` values → (``splits`` argument of publish, default split name)."""
+    fractions: dict[str, float] = {}
+    bare: list[str] = []
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        name = name.strip()
+        if not name:
+            raise click.BadParameter(f"{spec!r}: expected NAME=FRACTION or NAME", param_hint="--split")
+        if not sep:
+            bare.append(name)
+            continue
+        value = value.strip()
+        try:
+            frac = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+        except ValueError:
+            raise click.BadParameter(f"{spec!r}: {value!r} is not a fraction (0.05 or 5%)",
+                                     param_hint="--split") from None
+        if name in fractions:
+            raise click.BadParameter(f"split {name!r} given twice", param_hint="--split")
+        fractions[name] = frac
+    if len(bare) > 1:
+        raise click.BadParameter(f"only one split without a fraction (the rest) may be given, got {bare}",
+                                 param_hint="--split")
+    default = bare[0] if bare else "train"
+    if default in fractions:
+        raise click.BadParameter(f"split {default!r} is given both with and without a fraction",
+                                 param_hint="--split")
+    return (fractions or None), default
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--repo", "repo", required=True, metavar="DB/NS/NAME",
+              help="Where to publish: database/namespace/name (or NS/NAME with --database).")
+@click.option("--database", help="The database, when --repo is NS/NAME.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "coco", "yolo"]), default="auto",
+              show_default=True, help="auto: a folder is YOLO, *.json COCO, *.jsonl/*.ndjson droplets.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False),
+              help="Folder local image paths are relative to (JSONL: default its folder; COCO: default the "
+                   "JSON's folder).")
+@click.option("--pool", "pool_dir", type=click.Path(file_okay=False),
+              help="New folder for the image pool [default: <catalog folder>/pools/DB/NS/NAME/<time>].")
+@click.option("--pool-name", default="images", show_default=True, help="Name of the pool in pool:// refs.")
+@click.option("--split", "split_specs", multiple=True, metavar="NAME[=FRACTION]",
+              help="Repeatable. NAME=0.05 (or 5%) sends that fraction to NAME by a seeded hash; a bare NAME "
+                   "takes the rest [train]. Explicit splits (YOLO folders, JSONL \"split\") win.")
+@click.option("--split-seed", default=0, show_default=True, type=int, help="Seed of the split hash.")
+@click.option("--template", "template_path", type=click.Path(exists=True, dir_okay=False),
+              help="Template JSON every droplet must satisfy [default: inferred].")
+@click.option("--tag", "tags", multiple=True, help="Repeatable: tags to point at the new dataset [latest].")
+@click.option("--no-tag", is_flag=True, help="Point no tag at it (reach it by uid).")
+@click.option("--create-database", is_flag=True, help="Create the database if it does not exist.")
+@click.option("--max-shard-size", default="1GB", show_default=True, help="Cap per pool shard.")
+@click.option("--max-problems", default=100, show_default=True, help="Problems listed when refusing.")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def publish(source: str, repo: str, database: str | None, fmt: str, images: str | None, pool_dir: str | None,
+            pool_name: str, split_specs: tuple[str, ...], split_seed: int, template_path: str | None,
+            tags: tuple[str, ...], no_tag: bool, create_database: bool, max_shard_size: str, max_problems: int,
+            catalog_loc: str | None, quiet: bool) -> None:
+    """Publish SOURCE (JSONL droplets, a COCO instances JSON or a YOLO folder) as a new dataset.
+
+    Every droplet is validated first; any problem is listed (with its line, image id or label file and
+    line) and nothing is written. Local images are packed into a new pool and referenced as
+    pool://NAME/KEY; the dataset, its splits and tags are committed in one transaction.
+    """
+    from .client.publish import PublishError
+    from .client.publish import publish as run_publish
+    from .integrations import open_source
+
+    db, ns, name, tag = parse_repo(repo, database)
+    if tag is not None:
+        raise click.BadParameter("give tags with --tag, not in --repo", param_hint="--repo")
+    if no_tag and tags:
+        raise click.UsageError("--no-tag and --tag exclude each other")
+    splits, default_split = _parse_split_specs(split_specs)
+    try:
+        src = open_source(source, format=None if fmt == "auto" else fmt, images=images)
+    except HeadwaterError as err:
+        raise click.ClickException(str(err)) from None
+    with _open_catalog(catalog_loc, create=True) as cat:
+        try:
+            if create_database:
+                cat.create_database(db, exist_ok=True)
+            else:
+                cat.database(db)
+        except HeadwaterError as err:
+            hint = "" if create_database else " (add --create-database to create it)"
+            raise click.ClickException(f"{err}{hint}") from None
+        try:
+            record = run_publish(
+                cat, db, ns, name, src, pool_dir=pool_dir, pool_name=pool_name, splits=splits,
+                split_seed=split_seed, default_split=default_split, template=template_path,
+                tags=() if no_tag else (tags or ("latest",)), max_shard_size=parse_size(max_shard_size),
+                max_problems=max_problems, progress=not quiet,
+            )
+        except PublishError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+    click.echo(f"published dataset {record.uid} to {db}/{ns}/{name}")
+    click.echo(f"  splits: {_splits_text(record.splits)}")
+    click.echo(f"  tags:   {', '.join(() if no_tag else (tags or ('latest',))) or '(none)'}")
+    for pool, url in sorted(record.pools.items()):
+        click.echo(f"  pool:   {pool} = {url}")
+    for note, count in sorted(getattr(src, "notes", {}).items()):
+        click.echo(f"note: {note}: {count}", err=True)
+
+
+@main.command(name="tag")
+@click.argument("repo", metavar="DB/NS/NAME")
+@click.argument("tag_name", metavar="[TAG]", required=False)
+@click.argument("target", metavar="[UID_OR_TAG]", required=False)
+@click.option("--history", is_flag=True, help="Show every move of the repository's tags (or of TAG).")
+@click.option("--database", help="The database, when REPO is NS/NAME.")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def tag_cmd(repo: str, tag_name: str | None, target: str | None, history: bool, database: str | None,
+            catalog_loc: str | None) -> None:
+    """Move a tag, list tags, or show their history.
+
+    \b
+    headwater tag DB/NS/NAME TAG UID_OR_TAG   point TAG at a dataset (uid, or where another tag points)
+    headwater tag DB/NS/NAME                  list the tags
+    headwater tag --history DB/NS/NAME [TAG]  every move, oldest first
+    """
+    db, ns, name, inline = parse_repo(repo, database)
+    if inline is not None:
+        raise click.BadParameter("give the tag as the second argument, not after ':'", param_hint="REPO")
+    with _open_catalog(catalog_loc) as cat:
+        try:
+            if history:
+                if target is not None:
+                    raise click.UsageError("--history takes REPO and at most one TAG")
+                events = cat.tag_history(db, ns, name, tag_name)
+                for ev in events:
+                    click.echo(f"{_when(ev.moved_at)}\t{ev.tag}\t{ev.previous or '(new)'} -> {ev.dataset}")
+                click.echo(f"{len(events)} move(s)")
+                return
+            if tag_name is None:
+                for t in cat.tags(db, ns, name):
+                    click.echo(f"{t.tag}\t{t.dataset}\t{_splits_text(t.splits)}\t{_when(t.updated_at)}")
+                return
+            if target is None:
+                raise click.UsageError("give the dataset to point the tag at: headwater tag DB/NS/NAME TAG UID_OR_TAG")
+            previous = next((t.dataset for t in cat.tags(db, ns, name) if t.tag == tag_name), None)
+            new_uid = cat.dataset(db, ns, name, target).uid
+            cat.move_tag(db, ns, name, tag_name, new_uid)
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+    if previous == new_uid:
+        click.echo(f"{tag_name}: already at {new_uid}")
+    else:
+        click.echo(f"{tag_name}: {previous or '(new tag)'} -> {new_uid}")
+
+
+def _write_stdout(blocks: Iterator[bytes], limit: int | None) -> int:
+    """Write NDJSON blocks to stdout, stopping after ``limit`` lines; returns lines written.
+
+    A closed pipe (``headwater stream … | head``) ends the command quietly: the rest of the output
+    is pointed at /dev/null so Python's exit-time flush does not raise again.
+    """
+    out = sys.stdout.buffer
+    written = 0
+    try:
+        for block in blocks:
+            if limit is not None:
+                lines = block.count(b"\n")
+                if written + lines >= limit:
+                    cut = -1
+                    for _ in range(limit - written):
+                        cut = block.index(b"\n", cut + 1)
+                    out.write(block[:cut + 1])
+                    written = limit
+                    break
+                written += lines
+            else:
+                written += block.count(b"\n")
+            out.write(block)
+        out.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+    finally:
+        close = getattr(blocks, "close", None)
+        if close is not None:
+            close()
+    return written
+
+
+@main.command()
+@click.argument("dataset", metavar="DB/NS/NAME[:TAG]")
+@click.argument("split")
+@click.option("--chunk", default=0, show_default=True, help="Which chunk (0-based) …")
+@click.option("--nchunks", default=1, show_default=True, help="… of how many equal chunks.")
+@click.option("--shuffle-seed", type=int,
+              help="Chunk a seeded permutation of the split instead of its stored order.")
+@click.option("--offset", default=0, show_default=True, help="Skip this many droplets of the chunk.")
+@click.option("--limit", type=int, help="Stop after this many droplets.")
+@click.option("--cache/--no-cache", default=False, show_default=True,
+              help="Keep the chunk in the stream cache ($HEADWATER_CACHE) and replay it from there.")
+@click.option("--database", help="The database, when DATASET is NS/NAME[:TAG].")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def stream(dataset: str, split: str, chunk: int, nchunks: int, shuffle_seed: int | None, offset: int,
+           limit: int | None, cache: bool, database: str | None, catalog_loc: str | None) -> None:
+    """Write chunk CHUNK of NCHUNKS of SPLIT as NDJSON (one droplet a line) to stdout.
+
+    TAG defaults to "latest"; a dataset uid works in its place. Chunk k of n is the same contiguous
+    run (or, with --shuffle-seed, the same run of a seeded permutation) every time. Safe to pipe
+    into head.
+    """
+    from .client import Api, StreamCache
+
+    db, ns, name, tag = parse_repo(dataset, database)
+    if limit is not None and limit < 0:
+        raise click.BadParameter("must be >= 0", param_hint="--limit")
+    with _open_catalog(catalog_loc) as cat:
+        try:
+            api = Api(catalog=cat, cache=StreamCache() if cache else False)
+            ds = api.get_database_by_name(db).get_dataset(ns, name, tag or "latest")
+            if split not in ds.splits:
+                raise click.ClickException(f"dataset {ds.uid} has no split {split!r} "
+                                           f"(its splits: {', '.join(sorted(ds.splits)) or 'none'})")
+            try:
+                blocks = ds.stream_blocks(split, chunk, nchunks, shuffle_seed=shuffle_seed, offset=offset,
+                                          cache=cache)
+            except ValueError as err:  # chunk/nchunks/offset out of range
+                raise click.BadParameter(str(err), param_hint="--chunk/--nchunks/--offset") from None
+            if limit != 0:
+                _write_stdout(iter(blocks), limit)
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
 
 
 @main.command()

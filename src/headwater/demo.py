@@ -1,4 +1,10 @@
-"""The Quickstart demo: generated images → pool → fetch by id, with every step reported.
+"""The Quickstart demo: generated images → pool → fetch by id → a published, streamed dataset.
+
+Steps 1-6 show the pool layer (pack, verify, cheesechaser-style downloads); steps 7-9 show datasets:
+annotations (the box drawn on each image) are published from JSONL into an embedded SQLite catalog
+(images packed into a new pool, a seeded validation split), a chunk is streamed back through the
+datatap-style ``Api`` and its image fetched through its ``pool://`` reference, and a bad droplet is
+refused with its line number.
 
 Example (writes into ``demo-output/``)::
 
@@ -7,6 +13,7 @@ Example (writes into ``demo-output/``)::
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -21,8 +28,13 @@ from .pool import StorePool
 __all__ = ["make_images", "run_demo"]
 
 
-def make_images(folder: str, count: int, seed: int = 0) -> list[int]:
-    """Write ``count`` small PNGs named ``<id>.png`` with sparse increasing ids; returns the ids."""
+def make_images(folder: str, count: int, seed: int = 0,
+                boxes: dict[int, tuple[int, int, int, int]] | None = None) -> list[int]:
+    """Write ``count`` small PNGs named ``<id>.png`` with sparse increasing ids; returns the ids.
+
+    Each image has one filled rectangle; ``boxes`` (if given) receives its pixel box
+    ``(x1, y1, x2, y2)`` per id, end-exclusive.
+    """
     os.makedirs(folder, exist_ok=True)
     rng = random.Random(seed)
     ids, rid = [], 1000
@@ -32,6 +44,8 @@ def make_images(folder: str, count: int, seed: int = 0) -> list[int]:
         draw = ImageDraw.Draw(img)
         x, y = rng.randrange(40), rng.randrange(30)
         draw.rectangle([x, y, x + 20, y + 15], fill=tuple(rng.randrange(256) for _ in range(3)))
+        if boxes is not None:
+            boxes[rid] = (x, y, x + 21, y + 16)  # PIL's rectangle includes both corners
         img.save(os.path.join(folder, f"{rid}.png"))
         ids.append(rid)
     return ids
@@ -41,7 +55,8 @@ def run_demo(work_dir: str, images: int = 500) -> None:
     shutil.rmtree(work_dir, ignore_errors=True)
     src, pool_dir, out = (os.path.join(work_dir, p) for p in ("images", "pool", "downloaded"))
     t0 = time.perf_counter()
-    ids = make_images(src, images)
+    boxes: dict[int, tuple[int, int, int, int]] = {}
+    ids = make_images(src, images, boxes=boxes)
     click.echo(f"1. generated {len(ids)} PNG images in {src} ({time.perf_counter() - t0:.2f}s)")
 
     t0 = time.perf_counter()
@@ -67,4 +82,63 @@ def run_demo(work_dir: str, images: int = 500) -> None:
         names = os.listdir(folder)
         with Image.open(os.path.join(folder, names[0])) as img:
             click.echo(f"6. mock_resource({ids[0]}) → {names} ({img.size[0]}x{img.size[1]} {img.mode}), info={info}")
+    _dataset_steps(work_dir, src, ids[:min(len(ids), 200)], boxes)
     click.echo(f"done: everything is under {os.path.abspath(work_dir)}")
+
+
+def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
+                   boxes: dict[int, tuple[int, int, int, int]]) -> None:
+    """Publish the drawn boxes as a dataset, stream a chunk back, show a refused publish."""
+    from .catalog import Catalog
+    from .client import Api
+    from .client.publish import PublishError, publish
+    from .droplet import ImageFetcher
+
+    width, height = 64, 48
+    rows = []
+    for rid in ids:
+        x1, y1, x2, y2 = boxes[rid]
+        rows.append({"kind": "ImageAnnotation", "uid": str(rid), "image": {"paths": [f"{rid}.png"]},
+                     "classes": {"shape": {"instances": [{"boundingBox": {"rectangle": [
+                         [x1 / width, y1 / height], [x2 / width, y2 / height]]}}]}}})
+    jsonl = os.path.join(work_dir, "droplets.jsonl")
+    with open(jsonl, "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+
+    t0 = time.perf_counter()
+    catalog_path = os.path.join(work_dir, "catalog.sqlite")
+    with Catalog(catalog_path) as cat:
+        cat.create_database("demo", exist_ok=True)
+        record = publish(cat, "demo", "shapes", "boxes", jsonl, images=images_dir,
+                         pool_dir=os.path.join(work_dir, "dataset-pool"), splits={"validation": 0.2},
+                         split_seed=0, progress=False)
+        click.echo(f"7. published {len(rows)} droplets from {jsonl} as dataset {record.uid} of demo/shapes/boxes "
+                   f"(tag latest) in {catalog_path}: splits {record.splits}, images packed into pool "
+                   f"{record.pools['images']} ({time.perf_counter() - t0:.2f}s)")
+
+        api = Api(catalog=cat, cache=False)
+        dataset = api.get_database_by_name("demo").get_dataset("shapes/boxes:latest")
+        chunk = list(dataset.stream_split("train", chunk=0, nchunks=2))
+        first = chunk[0]
+        rect = first.classes["shape"].instances[0].bounding_box.rectangle  # type: ignore[union-attr]
+        data = ImageFetcher(dataset.pools).fetch(first)
+        with open(os.path.join(images_dir, f"{first.uid}.png"), "rb") as f:
+            same = f.read() == data
+        click.echo(f"8. streamed chunk 0 of 2 of 'train': {len(chunk)} of {dataset.split_count('train')} droplets; "
+                   f"the first is image {first.uid} via {first.image.paths[0]}, box {rect.to_xyxy()}, "
+                   f"{len(data)} image bytes read from the pool ({'identical to' if same else 'DIFFERENT from'} "
+                   "the original)")
+
+        bad = os.path.join(work_dir, "bad.jsonl")
+        with open(bad, "w") as f:
+            f.write(json.dumps(rows[0]) + "\n")
+            f.write(json.dumps({**rows[1], "classes": {"shape": {"instances": [
+                {"boundingBox": {"rectangle": [[0.5, 0.5], [1.25, 0.9]]}}]}}}) + "\n")
+        try:
+            publish(cat, "demo", "shapes", "boxes", bad, images=images_dir,
+                    pool_dir=os.path.join(work_dir, "bad-pool"), progress=False)
+        except PublishError as err:
+            first_problem = err.problems[0]
+            click.echo(f"9. a droplet with a box outside the image is refused, nothing written "
+                       f"({len(cat.datasets('demo', 'shapes', 'boxes'))} dataset in the repository, no bad-pool/): "
+                       f"{first_problem}")
