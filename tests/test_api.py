@@ -150,12 +150,23 @@ def test_default_database_rules(catalog_path, tmp_path):
     assert api.get_default_database().name == "default"
 
 
-def test_remote_mode_and_missing_catalog(monkeypatch):
+def test_remote_mode_and_missing_catalog(monkeypatch, tmp_path):
     with pytest.raises(RemoteUnavailableError, match="arrives with the headwater server"):
         Api(url="http://127.0.0.1:1/", api_key="k")
     monkeypatch.delenv("HEADWATER_CATALOG", raising=False)
-    with pytest.raises(ClientError, match="no catalog given"):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    expected = tmp_path / "headwater" / "catalog.sqlite"
+    with pytest.raises(ClientError, match=f"no catalog at {expected}"):
         Api()
+    assert not expected.exists()  # a missing default catalog is not silently created
+
+
+def test_default_catalog_is_the_xdg_data_file(catalog_path, monkeypatch, tmp_path):
+    monkeypatch.delenv("HEADWATER_CATALOG", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    (tmp_path / "headwater").mkdir()
+    os.replace(catalog_path, tmp_path / "headwater" / "catalog.sqlite")
+    assert Api(cache=False).get_default_database().name == "main"
 
 
 def test_catalog_from_environment(catalog_path, monkeypatch):

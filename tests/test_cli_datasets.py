@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from headwater.catalog import Catalog
-from headwater.cli import default_catalog_location, main, parse_repo
+from headwater.catalog import default_catalog_location
+from headwater.cli import main, parse_repo
 from headwater.droplet import ImageFetcher, decode_droplet
 
 from .publish_helpers import (

@@ -33,7 +33,7 @@ import click
 
 from .errors import HeadwaterError
 
-__all__ = ["main", "parse_size", "parse_ids", "parse_repo", "default_catalog_location"]
+__all__ = ["main", "parse_size", "parse_ids", "parse_repo"]
 
 _UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
           "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
@@ -73,20 +73,12 @@ _CATALOG_HELP = ("Catalog: a SQLite file path or a postgresql:// URL "
                  "[default: $HEADWATER_CATALOG, else $XDG_DATA_HOME/headwater/catalog.sqlite]")
 
 
-def default_catalog_location() -> str:
-    """``$HEADWATER_CATALOG``, else ``$XDG_DATA_HOME/headwater/catalog.sqlite`` (``~/.local/share`` when
-    XDG_DATA_HOME is unset)."""
-    env = os.environ.get("HEADWATER_CATALOG")
-    if env:
-        return env
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(base, "headwater", "catalog.sqlite")
-
-
 @contextmanager
 def _open_catalog(location: str | None, *, create: bool = False) -> Iterator[Any]:
     """Open the catalog (creating a missing SQLite file's folder only when ``create``)."""
     from .catalog import Catalog
+
+    from .catalog import default_catalog_location
 
     loc = location or default_catalog_location()
     if "://" not in loc:

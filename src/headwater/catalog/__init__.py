@@ -22,6 +22,7 @@ from .errors import (
     NotFoundError,
     OutOfRangeError,
 )
+from .location import default_catalog_location
 from .names import check_name
 from .publisher import Publisher
 from .records import (
@@ -35,6 +36,7 @@ from .wire import database_json, dataset_json, repository_json, tag_json, user_j
 
 __all__ = [
     "Catalog",
+    "default_catalog_location",
     "Publisher",
     "DatabaseRecord",
     "RepositoryRecord",

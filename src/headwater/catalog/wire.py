@@ -44,13 +44,20 @@ def repository_json(repo: RepositoryRecord, tags: Iterable[TagRecord]) -> dict[s
 
 
 def dataset_json(ds: DatasetRecord) -> dict[str, Any]:
-    """``{uid, database, repository: {namespace, name}, template, splits: [names]}``."""
+    """``{uid, database, repository: {namespace, name}, template, splits: [names], splitCounts, pools}``.
+
+    ``splits`` is a list of names because that is what datatap's client reads; ``splitCounts``
+    (``{split: count}``) and ``pools`` (``{pool name: pool URL}``, where ``pool://`` image refs point)
+    are headwater additions that datatap ignores.
+    """
     return {
         "uid": ds.uid,
         "database": ds.database,
         "repository": {"namespace": ds.namespace, "name": ds.name},
         "template": ds.template,
         "splits": list(ds.splits),
+        "splitCounts": dict(ds.splits),
+        "pools": dict(ds.pools),
     }
 
 

@@ -40,7 +40,7 @@ from typing import Any, Literal, overload
 
 import msgspec
 
-from ..catalog import Catalog
+from ..catalog import Catalog, default_catalog_location
 from ..droplet import (
     ImageAnnotation,
     ImageAnnotationTemplate,
@@ -88,7 +88,7 @@ class Api:
     """Entry point: a catalog (embedded) or, with the server, a URL and an API key (remote).
 
     ``catalog`` is a file path, a ``sqlite:///`` / ``postgresql://`` URL or an open
-    :class:`~headwater.catalog.Catalog` (default: ``$HEADWATER_CATALOG``). ``cache`` is ``True``
+    :class:`~headwater.catalog.Catalog` (default: :func:`~headwater.catalog.default_catalog_location`). ``cache`` is ``True``
     (the default stream cache), ``False``/``None`` (no cache), a directory or a
     :class:`~headwater.client.cache.StreamCache`. ``default_database`` (name or uid) decides what
     :meth:`get_default_database` returns in embedded mode. ``transport`` plugs in any
@@ -105,9 +105,10 @@ class Api:
                     "catalog directly: Api(catalog='path/to/catalog.sqlite' or 'postgresql://…')"
                 )
             if catalog is None:
-                catalog = os.environ.get("HEADWATER_CATALOG") or None
-            if catalog is None:
-                raise ClientError("no catalog given: pass Api(catalog=path_or_url) or set HEADWATER_CATALOG")
+                catalog = default_catalog_location()
+                if "://" not in catalog and not os.path.exists(catalog):
+                    raise ClientError(f"no catalog at {catalog}: pass Api(catalog=path_or_url), set "
+                                      "HEADWATER_CATALOG, or publish a dataset there first")
             transport = EmbeddedTransport(catalog, default_database=default_database)
         self.api_key = api_key
         self._ctx = _Context(transport, _open_cache(cache))

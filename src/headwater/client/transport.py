@@ -154,11 +154,7 @@ class EmbeddedTransport:
         return repository_json(repo, self.catalog.tags(database, namespace, name))
 
     def dataset(self, database: str, namespace: str, name: str, tag_or_uid: str) -> dict[str, Any]:
-        record = self.catalog.dataset(database, namespace, name, tag_or_uid)
-        body = dataset_json(record)
-        body.setdefault("splitCounts", dict(record.splits))
-        body.setdefault("pools", dict(record.pools))
-        return body
+        return dataset_json(self.catalog.dataset(database, namespace, name, tag_or_uid))
 
     def split_count(self, database: str, namespace: str, name: str, uid: str, split: str) -> int:
         return self.catalog.split_count(uid, split)
