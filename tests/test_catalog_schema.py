@@ -217,7 +217,8 @@ def test_wire_json(tmp_path: object) -> None:
     assert repository_json(cat.repository("main", "acme", "cats"), [tag]) == {
         "namespace": "acme", "name": "cats", "tags": [tag_json(tag)]}
     assert dataset_json(ds) == {"uid": ds.uid, "database": db.uid, "repository": {"namespace": "acme", "name": "cats"},
-                                "template": template, "splits": ["train", "validation"]}
+                                "template": template, "splits": ["train", "validation"],
+                                "splitCounts": {"train": 2, "validation": 1}, "pools": {}}
     assert user_json("u1", "me", "me@example.org", db.uid) == {
         "uid": "u1", "username": "me", "email": "me@example.org", "defaultDatabase": db.uid}
     cat.close()
