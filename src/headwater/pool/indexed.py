@@ -105,7 +105,8 @@ class IndexedPool(DataPool):
         with self._lock:
             if self._manifest is None:
                 self._manifest = self._open_manifest() if self._use_manifest else False
-            return self._manifest or None
+            # not ``self._manifest or None``: a Manifest's truth value would run COUNT(*) on every call
+            return self._manifest if isinstance(self._manifest, Manifest) else None
 
     def _open_manifest(self) -> Manifest | bool:
         store = self.index_store
