@@ -229,28 +229,25 @@ class DropletDataset(IterableDataset):
         droplets = decode_blocks(blocks)
         position = start + offset
         in_process = info is None
+        for droplet, image in self._with_images(droplets):
+            sample: Any = {"droplet": droplet, "position": position}
+            if self.images is not None:
+                sample["image"] = image
+            position += 1
+            if self.transform is not None:
+                sample = self.transform(sample)
+            if in_process:
+                self._yielded += 1
+            yield sample
+
+    def _with_images(self, droplets: Iterator[ImageAnnotation]) -> Iterator[tuple[ImageAnnotation, Any]]:
+        """Pair each droplet with its image, fetched ``image_batch`` droplets at a time (one planned read)."""
         if self.images is None:
             for droplet in droplets:
-                sample: Any = {"droplet": droplet, "position": position}
-                position += 1
-                if self.transform is not None:
-                    sample = self.transform(sample)
-                if in_process:
-                    self._yielded += 1
-                yield sample
+                yield droplet, None
             return
-        while True:
-            group = list(itertools.islice(droplets, self.image_batch))
-            if not group:
-                return
-            for droplet, image in zip(group, self._fetch(group)):
-                sample = {"droplet": droplet, "position": position, "image": image}
-                position += 1
-                if self.transform is not None:
-                    sample = self.transform(sample)
-                if in_process:
-                    self._yielded += 1
-                yield sample
+        while group := list(itertools.islice(droplets, self.image_batch)):
+            yield from zip(group, self._fetch(group))
 
     def _fetch(self, group: list[ImageAnnotation]) -> list[Any]:
         if self._fetcher is None:  # built lazily: once per worker process, never pickled
