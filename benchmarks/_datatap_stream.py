@@ -1,0 +1,48 @@
+"""The datatap side of ``bench_stream.py``; runs inside ``.venv-peers/datatap`` (datatap==0.3.0).
+
+It reproduces what ``datatap.api.entities.Dataset.stream_split`` does once the HTTP body arrives: the
+endpoint's ``CacheGenerator(file, create_stream)`` where ``create_stream`` yields ``json.loads(line)`` for
+each NDJSON line (``StreamRequester`` does exactly that over ``response.iter_lines``), then
+``ImageAnnotation.from_json`` for every droplet. The lines come from a local file instead of a socket, so
+the network costs nothing and only the client's own decode + cache path is timed. ``datatap.api`` is not
+imported: it calls ``set_start_method('spawn', force=True)`` at import and is not needed here.
+
+Prints one JSON object: seconds and count for each pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+from datatap.droplet import ImageAnnotation
+from datatap.utils.cache_generator import CacheGenerator
+
+
+def main() -> None:
+    source, passes = sys.argv[1], int(sys.argv[2])
+    cache_dir = tempfile.mkdtemp(prefix="datatap-bench-")
+    file_name = os.path.join(cache_dir, "ns-name-uid-training-1", "chunk-0.jsonl")
+
+    def create_stream():
+        with open(source, "r") as f:
+            for line in f:
+                yield json.loads(line)
+
+    results = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        count = 0
+        for droplet in CacheGenerator(file_name, create_stream):
+            ImageAnnotation.from_json(droplet)
+            count += 1
+        results.append({"seconds": time.perf_counter() - start, "count": count,
+                        "promoted": os.path.exists(file_name)})
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
