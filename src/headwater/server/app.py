@@ -1,0 +1,127 @@
+"""The ASGI app factory: one :class:`ServerConfig` in, a FastAPI app out (no globals, no state).
+
+Routers live in their own modules (``datatap_api``, ``hub``, ``writes``) and are mounted here; each reads
+what it needs from ``request.app.state`` (the open :class:`~headwater.catalog.Catalog`, the config).
+Every error leaves as ``{"error": message}`` with a 4xx/5xx status — the datatap client reads that key.
+Double slashes in paths are collapsed before routing (datatap sends ``/api//database``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..catalog import Catalog, CatalogError, ConflictError, InvalidNameError, NotFoundError, OutOfRangeError
+
+__all__ = ["ServerConfig", "create_app"]
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What one server process serves.
+
+    ``catalog``: a SQLite path or a ``postgresql://`` URL. ``pools``: Hub-style repo id
+    (``owner/repo``) → pool URL (a local dir, ``s3://…``, ``http(s)://…``). ``max_upload_bytes``: the
+    largest request body a write may send. ``anonymous_read``: serve public databases and pools without
+    a key.
+    """
+
+    catalog: str
+    pools: dict[str, str] = field(default_factory=dict)
+    max_upload_bytes: int = 2 << 30
+    anonymous_read: bool = True
+
+
+class _CollapseSlashes:
+    """``/api//database`` → ``/api/database`` before routing (datatap joins ``/api/`` + ``/database``)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            scope = dict(scope)
+            scope["path"] = _SLASHES.sub("/", scope["path"])
+            scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """Build the app for ``config`` (opens the catalog, applying migrations)."""
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.catalog.close()
+
+    app = FastAPI(title="headwater", description="datatap-compatible dataset API and Hub-compatible pool serving",
+                  version="0.1.0", lifespan=lifespan)
+    app.state.config = config
+    app.state.catalog = Catalog(config.catalog)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, f"bad request: {where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return _error(404, str(exc.args[0]) if exc.args else "not found")
+
+    @app.exception_handler(InvalidNameError)
+    async def _bad_name(_: Request, exc: InvalidNameError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(OutOfRangeError)
+    async def _out_of_range(_: Request, exc: OutOfRangeError) -> JSONResponse:
+        return _error(416, str(exc))
+
+    @app.exception_handler(ConflictError)
+    async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(CatalogError)
+    async def _catalog_error(_: Request, exc: CatalogError) -> JSONResponse:
+        return _error(500, str(exc))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def _health() -> dict[str, bool]:
+        return {"ok": True}
+
+    for module in _routers():
+        app.include_router(module.router)
+    app.add_middleware(_CollapseSlashes)
+    return app
+
+
+def _routers() -> list[Any]:
+    """The route modules that exist (each helper's module registers itself by being importable)."""
+    import importlib
+
+    found = []
+    for name in ("datatap_api", "writes", "hub"):
+        try:
+            found.append(importlib.import_module(f"{__package__}.{name}"))
+        except ModuleNotFoundError as err:
+            if err.name != f"{__package__}.{name}":
+                raise
+    return found
