@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import functools
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -83,6 +85,27 @@ def _is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:")
 
 
+def _ensure_wal(cur: Any, timeout_s: float) -> None:
+    """Switch a SQLite file to WAL, retrying while another process holds the lock.
+
+    Why a loop: the switch needs an exclusive lock, and SQLite answers "database is locked" at
+    once (without calling the busy handler) when a second process opens the same new file at the
+    same moment. WAL is stored in the file, so once any process has switched, this is a read.
+    """
+    deadline = time.monotonic() + timeout_s
+    pause = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
     memory = _is_memory(url)
     if not memory:
@@ -100,7 +123,7 @@ def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         if not memory:
-            cur.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(cur, busy_timeout_ms / 1000)
             # a big publish grows the WAL to its own size; give that disk space back after checkpoints
             cur.execute("PRAGMA journal_size_limit = 67108864")
         cur.execute("PRAGMA foreign_keys = ON")
