@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -105,3 +107,28 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
     if request.param == "sqlite":
         return os.path.join(str(tmp_path), "catalog.sqlite")
     return str(request.getfixturevalue("postgres_catalog_url"))
+
+
+def _peer_python(name: str, requirements: list[str]) -> str:
+    """The python of ``.venv-peers/<name>`` (the benchmarks' peer venvs), installed from PyPI on first use."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("_peers", os.path.join(root, "benchmarks", "_peers.py"))
+    assert spec is not None and spec.loader is not None
+    peers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peers)
+    try:
+        return peers.peer_python(name, requirements)  # type: ignore[no-any-return]
+    except subprocess.CalledProcessError as err:  # pragma: no cover - needs PyPI the first time
+        pytest.fail(f"could not install {requirements} into .venv-peers/{name}: {err}")
+
+
+@pytest.fixture(scope="session")
+def datatap_python() -> str:
+    """Real ``datatap==0.3.0`` (with Pillow) in its own venv: its pins must not touch ours."""
+    return _peer_python("datatap", ["datatap==0.3.0", "Pillow"])
+
+
+@pytest.fixture(scope="session")
+def cheesechaser_python() -> str:
+    """Real ``cheesechaser==0.2.2`` in its own venv."""
+    return _peer_python("cheesechaser", ["cheesechaser==0.2.2"])

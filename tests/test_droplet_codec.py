@@ -38,7 +38,6 @@ from .droplet_strategies import datatap_to_json, exact, wire_droplets
 
 DATA = Path(__file__).parent / "data" / "droplets"
 CORPUS = json.loads((DATA / "corpus.json").read_text(encoding="utf-8"))
-DATATAP_PYTHON = "/tmp/dtv/bin/python"
 
 
 def roundtrip(x: Any) -> Any:
@@ -87,8 +86,7 @@ def test_struct_roundtrip_and_to_json(x: dict[str, Any]) -> None:
     assert pickle.loads(pickle.dumps(d)) == d
 
 
-@pytest.mark.skipif(not os.path.exists(DATATAP_PYTHON), reason="datatap's venv (/tmp/dtv) is not here")
-def test_against_real_datatap(tmp_path: Path) -> None:
+def test_against_real_datatap(datatap_python: str) -> None:
     """Random droplets through the real datatap (one subprocess) and through us agree exactly."""
     examples: list[dict[str, Any]] = []
 
@@ -109,7 +107,7 @@ def test_against_real_datatap(tmp_path: Path) -> None:
         "    print(json.dumps(ImageAnnotation.from_json(json.loads(line)).to_json()))\n"
     )
     stdin = "".join(json.dumps(x) + "\n" for x in examples)
-    result = subprocess.run([DATATAP_PYTHON, "-c", script], input=stdin, capture_output=True, text=True,
+    result = subprocess.run([datatap_python, "-c", script], input=stdin, capture_output=True, text=True,
                             timeout=120, check=True)
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(outputs) == len(examples)
@@ -117,10 +115,9 @@ def test_against_real_datatap(tmp_path: Path) -> None:
         assert exact(roundtrip(x)) == exact(expected)
 
 
-@pytest.mark.skipif(not os.path.exists(DATATAP_PYTHON), reason="datatap's venv (/tmp/dtv) is not here")
-def test_committed_corpus_is_current(tmp_path: Path) -> None:
+def test_committed_corpus_is_current(datatap_python: str, tmp_path: Path) -> None:
     out = tmp_path / "corpus.json"
-    subprocess.run([DATATAP_PYTHON, str(DATA / "make_corpus.py"), str(out)], check=True, timeout=120)
+    subprocess.run([datatap_python, str(DATA / "make_corpus.py"), str(out)], check=True, timeout=120)
     assert json.loads(out.read_text(encoding="utf-8")) == CORPUS
 
 
