@@ -32,6 +32,7 @@ from .records import (
     TagEvent,
     TagRecord,
 )
+from .users import ApiKeyRecord, Principal, UserRecord
 from .wire import database_json, dataset_json, repository_json, tag_json, user_json
 
 __all__ = [
@@ -43,6 +44,9 @@ __all__ = [
     "TagRecord",
     "TagEvent",
     "DatasetRecord",
+    "UserRecord",
+    "ApiKeyRecord",
+    "Principal",
     "CatalogError",
     "NotFoundError",
     "ConflictError",

@@ -56,17 +56,20 @@ from .records import (
     to_ms,
 )
 from .tagging import ensure_repository, set_tag
+from .users import UserCatalog, user_row
 
 __all__ = ["Catalog"]
 
 _IN_BATCH = 500  # ordinals per IN (...) list: well under every backend's bound-parameter limit
 
 
-class Catalog:
+class Catalog(UserCatalog):
     """A catalog opened from a file path / ``sqlite:///path`` (embedded) or a ``postgresql://`` URL.
 
     Thread-safe (a connection pool underneath); safe to use after ``fork`` (the child opens its own
     connections) and picklable (a copy re-opens the same location), so DataLoader workers can share it.
+    Users, API keys and database ownership (for the server) come from
+    :class:`~headwater.catalog.users.UserCatalog`.
     """
 
     def __init__(self, url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
@@ -127,16 +130,19 @@ class Catalog:
         return f"Catalog({self.url.render_as_string(hide_password=True)!r})"
 
     # -- databases -------------------------------------------------------------------------------
-    def create_database(self, name: str, *, public: bool = False, exist_ok: bool = False) -> DatabaseRecord:
-        """Create database ``name``; ConflictError if it exists (unless ``exist_ok``)."""
+    def create_database(self, name: str, *, public: bool = False, exist_ok: bool = False,
+                        owner: str | None = None) -> DatabaseRecord:
+        """Create database ``name`` (owned by user ``owner``, a username or uid, if given); ConflictError
+        if it exists (unless ``exist_ok``: then the existing one is returned unchanged)."""
         check_name("database name", name)
         with self._write() as conn:
             row = conn.execute(select(databases).where(databases.c.name == name)).first()
             if row is None:
+                owner_uid = user_row(conn, owner).uid if owner is not None else None
                 try:
                     with conn.begin_nested():
                         conn.execute(insert(databases).values(uid=str(uuid.uuid4()), name=name, public=bool(public),
-                                                              created_at=utcnow()))
+                                                              created_at=utcnow(), owner_uid=owner_uid))
                 except IntegrityError:
                     if not exist_ok:
                         raise ConflictError(f"database {name!r} already exists") from None

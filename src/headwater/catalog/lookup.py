@@ -128,7 +128,8 @@ def dataset_record(row: Row[Any], counts: dict[str, int]) -> DatasetRecord:
 
 def database_record(row: Row[Any]) -> DatabaseRecord:
     """Build a :class:`DatabaseRecord` from a ``databases`` row."""
-    return DatabaseRecord(uid=row.uid, name=row.name, public=bool(row.public), created_at=row.created_at)
+    return DatabaseRecord(uid=row.uid, name=row.name, public=bool(row.public), created_at=row.created_at,
+                          owner=row.owner_uid)
 
 
 def repository_record(db: Row[Any], repo: Row[Any]) -> RepositoryRecord:

@@ -44,6 +44,8 @@ __all__ = [
     "droplets",
     "tags",
     "tag_events",
+    "users",
+    "api_keys",
     "utcnow",
 ]
 
@@ -92,6 +94,10 @@ databases = Table(
     Column("name", String(128), nullable=False, unique=True),
     Column("public", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # the uid of the user who owns it (None: no owner — shared by every authenticated user of the server).
+    # No foreign key: SQLite could not drop or rebuild the column in a migration while repositories point
+    # here; the catalog checks that the user exists, and users are never deleted.
+    Column("owner_uid", String(36), nullable=True, index=True),
 )
 
 repositories = Table(
@@ -157,3 +163,28 @@ tag_events = Table(
 )
 # one tag's history, in move order
 Index("ix_tag_events_repository_id_tag_id", tag_events.c.repository_id, tag_events.c.tag, tag_events.c.id)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(36), nullable=False, unique=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("email", String(320), nullable=False),
+    # a soft reference (no foreign key: databases already point at users, and a cycle would complicate
+    # every migration); a default that no longer resolves is simply ignored
+    Column("default_database_uid", String(36), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", String(32), nullable=False, unique=True),  # public: shown in listings, used to revoke
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),  # SHA-256 hex of the whole secret
+    Column("permission", String(8), nullable=False),  # "read" | "write"
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)

@@ -19,12 +19,17 @@ def to_ms(when: datetime) -> int:
 
 @dataclass(frozen=True, slots=True)
 class DatabaseRecord:
-    """A named top-level container of repositories."""
+    """A named top-level container of repositories.
+
+    ``owner`` is the owning user's uid (None: no owner); ``public`` databases are readable by everyone
+    (anonymously too, when the server allows anonymous reads).
+    """
 
     uid: str
     name: str
     public: bool
     created_at: datetime
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
