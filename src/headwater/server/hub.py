@@ -1,0 +1,395 @@
+"""Pools served as Hugging Face dataset repos, so ``huggingface_hub``, ``hfutils`` and ``cheesechaser`` work
+unchanged with ``HF_ENDPOINT=http://host:port``.
+
+Routes (``{repo}`` is ``owner/name``, a key of ``ServerConfig.pools``; ``{rev}`` is ``main`` or a commit id,
+see :mod:`headwater.server.pools` for the commit model):
+
+* ``HEAD|GET /datasets/{repo}/resolve/{rev}/{path}`` — the file. One ``Range`` (``bytes=a-b``, ``a-``,
+  ``-n``) → 206 + ``Content-Range``; out of range → 416 + ``Content-Range: bytes */size``; several ranges →
+  200 with the whole file; malformed → 400. Headers: ``Accept-Ranges: bytes``, ``Content-Length``,
+  ``ETag`` (quoted; the sha256 for LFS-style files such as shards, else the git blob sha1),
+  ``X-Linked-Etag`` (LFS files) and ``X-Linked-Size``, ``X-Repo-Commit``. No redirect: the bytes come
+  straight from the pool's store, streamed in chunks.
+* ``GET /api/datasets/{repo}`` and ``GET /api/datasets/{repo}/revision/{rev}`` — repo info (``id``, ``sha``,
+  ``siblings`` with ``size``/``blobId``/``lfs`` when ``?blobs=true``, ``private``, ``lastModified``, …).
+* ``GET /api/datasets/{repo}/tree/{rev}[/{path}]`` — ``[{type, oid, size, path, lfs?, lastCommit?}]``,
+  ``?recursive=``, ``?expand=``, paginated by ``?cursor=`` with a ``Link: <…>; rel="next"`` header whose
+  URL names the commit id, so every page lists the same snapshot.
+* ``POST /api/datasets/{repo}/paths-info/{rev}`` — form (or JSON) ``paths`` → the entries that exist.
+* ``GET /api/datasets/{repo}/refs`` — ``main`` → current commit; ``GET /api/datasets/{repo}/commits/{rev}``.
+* ``GET /api/datasets`` — the pools this caller may read.
+* Uploads: see :mod:`headwater.server.pool_writes` (mounted from here).
+
+Errors are ``{"error": message}`` plus the ``X-Error-Code`` header huggingface_hub maps to its exceptions
+(``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``) and ``X-Error-Message``.
+
+Access: every pool is readable anonymously when ``ServerConfig.anonymous_read`` is on, else with any valid
+key (``Authorization: Bearer <key>``, raw as the HF clients send it, or base64 as datatap does). A token
+that is not shaped like a headwater key — a real ``hf_…`` token the client machine has configured —
+counts as anonymous rather than failing.
+
+Example:
+    >>> import os, tempfile
+    >>> from starlette.testclient import TestClient
+    >>> from headwater.archive import pack_directory
+    >>> from headwater.server.app import ServerConfig, create_app
+    >>> src, pool = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> _ = open(os.path.join(src, "7.txt"), "w").write("seven")
+    >>> _ = pack_directory(src, pool, silent=True)
+    >>> app = create_app(ServerConfig(catalog=os.path.join(tempfile.mkdtemp(), "c.sqlite"), pools={"acme/px": pool}))
+    >>> client = TestClient(app)
+    >>> index = client.get("/datasets/acme/px/resolve/main/shard-00000.json").json()
+    >>> offset = index["files"]["7.txt"]["offset"]
+    >>> r = client.get("/datasets/acme/px/resolve/main/shard-00000.tar", headers={"Range": f"bytes={offset}-{offset + 4}"})
+    >>> r.status_code, r.content, r.headers["content-range"].endswith(f"/{index['filesize']}")
+    (206, b'seven', True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import threading
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..catalog import Principal
+from ..storage import ShortReadError, StoreAuthError
+from . import pool_writes
+from .auth import principal_ignoring_foreign_tokens
+from .pools import HubPool, PoolError, PoolFile, PoolRegistry, RepoNotFound, Snapshot, check_repo_path
+from .ranges import SMALL_BODY, BodyResponse, MalformedRange, RangeNotSatisfiable, iter_file, parse_range, read_small
+
+__all__ = ["router", "registry", "hub_reader", "hub_error", "PAGE_LIMIT", "EXPAND_PAGE_LIMIT"]
+
+router = APIRouter(tags=["hub"])
+
+PAGE_LIMIT = 1000
+"""Tree entries per page (the Hub's own limit)."""
+EXPAND_PAGE_LIMIT = 50
+"""Tree entries per page with ``expand=true`` (the Hub's limit)."""
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="headwater"'}
+_registry_lock = threading.Lock()
+
+
+def registry(request: Request) -> PoolRegistry:
+    """The app's pools (built on first use from ``ServerConfig.pools``)."""
+    state = request.app.state
+    reg = getattr(state, "hub_pools", None)
+    if reg is None:
+        with _registry_lock:
+            reg = getattr(state, "hub_pools", None)
+            if reg is None:
+                reg = state.hub_pools = PoolRegistry(state.config.pools)
+    return reg  # type: ignore[no-any-return]
+
+
+async def hub_reader(request: Request) -> Principal | None:
+    """FastAPI dependency: the caller of a Hub read route (None: anonymous, allowed if the server says so).
+
+    Async, and the key lookup goes to a worker thread only when a token was sent: an anonymous range
+    read costs no thread hop here (these routes are the hot path of a download).
+    """
+    who = None
+    if request.headers.get("authorization"):
+        who = await run_in_threadpool(principal_ignoring_foreign_tokens, request)
+    if who is None and not request.app.state.config.anonymous_read:
+        raise HTTPException(401, "authentication required: send 'Authorization: Bearer <api key>'",
+                            headers=_CHALLENGE | {"X-Error-Message": "authentication required"})
+    return who
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")
+
+
+def hub_error(err: PoolError) -> HTTPException:
+    """An HTTP error the Hub clients understand (``X-Error-Code``) with our ``{"error"}`` body."""
+    message = str(err)
+    headers = {"X-Error-Code": err.code, "X-Error-Message": _header_safe(message)}
+    if err.commit:
+        headers["X-Repo-Commit"] = err.commit
+    return HTTPException(err.status, message, headers=headers)
+
+
+def _pool(request: Request, owner: str, name: str) -> HubPool:
+    try:
+        return registry(request).get(f"{owner}/{name}")
+    except RepoNotFound as err:
+        raise hub_error(err) from None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _pointer_size(f: PoolFile) -> int:
+    return len(f"version https://git-lfs.github.com/spec/v1\noid sha256:{f.sha256}\nsize {f.size}\n")
+
+
+def _last_commit(snap: Snapshot) -> dict[str, str]:
+    return {"id": snap.commit, "title": "headwater pool snapshot", "date": _iso(snap.created)}
+
+
+def _file_entry(f: PoolFile, snap: Snapshot, expand: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": "file", "oid": f.oid, "size": f.size, "path": f.path}
+    if f.lfs and f.sha256:
+        entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": _pointer_size(f)}
+    if expand:
+        entry["lastCommit"] = _last_commit(snap)
+    return entry
+
+
+def _folder_entry(path: str, snap: Snapshot, expand: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": "directory", "oid": snap.tree_oid(path), "size": 0, "path": path}
+    if expand:
+        entry["lastCommit"] = _last_commit(snap)
+    return entry
+
+
+def _entry(path: str, snap: Snapshot, expand: bool) -> dict[str, Any]:
+    f = snap.files.get(path)
+    return _file_entry(f, snap, expand) if f is not None else _folder_entry(path, snap, expand)
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.strip().lower() in ("1", "true", "yes", "on")
+
+
+# -- files -------------------------------------------------------------------------------------------
+@router.get("/datasets/{owner}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_file",
+            summary="Download a pool file (Hub resolve URL, single Range supported)")
+@router.head("/datasets/{owner}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_file_head",
+             summary="Headers of a pool file (size, ETag, X-Repo-Commit)")
+async def resolve_file(owner: str, name: str, revision: str, path: str, request: Request,
+                       _who: Principal | None = Depends(hub_reader)) -> Response:
+    pool = _pool(request, owner, name)
+    try:
+        if pool.without_io(revision):  # the common case: answered from memory, no thread hop
+            snap, f = pool.resolve(revision, path)
+        else:
+            snap, f = await run_in_threadpool(pool.resolve, revision, path)
+    except PoolError as err:
+        raise hub_error(err) from None
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{f.etag}"',
+        "X-Repo-Commit": snap.commit,
+        "X-Linked-Size": str(f.size),
+        "Content-Type": mimetypes.guess_type(f.path)[0] or "application/octet-stream",
+        "Cache-Control": "no-cache" if revision != snap.commit else "max-age=31536000, immutable",
+    }
+    if f.lfs and f.sha256:
+        headers["X-Linked-Etag"] = f'"{f.sha256}"'
+    if not request.app.state.config.anonymous_read:
+        headers["Cache-Control"] = "private, " + headers["Cache-Control"]
+    try:
+        wanted = parse_range(request.headers.get("range"), f.size)
+    except RangeNotSatisfiable as err:
+        return JSONResponse({"error": str(err)}, status_code=416,
+                            headers={"Content-Range": f"bytes */{err.size}", "X-Repo-Commit": snap.commit,
+                                     "Accept-Ranges": "bytes", "ETag": headers["ETag"]})
+    except MalformedRange as err:
+        return JSONResponse({"error": str(err)}, status_code=400, headers={"X-Repo-Commit": snap.commit})
+    status, start, end = 200, 0, f.size
+    if wanted is not None:
+        status, start, end = 206, wanted[0], wanted[1] + 1
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{f.size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    try:
+        if end - start <= SMALL_BODY:  # one read in one worker thread, one send
+            return Response(await run_in_threadpool(read_small, pool.store, f.path, start, end),
+                            status_code=status, headers=headers)
+        body = await run_in_threadpool(iter_file, pool.store, f.path, start, end)
+    except StoreAuthError as err:  # the server's own credentials for the store: not the client's fault
+        raise HTTPException(502, f"the store of {pool.repo_id} refused the server: {err}") from None
+    except (FileNotFoundError, PermissionError, ShortReadError):  # gone / shrunk / symlinked since the snapshot
+        pool.invalidate()
+        raise HTTPException(404, f"{f.path!r} is no longer in {pool.repo_id}; retry",
+                            headers={"X-Error-Code": "EntryNotFound"}) from None
+    except OSError as err:  # StoreUnavailableError after retries, local I/O errors
+        raise HTTPException(503, f"the store of {pool.repo_id} is unavailable: {err}",
+                            headers={"Retry-After": "1"}) from None
+    return BodyResponse(body, status_code=status, headers=headers)
+
+
+# -- repo info ---------------------------------------------------------------------------------------
+def _repo_json(pool: HubPool, snap: Snapshot, request: Request, blobs: bool) -> dict[str, Any]:
+    siblings = []
+    for path in sorted(snap.files):
+        f = snap.files[path]
+        sibling: dict[str, Any] = {"rfilename": path}
+        if blobs:
+            sibling |= {"size": f.size, "blobId": f.oid}
+            if f.lfs and f.sha256:
+                sibling["lfs"] = {"size": f.size, "sha256": f.sha256, "pointerSize": _pointer_size(f)}
+        siblings.append(sibling)
+    owner = pool.repo_id.split("/", 1)[0]
+    return {
+        "_id": hashlib.sha1(pool.repo_id.encode()).hexdigest()[:24],
+        "id": pool.repo_id,
+        "author": owner,
+        "sha": snap.commit,
+        "lastModified": _iso(snap.created),
+        "createdAt": _iso(snap.created),
+        "private": not request.app.state.config.anonymous_read,
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+        "siblings": siblings,
+        "usedStorage": snap.total_size,
+    }
+
+
+@router.get("/api/datasets/{owner}/{name}", summary="Dataset repo info at main")
+def repo_info(owner: str, name: str, request: Request, blobs: str | None = Query(None),
+              _who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
+    return repo_info_at(owner, name, "main", request, blobs, _who)
+
+
+@router.get("/api/datasets/{owner}/{name}/revision/{revision:path}", summary="Dataset repo info at a revision")
+def repo_info_at(owner: str, name: str, revision: str, request: Request, blobs: str | None = Query(None),
+                 _who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
+    pool = _pool(request, owner, name)
+    try:
+        snap = pool.snapshot(revision)
+    except PoolError as err:
+        raise hub_error(err) from None
+    return _repo_json(pool, snap, request, _flag(blobs))
+
+
+@router.get("/api/datasets", summary="The pools this caller may read")
+def list_repos(request: Request, _who: Principal | None = Depends(hub_reader)) -> list[dict[str, Any]]:
+    return [{"_id": hashlib.sha1(p.repo_id.encode()).hexdigest()[:24], "id": p.repo_id,
+             "author": p.repo_id.split("/", 1)[0], "private": not request.app.state.config.anonymous_read,
+             "tags": []} for p in registry(request)]
+
+
+@router.get("/api/datasets/{owner}/{name}/refs", summary="Branches of a pool (main only)")
+def refs(owner: str, name: str, request: Request, _who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
+    pool = _pool(request, owner, name)
+    try:
+        snap = pool.head()
+    except PoolError as err:
+        raise hub_error(err) from None
+    return {"branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": snap.commit}],
+            "converts": [], "tags": [], "pullRequests": []}
+
+
+@router.get("/api/datasets/{owner}/{name}/commits/{revision:path}",
+            summary="The commit a revision names (pools keep no history chain)")
+def commits(owner: str, name: str, revision: str, request: Request,
+            _who: Principal | None = Depends(hub_reader)) -> list[dict[str, Any]]:
+    pool = _pool(request, owner, name)
+    try:
+        found = pool.commits(revision)
+    except PoolError as err:
+        raise hub_error(err) from None
+    return [{"id": s.commit, "authors": [], "date": _iso(s.created), "title": "headwater pool snapshot",
+             "message": f"{len(s.files)} files, {s.total_size} bytes"} for s in found]
+
+
+# -- tree and paths-info -------------------------------------------------------------------------------
+def _tree(owner: str, name: str, revision: str, path: str, request: Request, recursive: bool, expand: bool,
+          cursor: str | None, limit: int | None) -> Response:
+    pool = _pool(request, owner, name)
+    path = path.strip("/")
+    try:
+        if path:
+            check_repo_path(path)
+        snap = pool.snapshot(revision)
+    except PoolError as err:
+        raise hub_error(err) from None
+    folders = snap.folders()
+    if path not in folders:
+        code = "EntryNotFound"
+        message = (f"{path!r} is a file, not a folder, in {pool.repo_id}@{snap.commit}" if path in snap.files
+                   else f"folder {path!r} not found in {pool.repo_id}@{snap.commit}")
+        raise HTTPException(404, message, headers={"X-Error-Code": code, "X-Error-Message": _header_safe(message),
+                                                   "X-Repo-Commit": snap.commit})
+    if recursive:
+        prefix = path + "/" if path else ""
+        paths = sorted([p for p in folders if p and p.startswith(prefix)] +
+                       [p for p in snap.files if p.startswith(prefix)])
+    else:
+        paths = folders[path]
+    cap = EXPAND_PAGE_LIMIT if expand else PAGE_LIMIT
+    size = max(1, min(limit or cap, cap))
+    try:
+        start = int(cursor) if cursor else 0
+    except ValueError:
+        raise HTTPException(400, f"bad cursor {cursor!r}") from None
+    if start < 0:
+        raise HTTPException(400, f"bad cursor {cursor!r}")
+    page = [_entry(p, snap, expand) for p in paths[start:start + size]]
+    headers = {"X-Repo-Commit": snap.commit}
+    if start + size < len(paths):
+        encoded = "/" + quote(path, safe="/") if path else ""
+        query = f"recursive={str(recursive).lower()}&expand={str(expand).lower()}&cursor={start + size}&limit={size}"
+        url = str(request.base_url).rstrip("/") + f"/api/datasets/{pool.repo_id}/tree/{snap.commit}{encoded}?{query}"
+        headers["Link"] = f'<{url}>; rel="next"'
+    return JSONResponse(page, headers=headers)
+
+
+@router.get("/api/datasets/{owner}/{name}/tree/{revision}", summary="List the pool's root folder")
+def tree_root(owner: str, name: str, revision: str, request: Request, recursive: str | None = Query(None),
+              expand: str | None = Query(None), cursor: str | None = Query(None), limit: int | None = Query(None),
+              _who: Principal | None = Depends(hub_reader)) -> Response:
+    return _tree(owner, name, revision, "", request, _flag(recursive), _flag(expand), cursor, limit)
+
+
+@router.get("/api/datasets/{owner}/{name}/tree/{revision}/{path:path}", summary="List a folder of the pool")
+def tree_path(owner: str, name: str, revision: str, path: str, request: Request, recursive: str | None = Query(None),
+              expand: str | None = Query(None), cursor: str | None = Query(None), limit: int | None = Query(None),
+              _who: Principal | None = Depends(hub_reader)) -> Response:
+    return _tree(owner, name, revision, path, request, _flag(recursive), _flag(expand), cursor, limit)
+
+
+@router.post("/api/datasets/{owner}/{name}/paths-info/{revision:path}", summary="Info about given paths")
+async def paths_info(owner: str, name: str, revision: str, request: Request,
+                     _who: Principal | None = Depends(hub_reader)) -> Response:
+    content_type = request.headers.get("content-type", "")
+    body = await request.body()
+    if len(body) > 1 << 20:
+        raise HTTPException(413, "paths-info request larger than 1 MiB")
+    if content_type.startswith("application/json"):
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise HTTPException(400, "paths-info: body is not JSON") from None
+        paths = doc.get("paths", []) if isinstance(doc, dict) else []
+        expand = _flag(str(doc.get("expand"))) if isinstance(doc, dict) else False
+    else:  # application/x-www-form-urlencoded, what huggingface_hub sends (paths=a&paths=b&expand=False)
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        paths = form.get("paths", [])
+        expand = _flag((form.get("expand") or [""])[0])
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list):
+        raise HTTPException(400, "paths-info: 'paths' must be a list of paths")
+    pool = _pool(request, owner, name)
+    try:
+        snap = await run_in_threadpool(pool.snapshot, revision)
+    except PoolError as err:
+        raise hub_error(err) from None
+    folders = snap.folders()
+    out = []
+    for raw in paths:
+        p = str(raw).strip("/")
+        if p and (p in snap.files or p in folders):
+            out.append(_entry(p, snap, expand))
+    return JSONResponse(out, headers={"X-Repo-Commit": snap.commit})
+
+
+router.include_router(pool_writes.router)

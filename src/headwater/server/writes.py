@@ -1,0 +1,270 @@
+"""Dataset writes over HTTP: publish a dataset from an NDJSON body, move tags, read tag history.
+
+Routes (``{db}`` a database uid or name; writes need a ``write`` key whose user may write the database,
+see :mod:`headwater.server.auth`: 401 without a key, 403 with a read-only or foreign key, 404 when the
+database is invisible to the caller):
+
+* ``POST /api/database/{db}/repository/{ns}/{name}/publish`` — body ``application/x-ndjson``:
+
+  - line 1, the header: ``{"template": {…}|null, "tags": ["latest"], "pools": {name: URL},
+    "strict": bool|null, "maxProblems": 100}`` (every key optional; ``template`` null → inferred from
+    the droplets, as ``headwater publish`` does);
+  - every further line, one droplet: ``{"split": "train", "droplet": {…datatap ImageAnnotation…},
+    "where": "line 12"}`` (``split`` defaults to ``train``; ``where`` optionally names the item in the
+    sender's own source, and problems then quote it instead of the body line number).
+
+  Answers 201 with the new dataset's JSON (as ``GET …/{uid}``) plus ``tags``. Pools are URLs readers can
+  reach; a URL of a pool this server serves (``{server}/datasets/{owner}/{repo}/resolve/main/{path}``, e.g.
+  after uploading shards there) is stored as that pool's location and shown as such a URL again (see
+  :mod:`headwater.server.pool_urls`). A refusal is 400
+  ``{"error": summary, "problems": [{"where", "message"}], "total": n}`` naming *every* problem (up to
+  ``maxProblems``) by line, and then nothing was written. Bodies over ``ServerConfig.max_upload_bytes``
+  are refused with 413 (from ``Content-Length`` before a byte is read; counted for chunked bodies).
+* ``PUT /api/database/{db}/repository/{ns}/{name}/tag/{tag}`` with ``{"dataset": uid_or_tag}`` → the
+  tag JSON (``{tag, dataset, updatedAt, splits}``) plus ``previous`` (the uid it pointed at, or null);
+  the move is appended to the tag's history (moving to where it already points records nothing).
+* ``GET /api/database/{db}/repository/{ns}/{name}/tags/history[?tag=]`` (read access) →
+  ``[{tag, dataset, previous, movedAt}]``, oldest first (``movedAt`` in ms).
+
+Why the body is spooled to a temp file first: validation reads every droplet before anything is written
+(so the catalog's write transaction — on SQLite, the database's write lock — is held only for the insert
+pass, never while a slow client uploads), and the publish machinery reads its source twice (validate,
+then write) exactly as a local ``headwater publish`` does: one implementation, the same rules, the same
+messages. Image paths must be URLs or ``pool://`` references to pools named in the header: a droplet
+naming a local file would make the server read its own disk, so it is refused.
+
+Example:
+    >>> import os, tempfile, json
+    >>> from starlette.testclient import TestClient
+    >>> from headwater.server.app import ServerConfig, create_app
+    >>> app = create_app(ServerConfig(catalog=os.path.join(tempfile.mkdtemp(), "catalog.sqlite")))
+    >>> _ = app.state.catalog.create_database("main")
+    >>> _ = app.state.catalog.create_user("alice")
+    >>> _, key = app.state.catalog.create_api_key("alice", "write")
+    >>> body = "\\n".join(json.dumps(x) for x in [
+    ...     {"tags": ["latest"]},
+    ...     {"split": "train", "droplet": {"kind": "ImageAnnotation", "image": {"paths": ["https://x/1.jpg"]},
+    ...                                    "classes": {}}}]) + "\\n"
+    >>> r = TestClient(app).post("/api/database/main/repository/acme/cats/publish", content=body,
+    ...                          headers={"Authorization": f"Bearer {key}"})
+    >>> r.status_code, r.json()["splitCounts"]
+    (201, {'train': 1})
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..catalog import Principal, check_name, dataset_json, tag_json
+from ..client.publish import PublishError, SourceItem
+from ..client.publish import publish as publish_source
+from ..droplet import ImageRefError, parse_image_ref
+from .auth import (
+    catalog_of,
+    readable_database,
+    reader,
+    require_write,
+    writable_database,
+)
+from .pool_urls import public_pools, stored_pools
+from .pools import UnsafePathError
+
+__all__ = ["NDJSON", "PublishHeader", "router"]
+
+NDJSON = "application/x-ndjson"
+
+router = APIRouter(prefix="/api", tags=["writes"])
+
+_REPO = "/database/{database}/repository/{namespace}/{name}"
+_WRITE_CHUNK = 1 << 20
+
+
+class PublishHeader(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
+    """Line 1 of a publish body (every field optional)."""
+
+    template: dict[str, Any] | None = None
+    tags: list[str] = msgspec.field(default_factory=lambda: ["latest"])
+    pools: dict[str, str] = msgspec.field(default_factory=dict)
+    strict: bool | None = None
+    max_problems: int = 100
+
+
+class _Line(msgspec.Struct, forbid_unknown_fields=True):
+    droplet: dict[str, Any]
+    split: str | None = None
+    where: str | None = None
+
+
+_HEADER = msgspec.json.Decoder(PublishHeader)
+_LINE = msgspec.json.Decoder(_Line)
+
+
+def _image_problem(droplet: Mapping[str, Any], pools: Mapping[str, str]) -> str | None:
+    """Why a droplet's image paths cannot be published over HTTP (None: they can)."""
+    image = droplet.get("image")
+    paths = image.get("paths") if isinstance(image, Mapping) else None
+    if not isinstance(paths, list):
+        return None  # the droplet validation names what is wrong with it
+    for path in paths:
+        if not isinstance(path, str):
+            continue
+        try:
+            ref = parse_image_ref(path)
+        except ImageRefError as err:
+            return str(err)
+        if ref.kind == "file":
+            return (f"image {path!r} is a local file path; over HTTP an image must be a URL or a pool:// "
+                    "reference to a pool named in the header's 'pools' (upload the images into a pool first)")
+        if ref.kind == "pool" and ref.pool not in pools:
+            return (f"image {path!r} names pool {ref.pool!r}, which is not among the dataset's pools "
+                    f"{sorted(pools)}")
+    return None
+
+
+class _BodySource:
+    """The spooled body as a :class:`~headwater.client.publish.Source` (re-iterable: read from the file)."""
+
+    images_root = None
+    template = None
+
+    def __init__(self, path: str, pools: Mapping[str, str]) -> None:
+        self.path = path
+        self.name = "request body"
+        self.pools = dict(pools)
+
+    def items(self) -> Iterator[SourceItem]:
+        with open(self.path, "rb") as f:
+            f.readline()  # the header
+            for number, raw in enumerate(f, 2):
+                if not raw.strip():
+                    continue
+                where = f"line {number}"
+                try:
+                    line = _LINE.decode(raw)
+                except msgspec.DecodeError as err:
+                    yield SourceItem(where, None, problems=(f"invalid JSON: {err}",))
+                    continue
+                except msgspec.ValidationError as err:
+                    yield SourceItem(where, None, problems=(f"expected {{\"split\", \"droplet\", \"where\"}}: {err}",))
+                    continue
+                if line.where:
+                    where = line.where
+                problem = _image_problem(line.droplet, self.pools)
+                if problem is not None:
+                    yield SourceItem(where, None, problems=(problem,))
+                    continue
+                yield SourceItem(where, line.droplet, split=line.split)
+
+
+async def _spool(request: Request, limit: int) -> str:
+    """Write the request body to a temp file (413 past ``limit`` bytes); returns its path."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise HTTPException(400, f"bad Content-Length {declared!r}") from None
+        if size > limit:
+            raise HTTPException(413, f"request body of {size} bytes is over the server's limit of {limit} bytes")
+    fd, path = tempfile.mkstemp(prefix="headwater-publish-", suffix=".ndjson")
+    received = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise HTTPException(413, f"request body is over the server's limit of {limit} bytes")
+                f.write(chunk)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise
+    if received == 0:
+        os.unlink(path)
+        raise HTTPException(400, "empty body: expected a header line and one droplet a line (NDJSON)")
+    return path
+
+
+def _read_header(path: str) -> PublishHeader:
+    with open(path, "rb") as f:
+        first = f.readline()
+    try:
+        header = _HEADER.decode(first)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise HTTPException(400, f"line 1 must be the publish header {{template, tags, pools, strict, "
+                                 f"maxProblems}}: {err}") from None
+    if not 1 <= header.max_problems <= 10_000:
+        raise HTTPException(400, f"maxProblems must be in [1, 10000], got {header.max_problems}")
+    for pool, url in header.pools.items():
+        if "://" not in url:
+            raise HTTPException(400, f"pool {pool!r}: {url!r} is not a URL; a pool given over HTTP must be a URL "
+                                     "(http(s)://, s3://, hf://…) that readers can reach")
+    return header
+
+
+def _problems_response(err: PublishError) -> JSONResponse:
+    return JSONResponse({"error": err.summary,
+                         "problems": [{"where": p.where, "message": p.message} for p in err.problems],
+                         "total": err.total}, status_code=400)
+
+
+@router.post(_REPO + "/publish", status_code=201, summary="Publish a new dataset from NDJSON droplets",
+             openapi_extra={"requestBody": {"content": {NDJSON: {"schema": {"type": "string"}}}, "required": True}})
+async def publish_dataset(database: str, namespace: str, name: str, request: Request,
+                          who: Principal = Depends(require_write)) -> Any:
+    """Validate every droplet of the body, then write the dataset, its splits and tags in one transaction."""
+    check_name("namespace", namespace)
+    check_name("repository name", name)
+    db = await run_in_threadpool(writable_database, request, who, database)
+    path = await _spool(request, int(request.app.state.config.max_upload_bytes))
+    try:
+        header = await run_in_threadpool(_read_header, path)
+        try:
+            pools = stored_pools(request, header.pools)
+        except UnsafePathError as err:
+            raise HTTPException(400, f"pools: {err}") from None
+        source = _BodySource(path, header.pools)
+        try:
+            record = await run_in_threadpool(
+                publish_source, catalog_of(request), db.uid, namespace, name, source,
+                pools=pools, pool_name=next(iter(pools), "images"), template=header.template,
+                strict=header.strict, tags=header.tags, max_problems=header.max_problems, progress=False)
+        except PublishError as err:
+            return _problems_response(err)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    body = dataset_json(record)
+    body["pools"] = public_pools(request, body["pools"])
+    return JSONResponse({**body, "tags": header.tags}, status_code=201)
+
+
+@router.put(_REPO + "/tag/{tag}", summary="Point a tag at a dataset (by uid, or where another tag points)")
+def move_tag(database: str, namespace: str, name: str, tag: str, request: Request,
+             dataset: str = Body(..., embed=True, min_length=1, description="a dataset uid, or another tag"),
+             who: Principal = Depends(require_write)) -> dict[str, Any]:
+    check_name("tag", tag)
+    db = writable_database(request, who, database)
+    catalog = catalog_of(request)
+    target = catalog.dataset(db.uid, namespace, name, dataset).uid
+    previous = next((t.dataset for t in catalog.tags(db.uid, namespace, name) if t.tag == tag), None)
+    record = catalog.move_tag(db.uid, namespace, name, tag, target)
+    return {**tag_json(record), "previous": previous}
+
+
+@router.get(_REPO + "/tags/history", summary="Every move of the repository's tags (or of one), oldest first")
+def tag_history(database: str, namespace: str, name: str, request: Request,
+                tag: str | None = Query(None, description="only this tag"),
+                who: Principal | None = Depends(reader)) -> list[dict[str, Any]]:
+    db = readable_database(request, who, database)
+    events = catalog_of(request).tag_history(db.uid, namespace, name, tag)
+    return [{"tag": e.tag, "dataset": e.dataset, "previous": e.previous, "movedAt": e.moved_at_ms} for e in events]
