@@ -151,8 +151,10 @@ def test_default_database_rules(catalog_path, tmp_path):
 
 
 def test_remote_mode_and_missing_catalog(monkeypatch, tmp_path):
-    with pytest.raises(RemoteUnavailableError, match="arrives with the headwater server"):
-        Api(url="http://127.0.0.1:1/", api_key="k")
+    remote = Api(url="http://127.0.0.1:1/", api_key="k", cache=False)  # nothing is contacted until asked
+    remote.transport.retries = type(remote.transport.retries)(attempts=2, base_delay=0.0)
+    with pytest.raises(RemoteUnavailableError, match="still failing after 2 attempts"):
+        remote.get_database_list()
     monkeypatch.delenv("HEADWATER_CATALOG", raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     expected = tmp_path / "headwater" / "catalog.sqlite"

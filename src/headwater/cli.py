@@ -13,10 +13,16 @@ Examples::
     headwater ls main/acme/cats
     headwater tag main/acme/cats stable latest
     headwater stream main/acme/cats:stable validation --chunk 0 --nchunks 4 | head
+    headwater stream main/acme/cats train --server http://host:8000 --api-key KEY | head
     headwater demo
+    headwater keys create --user alice --write         # prints the secret once
+    headwater database create shared --owner alice --public
+    headwater serve --catalog catalog.sqlite --pool acme/images=pool/ --port 8000
 
 Dataset commands find the catalog with ``--catalog`` (a SQLite file path or a ``postgresql://`` URL),
 else ``$HEADWATER_CATALOG``, else ``$XDG_DATA_HOME/headwater/catalog.sqlite`` (``~/.local/share/…``).
+``publish``, ``tag`` and ``stream`` work against a server instead with ``--server URL --api-key KEY``
+(or ``$HEADWATER_SERVER`` / ``$HEADWATER_API_KEY``).
 """
 
 from __future__ import annotations
@@ -96,6 +102,36 @@ def _open_catalog(location: str | None, *, create: bool = False) -> Iterator[Any
         yield cat
     finally:
         cat.close()
+
+
+# -- remote mode (a headwater server instead of a local catalog) ---------------------------------------
+def _server_options(fn: Any) -> Any:
+    """``--server URL`` / ``--api-key KEY`` (also ``$HEADWATER_SERVER`` / ``$HEADWATER_API_KEY``)."""
+    fn = click.option("--api-key", envvar="HEADWATER_API_KEY", metavar="KEY",
+                      help="API key for --server [default: $HEADWATER_API_KEY].")(fn)
+    return click.option("--server", envvar="HEADWATER_SERVER", metavar="URL",
+                        help="Work against this headwater server instead of a local catalog "
+                             "[default: $HEADWATER_SERVER].")(fn)
+
+
+def _remote_api(server: str, api_key: str | None, *, cache: Any = False) -> Any:
+    from .client import Api
+
+    try:
+        return Api(url=server, api_key=api_key, cache=cache)
+    except HeadwaterError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _parse_pool_urls(specs: tuple[str, ...]) -> dict[str, str]:
+    """``("NAME=URL", …)`` → ``{NAME: URL}``."""
+    pools: dict[str, str] = {}
+    for spec in specs:
+        pool, sep, url = spec.partition("=")
+        if not sep or not pool or not url:
+            raise click.BadParameter(f"{spec!r} is not NAME=URL", param_hint="--pool-url")
+        pools[pool] = url
+    return pools
 
 
 def parse_repo(text: str, database: str | None = None) -> tuple[str, str, str, str | None]:
@@ -436,11 +472,15 @@ def _parse_split_specs(specs: tuple[str, ...]) -> tuple[Any, str]:
 @click.option("--max-shard-size", default="1GB", show_default=True, help="Cap per pool shard.")
 @click.option("--max-problems", default=100, show_default=True, help="Problems listed when refusing.")
 @click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+@click.option("--pool-url", "pool_urls", multiple=True, metavar="NAME=URL",
+              help="Repeatable: a pool the droplets' pool://NAME/… refs point at (required for refs with --server).")
+@_server_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def publish(source: str, repo: str, database: str | None, fmt: str, images: str | None, pool_dir: str | None,
             pool_name: str, split_specs: tuple[str, ...], split_seed: int, template_path: str | None,
             tags: tuple[str, ...], no_tag: bool, create_database: bool, max_shard_size: str, max_problems: int,
-            catalog_loc: str | None, quiet: bool) -> None:
+            catalog_loc: str | None, pool_urls: tuple[str, ...], server: str | None, api_key: str | None,
+            quiet: bool) -> None:
     """Publish SOURCE (JSONL droplets, a COCO instances JSON or a YOLO folder) as a new dataset.
 
     Every droplet is validated first; any problem is listed (with its line, image id or label file and
@@ -461,6 +501,26 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
         src = open_source(source, format=None if fmt == "auto" else fmt, images=images)
     except HeadwaterError as err:
         raise click.ClickException(str(err)) from None
+    pools = _parse_pool_urls(pool_urls)
+    if server:
+        if create_database or pool_dir or catalog_loc:
+            raise click.UsageError("--create-database, --pool and --catalog are for a local catalog, not --server")
+        try:
+            ds = _remote_api(server, api_key).get_database_by_name(db).publish(
+                f"{ns}/{name}", src, pools=pools, splits=splits, split_seed=split_seed, default_split=default_split,
+                template=template_path, tags=() if no_tag else (tags or ("latest",)), max_problems=max_problems,
+                progress=not quiet)
+        except PublishError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+        click.echo(f"published dataset {ds.uid} to {db}/{ns}/{name} on {server}")
+        click.echo(f"  splits: {_splits_text({s: ds.split_count(s) for s in ds.splits})}")
+        click.echo(f"  tags:   {', '.join(() if no_tag else (tags or ('latest',))) or '(none)'}")
+        for pool, url in sorted(ds.pools.items()):
+            click.echo(f"  pool:   {pool} = {url}")
+        return
     with _open_catalog(catalog_loc, create=True) as cat:
         try:
             if create_database:
@@ -472,7 +532,7 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
             raise click.ClickException(f"{err}{hint}") from None
         try:
             record = run_publish(
-                cat, db, ns, name, src, pool_dir=pool_dir, pool_name=pool_name, splits=splits,
+                cat, db, ns, name, src, pool_dir=pool_dir, pool_name=pool_name, pools=pools or None, splits=splits,
                 split_seed=split_seed, default_split=default_split, template=template_path,
                 tags=() if no_tag else (tags or ("latest",)), max_shard_size=parse_size(max_shard_size),
                 max_problems=max_problems, progress=not quiet,
@@ -498,8 +558,9 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
 @click.option("--history", is_flag=True, help="Show every move of the repository's tags (or of TAG).")
 @click.option("--database", help="The database, when REPO is NS/NAME.")
 @click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+@_server_options
 def tag_cmd(repo: str, tag_name: str | None, target: str | None, history: bool, database: str | None,
-            catalog_loc: str | None) -> None:
+            catalog_loc: str | None, server: str | None, api_key: str | None) -> None:
     """Move a tag, list tags, or show their history.
 
     \b
@@ -510,6 +571,9 @@ def tag_cmd(repo: str, tag_name: str | None, target: str | None, history: bool, 
     db, ns, name, inline = parse_repo(repo, database)
     if inline is not None:
         raise click.BadParameter("give the tag as the second argument, not after ':'", param_hint="REPO")
+    if server:
+        _tag_remote(server, api_key, db, ns, name, tag_name, target, history)
+        return
     with _open_catalog(catalog_loc) as cat:
         try:
             if history:
@@ -531,6 +595,39 @@ def tag_cmd(repo: str, tag_name: str | None, target: str | None, history: bool, 
             cat.move_tag(db, ns, name, tag_name, new_uid)
         except HeadwaterError as err:
             raise click.ClickException(str(err)) from None
+    if previous == new_uid:
+        click.echo(f"{tag_name}: already at {new_uid}")
+    else:
+        click.echo(f"{tag_name}: {previous or '(new tag)'} -> {new_uid}")
+
+
+def _tag_remote(server: str, api_key: str | None, db: str, ns: str, name: str, tag_name: str | None,
+                target: str | None, history: bool) -> None:
+    """``headwater tag --server``: the same three jobs through the server's API."""
+    from datetime import UTC, datetime
+
+    try:
+        repo = _remote_api(server, api_key).get_database_by_name(db).get_repository(ns, name)
+        if history:
+            if target is not None:
+                raise click.UsageError("--history takes REPO and at most one TAG")
+            events = repo.tag_history(tag_name)
+            for ev in events:
+                moved = datetime.fromtimestamp(ev["movedAt"] / 1000, tz=UTC)
+                click.echo(f"{_when(moved)}\t{ev['tag']}\t{ev['previous'] or '(new)'} -> {ev['dataset']}")
+            click.echo(f"{len(events)} move(s)")
+            return
+        if tag_name is None:
+            for t in repo.tags:
+                counts = {s.split: s.annotation_count for s in t.splits}
+                click.echo(f"{t.tag}\t{t.dataset}\t{_splits_text(counts)}\t{_when(t.updated_at)}")
+            return
+        if target is None:
+            raise click.UsageError("give the dataset to point the tag at: headwater tag DB/NS/NAME TAG UID_OR_TAG")
+        previous = next((t.dataset for t in repo.tags if t.tag == tag_name), None)
+        new_uid = repo.move_tag(tag_name, target).dataset
+    except HeadwaterError as err:
+        raise click.ClickException(str(err)) from None
     if previous == new_uid:
         click.echo(f"{tag_name}: already at {new_uid}")
     else:
@@ -587,22 +684,27 @@ def _write_stdout(blocks: Iterator[bytes], limit: int | None) -> int:
               help="Keep the chunk in the stream cache ($HEADWATER_CACHE) and replay it from there.")
 @click.option("--database", help="The database, when DATASET is NS/NAME[:TAG].")
 @click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+@_server_options
 def stream(dataset: str, split: str, chunk: int, nchunks: int, shuffle_seed: int | None, offset: int,
-           limit: int | None, cache: bool, database: str | None, catalog_loc: str | None) -> None:
+           limit: int | None, cache: bool, database: str | None, catalog_loc: str | None, server: str | None,
+           api_key: str | None) -> None:
     """Write chunk CHUNK of NCHUNKS of SPLIT as NDJSON (one droplet a line) to stdout.
 
     TAG defaults to "latest"; a dataset uid works in its place. Chunk k of n is the same contiguous
     run (or, with --shuffle-seed, the same run of a seeded permutation) every time. Safe to pipe
     into head.
     """
+    from contextlib import nullcontext
+
     from .client import Api, StreamCache
 
     db, ns, name, tag = parse_repo(dataset, database)
     if limit is not None and limit < 0:
         raise click.BadParameter("must be >= 0", param_hint="--limit")
-    with _open_catalog(catalog_loc) as cat:
+    with nullcontext() if server else _open_catalog(catalog_loc) as cat:
         try:
-            api = Api(catalog=cat, cache=StreamCache() if cache else False)
+            api = (_remote_api(server, api_key, cache=StreamCache() if cache else False) if server
+                   else Api(catalog=cat, cache=StreamCache() if cache else False))
             ds = api.get_database_by_name(db).get_dataset(ns, name, tag or "latest")
             if split not in ds.splits:
                 raise click.ClickException(f"dataset {ds.uid} has no split {split!r} "
@@ -626,6 +728,171 @@ def demo(work_dir: str, images: int) -> None:
     from .demo import run_demo
 
     run_demo(work_dir, images)
+
+
+# -- server, API keys, database access (issue 4) -----------------------------------------------------
+def _parse_pools(specs: tuple[str, ...]) -> dict[str, str]:
+    """``("owner/repo=URL", …)`` → ``{"owner/repo": URL}`` (local paths made absolute)."""
+    pools: dict[str, str] = {}
+    for spec in specs:
+        repo, sep, url = spec.partition("=")
+        if not sep or not url or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*", repo):
+            raise click.BadParameter(f"{spec!r} is not OWNER/REPO=URL", param_hint="--pool")
+        if repo in pools:
+            raise click.BadParameter(f"pool {repo!r} given twice", param_hint="--pool")
+        pools[repo] = url if "://" in url else os.path.abspath(os.path.expanduser(url))
+    return pools
+
+
+@main.command()
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+@click.option("--pool", "pool_specs", multiple=True, metavar="OWNER/REPO=URL",
+              help="Serve a pool (local dir, s3://…, http(s)://…) as Hub dataset repo OWNER/REPO. Repeatable.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 512), help="Server processes.")
+@click.option("--max-upload-size", default="2GB", show_default=True, help="Largest request body a write may send.")
+@click.option("--no-anonymous", is_flag=True, help="Require an API key for every request (public databases too).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(catalog_loc: str | None, pool_specs: tuple[str, ...], host: str, port: int, workers: int,
+          max_upload_size: str, no_anonymous: bool, log_level: str) -> None:
+    """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…) and the OpenAPI docs (/docs).
+
+    \b
+    headwater serve --catalog catalog.sqlite --pool acme/images=pool/ --port 8000
+    headwater serve --catalog postgresql://u@db/cat --pool acme/images=s3://bucket/pool --workers 8
+    """
+    from .server.app import ServerConfig
+    from .server.runner import serve as run_server
+
+    loc = catalog_loc or os.environ.get("HEADWATER_CATALOG")
+    if not loc:
+        from .catalog import default_catalog_location
+
+        loc = default_catalog_location()
+    if "://" not in loc:
+        loc = os.path.abspath(os.path.expanduser(loc))
+    config = ServerConfig(catalog=loc, pools=_parse_pools(pool_specs), max_upload_bytes=parse_size(max_upload_size),
+                          anonymous_read=not no_anonymous)
+    try:
+        run_server(config, host=host, port=port, workers=workers, log_level=log_level)
+    except HeadwaterError as err:
+        raise click.ClickException(str(err)) from None
+
+
+@main.group()
+def keys() -> None:
+    """API keys for the server: create (the secret is printed once), list, revoke."""
+
+
+@keys.command(name="create")
+@click.option("--user", "username", required=True, help="The key's user (created if missing).")
+@click.option("--email", default="", help="The user's email (when the user is created).")
+@click.option("--write", is_flag=True, help="A write key (publish, move tags, upload); default: read-only.")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def keys_create(username: str, email: str, write: bool, catalog_loc: str | None) -> None:
+    """Create an API key. The secret goes to stdout (alone, so it can be captured) and is never shown again."""
+    with _open_catalog(catalog_loc, create=True) as cat:
+        try:
+            cat.create_user(username, email=email, exist_ok=True)
+            key_id, secret = cat.create_api_key(username, "write" if write else "read")
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+    click.echo(f"created {'write' if write else 'read'} key {key_id} for {username} "
+               "(store the secret now: it is not shown again)", err=True)
+    click.echo(secret)
+
+
+@keys.command(name="list")
+@click.option("--user", "username", help="Only this user's keys.")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def keys_list(username: str | None, catalog_loc: str | None) -> None:
+    """List keys: id, user, permission, created, revoked (never the secrets)."""
+    with _open_catalog(catalog_loc) as cat:
+        try:
+            found = cat.api_keys(username)
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+    for key in found:
+        state = f"revoked {_when(key.revoked_at)}" if key.revoked else "active"
+        click.echo(f"{key.key_id}\t{key.username}\t{key.permission}\t{_when(key.created_at)}\t{state}")
+    click.echo(f"{len(found)} key(s)", err=True)
+
+
+@keys.command(name="revoke")
+@click.argument("key_id")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def keys_revoke(key_id: str, catalog_loc: str | None) -> None:
+    """Revoke key KEY_ID (it stops working at once, on every server process)."""
+    with _open_catalog(catalog_loc) as cat:
+        try:
+            key = cat.revoke_api_key(key_id)
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+    click.echo(f"revoked {key.key_id} ({key.username}, {key.permission}) at {_when(key.revoked_at)}")
+
+
+@main.group()
+def database() -> None:
+    """Databases: create with an owner, make public or private, list with their access settings."""
+
+
+def _describe_db(cat: Any, db: Any) -> str:
+    owner = cat.user(db.owner).username if db.owner else "(no owner: every key holder)"
+    return f"{db.name}\t{db.uid}\towner={owner}\t{'public' if db.public else 'private'}"
+
+
+@database.command(name="create")
+@click.argument("name")
+@click.option("--owner", help="The owning user (only they see it while it is private; created if missing).")
+@click.option("--public", is_flag=True, help="Readable by everyone (anonymously too unless --no-anonymous).")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def database_create(name: str, owner: str | None, public: bool, catalog_loc: str | None) -> None:
+    """Create database NAME (also the owner's default database if they have none)."""
+    with _open_catalog(catalog_loc, create=True) as cat:
+        try:
+            if owner is not None:
+                user = cat.create_user(owner, exist_ok=True)
+            db = cat.create_database(name, public=public, owner=owner)
+            if owner is not None and user.default_database is None:
+                cat.choose_default_database(owner, db.uid)
+            click.echo(_describe_db(cat, db))
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@database.command(name="set")
+@click.argument("name")
+@click.option("--owner", help="Give the database to this user (created if missing).")
+@click.option("--no-owner", is_flag=True, help="Remove the owner (every key holder may then read it).")
+@click.option("--public/--private", default=None, help="Readable by everyone, or only by who may see it.")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def database_set(name: str, owner: str | None, no_owner: bool, public: bool | None, catalog_loc: str | None) -> None:
+    """Change who owns database NAME and whether it is public."""
+    if owner is not None and no_owner:
+        raise click.UsageError("--owner and --no-owner exclude each other")
+    if owner is None and not no_owner and public is None:
+        raise click.UsageError("nothing to change: give --owner USER, --no-owner, --public or --private")
+    with _open_catalog(catalog_loc) as cat:
+        try:
+            from .catalog.users import KEEP
+
+            if owner is not None:
+                cat.create_user(owner, exist_ok=True)
+            db = cat.change_database_access(name, owner=None if no_owner else (owner or KEEP), public=public)
+            click.echo(_describe_db(cat, db))
+        except HeadwaterError as err:
+            raise click.ClickException(str(err)) from None
+
+
+@database.command(name="list")
+@click.option("--catalog", "catalog_loc", metavar="PATH_OR_URL", help=_CATALOG_HELP)
+def database_list(catalog_loc: str | None) -> None:
+    """List databases with uid, owner and public flag."""
+    with _open_catalog(catalog_loc) as cat:
+        for db in cat.databases():
+            click.echo(_describe_db(cat, db))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,9 @@
 * :mod:`.api` — ``Api → Database → Repository → Dataset → stream_split`` (datatap's names);
 * :mod:`.sharding` — which droplets chunk ``k`` of ``n`` holds, the seeded shuffle, resume;
 * :mod:`.cache` — the persistent, multi-process-safe, size-bounded stream cache;
-* :mod:`.transport` — the seam between the API and the catalog (embedded now, HTTP with the server);
+* :mod:`.transport` — the seam between the API and the catalog (embedded);
+* :mod:`.http_transport` — the same seam over HTTP to a headwater server (remote mode);
+* :mod:`.writes` — publish / move tags through either transport;
 * :mod:`.stream` — one pass: replay, fill while streaming, or stream; batch decoding.
 
 Example:
@@ -13,7 +15,15 @@ Example:
 
 from .api import Api, Database, Dataset, DatasetRepository, Repository, Split, Tag, User
 from .cache import DEFAULT_MAX_BYTES, CacheEntry, CacheError, StreamCache, StreamKey
-from .errors import ClientError, RemoteUnavailableError
+from .errors import (
+    ClientError,
+    RemoteAuthError,
+    RemoteError,
+    RemoteNotFoundError,
+    RemoteRequestError,
+    RemoteUnavailableError,
+)
+from .http_transport import HttpTransport
 from .sharding import Permutation, ShardPlan, chunk_bounds
 from .stream import decode_blocks, pass_blocks
 from .transport import PAGE_SIZE, EmbeddedTransport, Transport, iter_lines
@@ -21,7 +31,8 @@ from .transport import PAGE_SIZE, EmbeddedTransport, Transport, iter_lines
 __all__ = [
     "Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository",
     "StreamCache", "StreamKey", "CacheEntry", "CacheError", "DEFAULT_MAX_BYTES",
-    "ClientError", "RemoteUnavailableError",
+    "ClientError", "RemoteError", "RemoteNotFoundError", "RemoteAuthError", "RemoteRequestError",
+    "RemoteUnavailableError", "HttpTransport",
     "chunk_bounds", "Permutation", "ShardPlan",
     "pass_blocks", "decode_blocks",
     "Transport", "EmbeddedTransport", "iter_lines", "PAGE_SIZE",

@@ -8,8 +8,11 @@ Code written against ``datatap.Api`` keeps its shape: ``Api.get_current_user``,
 ``Dataset.stream_split(split, chunk, nchunks)``. What is new:
 
 * **Embedded mode.** ``Api(catalog="path/or/url")`` reads a local catalog directly (no server);
-  ``Api(url=..., api_key=...)`` (remote mode) arrives with the server — the objects below only talk
-  to a :class:`~headwater.client.transport.Transport`, so the server adds a transport, nothing else.
+  ``Api(url=..., api_key=...)`` (remote mode) reads the same through a headwater server — the objects
+  below only talk to a :class:`~headwater.client.transport.Transport`, so both modes give the same
+  droplets in the same order.
+* **Writes.** :meth:`Database.publish` and :meth:`Repository.move_tag` work in both modes (remote:
+  over the server's authenticated write routes).
 * **Streaming** is sharded by the rules of :mod:`headwater.client.sharding` (optional seeded
   shuffle, resume at ``offset``) and cached by :mod:`headwater.client.cache` (complete passes only,
   shared between processes, size-bounded). ``raw=True`` yields each droplet's JSON bytes instead.
@@ -48,7 +51,8 @@ from ..droplet import (
     decode_template,
 )
 from .cache import StreamCache
-from .errors import ClientError, RemoteUnavailableError
+from .errors import ClientError
+from .http_transport import HttpTransport
 from .sharding import chunk_bounds
 from .stream import decode_blocks, pass_blocks
 from .transport import EmbeddedTransport, Transport, iter_lines
@@ -85,13 +89,16 @@ class _Context:
 
 
 class Api:
-    """Entry point: a catalog (embedded) or, with the server, a URL and an API key (remote).
+    """Entry point: a catalog (embedded) or a server URL and an API key (remote).
 
     ``catalog`` is a file path, a ``sqlite:///`` / ``postgresql://`` URL or an open
     :class:`~headwater.catalog.Catalog` (default: :func:`~headwater.catalog.default_catalog_location`). ``cache`` is ``True``
     (the default stream cache), ``False``/``None`` (no cache), a directory or a
     :class:`~headwater.client.cache.StreamCache`. ``default_database`` (name or uid) decides what
-    :meth:`get_default_database` returns in embedded mode. ``transport`` plugs in any
+    :meth:`get_default_database` returns in embedded mode. ``url``/``api_key``: a headwater server
+    (remote mode, :class:`~headwater.client.http_transport.HttpTransport`: one pooled HTTP session,
+    time-outs, retries, streams that resume; for other timeouts or retry policies pass
+    ``transport=HttpTransport(url, api_key, timeout=…, retries=…)``). ``transport`` plugs in any
     :class:`~headwater.client.transport.Transport` directly.
     """
 
@@ -100,16 +107,16 @@ class Api:
                  transport: Transport | None = None) -> None:
         if transport is None:
             if url is not None:
-                raise RemoteUnavailableError(
-                    f"remote mode (Api(url={url!r})) arrives with the headwater server; until then open a "
-                    "catalog directly: Api(catalog='path/to/catalog.sqlite' or 'postgresql://…')"
-                )
-            if catalog is None:
-                catalog = default_catalog_location()
-                if "://" not in catalog and not os.path.exists(catalog):
-                    raise ClientError(f"no catalog at {catalog}: pass Api(catalog=path_or_url), set "
-                                      "HEADWATER_CATALOG, or publish a dataset there first")
-            transport = EmbeddedTransport(catalog, default_database=default_database)
+                if catalog is not None:
+                    raise ClientError("give either a catalog (embedded mode) or a server url (remote mode), not both")
+                transport = HttpTransport(url, api_key)
+            else:
+                if catalog is None:
+                    catalog = default_catalog_location()
+                    if "://" not in catalog and not os.path.exists(catalog):
+                        raise ClientError(f"no catalog at {catalog}: pass Api(catalog=path_or_url), set "
+                                          "HEADWATER_CATALOG, or publish a dataset there first")
+                transport = EmbeddedTransport(catalog, default_database=default_database)
         self.api_key = api_key
         self._ctx = _Context(transport, _open_cache(cache))
 
@@ -226,6 +233,25 @@ class Database:
             raise ClientError("get_dataset takes a slug 'namespace/name:tag' or (namespace, name, tag)")
         return repo.get_dataset(tag)
 
+    def publish(self, repository: str, source: Any, **options: Any) -> Dataset:
+        """Publish ``source`` (a JSONL path, a :class:`~headwater.client.publish.Source` or a list of them) as
+        a new dataset of ``repository`` (``"namespace/name"``) and return it.
+
+        Embedded: :func:`headwater.client.publish.publish` (local images are packed into a pool). Remote:
+        validated here, then sent to the server, which validates again and commits all or nothing; the
+        images must already be URLs or ``pool://`` references (``pools={name: URL}``). Options (``splits``,
+        ``template``, ``tags``, ``pools``, …) are those of :func:`~headwater.client.publish.publish`.
+        Raises :class:`~headwater.client.publish.PublishError` naming every problem by its place in the
+        source; then nothing was published.
+        """
+        from .writes import publish_dataset
+
+        namespace, sep, name = repository.partition("/")
+        if not sep or not namespace or not name or "/" in name:
+            raise ClientError(f"repository must be 'namespace/name', got {repository!r}")
+        body = publish_dataset(self._ctx.transport, self.uid, namespace, name, source, **options)
+        return Dataset.from_json(self._ctx, body)
+
 
 class Split:
     """A split of a tagged dataset and its droplet count."""
@@ -278,6 +304,23 @@ class Repository:
         """The dataset ``tag`` points to (or the dataset with that uid)."""
         body = self._ctx.transport.dataset(self.database, self.namespace, self.name, tag)
         return Dataset.from_json(self._ctx, body)
+
+    def move_tag(self, tag: str, dataset: str) -> Tag:
+        """Point ``tag`` at ``dataset`` (a uid, or another tag) and return the moved tag; the move is
+        recorded in the tag's history (remote mode: needs a write key)."""
+        from .writes import move_tag
+
+        moved = Tag.from_json(move_tag(self._ctx.transport, self.database, self.namespace, self.name, tag, dataset))
+        self.tags = [t for t in self.tags if t.tag != tag] + [moved]
+        self.tags.sort(key=lambda t: t.tag)
+        return moved
+
+    def tag_history(self, tag: str | None = None) -> list[dict[str, Any]]:
+        """Every move of this repository's tags (or of ``tag``), oldest first:
+        ``[{tag, dataset, previous, movedAt}]`` (``previous`` None when the tag was created; ms times)."""
+        from .writes import tag_history
+
+        return tag_history(self._ctx.transport, self.database, self.namespace, self.name, tag)
 
 
 class DatasetRepository:

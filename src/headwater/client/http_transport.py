@@ -1,0 +1,490 @@
+"""The remote :class:`~headwater.client.transport.Transport`: the datatap API of a headwater server over HTTP.
+
+Why it looks like this:
+
+* **One session.** One :class:`httpx.Client` per transport (per process: it is re-made after a fork
+  and after unpickling in a DataLoader worker), so requests reuse pooled keep-alive connections, with
+  explicit connect/read timeouts instead of waiting forever on a dead peer.
+* **Retries that are safe.** Connection failures, time-outs, 429 and 5xx are retried with exponential
+  backoff and jitter, honouring ``Retry-After`` (:class:`~headwater.storage.retry.RetryPolicy`). Reads
+  are idempotent, so any of those is retried; a publish is retried only when the server certainly did
+  not act on it (the connection could not be made, or 429/503 — refused before the work started).
+* **Clear errors.** ``{"error": msg}`` bodies become :class:`~headwater.client.errors.RemoteNotFoundError`
+  (404; also a catalog ``NotFoundError``/``KeyError``, as in embedded mode),
+  :class:`~headwater.client.errors.RemoteAuthError` (401/403),
+  :class:`~headwater.client.errors.RemoteRequestError` (other 4xx) and
+  :class:`~headwater.client.errors.RemoteUnavailableError` (unreachable or still failing after the
+  retries) — each naming the server's message, the status and the URL.
+* **Streams resume.** A split stream is NDJSON, one droplet a line. The transport yields blocks of
+  whole lines only and counts them; when the connection breaks mid-body (reset, time-out, a cut
+  chunked body, or fewer lines than the server's ``X-Headwater-Items`` announced), it reconnects with
+  ``offset = start + lines already yielded``. The server's pass is deterministic for the same
+  arguments, so the caller sees every droplet exactly once and in order.
+
+Authentication is ``Authorization: Bearer base64(api_key)``, as the datatap client sends it.
+
+Example:
+    >>> t = HttpTransport("http://127.0.0.1:8000/", api_key="hw_0123456789ab_secret", timeout=5)
+    >>> t.url, t._path("db", "repository", "acme", "cats")
+    ('http://127.0.0.1:8000', '/api/database/db/repository/acme/cats')
+    >>> t._headers()["Authorization"] == "Bearer " + base64.b64encode(b"hw_0123456789ab_secret").decode()
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from .. import __version__
+from ..storage.retry import RetryPolicy
+from .errors import (
+    ClientError,
+    RemoteAuthError,
+    RemoteError,
+    RemoteNotFoundError,
+    RemoteRequestError,
+    RemoteUnavailableError,
+)
+from .transport import iter_lines
+
+__all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "NDJSON", "STREAM_BLOCK_BYTES", "HttpTransport"]
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds to wait for a connection, or for the next bytes of a response."""
+
+DEFAULT_RETRIES = RetryPolicy(attempts=6, base_delay=0.25, max_delay=30.0)
+"""Up to 6 attempts per request (and per stretch of a stream without progress)."""
+
+STREAM_BLOCK_BYTES = 1 << 20
+"""Bytes read from a stream response before the whole lines in them are handed on as one block."""
+
+NDJSON = "application/x-ndjson"
+
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+_UNSENT_STATUS = frozenset({429, 503})  # refused before any work: safe to retry even a publish
+_RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+_UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class _Retryable(Exception):
+    """A transient failure, carrying the status and headers :meth:`RetryPolicy.delay` reads."""
+
+    def __init__(self, message: str, status: int | None = None, headers: Mapping[str, str] | None = None,
+                 error: RemoteError | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = dict(headers or {})
+        self.error = error
+
+
+def _segment(value: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ClientError(f"expected a non-empty name in a URL path, got {value!r}")
+    return quote(value, safe="")
+
+
+class HttpTransport:
+    """A :class:`~headwater.client.transport.Transport` talking to a headwater (or datatap) server.
+
+    ``url``: the server's base URL (``http://host:port``; a trailing ``/api`` is accepted too).
+    ``api_key``: sent as ``Bearer base64(key)``; None for anonymous reads of public databases.
+    ``timeout``: seconds for connecting and between bytes of a response. ``retries``: a
+    :class:`~headwater.storage.retry.RetryPolicy` or a number of attempts. ``verify``: TLS verification
+    (as httpx takes it). ``block_bytes``: how much of a stream to gather before yielding its whole lines.
+    """
+
+    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
+                 retries: RetryPolicy | int = DEFAULT_RETRIES, verify: bool | str = True,
+                 block_bytes: int = STREAM_BLOCK_BYTES) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ClientError(f"server URL must start with http:// or https://, got {url!r}")
+        base = url.rstrip("/")
+        base = base.removesuffix("/api")
+        self.url = base
+        self.api_key = api_key
+        self.timeout = float(timeout)
+        if isinstance(retries, bool) or not isinstance(retries, (int, RetryPolicy)):
+            raise ClientError(f"retries must be a RetryPolicy or an int >= 1, got {retries!r}")
+        if isinstance(retries, int):
+            if retries < 1:
+                raise ClientError(f"retries must be >= 1 attempts, got {retries}")
+            retries = RetryPolicy(attempts=retries, base_delay=DEFAULT_RETRIES.base_delay,
+                                  max_delay=DEFAULT_RETRIES.max_delay)
+        self.retries = retries
+        self.verify = verify
+        if block_bytes < 1:
+            raise ClientError(f"block_bytes must be >= 1, got {block_bytes}")
+        self.block_bytes = int(block_bytes)
+        self._client: httpx.Client | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._datasets: dict[tuple[str, str, str, str], dict[str, Any]] = {}  # by uid: immutable
+        self.requests = 0
+        """HTTP requests sent (attempts included), for tests and benchmarks."""
+        self.retried = 0
+        """Attempts that failed transiently and were retried (stream resumes included)."""
+
+    # -- session ---------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"HttpTransport({self.url!r}, api_key={'***' if self.api_key else None})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (DataLoader workers): settings only; the session is made again where it is used."""
+        return {"url": self.url, "api_key": self.api_key, "timeout": self.timeout, "retries": self.retries,
+                "verify": self.verify, "block_bytes": self.block_bytes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["url"], state["api_key"], timeout=state["timeout"],  # type: ignore[misc]
+                      retries=state["retries"], verify=state["verify"], block_bytes=state["block_bytes"])
+
+    @property
+    def client(self) -> httpx.Client:
+        """This process's session (made on first use; made again in a forked child)."""
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0))
+                self._client = httpx.Client(base_url=self.url, timeout=timeout, verify=self.verify,
+                                            headers=self._headers(), follow_redirects=False,
+                                            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+            return self._client
+
+    def close(self) -> None:
+        """Close pooled connections (the transport stays usable: a new session is made on demand)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": f"headwater/{__version__}", "Accept": "application/json"}
+        if self.api_key:
+            token = base64.b64encode(self.api_key.encode("utf-8")).decode("ascii")
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    @staticmethod
+    def _path(database: str, *parts: str) -> str:
+        return "/api/database/" + "/".join(_segment(p) for p in (database, *parts))
+
+    # -- requests --------------------------------------------------------------------------------
+    def _error(self, response: httpx.Response) -> RemoteError:
+        """The exception for a non-2xx response (reads the body: call with a read response)."""
+        status = response.status_code
+        body: Any = None
+        try:
+            body = response.json()
+        except (ValueError, UnicodeDecodeError):
+            pass
+        message = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(message, str) or not message:
+            text = response.text.strip()[:200] if response.content else ""
+            message = f"HTTP {status} {response.reason_phrase}" + (f": {text}" if text else "")
+        where = f"{response.request.method} {response.request.url}"
+        full = f"{message} (HTTP {status}, {where})"
+        kwargs = {"status": status, "url": str(response.request.url), "body": body, "headers": dict(response.headers)}
+        if status == 404:
+            return RemoteNotFoundError(full, **kwargs)
+        if status in (401, 403):
+            return RemoteAuthError(full, **kwargs)
+        if 400 <= status < 500 and status not in _RETRY_STATUS:
+            return RemoteRequestError(full, **kwargs)
+        return RemoteUnavailableError(full, **kwargs)
+
+    def _attempts(self, what: str, attempt_once: Callable[[], Any], *, idempotent: bool = True) -> Any:
+        """Run ``attempt_once`` with the retry policy; transient failures raise :class:`_Retryable` or
+        an httpx transport error inside it."""
+        policy = self.retries
+        last: BaseException | None = None
+        for attempt in range(policy.attempts):
+            try:
+                self.requests += 1
+                return attempt_once()
+            except _Retryable as err:
+                if not idempotent and err.status not in _UNSENT_STATUS:
+                    raise err.error or RemoteUnavailableError(f"{what}: {err}") from None
+                last = err
+            except _UNSENT_ERRORS as err:
+                last = err
+            except _RETRY_ERRORS as err:
+                if not idempotent:
+                    raise RemoteUnavailableError(f"{what}: the connection failed while the server may have been "
+                                                 f"working on it ({type(err).__name__}: {err}); not retried: "
+                                                 "check whether it took effect") from err
+                last = err
+            except httpx.HTTPError as err:  # bad URL, unsupported protocol…: not transient
+                raise RemoteUnavailableError(f"{what}: {type(err).__name__}: {err}") from err
+            if attempt + 1 < policy.attempts:
+                self.retried += 1
+                time.sleep(policy.delay(attempt, last))
+        assert last is not None
+        if isinstance(last, _Retryable) and last.error is not None:
+            raise RemoteUnavailableError(f"{last.error} — still failing after {policy.attempts} attempts",
+                                         status=last.error.status, url=last.error.url, body=last.error.body)
+        raise RemoteUnavailableError(f"{what}: still failing after {policy.attempts} attempts: "
+                                     f"{type(last).__name__}: {last}")
+
+    def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
+                 content: Callable[[], Iterable[bytes]] | bytes | None = None, headers: Mapping[str, str] | None = None,
+                 idempotent: bool = True, timeout: httpx.Timeout | None = None) -> Any:
+        """One API call: the decoded JSON of a 2xx answer, or the matching ``Remote*`` error."""
+        what = f"{method} {self.url}{path}"
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+
+        def once() -> Any:
+            body = content() if callable(content) else content
+            response = self.client.request(method, path, json=json, params=params, content=body, headers=headers,
+                                           **extra)
+            if response.status_code >= 400:
+                error = self._error(response)
+                if response.status_code in _RETRY_STATUS:
+                    raise _Retryable(str(error), response.status_code, response.headers, error)
+                raise error
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise RemoteError(f"{what}: the server answered {response.status_code} with a body that is not "
+                                  f"JSON ({response.headers.get('content-type')}); is {self.url} a headwater "
+                                  "server?", status=response.status_code, url=str(response.request.url)) from None
+
+        return self._attempts(what, once, idempotent=idempotent)
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._request("GET", path, params=params or None)
+
+    # -- metadata (the Transport protocol) -------------------------------------------------------
+    def current_user(self) -> dict[str, Any]:
+        return self._get("/api/user")  # type: ignore[no-any-return]
+
+    def databases(self) -> list[dict[str, Any]]:
+        return self._get("/api/database")  # type: ignore[no-any-return]
+
+    def database(self, uid: str) -> dict[str, Any]:
+        return self._get(self._path(uid))  # type: ignore[no-any-return]
+
+    def query_databases(self, name: str) -> list[dict[str, Any]]:
+        return self._request("POST", "/api/database/query", json={"name": name})  # type: ignore[no-any-return]
+
+    def repositories(self, database: str) -> list[dict[str, Any]]:
+        return self._get(self._path(database, "repository"))  # type: ignore[no-any-return]
+
+    def repository(self, database: str, namespace: str, name: str) -> dict[str, Any]:
+        return self._get(self._path(database, "repository", namespace, name))  # type: ignore[no-any-return]
+
+    def dataset(self, database: str, namespace: str, name: str, tag_or_uid: str) -> dict[str, Any]:
+        key = (database, namespace, name, tag_or_uid)
+        found = self._datasets.get(key)
+        if found is None:
+            found = self._get(self._path(database, "repository", namespace, name, tag_or_uid))
+            if found.get("uid") == tag_or_uid:  # by uid: immutable, remembered (a tag may move)
+                if len(self._datasets) >= 1024:
+                    self._datasets.clear()
+                self._datasets[key] = found
+        return found  # type: ignore[no-any-return]
+
+    def split_count(self, database: str, namespace: str, name: str, uid: str, split: str) -> int:
+        body = self.dataset(database, namespace, name, uid)
+        counts = body.get("splitCounts")
+        if not isinstance(counts, dict):
+            raise RemoteError(f"the server at {self.url} does not report split sizes (no 'splitCounts' in the "
+                              "dataset JSON): it is not a headwater server")
+        if split not in counts:
+            raise RemoteNotFoundError(f"split {split!r} not found in dataset {uid!r} (splits: {list(counts)})",
+                                      status=404)
+        return int(counts[split])
+
+    # -- streams ---------------------------------------------------------------------------------
+    def stream_blocks(self, database: str, namespace: str, name: str, uid: str, split: str, chunk: int,
+                      nchunks: int, *, shuffle_seed: int | None = None, offset: int = 0,
+                      truncate: int | None = None) -> Iterator[bytes]:
+        """Blocks of whole NDJSON lines of the chunk, resuming after broken connections (module docstring)."""
+        path = self._path(database, "repository", namespace, name, uid, "split", split, "stream")
+        params: dict[str, Any] = {"chunk": chunk, "nchunks": nchunks}
+        if shuffle_seed is not None:
+            params["shuffleSeed"] = shuffle_seed
+        if truncate is not None:
+            params["truncate"] = truncate
+        return self._stream(path, params, offset)
+
+    def _stream(self, path: str, params: dict[str, Any], offset: int) -> Iterator[bytes]:
+        policy = self.retries
+        seen = 0  # lines yielded so far
+        failures = 0  # consecutive attempts without progress
+        what = f"GET {self.url}{path}"
+        while True:
+            before = seen
+            try:
+                self.requests += 1
+                with self.client.stream("GET", path, params={**params, "offset": offset + seen},
+                                        headers={"Accept": NDJSON}) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        error = self._error(response)
+                        if response.status_code in _RETRY_STATUS:
+                            raise _Retryable(str(error), response.status_code, response.headers, error)
+                        raise error
+                    announced = response.headers.get("x-headwater-items")
+                    expected = int(announced) if announced and announced.isdigit() else None
+                    got = 0
+                    carry = b""
+                    for data in response.iter_bytes(self.block_bytes):
+                        if carry:
+                            data = carry + data
+                        cut = data.rfind(b"\n") + 1
+                        if cut == 0:
+                            carry = data
+                            continue
+                        block, carry = data[:cut], data[cut:]
+                        lines = block.count(b"\n")
+                        if expected is not None and got + lines > expected:
+                            raise RemoteError(f"{what}: the server sent more droplets than the "
+                                              f"{expected} it announced")
+                        got += lines
+                        seen += lines
+                        failures = 0
+                        yield block
+                    if expected is not None and got < expected:
+                        raise _Retryable(f"the response ended after {got} of {expected} droplets")
+                    if carry:
+                        if expected is None and carry.strip():
+                            # a body that did not end with a newline: the last line is whole (datatap's
+                            # server may omit the final newline) — the Transport contract wants one
+                            seen += 1
+                            yield carry + b"\n"
+                        elif carry.strip():
+                            raise _Retryable(f"the response ended inside a line after {got} droplets")
+                    return
+            except _Retryable as err:
+                last: BaseException = err
+            except _RETRY_ERRORS as err:
+                last = err
+            except httpx.HTTPError as err:
+                raise RemoteUnavailableError(f"{what}: {type(err).__name__}: {err}") from err
+            if seen > before:
+                failures = 0  # progress was made: the budget starts again
+            failures += 1
+            if failures >= policy.attempts:
+                error = getattr(last, "error", None)
+                raise RemoteUnavailableError(
+                    f"{what}: still failing after {policy.attempts} attempts ({seen} droplets received): "
+                    f"{error or f'{type(last).__name__}: {last}'}",
+                    status=getattr(error, "status", None)) from last
+            self.retried += 1
+            time.sleep(policy.delay(failures - 1, last))
+
+    def stream_lines(self, database: str, namespace: str, name: str, uid: str, split: str, chunk: int,
+                     nchunks: int, *, shuffle_seed: int | None = None, offset: int = 0,
+                     truncate: int | None = None) -> Iterator[bytes]:
+        return iter_lines(self.stream_blocks(database, namespace, name, uid, split, chunk, nchunks,
+                                             shuffle_seed=shuffle_seed, offset=offset, truncate=truncate))
+
+    # -- writes ----------------------------------------------------------------------------------
+    def publish(self, database: str, namespace: str, name: str,
+                items: Iterable[tuple[Any, ...]] | Callable[[], Iterable[tuple[Any, ...]]], *,
+                template: Mapping[str, Any] | None = None, tags: Iterable[str] = ("latest",),
+                pools: Mapping[str, str] | None = None, strict: bool | None = None,
+                max_problems: int = 100, answer_timeout: float | None = None) -> dict[str, Any]:
+        """Publish droplets as one new dataset of ``namespace/name`` in ``database``; returns its JSON.
+
+        ``items``: ``(split, droplet)`` or ``(split, droplet, where)`` tuples — ``droplet`` a wire dict, a
+        droplet struct or its JSON bytes; ``where`` names the item in *your* source (``"line 12"``) and is
+        what the server's problems then quote. Pass a list, or a zero-argument callable returning the
+        items, to let the upload be retried when the server could not be reached (429/503, no connection). The body streams (chunked), so the
+        items are never all in memory. The server validates every droplet and commits all or nothing;
+        a refusal raises :class:`~headwater.client.errors.RemoteRequestError` whose ``problems`` lists
+        ``(where, message)`` pairs.
+
+        The server answers only once everything is validated and committed, which for millions of
+        droplets takes minutes: ``answer_timeout`` bounds that wait (default None: no limit; connecting
+        and sending still time out after ``timeout`` seconds). A connection lost after the body was sent
+        is not retried (the publish may have committed) and says so.
+        """
+        tags = list(tags)
+        header = {"template": dict(template) if template is not None else None, "tags": tags,
+                  "pools": dict(pools or {}), "strict": strict, "maxProblems": max_problems}
+
+        sent = [0]
+
+        def body() -> Iterator[bytes]:
+            if callable(items):
+                return _ndjson_body(header, items())
+            if not isinstance(items, Sequence) and sent[0]:  # an iterator can be sent once
+                raise RemoteUnavailableError("the upload failed and the items cannot be read again; pass a list "
+                                             "or a callable returning them to allow retries")
+            sent[0] += 1
+            return _ndjson_body(header, items)
+
+        path = self._path(database, "repository", namespace, name, "publish")
+        try:
+            return self._request("POST", path, content=body, idempotent=False,  # type: ignore[no-any-return]
+                                 headers={"Content-Type": NDJSON},
+                                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0),
+                                                       read=answer_timeout))
+        except RemoteRequestError as err:
+            raise _with_problems(err) from None
+
+    def move_tag(self, database: str, namespace: str, name: str, tag: str, dataset: str) -> dict[str, Any]:
+        """Point ``tag`` at ``dataset`` (a uid, or another tag); returns the tag JSON plus ``previous``."""
+        path = self._path(database, "repository", namespace, name, "tag", tag)
+        return self._request("PUT", path, json={"dataset": dataset})  # type: ignore[no-any-return]
+
+    def tag_history(self, database: str, namespace: str, name: str, tag: str | None = None) -> list[dict[str, Any]]:
+        """Every move of the repository's tags (or of ``tag``), oldest first:
+        ``[{tag, dataset, previous, movedAt}]`` (``movedAt`` in ms)."""
+        path = self._path(database, "repository", namespace, name, "tags", "history")
+        return self._request("GET", path, params={"tag": tag} if tag is not None else None)  # type: ignore[no-any-return]
+
+
+_ENCODER = msgspec.json.Encoder()
+_PIECE = 1 << 20
+
+
+def _ndjson_body(header: Mapping[str, Any], items: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
+    """The publish body: the header object, then one ``{"split", "droplet", "where"?}`` a line, in ~1 MiB pieces."""
+    encode = _ENCODER.encode
+    parts = [encode(header), b"\n"]
+    size = len(parts[0]) + 1
+    for item in items:
+        if not isinstance(item, tuple) or len(item) not in (2, 3):
+            raise ClientError(f"publish items are (split, droplet) or (split, droplet, where) tuples, got {item!r}")
+        split, droplet = item[0], item[1]
+        raw = bytes(droplet) if isinstance(droplet, (bytes, bytearray, memoryview)) else encode(droplet)
+        if b"\n" in raw:
+            raise ClientError("a droplet's JSON contains a newline; encode it compactly")
+        line = b'{"split":' + encode(split) + b',"droplet":' + raw
+        if len(item) == 3 and item[2] is not None:
+            line += b',"where":' + encode(str(item[2]))
+        parts.append(line + b"}\n")
+        size += len(line) + 2
+        if size >= _PIECE:
+            yield b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield b"".join(parts)
+
+
+def _with_problems(err: RemoteRequestError) -> RemoteRequestError:
+    """Attach the server's ``problems`` (``[(where, message)]``) and ``total`` to a refused publish."""
+    body = err.body if isinstance(err.body, dict) else {}
+    problems = [(str(p.get("where", "")), str(p.get("message", ""))) for p in body.get("problems", [])
+                if isinstance(p, dict)]
+    err.problems = problems  # type: ignore[attr-defined]
+    err.total = int(body.get("total", len(problems)))  # type: ignore[attr-defined]
+    return err
