@@ -1,0 +1,220 @@
+"""Benchmark: downloading 1,000 random ids from a headwater server — cheesechaser 0.2.2 vs headwater.
+
+What is measured
+    A pool of 20,000 small files (2–30 KB random bytes, ids 0..19999 named ``<id>.bin``, fixed seed) is
+    packed with ``pack_directory(layout="increment-id", base_level=2)`` into 100 tar shards
+    ``images/0NN.tar`` with hfutils-format index JSON and the ``headwater-manifest.sqlite`` manifest
+    (the data of ``bench_fetch.py``). A real headwater server serves it as the Hub dataset repo
+    ``bench/pool`` (``ServerConfig(pools={"bench/pool": dir})``; ``create_app`` under uvicorn, one worker,
+    in a child process: ``benchmarks/_hw_server.py``). That benchmark-only ASGI layer counts every
+    request reaching the server and, with ``--latency-ms`` (default 20), sleeps that long before handing
+    each request to the app (``asyncio.sleep``: other requests proceed meanwhile) — a stand-in for the
+    round trip to a remote server.
+
+    The same 1,000 random ids (fixed seed) are downloaded into an empty directory by:
+
+    * cheesechaser 0.2.2 (its own venv, ``benchmarks/_cheesechaser_download.py``) with
+      ``HF_ENDPOINT=<server>``: ``IncrementIDDataPool("bench/pool", base_level=2)
+      .batch_download_to_directory(ids, dst, max_workers=12)`` — per shard the index JSON through
+      ``hf_hub_download``, then one ``Range`` GET per file (hfutils).
+    * headwater: ``IncrementIDDataPool("bench/pool", base_level=2, endpoint=<server>)
+      .batch_download_to_directory(ids, dst, max_workers=12)`` — what ``headwater download
+      hf://datasets/bench/pool --layout increment-id --base-level 2`` runs: the pool manifest fetched once,
+      then the wanted members of each shard merged into a few range reads by the planner.
+
+    Both send a read API key (``HF_TOKEN``), start cold (fresh process / pool object, fresh ``HF_HOME``
+    and ``HEADWATER_CACHE``, empty output directory) and are timed around the download call only. The
+    server's counters are reset before each run, so the request counts include index / manifest
+    fetches and every HEAD. Each side runs ``--repeats`` times, alternating; the best run is reported.
+    Every file written must have the sha256 of its source (the script exits 1 otherwise).
+
+Why
+    Against a real server the cost of a small-file fetch is the request. Goals: headwater delivers
+    ≥ 5× the files/s of cheesechaser and makes ≥ 10× fewer requests.
+
+Run::
+
+    .venv/bin/python benchmarks/bench_server_download.py [--latency-ms 20] [--repeats 2] [--files 20000]
+                                                          [--pick 1000] [--workers 12] [--seed 20240601]
+                                                          [--max-gap-kb 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hw_server import HwServer, start_hw_server  # noqa: E402
+from _peers import peer_python  # noqa: E402
+from bench_fetch import make_sources  # noqa: E402
+
+from headwater.archive import pack_directory  # noqa: E402
+from headwater.catalog import Catalog  # noqa: E402
+from headwater.pool import IncrementIDDataPool, PlanPolicy  # noqa: E402
+
+GOAL_SPEED = 5.0
+GOAL_REQUESTS = 10.0
+BASE_LEVEL = 2
+REPO = "bench/pool"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class Run:
+    side: str
+    seconds: float
+    stats: dict[str, Any]
+    correct: int
+    extra: str = ""
+
+    def files_per_s(self, picked: int) -> float:
+        return picked / self.seconds
+
+
+def digests(directory: str, ids: list[int]) -> dict[int, str]:
+    """sha256 of ``<id>.bin`` in ``directory`` for each id present."""
+    out = {}
+    for rid in ids:
+        try:
+            with open(os.path.join(directory, f"{rid}.bin"), "rb") as f:
+                out[rid] = hashlib.sha256(f.read()).hexdigest()
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def run_cheesechaser(python: str, server: HwServer, key: str, ids_file: str, out: str, work: str,
+                     workers: int) -> tuple[float, str]:
+    env = {**os.environ, "HF_ENDPOINT": server.url, "HF_TOKEN": key, "HF_HOME": tempfile.mkdtemp(dir=work),
+           "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1", "HF_HUB_ETAG_TIMEOUT": "60",
+           "HF_HUB_DOWNLOAD_TIMEOUT": "60"}
+    proc = subprocess.run([python, os.path.join(HERE, "_cheesechaser_download.py"), REPO, ids_file, out,
+                           str(BASE_LEVEL), str(workers)], check=False, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        print(proc.stderr[-4000:], file=sys.stderr)
+        sys.exit(f"cheesechaser failed (exit {proc.returncode})")
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line or "not found" in line]
+    note = f"{len(errors)} error lines logged, first: {errors[0][:120]}" if errors else ""
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]), note
+
+
+def run_headwater(server: HwServer, key: str, ids: list[int], out: str, work: str, workers: int,
+                  plan: PlanPolicy | None) -> tuple[float, str]:
+    os.environ["HEADWATER_CACHE"] = tempfile.mkdtemp(prefix="cache-", dir=work)  # cold manifest cache
+    start = time.perf_counter()
+    pool = IncrementIDDataPool(REPO, base_level=BASE_LEVEL, hf_token=key, endpoint=server.url, plan=plan)
+    report = pool.batch_download_to_directory(ids, out, max_workers=workers, silent=True)
+    seconds = time.perf_counter() - start
+    note = f"client counted {report.requests} reads"
+    if report.failed or report.missing:
+        note += f"; {report.summary()}; first failures: {list(report.failed.items())[:3]}"
+    return seconds, note
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--files", type=int, default=20_000, help="files in the pool (default 20000)")
+    ap.add_argument("--pick", type=int, default=1000, help="random ids to download (default 1000)")
+    ap.add_argument("--latency-ms", type=float, default=20.0,
+                    help="simulated delay per request, added by the benchmark's server middleware (default 20)")
+    ap.add_argument("--repeats", type=int, default=2, help="runs per side, best counts (default 2)")
+    ap.add_argument("--workers", type=int, default=12, help="max_workers on both sides (default 12)")
+    ap.add_argument("--seed", type=int, default=20240601)
+    ap.add_argument("--max-gap-kb", type=int, default=None,
+                    help="headwater's PlanPolicy.max_gap in KiB (default: the library default, 1024)")
+    args = ap.parse_args(argv)
+    plan = PlanPolicy(max_gap=args.max_gap_kb * 1024) if args.max_gap_kb is not None else None
+    cheesechaser_python = peer_python("cheesechaser", ["cheesechaser==0.2.2"])
+
+    with tempfile.TemporaryDirectory(prefix="hw-bench-server-download-") as work:
+        src_dir, pool_dir = os.path.join(work, "src"), os.path.join(work, "pool")
+        t0 = time.perf_counter()
+        total = make_sources(src_dir, args.files, args.seed)
+        packed = pack_directory(src_dir, pool_dir, layout="increment-id", base_level=BASE_LEVEL, silent=True)
+        ids = random.Random(args.seed + 1).sample(range(args.files), args.pick)
+        want = digests(src_dir, ids)
+        ids_file = os.path.join(work, "ids.txt")
+        with open(ids_file, "w") as f:
+            f.write("\n".join(map(str, ids)))
+        catalog_path = os.path.join(work, "catalog.sqlite")
+        with Catalog(catalog_path) as catalog:
+            catalog.create_user("bench", email="bench@example.org")
+            _, key = catalog.create_api_key("bench", "read")
+        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+        print(f"pool: {args.files} files, {total / 1e6:.1f} MB in {len(packed.shards)} shards; "
+              f"made in {time.perf_counter() - t0:.1f} s")
+
+        log = os.path.join(work, "server.log")
+        server = start_hw_server(catalog_path, {REPO: pool_dir}, latency_ms=args.latency_ms, log=log)
+        print(f"server: {server.url}, repo {REPO} (uvicorn, 1 worker, child process); simulated latency "
+              f"{args.latency_ms:g} ms per request (benchmark middleware); {args.pick} random ids "
+              f"(seed {args.seed + 1}), {args.workers} workers each side, best of {args.repeats} cold runs; "
+              f"headwater {plan or PlanPolicy()}")
+        print()
+        runs: dict[str, list[Run]] = {"cheesechaser": [], "headwater": []}
+        try:
+            for _ in range(args.repeats):
+                for side in ("cheesechaser", "headwater"):
+                    out = tempfile.mkdtemp(prefix=f"out-{side}-", dir=work)
+                    server.reset()
+                    if side == "cheesechaser":
+                        seconds, note = run_cheesechaser(cheesechaser_python, server, key, ids_file, out, work,
+                                                         args.workers)
+                    else:
+                        seconds, note = run_headwater(server, key, ids, out, work, args.workers, plan)
+                    stats = server.stats()
+                    got = digests(out, ids)
+                    correct = sum(got.get(rid) == sha for rid, sha in want.items())
+                    runs[side].append(Run(side, seconds, stats, correct, note))
+                    shutil.rmtree(out)
+        finally:
+            server.stop()
+            with open(log) as f:
+                errors = [line.rstrip() for line in f if "Traceback" in line or "ERROR" in line]
+            if errors:
+                print(f"server log: {len(errors)} error lines, first: {errors[0]}")
+
+    best = {side: min(rs, key=lambda r: r.seconds) for side, rs in runs.items()}
+    header = f"{'side':<34}{'seconds':>9}{'files/s':>9}{'requests':>10}{'GET/HEAD/other':>16}{'body MB':>9}" \
+             f"{'sha256 ok':>11}  notes"
+    print(header)
+    print("-" * (len(header) + 20))
+    for side, label in (("cheesechaser", "cheesechaser 0.2.2 batch_download"), ("headwater", "headwater download")):
+        r = best[side]
+        m = r.stats["by_method"]
+        other = r.stats["requests"] - m.get("GET", 0) - m.get("HEAD", 0)
+        methods = f"{m.get('GET', 0)}/{m.get('HEAD', 0)}/{other}"
+        print(f"{label:<34}{r.seconds:>9.2f}{r.files_per_s(args.pick):>9,.0f}{r.stats['requests']:>10,}"
+              f"{methods:>16}{r.stats['bytes'] / 1e6:>9.1f}"
+              f"{f'{r.correct}/{args.pick}':>11}  {r.extra}")
+    print()
+    speed = best["headwater"].files_per_s(args.pick) / best["cheesechaser"].files_per_s(args.pick)
+    fewer = best["cheesechaser"].stats["requests"] / max(1, best["headwater"].stats["requests"])
+    ok = all(r.correct == args.pick for rs in runs.values() for r in rs)
+    print(f"every file of every run has its source's sha256: {'yes' if ok else 'NO'}")
+    print(f"files/s, headwater/cheesechaser: {speed:.1f}x  (goal >= {GOAL_SPEED:g}x: "
+          f"{'met' if speed >= GOAL_SPEED else 'NOT met'})  at {args.latency_ms:g} ms simulated latency")
+    print(f"server-side requests, cheesechaser/headwater: {fewer:.1f}x fewer  (goal >= {GOAL_REQUESTS:g}x: "
+          f"{'met' if fewer >= GOAL_REQUESTS else 'NOT met'})")
+    body = best["headwater"].stats["bytes"] / max(1, best["cheesechaser"].stats["bytes"])
+    print(f"body bytes, headwater/cheesechaser: {body:.1f}x  (merged ranges carry the gaps between members)")
+    if args.repeats > 1:
+        for side, rs in runs.items():
+            print(f"  all {side} runs: " + ", ".join(f"{r.seconds:.2f}s/{r.stats['requests']}req" for r in rs))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Benchmark: streaming a split from a headwater server — the real datatap 0.3.0 client vs headwater's.
+
+What is measured
+    ``--n`` detection droplets (default 1,000,000; 1–6 boxes over 5 classes, ~670 bytes of JSON each — the
+    data of ``bench_stream.py``, same seed) are published into one split of an embedded SQLite catalog.
+    A real headwater server (``create_app`` under uvicorn, one worker, in a child process:
+    ``benchmarks/_hw_server.py``) serves that catalog on 127.0.0.1. Both clients then stream the whole
+    split over HTTP from that same server, one after the other, and count the decoded annotations (and
+    their boxes, so nothing is left undecoded):
+
+    * datatap 0.3.0 (its own venv, ``benchmarks/_datatap_remote.py``; ``--datatap-passes``, default 1):
+      ``Api(key, uri=url).get_database_by_name(…).get_dataset("bench/stream:latest").stream_split("training")`` —
+      ``requests`` + ``iter_lines`` + ``json.loads``, its ``CacheGenerator`` temp-file round trip (part of
+      its path), ``ImageAnnotation.from_json``. Its cache entry is never promoted to its final name, so
+      a pass 2 downloads the split again (its last pass is compared with headwater's replay).
+    * headwater: ``Api(url=url, api_key=key, cache=…).get_database_by_name(…).get_dataset(…)
+      .stream_split("training")`` (remote mode: one httpx session, NDJSON blocks decoded into msgspec
+      structs). Pass 1 with the cache off (network + decode); pass 2 with a fresh cache (network + decode
+      + writing the cache entry); pass 3 replays that cache entry (no request for the droplets).
+
+Both sides must yield exactly ``--n`` annotations with the same total number of boxes.
+
+Why
+    Goal: ≥ 10× the datatap client's annotations/s over the same server, on the first pass (over the
+    network) and on the second pass (datatap: downloads again; headwater: the cache replay).
+
+Run::
+
+    .venv/bin/python benchmarks/bench_server_stream.py [--n 1000000] [--datatap-passes 1] [--seed 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hw_server import start_hw_server  # noqa: E402
+from _peers import peer_python  # noqa: E402
+from bench_stream import make_droplets, template  # noqa: E402
+
+from headwater.catalog import Catalog  # noqa: E402
+from headwater.client import Api  # noqa: E402
+
+GOAL = 10.0
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATABASE, REF, SPLIT = "bench", "bench/stream:latest", "training"
+
+
+def run_headwater(url: str, key: str, cache_dir: str) -> list[dict[str, Any]]:
+    """Three passes: cache off; cache on and cold (fills it); cache replay."""
+    results = []
+    for label, cache in (("no cache", False), ("cache fill", cache_dir), ("cache replay", cache_dir)):
+        server_api = Api(url=url, api_key=key, cache=cache)
+        dataset = server_api.get_database_by_name(DATABASE).get_dataset(REF)
+        start = time.perf_counter()
+        count = boxes = 0
+        for annotation in dataset.stream_split(SPLIT):
+            count += 1
+            boxes += sum(len(c.instances) for c in annotation.classes.values())
+        results.append({"label": label, "seconds": time.perf_counter() - start, "count": count, "boxes": boxes})
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_000_000, help="droplets in the split (default 1000000)")
+    ap.add_argument("--datatap-passes", type=int, default=1,
+                    help="datatap passes (default 1: its pass 2 downloads the split again, ~as slow as pass 1, "
+                         "~2.5 min per pass at 1,000,000)")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args(argv)
+    datatap_python = peer_python("datatap", ["datatap==0.3.0", "Pillow"])
+
+    with tempfile.TemporaryDirectory(prefix="hw-bench-server-stream-") as tmp:
+        t0 = time.perf_counter()
+        droplets = make_droplets(args.n, args.seed)
+        nbytes = sum(len(d) + 1 for d in droplets)
+        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+        print(f"data: {args.n:,} droplets, {nbytes / 1e6:.0f} MB of NDJSON, made in {time.perf_counter() - t0:.1f} s")
+        catalog_path = os.path.join(tmp, "catalog.sqlite")
+        with Catalog(catalog_path) as catalog:
+            catalog.create_user("bench", email="bench@example.org")
+            catalog.create_database(DATABASE, owner="bench")
+            _, key = catalog.create_api_key("bench", "read")
+            t0 = time.perf_counter()
+            catalog.publish(DATABASE, "bench", "stream", template=template(), splits={SPLIT: droplets})
+            print(f"publish into SQLite: {time.perf_counter() - t0:.1f} s")
+        del droplets
+
+        log = os.path.join(tmp, "server.log")
+        server = start_hw_server(catalog_path, log=log)
+        print(f"server: {server.url} (uvicorn, 1 worker, child process; no simulated latency)")
+        try:
+            server.reset()
+            # datatap makes its cache dir with tempfile.mkdtemp() and never removes it: point TMPDIR into our
+            # temporary directory so its copy of the split goes away with the rest
+            peer_tmp = os.path.join(tmp, "datatap-tmp")
+            os.makedirs(peer_tmp)
+            peer = subprocess.run([datatap_python, os.path.join(HERE, "_datatap_remote.py"), server.url, key,
+                                   DATABASE, REF, SPLIT, str(args.datatap_passes)],
+                                  check=False, capture_output=True, text=True,
+                                  env={**os.environ, "DATATAP_API_KEY": "", "TMPDIR": peer_tmp})
+            if peer.returncode != 0:
+                print(peer.stderr[-4000:], file=sys.stderr)
+                sys.exit(f"the datatap client failed (exit {peer.returncode})")
+            theirs = json.loads(peer.stdout.strip().splitlines()[-1])
+            their_stats = server.stats()
+            server.reset()
+            ours = run_headwater(server.url, key, os.path.join(tmp, "hw-cache"))
+            our_stats = server.stats()
+        finally:
+            server.stop()
+            with open(log) as f:
+                errors = [line.rstrip() for line in f if "Traceback" in line or "ERROR" in line]
+        if errors:
+            print(f"server log: {len(errors)} error lines, first: {errors[0]}")
+
+    expected_boxes = theirs["passes"][0]["boxes"]
+    print()
+    print(f"{'client / pass':<42}{'seconds':>9}{'annotations/s':>15}{'count':>11}{'boxes ok':>10}")
+    rows = [(f"datatap 0.3.0 pass {i + 1}" + (" (downloads again)" if i else ""), p)
+            for i, p in enumerate(theirs["passes"])]
+    rows += [(f"headwater pass {i + 1}: {p['label']}", p) for i, p in enumerate(ours)]
+    ok = True
+    for label, p in rows:
+        good = p["count"] == args.n and p["boxes"] == expected_boxes
+        ok &= good
+        print(f"{label:<42}{p['seconds']:>9.2f}{p['count'] / p['seconds']:>15,.0f}{p['count']:>11,}"
+              f"{'yes' if good else 'NO':>10}")
+    print()
+    print(f"server-side requests: datatap {their_stats['requests']} ({their_stats['bytes'] / 1e6:.0f} MB body) "
+          f"for {len(theirs['passes'])} passes; headwater {our_stats['requests']} "
+          f"({our_stats['bytes'] / 1e6:.0f} MB body) for 3 passes incl. lookups")
+    print(f"datatap promoted its cache entry: {theirs['promoted']}")
+    d1 = theirs["passes"][0]["seconds"]
+    d2 = theirs["passes"][-1]["seconds"]
+    ratios = [("pass 1: network, headwater no cache", d1 / ours[0]["seconds"]),
+              ("pass 1: network, headwater filling its cache", d1 / ours[1]["seconds"]),
+              (f"pass 2: datatap pass {len(theirs['passes'])} vs headwater cache replay", d2 / ours[2]["seconds"])]
+    for label, ratio in ratios:
+        print(f"annotations/s headwater/datatap, {label}: {ratio:.1f}x  "
+              f"(goal >= {GOAL:g}x: {'met' if ratio >= GOAL else 'NOT met'})")
+    print(f"every pass yielded {args.n:,} annotations with the same boxes: {'yes' if ok else 'NO'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
