@@ -781,6 +781,34 @@ def serve(catalog_loc: str | None, pool_specs: tuple[str, ...], host: str, port:
         raise click.ClickException(str(err)) from None
 
 
+@main.command()
+@click.argument("pool_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("repo", metavar="OWNER/NAME")
+@click.option("--prefix", default="", help="Folder inside the served pool to upload into (e.g. images).")
+@_server_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def upload(pool_dir: str, repo: str, prefix: str, server: str | None, api_key: str | None, quiet: bool) -> None:
+    """Upload the tar shards under POOL_DIR into pool OWNER/NAME of a headwater server (needs a write key).
+
+    The server indexes each shard and rebuilds the pool manifest. Shards already there with the same
+    sha256 are skipped, so running the command again finishes an interrupted upload. Prints a JSON report.
+
+    \b
+    headwater upload pool/ acme/images --server http://127.0.0.1:8000 --api-key $KEY
+    """
+    from .client.http_transport import HttpTransport
+    from .client.pool_upload import upload_pool
+
+    if not server:
+        raise click.UsageError("upload needs --server (or $HEADWATER_SERVER)")
+    try:
+        with HttpTransport(server, api_key) as transport:
+            report = upload_pool(transport, repo, pool_dir, prefix=prefix, progress=not quiet)
+    except HeadwaterError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(json.dumps(report.to_dict()))
+
+
 @main.group()
 def keys() -> None:
     """API keys for the server: create (the secret is printed once), list, revoke."""

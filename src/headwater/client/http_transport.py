@@ -266,6 +266,18 @@ class HttpTransport:
 
         return self._attempts(what, once, idempotent=idempotent)
 
+    def request_json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+                     content: Callable[[], Iterable[bytes]] | bytes | None = None,
+                     headers: Mapping[str, str] | None = None, read_timeout: float | None = None) -> Any:
+        """Any other route of the server (pool uploads, Hub API): the decoded JSON answer, with the same
+        session, retries and errors as the datatap calls. The request must be idempotent (it may be sent
+        again); ``content`` as a callable is called once per attempt. ``read_timeout``: seconds to wait for
+        the answer when the server works long on it (e.g. indexing a big upload)."""
+        timeout = None
+        if read_timeout is not None:
+            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0), read=read_timeout)
+        return self._request(method, path, params=params, content=content, headers=headers, timeout=timeout)
+
     def _get(self, path: str, **params: Any) -> Any:
         return self._request("GET", path, params=params or None)
 
