@@ -67,6 +67,8 @@ def test_upload_a_local_pool_then_resume_and_read_it_back(tmp_path) -> None:  # 
         with open(changed.full_path, "ab") as f:  # same members plus trailing zero blocks: other bytes
             f.write(b"\0" * 10240)
         code, out = _upload(url, writer, local)
+        assert code != 0 and "1 shard(s) already exist" in out and changed.path in out, out  # not silently
+        code, out = _upload(url, writer, local, "--replace")
         third = json.loads(out)
         assert code == 0 and third["uploaded"] == [changed.path] and len(third["skipped"]) == 9
         assert third["commit"] != report["commit"]

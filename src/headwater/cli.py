@@ -784,14 +784,17 @@ def serve(catalog_loc: str | None, pool_specs: tuple[str, ...], host: str, port:
 @main.command()
 @click.argument("pool_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("repo", metavar="OWNER/NAME")
-@click.option("--prefix", default="", help="Folder inside the served pool to upload into (e.g. images).")
+@click.option("--prefix", default="", help="Folder inside the served pool to upload into (e.g. batch2).")
+@click.option("--replace", is_flag=True, help="Replace shards that exist there with other bytes (default: refuse).")
 @_server_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def upload(pool_dir: str, repo: str, prefix: str, server: str | None, api_key: str | None, quiet: bool) -> None:
+def upload(pool_dir: str, repo: str, prefix: str, replace: bool, server: str | None, api_key: str | None,
+           quiet: bool) -> None:
     """Upload the tar shards under POOL_DIR into pool OWNER/NAME of a headwater server (needs a write key).
 
     The server indexes each shard and rebuilds the pool manifest. Shards already there with the same
-    sha256 are skipped, so running the command again finishes an interrupted upload. Prints a JSON report.
+    sha256 are skipped, so running the command again finishes an interrupted upload; shards there with
+    other bytes are refused unless --replace. Prints a JSON report.
 
     \b
     headwater upload pool/ acme/images --server http://127.0.0.1:8000 --api-key $KEY
@@ -803,7 +806,7 @@ def upload(pool_dir: str, repo: str, prefix: str, server: str | None, api_key: s
         raise click.UsageError("upload needs --server (or $HEADWATER_SERVER)")
     try:
         with HttpTransport(server, api_key) as transport:
-            report = upload_pool(transport, repo, pool_dir, prefix=prefix, progress=not quiet)
+            report = upload_pool(transport, repo, pool_dir, prefix=prefix, replace=replace, progress=not quiet)
     except HeadwaterError as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps(report.to_dict()))

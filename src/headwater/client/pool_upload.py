@@ -124,12 +124,15 @@ def _chunks(path: str, on_bytes: Callable[[int], None]) -> Iterator[bytes]:
             yield block
 
 
-def upload_pool(transport: HttpTransport, repo: str, root: str, *, prefix: str = "",
+def upload_pool(transport: HttpTransport, repo: str, root: str, *, prefix: str = "", replace: bool = False,
                 progress: bool = False) -> UploadReport:
     """Upload the tars under local folder ``root`` into the server's pool ``repo`` (``owner/name``),
-    under ``prefix`` (a folder inside the pool, e.g. ``"images"``). Skips shards already there with the
-    same sha256. Raises :class:`~headwater.client.errors.RemoteError` subclasses for server refusals
-    (401/403 key, 404 unknown pool, 413 too big) and :class:`ClientError` for a sha256 mismatch."""
+    under ``prefix`` (a folder inside the pool, e.g. ``"batch2"``). Skips shards already there with the
+    same sha256. A shard of the same path but other bytes is replaced only with ``replace=True`` —
+    otherwise nothing is sent and :class:`ClientError` names them (in an increment-id pool, ids 1 and
+    1001 share ``images/0001.tar``: replacing it drops id 1). Raises
+    :class:`~headwater.client.errors.RemoteError` subclasses for server refusals (401/403 key, 404
+    unknown pool, 413 too big) and :class:`ClientError` for a sha256 mismatch after an upload."""
     prefix = prefix.strip("/")
     shards = local_shards(root)
     remote = _remote_shas(transport, repo)
@@ -141,6 +144,11 @@ def upload_pool(transport: HttpTransport, repo: str, root: str, *, prefix: str =
             report.skipped.append(target)
         else:
             todo.append((target, shard))
+    clashes = [target for target, _ in todo if target in remote]
+    if clashes and not replace:
+        raise ClientError(f"{len(clashes)} shard(s) already exist in {repo} with other bytes (e.g. {clashes[0]}); "
+                          "nothing was uploaded. Replace them (their old members are no longer served) with "
+                          "replace=True / --replace, or upload under another --prefix")
     from tqdm import tqdm
 
     with tqdm(total=sum(s.size for _, s in todo), unit="B", unit_scale=True, desc=f"Uploading to {repo}",
