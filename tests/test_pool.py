@@ -162,7 +162,10 @@ def test_hf_increment_id_pool_over_resolve_urls(id_pool, tmp_path, monkeypatch):
         ids = sorted(files)[:40]
         report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), silent=True)
         assert sorted(report.downloaded) == ids
+        # a static mirror has no Hub API: one revision lookup (404), then every read at the unpinned revision
+        assert server.requests.pop("api/datasets/owner/repo/revision/main") == 1
         assert all(p.startswith("datasets/owner/repo/resolve/main/") for p in server.requests)
+        assert pool.data_commit is None and pool.idx_commit is None
         with pool.mock_resource(ids[3], None) as (td, _):
             assert _read_dir(td) == {f"{ids[3]}.bin": files[ids[3]]}
         monkeypatch.delenv("HF_TOKEN", raising=False)

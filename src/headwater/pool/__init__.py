@@ -6,9 +6,10 @@ from .errors import (
     IntegrityError,
     InvalidResourceDataError,
     PoolAuthError,
+    PoolChangedError,
     ResourceNotFoundError,
 )
-from .hf import HfBasedDataPool, IncrementIDDataPool, hf_resolve_store
+from .hf import HfBasedDataPool, HfResolveStore, IncrementIDDataPool, hf_resolve_store
 from .indexed import IndexedPool
 from .layouts import IncrementIDLayout, Layout, ScanLayout, TableLayout, layout_from_name
 from .location import DataLocation, Member
@@ -18,8 +19,8 @@ from .store_pool import StorePool, open_pool
 
 __all__ = [
     "DataPool", "IndexedPool", "StorePool", "open_pool", "HfBasedDataPool", "IncrementIDDataPool",
-    "hf_resolve_store", "DataLocation", "Member", "DownloadReport",
+    "hf_resolve_store", "HfResolveStore", "DataLocation", "Member", "DownloadReport",
     "InvalidResourceDataError", "ResourceNotFoundError", "FileUnrecognizableError", "IntegrityError",
-    "PoolAuthError", "Layout", "ScanLayout", "IncrementIDLayout", "TableLayout", "layout_from_name",
+    "PoolAuthError", "PoolChangedError", "Layout", "ScanLayout", "IncrementIDLayout", "TableLayout", "layout_from_name",
     "PlanPolicy", "RangeRead", "Wanted", "plan_reads",
 ]

@@ -11,6 +11,7 @@ __all__ = [
     "FileUnrecognizableError",
     "IntegrityError",
     "PoolAuthError",
+    "PoolChangedError",
 ]
 
 
@@ -32,3 +33,18 @@ class IntegrityError(InvalidResourceDataError):
 
 PoolAuthError = StoreAuthError
 """Credentials were refused (HTTP 401/403): reported as such, never as "not found"."""
+
+
+class PoolChangedError(InvalidResourceDataError):
+    """A file of a pool pinned to a commit is no longer served at that commit: the pool changed since and
+    its server keeps only current bytes (``headwater serve`` does). Raised instead of "not found" — the
+    file exists, just not in the version this pool reads — and never answered with other bytes."""
+
+    def __init__(self, message: str, *, repo_id: str, revision: str, commit: str, current_commit: str | None,
+                 path: str) -> None:
+        super().__init__(message)
+        self.repo_id = repo_id
+        self.revision = revision
+        self.commit = commit
+        self.current_commit = current_commit
+        self.path = path
