@@ -515,11 +515,8 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
             sys.exit(1)
         except HeadwaterError as err:
             raise click.ClickException(str(err)) from None
-        click.echo(f"published dataset {ds.uid} to {db}/{ns}/{name} on {server}")
-        click.echo(f"  splits: {_splits_text({s: ds.split_count(s) for s in ds.splits})}")
-        click.echo(f"  tags:   {', '.join(() if no_tag else (tags or ('latest',))) or '(none)'}")
-        for pool, url in sorted(ds.pools.items()):
-            click.echo(f"  pool:   {pool} = {url}")
+        _echo_published(f"{ds.uid} to {db}/{ns}/{name} on {server}", {s: ds.split_count(s) for s in ds.splits},
+                        () if no_tag else (tags or ("latest",)), ds.pools)
         return
     with _open_catalog(catalog_loc, create=True) as cat:
         try:
@@ -542,13 +539,18 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
             sys.exit(1)
         except HeadwaterError as err:
             raise click.ClickException(str(err)) from None
-    click.echo(f"published dataset {record.uid} to {db}/{ns}/{name}")
-    click.echo(f"  splits: {_splits_text(record.splits)}")
-    click.echo(f"  tags:   {', '.join(() if no_tag else (tags or ('latest',))) or '(none)'}")
-    for pool, url in sorted(record.pools.items()):
-        click.echo(f"  pool:   {pool} = {url}")
+    _echo_published(f"{record.uid} to {db}/{ns}/{name}", record.splits, () if no_tag else (tags or ("latest",)),
+                    record.pools)
     for note, count in sorted(getattr(src, "notes", {}).items()):
         click.echo(f"note: {note}: {count}", err=True)
+
+
+def _echo_published(what: str, splits: dict[str, int], tags: Any, pools: dict[str, str]) -> None:
+    click.echo(f"published dataset {what}")
+    click.echo(f"  splits: {_splits_text(splits)}")
+    click.echo(f"  tags:   {', '.join(tags) or '(none)'}")
+    for pool, url in sorted(pools.items()):
+        click.echo(f"  pool:   {pool} = {url}")
 
 
 @main.command(name="tag")
