@@ -473,3 +473,18 @@ def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path) -> None:  
             r = httpx.put(server.url + "/api/pools/acme/http/files/images/001.tar",
                           content=_tar_bytes({"1.bin": b"x"}), headers=bearer(key, raw=True))
             assert r.status_code == 405 and "read-only" in r.json()["error"]
+
+
+def test_resolve_bodies_around_the_one_read_and_chunk_sizes(hub: Hub) -> None:
+    """Bodies up to ``SMALL_BODY`` go out in one read and one send, longer ones stream in ``CHUNK``s: every
+    size on either side of those limits (and of several chunks) is exact, for ranges and the whole file."""
+    from headwater.server.ranges import CHUNK, SMALL_BODY
+
+    big = open(os.path.join(hub.pool, "big.bin"), "rb").read()
+    base = f"/datasets/{REPO}/resolve/main/big.bin"
+    for length in (SMALL_BODY - 1, SMALL_BODY, SMALL_BODY + 1, CHUNK * 2 + 7, len(big) - 12_345):
+        start = 12_345 if length == len(big) - 12_345 else 1_000
+        r = hub.get(base, headers={"Range": f"bytes={start}-{start + length - 1}"})
+        assert r.status_code == 206 and int(r.headers["content-length"]) == length
+        assert r.content == big[start:start + length], length
+    assert SMALL_BODY < len(big) and CHUNK < len(big)  # both paths really ran

@@ -43,10 +43,16 @@ __all__ = [
     "CHUNK", "REMOTE_CHUNK", "SMALL_BODY", "read_small", "RangeNotSatisfiable", "MalformedRange", "parse_range", "iter_file", "BodyResponse",
 ]
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
+"""Bytes per read of a streamed local body. Each chunk costs a worker-thread hop, a ``pread`` and a send
+through the ASGI stack: measured on loopback, 1 MiB chunks spent more server CPU on those than on the bytes
+(a 3 MB range read of a batch download cost ~35% more than in one 4 MiB chunk). 4 MiB keeps the memory of
+one response small while making that overhead negligible."""
 REMOTE_CHUNK = 8 << 20
-SMALL_BODY = 1 << 20
-"""Bodies up to this size are read at once and sent in one message (no streaming machinery)."""
+SMALL_BODY = 4 << 20
+"""Bodies up to this size are read at once and sent in one message (no streaming machinery: no task group,
+no disconnect listener, one thread hop). The merged range reads of a batch download are mostly below it;
+it is at most one :data:`CHUNK`, so memory per response is the same on either path."""
 
 _SPEC = re.compile(r"(\d*)-(\d*)")
 

@@ -11,16 +11,25 @@ Example:
     ...         _ = f.write(b"data")
     >>> open(target, "rb").read()
     b'data'
+    >>> write_bytes_atomic(target, b"new data")
+    >>> open(target, "rb").read(), [n for n in os.listdir(os.path.dirname(target)) if is_temp_name(n)]
+    (b'new data', [])
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import secrets
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["atomic_path", "is_temp_name"]
+__all__ = ["atomic_path", "write_bytes_atomic", "is_temp_name"]
+
+_counter = itertools.count()
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
 def _file_mode() -> int:
@@ -48,6 +57,41 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[str]:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+def write_bytes_atomic(target: str, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``target`` atomically, with as few system calls as possible.
+
+    The same guarantee as :func:`atomic_path` (old file or whole new one, no temp file left behind), for
+    the hot path of a batch download, where one small file is written per member and the calls around the
+    ``write`` (``mkstemp``'s random-name loop, close, ``chmod``, reopen) cost more than the write itself.
+    The temp name is unique per process, thread and call; the mode is what ``open()`` gives (0o666 minus
+    the umask). The folder is created only when the first attempt finds it missing.
+    """
+    folder, base = os.path.split(os.path.abspath(target))
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}-{threading.get_ident()}-{next(_counter)}.tmp")
+    try:
+        fd = os.open(tmp, _CREATE, 0o666)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, _CREATE, 0o666)
+    except FileExistsError:  # left by a crashed process that had the same pid: pick a random name
+        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(8)}.tmp")
+        fd = os.open(tmp, _CREATE, 0o666)
+    try:
+        try:
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
 
 

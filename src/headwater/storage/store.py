@@ -1,6 +1,7 @@
 """A store: one place where a pool's bytes live, opened from a URL through fsspec.
 
-Supported URLs: a local path or ``file://…``; ``http(s)://host/prefix`` (range GETs); ``s3://bucket/prefix``
+Supported URLs: a local path or ``file://…``; ``http(s)://host/prefix`` (range GETs, through
+:mod:`~headwater.storage.http_ranges` rather than fsspec); ``s3://bucket/prefix``
 (needs the ``s3`` extra); ``hf://datasets/owner/repo@revision`` (needs the ``hf`` extra). Every read goes
 through a :class:`~headwater.storage.retry.RetryPolicy` and is counted in :attr:`Store.stats`, so callers
 can report exactly how many requests a job made.
@@ -28,6 +29,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .atomic import atomic_path
 from .errors import ReadOnlyStoreError, StorageError
+from .http_ranges import HttpRangeReader
 from .retry import RetryPolicy
 
 __all__ = ["Store", "StoreStats", "ShortReadError", "open_store"]
@@ -77,6 +79,8 @@ class Store:
         self.stats = StoreStats()
         self.is_local = isinstance(self.fs, LocalFileSystem)
         self.is_http = self.url.startswith(("http://", "https://"))
+        # range reads of plain HTTP stores skip fsspec (see http_ranges); custom fsspec options keep it
+        self._ranges = HttpRangeReader(headers) if self.is_http and not storage_options else None
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -107,7 +111,10 @@ class Store:
         full = self.full_path(path)
 
         def get() -> bytes:
-            data = self.fs.cat_file(full, start=start, end=end)
+            if self._ranges is not None:
+                data = self._ranges.read(full, start, end)
+            else:
+                data = self.fs.cat_file(full, start=start, end=end)
             if len(data) > want and len(data) >= end:  # the server ignored Range and sent everything
                 data = data[start:end]
             if len(data) != want:
