@@ -63,6 +63,7 @@ from bench_fetch import make_sources  # noqa: E402
 from headwater.archive import pack_directory  # noqa: E402
 from headwater.catalog import Catalog  # noqa: E402
 from headwater.pool import IncrementIDDataPool, PlanPolicy  # noqa: E402
+from headwater.pool.planner import default_policy  # noqa: E402
 
 GOAL_SPEED = 5.0
 GOAL_REQUESTS = 10.0
@@ -133,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=12, help="max_workers on both sides (default 12)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--max-gap-kb", type=int, default=None,
-                    help="headwater's PlanPolicy.max_gap in KiB (default: the library default, 1024)")
+                    help="headwater's PlanPolicy.max_gap in KiB (default: the library's default for "
+                         "remote stores, 4096)")
     args = ap.parse_args(argv)
     plan = PlanPolicy(max_gap=args.max_gap_kb * 1024) if args.max_gap_kb is not None else None
+    pool_store_kind = argparse.Namespace(is_local=False)  # what default_policy sees for the Hub store
     cheesechaser_python = peer_python("cheesechaser", ["cheesechaser==0.2.2"])
 
     with tempfile.TemporaryDirectory(prefix="hw-bench-server-download-") as work:
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server: {server.url}, repo {REPO} (uvicorn, 1 worker, child process); simulated latency "
               f"{args.latency_ms:g} ms per request (benchmark middleware); {args.pick} random ids "
               f"(seed {args.seed + 1}), {args.workers} workers each side, best of {args.repeats} cold runs; "
-              f"headwater {plan or PlanPolicy()}")
+              f"headwater {plan or default_policy(pool_store_kind)} ({'--max-gap-kb' if plan else 'library default for HTTP'})")
         print()
         runs: dict[str, list[Run]] = {"cheesechaser": [], "headwater": []}
         try:

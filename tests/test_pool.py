@@ -250,3 +250,108 @@ def test_written_files_follow_the_umask(id_pool, tmp_path):
     for path in [*out.iterdir(), os.path.join(pool_dir, "images", shard),
                  os.path.join(pool_dir, "images", shard[:-4] + ".json")]:
         assert os.stat(path).st_mode & 0o777 == expected, path
+
+
+class _Redirector:
+    """A real HTTP server on 127.0.0.1 that records each GET's headers and answers it with a redirect to
+    ``target`` + path; with ``whole``, paths under ``/moved/`` (and every path when ``target`` is None) get
+    ``whole`` with 200, ignoring ``Range``."""
+
+    def __init__(self, target: str | None = "", whole: bytes | None = None) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen: list[dict[str, str]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                outer.seen.append(dict(self.headers))
+                if whole is not None and (target is None or self.path.startswith("/moved/")):
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(whole)))
+                    self.end_headers()
+                    self.wfile.write(whole)
+                    return
+                self.send_response(302)
+                self.send_header("Location", f"{target}{self.path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+def test_http_range_reads_follow_redirects_and_drop_auth_across_hosts(id_pool):
+    pool_dir, _files = id_pool
+    shard = "images/000.tar"
+    data = open(os.path.join(pool_dir, shard), "rb").read()
+    with RangeServer(pool_dir, token="s3cret") as origin:
+        hop = _Redirector(origin.url)  # another host (port): the token must not follow the redirect
+        try:
+            store = Store(hop.url, headers={"Authorization": "Bearer s3cret"}, retry=FAST_RETRY)
+            with pytest.raises(PermissionError):  # StoreAuthError: the origin saw no token
+                store.read_range(shard, 512, 1024)
+            assert hop.seen[0]["Authorization"] == "Bearer s3cret"
+        finally:
+            hop.close()
+    same = _Redirector("/moved", whole=data)  # a path-only Location: the same host keeps the header
+    try:
+        store = Store(same.url, headers={"Authorization": "Bearer s3cret"}, retry=FAST_RETRY)
+        assert store.read_range(shard, 512, 1024) == data[512:1024]
+        assert store.stats.requests == 1 and store.stats.retries == 0
+        assert [h.get("Authorization") for h in same.seen] == ["Bearer s3cret"] * 2
+    finally:
+        same.close()
+
+
+def test_http_range_reads_of_a_server_that_ignores_range(tmp_path):
+    whole = random.Random(9).randbytes(100_000)
+    server = _Redirector(None, whole=whole)
+    try:
+        store = Store(server.url, retry=FAST_RETRY)
+        assert store.read_range("any.tar", 1_000, 51_000) == whole[1_000:51_000]
+        assert server.seen[0]["Range"] == "bytes=1000-50999"
+    finally:
+        server.close()
+
+
+def test_http_range_reads_reopen_a_connection_the_server_dropped(served_pool):
+    """A kept-alive connection the server closes is reopened once without a counted retry; a fresh
+    connection that fails is a real failure, retried by the policy and counted."""
+    server, _files = served_pool
+    shard = "images/001.tar"
+    store = Store(server.url, retry=FAST_RETRY)
+    first = store.read_range(shard, 0, 512)  # opens this thread's connection
+    server.faults[shard] = [("reset",)]
+    assert store.read_range(shard, 512, 1024) == open(os.path.join(server.root, shard), "rb").read()[512:1024]
+    assert len(first) == 512 and store.stats.requests == 2 and store.stats.retries == 0
+    fresh = Store(server.url, retry=FAST_RETRY)
+    server.faults[shard] = [("reset",)]
+    assert len(fresh.read_range(shard, 0, 10)) == 10
+    assert fresh.stats.retries == 1
+
+
+def test_write_bytes_atomic_leaves_no_temp_file(tmp_path):
+    from headwater.storage import is_temp_name, write_bytes_atomic
+
+    target = tmp_path / "new" / "deep" / "f.bin"  # missing folders are created
+    write_bytes_atomic(str(target), memoryview(b"abc"))
+    write_bytes_atomic(str(target), b"replaced")
+    assert target.read_bytes() == b"replaced"
+    (tmp_path / "new" / "dir.bin").mkdir()
+    with pytest.raises(OSError):  # the rename onto a directory fails: the temp file goes away
+        write_bytes_atomic(str(tmp_path / "new" / "dir.bin"), b"x")
+    assert not [n for n in os.listdir(tmp_path / "new") if is_temp_name(n)]

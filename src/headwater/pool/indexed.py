@@ -41,9 +41,10 @@ from tqdm import tqdm
 
 from ..archive.extract import safe_target
 from ..archive.index import TarIndex
+from ..archive.names import check_member_name
 from ..archive.manifest import MANIFEST_NAME, Manifest
 from ..archive.pool_files import load_index
-from ..storage import Store, StoreAuthError, StoreNotFoundError, atomic_path, open_store
+from ..storage import Store, StoreAuthError, StoreNotFoundError, atomic_path, open_store, write_bytes_atomic
 from .base import DataPool, split_resource_item, write_metainfo
 from .cache import cache_dir
 from .errors import FileUnrecognizableError, ResourceNotFoundError
@@ -251,10 +252,19 @@ class IndexedPool(DataPool):
 
     # -- batch download ----------------------------------------------------------------------------
     def _complete_in(self, dst_dir: str, members: list[Member], meta: str | None) -> bool:
+        """Whether every file of a resource is already in ``dst_dir`` with its size and sha256 (resume).
+
+        A fresh directory is the common case, so a missing file is detected first with one ``lstat`` of
+        the plain joined path; only a file that exists pays for :func:`safe_target`'s ``realpath`` walk
+        (the name itself is still checked here, so an unsafe name fails before anything is read).
+        """
         if meta is not None and not os.path.exists(meta):
             return False
         for m in members:
-            path = safe_target(dst_dir, self._get_dst_filename(m.location))
+            name = self._get_dst_filename(m.location)
+            if not os.path.lexists(os.path.join(dst_dir, check_member_name(name))):
+                return False
+            path = safe_target(dst_dir, name)
             try:
                 if os.path.getsize(path) != m.size:
                     return False
@@ -365,9 +375,7 @@ class IndexedPool(DataPool):
         def write(item: Wanted, data: memoryview) -> None:  # runs in the reading worker thread
             member = item.key[1]
             check_sha256(data, member.sha256, f"{member.location.tar_file}:{member.location.filename}")
-            with atomic_path(safe_target(dst_dir, self._get_dst_filename(member.location))) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(data)
+            write_bytes_atomic(safe_target(dst_dir, self._get_dst_filename(member.location)), data)
 
         failed: set[int] = set()
         for item, outcome in fetch_wanted(self.data_store, wanted, sizes, policy=self.plan,
