@@ -128,8 +128,8 @@ def test_resolve_headers_and_single_ranges(hub: Hub) -> None:
         r = hub.get(base, headers={"Range": spec})
         assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}", spec
         assert "error" in r.json()
-    many = hub.get(base, headers={"Range": "bytes=0-1,10-20"})  # several ranges: the whole file (documented)
-    assert many.status_code == 200 and many.content == data
+    many = httpx.head(hub.url + base, headers={"Range": "bytes=0-1,10-20"})  # HEAD: several ranges ignored
+    assert many.status_code == 200 and int(many.headers["content-length"]) == size  # (GET: multipart, below)
     for spec in ["items=0-1", "bytes=abc", "bytes=5-1", "bytes=", "bytes=1-2-3", "bytes=--1"]:
         r = hub.get(base, headers={"Range": spec})
         assert r.status_code == 400 and "malformed Range header" in r.json()["error"], spec
@@ -138,6 +138,109 @@ def test_resolve_headers_and_single_ranges(hub: Hub) -> None:
     raw = open(os.path.join(hub.pool, "images/034.json"), "rb").read()
     assert js.content == raw and "x-linked-etag" not in js.headers
     assert js.headers["etag"] == '"%s"' % hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # git blob id
+
+
+def _multipart(r: httpx.Response) -> list[tuple[dict[str, str], bytes]]:
+    """The parts of a multipart/byteranges response, split independently of headwater's client parser."""
+    kind, _, param = r.headers["content-type"].partition(";")
+    assert kind == "multipart/byteranges" and param.strip().startswith("boundary="), r.headers["content-type"]
+    boundary = param.strip()[len("boundary="):].encode()
+    body = r.content
+    assert int(r.headers["content-length"]) == len(body)
+    assert body.startswith(b"--" + boundary + b"\r\n") and body.endswith(b"\r\n--" + boundary + b"--\r\n")
+    chunks = body[len(boundary) + 4 : -(len(boundary) + 8)].split(b"\r\n--" + boundary + b"\r\n")
+    parts = []
+    for chunk in chunks:
+        head, _, data = chunk.partition(b"\r\n\r\n")
+        headers = dict(line.decode().split(": ", 1) for line in head.split(b"\r\n"))
+        parts.append(({k.lower(): v for k, v in headers.items()}, data))
+    return parts
+
+
+def test_several_ranges_answer_multipart_byteranges(hub: Hub) -> None:
+    shard = "images/034.tar"
+    data = open(os.path.join(hub.pool, shard), "rb").read()
+    size = len(data)
+    base = f"/datasets/{REPO}/resolve/main/{shard}"
+    entries = sorted(_index(hub, shard)["files"].values(), key=lambda e: e["offset"])[::3]
+    spec = ",".join(f"{e['offset']}-{e['offset'] + e['size'] - 1}" for e in entries)
+    r = hub.get(base, headers={"Range": f"bytes={spec}"})
+    assert r.status_code == 206 and "content-range" not in r.headers and len(r.headers["x-repo-commit"]) == 40
+    parts = _multipart(r)
+    assert len(parts) == len(entries)
+    for (headers, body), e in zip(parts, entries):  # every member exact, in the order asked
+        assert headers["content-range"] == f"bytes {e['offset']}-{e['offset'] + e['size'] - 1}/{size}"
+        assert headers["content-type"] == "application/x-tar"
+        assert body == data[e["offset"]:e["offset"] + e["size"]]
+        assert hashlib.sha256(body).hexdigest() == e["sha256"]
+
+    # boundaries: first byte, last byte, suffix, open end, an end past the file (clamped)
+    r = hub.get(base, headers={"Range": f"bytes=0-0,100-199,{size - 1}-{size + 50}"})
+    assert [(h["content-range"], b) for h, b in _multipart(r)] == [
+        (f"bytes 0-0/{size}", data[:1]), (f"bytes 100-199/{size}", data[100:200]),
+        (f"bytes {size - 1}-{size - 1}/{size}", data[-1:])]
+    r = hub.get(base, headers={"Range": "bytes=0-9, -5"})  # whitespace after the comma is allowed
+    assert [b for _, b in _multipart(r)] == [data[:10], data[-5:]]
+    r = hub.get(base, headers={"Range": f"bytes=10-19,{size - 8}-"})
+    assert [b for _, b in _multipart(r)] == [data[10:20], data[-8:]]
+
+    # unsatisfiable ranges are dropped; one satisfiable range left → a plain 206; none → 416
+    r = hub.get(base, headers={"Range": f"bytes=0-9,{size}-,{size + 5}-{size + 9},30-39"})
+    assert [(h["content-range"], b) for h, b in _multipart(r)] == [
+        (f"bytes 0-9/{size}", data[:10]), (f"bytes 30-39/{size}", data[30:40])]
+    r = hub.get(base, headers={"Range": f"bytes={size}-,5-9,-0"})
+    assert r.status_code == 206 and r.content == data[5:10] and r.headers["content-range"] == f"bytes 5-9/{size}"
+    r = hub.get(base, headers={"Range": f"bytes={size}-,-0,{size + 1}-{size + 2}"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
+    for bad in ["bytes=0-1,abc", "bytes=0-1,5-2", "bytes=0-1,", "bytes=0-1,,4-5"]:
+        assert hub.get(base, headers={"Range": bad}).status_code == 400, bad
+
+    # overlapping, touching or unsorted ranges are coalesced and sorted: no byte is sent twice
+    r = hub.get(base, headers={"Range": "bytes=500-599,0-99,50-149,150-199,520-530"})
+    assert [(h["content-range"], b) for h, b in _multipart(r)] == [
+        (f"bytes 0-199/{size}", data[:200]), (f"bytes 500-599/{size}", data[500:600])]
+    r = hub.get(base, headers={"Range": "bytes=0-99,0-99,10-20"})
+    assert r.status_code == 206 and r.content == data[:100] and r.headers["content-range"] == f"bytes 0-99/{size}"
+
+    # at most MAX_RANGES ranges; more → the whole file (RFC 9110 lets a server ignore Range)
+    from headwater.server.ranges import MAX_RANGES
+    many = [(i * 10, i * 10 + 4) for i in range(MAX_RANGES + 1)]
+    r = hub.get(base, headers={"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in many[:MAX_RANGES])})
+    parts = _multipart(r)
+    assert len(parts) == MAX_RANGES and all(b == data[a:a + 5] for (_, b), (a, _) in zip(parts, many))
+    r = hub.get(base, headers={"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in many)})
+    assert r.status_code == 200 and r.content == data and "content-range" not in r.headers
+
+
+def test_multipart_bodies_larger_than_one_read_are_streamed_exactly(hub: Hub) -> None:
+    """Parts above SMALL_BODY in all are streamed part by part, several chunks each; bytes exact."""
+    from headwater.server.ranges import CHUNK, SMALL_BODY
+    big = open(os.path.join(hub.pool, "big.bin"), "rb").read()
+    spans = [(7, 7 + CHUNK + 3), (CHUNK * 2, CHUNK * 2 + SMALL_BODY), (len(big) - 1000, len(big) - 1)]
+    spec = ",".join(f"{a}-{b - 1}" for a, b in spans)
+    r = hub.get(f"/datasets/{REPO}/resolve/main/big.bin", headers={"Range": f"bytes={spec}"})
+    assert r.status_code == 206
+    parts = _multipart(r)
+    assert [h["content-range"] for h, _ in parts] == [f"bytes {a}-{b - 1}/{len(big)}" for a, b in spans]
+    assert [b for _, b in parts] == [big[a:b] for a, b in spans]
+
+
+def test_store_reads_several_ranges_in_one_request_from_the_server(hub: Hub) -> None:
+    from headwater.storage import Store
+
+    shard = "images/034.tar"
+    data = open(os.path.join(hub.pool, shard), "rb").read()
+    entries = sorted(_index(hub, shard)["files"].values(), key=lambda e: -e["offset"])  # descending
+    spans = [(e["offset"], e["offset"] + e["size"]) for e in entries] + [(0, 512), (0, 512), (3, 3)]
+    store = Store(hub.url + f"/datasets/{REPO}/resolve/main")
+    assert store.read_ranges(shard, spans) == [data[a:b] for a, b in spans]
+    assert store.multi_range is True and store.stats.requests == 1
+    assert store.stats.bytes_read == sum(b - a for a, b in set(spans))  # the parts only, no gap between them
+    assert store.read_ranges(shard, spans[:2]) == [data[a:b] for a, b in spans[:2]] and store.stats.requests == 2
+    fresh = Store(hub.url + f"/datasets/{REPO}/resolve/main")  # ranges past the end (a file that shrank):
+    with pytest.raises(OSError):  # an error, and no conclusion about multi-range support from the 416
+        fresh.read_ranges(shard, [(len(data) + 10, len(data) + 20), (len(data) + 30, len(data) + 40)])
+    assert fresh.multi_range is None
 
 
 def test_resolve_errors_speak_the_hub_codes(hub: Hub) -> None:
@@ -213,9 +316,11 @@ def test_path_traversal_is_refused(hub: Hub) -> None:
 def test_client_hanging_up_mid_download_leaves_the_server_healthy(hub: Hub) -> None:
     parts = urlsplit(hub.url)
     fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
-    for i in range(20):
+    ranges = ["", "Range: bytes=1000-20000000\r\n", "Range: bytes=0-9,1000-9000000,10000000-20000000\r\n",
+              "Range: bytes=0-99,200-299\r\n"]  # the last: a small multipart body, read at once
+    for i in range(24):
         sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-        rng = "" if i % 2 else "Range: bytes=1000-20000000\r\n"
+        rng = ranges[i % len(ranges)]
         sock.sendall(f"GET /datasets/{REPO}/resolve/main/big.bin HTTP/1.1\r\nHost: x\r\n{rng}\r\n".encode())
         assert sock.recv(65536)  # headers and the first bytes arrive …
         sock.close()  # … and the client goes away
@@ -327,6 +432,7 @@ def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:  # 
         assert (tmp_path / "out" / f"{rid}.bin").read_bytes() == hub.files[rid]
     # ≤ one read per shard, + the commit lookup, the manifest (HEAD, GET) and the index of the missing id's shard
     assert report.requests <= len({rid % 100 for rid in ids[:-1]}) + 4
+    assert pool.data_store.multi_range is True  # each shard's members as parts of one multipart answer
     assert pool.data_commit == httpx.get(hub.url + f"/api/datasets/{REPO}").json()["sha"]
     scan = HfBasedDataPool(REPO, endpoint=hub.url)  # resolves ids through the served manifest
     rid = ids[7]

@@ -5,8 +5,9 @@ Routes (``{repo}`` is ``owner/name``, a key of ``ServerConfig.pools``; ``{rev}``
 see :mod:`headwater.server.pools` for the commit model):
 
 * ``HEAD|GET /datasets/{repo}/resolve/{rev}/{path}`` — the file. One ``Range`` (``bytes=a-b``, ``a-``,
-  ``-n``) → 206 + ``Content-Range``; out of range → 416 + ``Content-Range: bytes */size``; several ranges →
-  200 with the whole file; malformed → 400. Headers: ``Accept-Ranges: bytes``, ``Content-Length``,
+  ``-n``) → 206 + ``Content-Range``; out of range → 416 + ``Content-Range: bytes */size``; several ranges
+  (GET) → 206 ``multipart/byteranges`` (one part per range, coalesced when they overlap; more than
+  ``MAX_RANGES`` → 200 with the whole file; HEAD → 200); malformed → 400. Headers: ``Accept-Ranges: bytes``, ``Content-Length``,
   ``ETag`` (quoted; the sha256 for LFS-style files such as shards, else the git blob sha1),
   ``X-Linked-Etag`` (LFS files) and ``X-Linked-Size``, ``X-Repo-Commit``. No redirect: the bytes come
   straight from the pool's store, streamed in chunks.
@@ -51,6 +52,8 @@ import hashlib
 import json
 import mimetypes
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -64,7 +67,10 @@ from ..storage import ShortReadError, StoreAuthError
 from . import pool_writes
 from .auth import principal_ignoring_foreign_tokens
 from .pools import HubPool, PoolError, PoolFile, PoolRegistry, RepoNotFound, Snapshot, check_repo_path
-from .ranges import SMALL_BODY, BodyResponse, MalformedRange, RangeNotSatisfiable, iter_file, parse_range, read_small
+from .ranges import (
+    SMALL_BODY, BodyResponse, MalformedRange, Multipart, RangeNotSatisfiable, iter_file, iter_multipart, parse_range,
+    parse_ranges, read_multipart, read_small,
+)
 
 __all__ = ["router", "registry", "hub_reader", "hub_error", "PAGE_LIMIT", "EXPAND_PAGE_LIMIT"]
 
@@ -165,7 +171,7 @@ def _flag(value: str | None) -> bool:
 
 # -- files -------------------------------------------------------------------------------------------
 @router.get("/datasets/{owner}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_file",
-            summary="Download a pool file (Hub resolve URL, single Range supported)")
+            summary="Download a pool file (Hub resolve URL; Range: one range, or several as multipart/byteranges)")
 @router.head("/datasets/{owner}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_file_head",
              summary="Headers of a pool file (size, ETag, X-Repo-Commit)")
 async def resolve_file(owner: str, name: str, revision: str, path: str, request: Request,
@@ -191,35 +197,65 @@ async def resolve_file(owner: str, name: str, revision: str, path: str, request:
     if not request.app.state.config.anonymous_read:
         headers["Cache-Control"] = "private, " + headers["Cache-Control"]
     try:
-        wanted = parse_range(request.headers.get("range"), f.size)
+        wanted = _wanted_ranges(request, f.size)
     except RangeNotSatisfiable as err:
         return JSONResponse({"error": str(err)}, status_code=416,
                             headers={"Content-Range": f"bytes */{err.size}", "X-Repo-Commit": snap.commit,
                                      "Accept-Ranges": "bytes", "ETag": headers["ETag"]})
     except MalformedRange as err:
         return JSONResponse({"error": str(err)}, status_code=400, headers={"X-Repo-Commit": snap.commit})
+    if wanted is not None and len(wanted) > 1:
+        return await _multipart_response(pool, f.path, Multipart.of(wanted, f.size, headers["Content-Type"]), headers)
     status, start, end = 200, 0, f.size
     if wanted is not None:
-        status, start, end = 206, wanted[0], wanted[1] + 1
+        status, start, end = 206, wanted[0][0], wanted[0][1] + 1
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{f.size}"
     headers["Content-Length"] = str(end - start)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    try:
+    with _store_errors(pool, f.path):
         if end - start <= SMALL_BODY:  # one read in one worker thread, one send
             return Response(await run_in_threadpool(read_small, pool.store, f.path, start, end),
                             status_code=status, headers=headers)
         body = await run_in_threadpool(iter_file, pool.store, f.path, start, end)
+    return BodyResponse(body, status_code=status, headers=headers)
+
+
+def _wanted_ranges(request: Request, size: int) -> list[tuple[int, int]] | None:
+    """The inclusive ranges to send (None: the whole file). HEAD keeps answering several ranges with the
+    whole file's headers: range handling is defined for GET only (RFC 9110 §14.2)."""
+    header = request.headers.get("range")
+    if request.method == "GET":
+        return parse_ranges(header, size)
+    one = parse_range(header, size)
+    return None if one is None else [one]
+
+
+async def _multipart_response(pool: HubPool, path: str, mp: Multipart, headers: dict[str, str]) -> Response:
+    """206 multipart/byteranges: small payloads read at once, larger ones streamed part by part."""
+    headers = {**headers, "Content-Type": mp.content_type, "Content-Length": str(mp.length)}
+    with _store_errors(pool, path):
+        if mp.payload <= SMALL_BODY:
+            return Response(await run_in_threadpool(read_multipart, pool.store, path, mp),
+                            status_code=206, headers=headers)
+        body = await run_in_threadpool(iter_multipart, pool.store, path, mp)
+    return BodyResponse(body, status_code=206, headers=headers)
+
+
+@contextmanager
+def _store_errors(pool: HubPool, path: str) -> Iterator[None]:
+    """Store failures before the first byte is sent, as HTTP errors."""
+    try:
+        yield
     except StoreAuthError as err:  # the server's own credentials for the store: not the client's fault
         raise HTTPException(502, f"the store of {pool.repo_id} refused the server: {err}") from None
     except (FileNotFoundError, PermissionError, ShortReadError):  # gone / shrunk / symlinked since the snapshot
         pool.invalidate()
-        raise HTTPException(404, f"{f.path!r} is no longer in {pool.repo_id}; retry",
+        raise HTTPException(404, f"{path!r} is no longer in {pool.repo_id}; retry",
                             headers={"X-Error-Code": "EntryNotFound"}) from None
     except OSError as err:  # StoreUnavailableError after retries, local I/O errors
         raise HTTPException(503, f"the store of {pool.repo_id} is unavailable: {err}",
                             headers={"Retry-After": "1"}) from None
-    return BodyResponse(body, status_code=status, headers=headers)
 
 
 # -- repo info ---------------------------------------------------------------------------------------

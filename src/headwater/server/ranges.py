@@ -1,4 +1,4 @@
-"""HTTP ``Range`` requests for pool files: parse one byte range, stream the bytes from a store in chunks.
+"""HTTP ``Range`` requests for pool files: parse byte ranges, stream the bytes from a store in chunks.
 
 What is answered (RFC 9110 §14, the part Hub clients use):
 
@@ -6,8 +6,14 @@ What is answered (RFC 9110 §14, the part Hub clients use):
   ``Content-Range: bytes a-b/size``;
 * a range that starts at or after the end, or ``bytes=-0``, or any range of an empty file →
   :class:`RangeNotSatisfiable` (the route answers 416 with ``Content-Range: bytes */size``);
-* several ranges (``bytes=0-1,5-6``) → ``None``: the whole file with 200. RFC 9110 lets a server ignore
-  ``Range``; multipart/byteranges bodies are not produced because no Hub client asks for them;
+* several ranges (``bytes=0-1,5-6``, GET only — :func:`parse_ranges`): each is resolved as above and the
+  unsatisfiable ones are dropped (416 only when none is left); ranges that overlap, touch or are not in
+  ascending order are sorted and coalesced (RFC 9110 §14.6 allows it), so a request of many overlapping
+  ranges cannot multiply the bytes sent. One range left → a plain 206; several → 206
+  ``multipart/byteranges`` (:class:`Multipart`: one part per range, each with ``Content-Type`` and
+  ``Content-Range``; ``Content-Length`` is computed up front). More than :data:`MAX_RANGES` ranges →
+  ``None``, the whole file with 200 (RFC 9110 lets a server ignore ``Range``; a 416 would claim that the
+  ranges do not exist). :func:`parse_range` (HEAD) still answers several ranges with ``None``;
 * anything else (another unit, garbage, ``b < a``) → :class:`MalformedRange` (400, with the reason).
 
 Bodies are read in chunks (:data:`CHUNK` locally, :data:`REMOTE_CHUNK` per ranged GET on S3/HTTP), never a
@@ -18,6 +24,8 @@ Example:
     ((10, 19), (90, 99), (95, 99))
     >>> parse_range(None, 100) is None, parse_range("bytes=0-1,4-5", 100) is None
     (True, True)
+    >>> parse_ranges("bytes=0-1,4-5,200-", 100), parse_ranges("bytes=50-59,0-9,5-19", 100)
+    ([(0, 1), (4, 5)], [(0, 19), (50, 59)])
     >>> parse_range("bytes=100-", 100)
     Traceback (most recent call last):
     ...
@@ -28,8 +36,11 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import threading
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -40,7 +51,8 @@ from ..storage import Store
 from ..storage.store import ShortReadError
 
 __all__ = [
-    "CHUNK", "REMOTE_CHUNK", "SMALL_BODY", "read_small", "RangeNotSatisfiable", "MalformedRange", "parse_range", "iter_file", "BodyResponse",
+    "CHUNK", "REMOTE_CHUNK", "SMALL_BODY", "MAX_RANGES", "read_small", "RangeNotSatisfiable", "MalformedRange",
+    "parse_range", "parse_ranges", "iter_file", "BodyResponse", "Multipart", "read_multipart", "iter_multipart",
 ]
 
 CHUNK = 4 << 20
@@ -53,6 +65,11 @@ SMALL_BODY = 4 << 20
 """Bodies up to this size are read at once and sent in one message (no streaming machinery: no task group,
 no disconnect listener, one thread hop). The merged range reads of a batch download are mostly below it;
 it is at most one :data:`CHUNK`, so memory per response is the same on either path."""
+
+MAX_RANGES = 256
+"""Most ranges answered as multipart/byteranges; a longer list gets the whole file (200). Headwater's own
+client sends at most 100 per request; 256 ranges of one file in one request is a broken client or an
+attempt to make the server do many small reads for one request."""
 
 _SPEC = re.compile(r"(\d*)-(\d*)")
 
@@ -69,35 +86,81 @@ class MalformedRange(HeadwaterError, ValueError):
     """The ``Range`` header cannot be parsed (400)."""
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """The inclusive ``(first, last)`` byte positions a ``Range`` header asks for, or None (whole file)."""
-    if header is None or not header.strip():
-        return None
+def _specs(header: str) -> list[tuple[str, str]]:
+    """The ``(first, last)`` strings of each range-spec of a ``bytes=`` header (either may be empty)."""
     unit, sep, spec = header.strip().partition("=")
     if not sep or unit.strip().lower() != "bytes":
         raise MalformedRange(f"malformed Range header {header!r}: expected 'bytes=first-last'")
     parts = [p.strip() for p in spec.split(",")]
     matches = [_SPEC.fullmatch(p) for p in parts]
-    if any(m is None or (not m.group(1) and not m.group(2)) for m in matches):
-        raise MalformedRange(f"malformed Range header {header!r}: expected 'bytes=first-last', 'first-' or '-suffix'")
+    specs: list[tuple[str, str]] = []
     for m in matches:
-        assert m is not None
-        if m.group(1) and m.group(2) and int(m.group(2)) < int(m.group(1)):
+        if m is None or (not m.group(1) and not m.group(2)):
+            raise MalformedRange(f"malformed Range header {header!r}: expected 'bytes=first-last', 'first-' or '-suffix'")
+        specs.append((m.group(1), m.group(2)))
+    for first, last in specs:
+        if first and last and int(last) < int(first):
             raise MalformedRange(f"malformed Range header {header!r}: the last byte is before the first")
-    if len(matches) > 1:
-        return None  # several ranges: answered with the whole file (allowed by RFC 9110)
-    m = matches[0]
-    assert m is not None
-    if m.group(1):
-        first = int(m.group(1))
-        last = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
-        if first >= size:
-            raise RangeNotSatisfiable(f"range {header.strip()!r} starts at or after the end of a {size}-byte file", size)
-        return first, last
-    suffix = int(m.group(2))
+    return specs
+
+
+def _resolve(first: str, last: str, size: int) -> tuple[int, int] | None:
+    """Inclusive positions of one range-spec in a ``size``-byte file, or None if no byte of it exists."""
+    if first:
+        start = int(first)
+        if start >= size:
+            return None
+        return start, min(int(last), size - 1) if last else size - 1
+    suffix = int(last)
     if suffix == 0 or size == 0:
-        raise RangeNotSatisfiable(f"range {header.strip()!r} selects no byte of a {size}-byte file", size)
+        return None
     return max(0, size - suffix), size - 1
+
+
+def _unsatisfiable(header: str, specs: list[tuple[str, str]], size: int) -> RangeNotSatisfiable:
+    if len(specs) == 1 and specs[0][0]:
+        return RangeNotSatisfiable(f"range {header.strip()!r} starts at or after the end of a {size}-byte file", size)
+    return RangeNotSatisfiable(f"range {header.strip()!r} selects no byte of a {size}-byte file", size)
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive ``(first, last)`` byte positions a ``Range`` header asks for, or None (whole file).
+
+    Several ranges give None: this is the answer for HEAD, which has no body to split into parts.
+    """
+    if header is None or not header.strip():
+        return None
+    specs = _specs(header)
+    if len(specs) > 1:
+        return None  # several ranges: answered with the whole file (allowed by RFC 9110)
+    wanted = _resolve(*specs[0], size)
+    if wanted is None:
+        raise _unsatisfiable(header, specs, size)
+    return wanted
+
+
+def parse_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
+    """The inclusive ``(first, last)`` ranges a GET's ``Range`` header asks for, ascending and disjoint,
+    or None (the whole file: no header, or more than :data:`MAX_RANGES` ranges).
+
+    Unsatisfiable ranges are dropped (:class:`RangeNotSatisfiable` only if none is left); overlapping or
+    touching ones are coalesced, so no byte is sent twice.
+    """
+    if header is None or not header.strip():
+        return None
+    specs = _specs(header)
+    if len(specs) > MAX_RANGES:
+        return None
+    wanted = sorted(r for r in (_resolve(first, last, size) for first, last in specs) if r is not None)
+    if not wanted:
+        raise _unsatisfiable(header, specs, size)
+    merged = [wanted[0]]
+    for first, last in wanted[1:]:
+        if first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def _open_local(store: Store, path: str) -> int:
@@ -184,6 +247,139 @@ def _remote_chunks(store: Store, path: str, start: int, end: int) -> Iterator[by
         stop = min(end, pos + REMOTE_CHUNK)
         yield store.read_range(path, pos, stop)
         pos = stop
+
+
+@dataclass(frozen=True, slots=True)
+class Multipart:
+    """The layout of a multipart/byteranges body: the bytes around each part are known before any file
+    byte is read, so ``Content-Length`` is exact and the parts can be streamed.
+
+    Example:
+        >>> mp = Multipart.of([(0, 1), (5, 6)], 10, "application/x-tar", boundary="B")
+        >>> mp.heads[1]
+        b'\\r\\n--B\\r\\nContent-Type: application/x-tar\\r\\nContent-Range: bytes 5-6/10\\r\\n\\r\\n'
+        >>> mp.content_type, mp.payload, mp.length == sum(map(len, mp.heads)) + 4 + len(mp.tail)
+        ('multipart/byteranges; boundary=B', 4, True)
+    """
+
+    ranges: list[tuple[int, int]]
+    heads: list[bytes]
+    tail: bytes
+    boundary: str
+
+    @classmethod
+    def of(cls, ranges: list[tuple[int, int]], size: int, part_type: str, *, boundary: str | None = None) -> Multipart:
+        """The body for the inclusive ``ranges`` of a ``size``-byte file of type ``part_type``.
+
+        The boundary is random (RFC 2046 only asks that it not occur in the data; 24 random hex digits
+        make that as good as certain)."""
+        boundary = boundary or secrets.token_hex(12)
+        crlf = "\r\n"  # a part's head starts with the CRLF that ends the previous part's bytes
+        heads = [
+            f"{crlf if i else ''}--{boundary}{crlf}Content-Type: {part_type}{crlf}"
+            f"Content-Range: bytes {first}-{last}/{size}{crlf}{crlf}".encode("latin-1")
+            for i, (first, last) in enumerate(ranges)
+        ]
+        return cls(ranges, heads, f"{crlf}--{boundary}--{crlf}".encode("latin-1"), boundary)
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/byteranges; boundary={self.boundary}"
+
+    @property
+    def payload(self) -> int:
+        """File bytes in the body."""
+        return sum(last - first + 1 for first, last in self.ranges)
+
+    @property
+    def length(self) -> int:
+        """The whole body's length (the ``Content-Length``)."""
+        return sum(map(len, self.heads)) + self.payload + len(self.tail)
+
+
+def read_multipart(store: Store, path: str, mp: Multipart) -> bytes:
+    """The whole multipart body at once (for payloads up to :data:`SMALL_BODY`): one descriptor for every
+    part of a local file, one multi-range read of a remote store."""
+    spans = [(first, last + 1) for first, last in mp.ranges]
+    if store.is_local:
+        fd = _open_local(store, path)
+        try:
+            datas = [os.pread(fd, end - start, start) for start, end in spans]
+        finally:
+            os.close(fd)
+        for data, (start, end) in zip(datas, spans):
+            if len(data) != end - start:
+                raise ShortReadError(f"{store.describe(path)}: got {len(data)} of {end - start} bytes at {start}")
+    else:
+        datas = store.read_ranges(path, spans)
+    pieces: list[bytes] = []
+    for head, data in zip(mp.heads, datas):
+        pieces += (head, data)
+    pieces.append(mp.tail)
+    return b"".join(pieces)
+
+
+def iter_multipart(store: Store, path: str, mp: Multipart, *, chunk: int = CHUNK) -> Iterator[bytes]:
+    """The multipart body in chunks (each part through :func:`iter_file`); closeable like it.
+
+    The first part's file is opened here, before anything is sent, so a vanished file is a clean error.
+    """
+    return _MultipartChunks(store, path, mp, chunk)
+
+
+class _MultipartChunks:
+    """Part heads and part bytes in order; ``close`` (client gone) closes the part being read. A lock
+    keeps ``close`` from racing a read in another thread, as in :class:`_LocalChunks`."""
+
+    def __init__(self, store: Store, path: str, mp: Multipart, chunk: int) -> None:
+        self.store, self.path, self.chunk = store, path, chunk
+        self._todo: deque[bytes | tuple[int, int] | Iterator[bytes]] = deque()
+        for i, (head, (first, last)) in enumerate(zip(mp.heads, mp.ranges)):
+            self._todo.append(head)
+            self._todo.append(iter_file(store, path, first, last + 1, chunk=chunk) if i == 0 else (first, last + 1))
+        self._todo.append(mp.tail)
+        self._part: Iterator[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> _MultipartChunks:
+        return self
+
+    def __next__(self) -> bytes:
+        with self._lock:
+            try:
+                return self._next()
+            except BaseException:  # StopIteration, or a read error that cuts the response
+                self._close()
+                raise
+
+    def _next(self) -> bytes:
+        while True:
+            if self._part is not None:
+                data = next(self._part, None)
+                if data is not None:
+                    return data
+                self._part = None
+            if not self._todo:
+                raise StopIteration
+            piece = self._todo.popleft()
+            if isinstance(piece, bytes):
+                return piece
+            self._part = iter_file(self.store, self.path, *piece, chunk=self.chunk) if isinstance(piece, tuple) else piece
+
+    def _close(self) -> None:
+        for it in [self._part, *self._todo]:
+            close = getattr(it, "close", None)  # part iterators (heads and pending ranges have none)
+            if close is not None:
+                close()
+        self._part = None
+        self._todo.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def __del__(self) -> None:
+        self._close()
 
 
 class BodyResponse(StreamingResponse):
