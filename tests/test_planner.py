@@ -8,7 +8,7 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.pool.planner import PlanPolicy, Wanted, plan_reads
+from headwater.pool.planner import MultiRangeRead, PlanPolicy, RangeRead, Wanted, plan_reads
 from headwater.storage.retry import RetryPolicy, classify, retry_after_seconds
 
 
@@ -51,6 +51,30 @@ def test_every_item_served_once_inside_its_read(batch):
     for shard in sizes:
         spans = sorted((r.start, r.end) for r in reads if r.shard == shard)
         assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(batches(), st.integers(0, 10_000), st.integers(1, 6))
+def test_multi_range_plans_serve_every_item_once_without_carrying_gaps(batch, part_gap, max_parts):
+    items, sizes, policy = batch
+    policy = PlanPolicy(policy.max_gap, policy.whole_fraction, policy.max_range, policy.max_requests,
+                        part_gap=part_gap, max_parts=max_parts)
+    requests = plan_reads(items, sizes, policy, multi_range=True)
+    assert sorted(w.key for r in requests for w in r.items) == sorted(w.key for w in items)
+    multi = [r for r in requests if isinstance(r, MultiRangeRead)]
+    if multi:  # the multi-range plan was used: it met the budget (else the single-range plan is)
+        assert policy.max_requests is None or len(requests) <= policy.max_requests
+    for r in multi:
+        assert 2 <= len(r.parts) <= max_parts and all(p.shard == r.shard for p in r.parts)
+        if len(r.items) > 1:
+            assert sum(p.end - p.start for p in r.parts) <= policy.max_range
+        for p, q in zip(r.parts, r.parts[1:]):  # ascending, disjoint, separate unless max_range kept them so
+            assert p.end <= q.start
+            assert q.start - p.end > min(part_gap, policy.max_gap) or q.end - p.start > policy.max_range
+    for r in requests:
+        for part in r.parts if isinstance(r, MultiRangeRead) else [r]:
+            assert isinstance(part, RangeRead) and 0 <= part.start <= part.end <= sizes[part.shard]
+            assert all(part.start <= w.offset and w.end <= part.end for w in part.items)
 
 
 @settings(max_examples=200, deadline=None)

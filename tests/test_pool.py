@@ -355,3 +355,135 @@ def test_write_bytes_atomic_leaves_no_temp_file(tmp_path):
     with pytest.raises(OSError):  # the rename onto a directory fails: the temp file goes away
         write_bytes_atomic(str(tmp_path / "new" / "dir.bin"), b"x")
     assert not [n for n in os.listdir(tmp_path / "new") if is_temp_name(n)]
+
+
+# -- several ranges in one request ---------------------------------------------------------------------------
+class _MultiRangeServer:
+    """A real HTTP server on 127.0.0.1 serving ``data`` at every path, answering a multi-range GET the way
+    ``mode`` says: ``"reversed"`` (multipart, parts last first), ``"first"`` (a plain 206 of the first
+    range only), ``"coalesced"`` (one 206 spanning all ranges), ``"garbled"`` (a part one byte short)."""
+
+    def __init__(self, data: bytes, mode: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.ranges: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                spec = self.headers["Range"]
+                outer.ranges.append(spec)
+                spans = [tuple(int(x) for x in one.split("-")) for one in spec[len("bytes="):].split(",")]
+                if len(spans) == 1 or mode in ("first", "coalesced"):
+                    a, b = (spans[0][0], spans[0][1]) if mode != "coalesced" else (spans[0][0], spans[-1][1])
+                    self._answer(206, data[a:b + 1], {"Content-Range": f"bytes {a}-{b}/{len(data)}"})
+                    return
+                body = b""
+                for a, b in (reversed(spans) if mode == "reversed" else spans):
+                    part = data[a:b + 1] if mode != "garbled" else data[a:b]
+                    body += (f"\r\n--XyZ\r\nContent-Type: application/x-tar\r\n"
+                             f"Content-Range: bytes {a}-{b}/{len(data)}\r\n\r\n").encode() + part
+                body += b"\r\n--XyZ--\r\n"
+                self._answer(206, body, {"Content-Type": 'multipart/byteranges; boundary="XyZ"'})
+
+            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+_SPANS = [(5_000, 5_100), (100, 200), (60_000, 61_000), (150, 180), (100, 200), (7, 7)]  # unsorted, overlapping, empty
+
+
+def test_read_ranges_matches_parts_by_content_range_and_never_returns_wrong_bytes():
+    data = random.Random(4).randbytes(100_000)
+    want = [data[a:b] for a, b in _SPANS]
+    server = _MultiRangeServer(data, "reversed")  # a preamble-less body, parts in another order, quoted boundary
+    try:
+        store = Store(server.url, retry=FAST_RETRY)
+        assert store.multi_range is None
+        assert store.read_ranges("s.tar", _SPANS) == want
+        assert store.multi_range is True and store.stats.requests == 1
+        assert server.ranges == ["bytes=100-199,150-179,5000-5099,60000-60999"]  # ascending, no duplicate
+    finally:
+        server.close()
+    server = _MultiRangeServer(data, "coalesced")  # one part spanning every range: sliced, still one request
+    try:
+        store = Store(server.url, retry=FAST_RETRY)
+        assert store.read_ranges("s.tar", _SPANS) == want and store.stats.requests == 1
+    finally:
+        server.close()
+    server = _MultiRangeServer(data, "first")  # only the first range honoured: the rest one by one, after that always
+    try:
+        store = Store(server.url, retry=FAST_RETRY)
+        assert store.read_ranges("s.tar", _SPANS) == want
+        assert store.multi_range is False and store.stats.requests == 1 + 2
+        assert store.read_ranges("s.tar", _SPANS[:3]) == want[:3] and store.stats.requests == 3 + 3
+        assert all("," not in spec for spec in server.ranges[1:])
+    finally:
+        server.close()
+    server = _MultiRangeServer(data, "garbled")  # a part of the wrong length: retried, then an error (no bytes)
+    try:
+        store = Store(server.url, retry=FAST_RETRY)
+        with pytest.raises(OSError, match="MalformedMultipart"):  # StoreUnavailableError
+            store.read_ranges("s.tar", _SPANS)
+        assert store.stats.requests == FAST_RETRY.attempts
+    finally:
+        server.close()
+
+
+def test_read_ranges_of_servers_without_multi_range(served_pool, tmp_path):
+    whole = random.Random(9).randbytes(100_000)
+    server = _Redirector(None, whole=whole)  # ignores Range: 200 with the whole file, of which a prefix is read
+    try:
+        store = Store(server.url, retry=FAST_RETRY)
+        assert store.read_ranges("a.tar", _SPANS) == [whole[a:b] for a, b in _SPANS]
+        assert store.multi_range is False and store.stats.requests == 1
+        assert store.stats.bytes_read <= 61_000 + 1  # not the whole file
+    finally:
+        server.close()
+    rangeserver, _files = served_pool  # answers a multi-range header with 400: refused, then one range per GET
+    shard = "images/002.tar"
+    data = open(os.path.join(rangeserver.root, shard), "rb").read()
+    store = Store(rangeserver.url, retry=FAST_RETRY)
+    rangeserver.reset_counts()
+    assert store.read_ranges(shard, [(0, 10), (600, 700)]) == [data[:10], data[600:700]]
+    assert store.multi_range is False and store.stats.requests == 3 == rangeserver.total
+    assert store.read_ranges(shard, [(0, 10), (600, 700)]) == [data[:10], data[600:700]]
+    assert store.stats.requests == 5 == rangeserver.total
+    local = Store(rangeserver.root)  # not HTTP: one read per range, never a multi-range request
+    assert local.multi_range is False
+    assert local.read_ranges(shard, [(600, 700), (0, 10)]) == [data[600:700], data[:10]] and local.stats.requests == 2
+
+
+def test_batch_download_from_a_server_that_refuses_multi_range_keeps_the_budget(served_pool, tmp_path):
+    """The first multi-range request is refused (400): only it is wasted; the rest follow the
+    single-range plan within the request budget, and the report counts every request."""
+    server, files = served_pool
+    ids = sorted(files)[::7]
+    server.reset_counts()
+    pool = StorePool(server.url, layout="increment-id", base_level=2, plan=PlanPolicy(max_gap=0, whole_fraction=2.0,
+                                                                                        max_requests=150))
+    report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), save_metainfo=False, silent=True)
+    assert sorted(report.downloaded) == ids and report.requests == server.total
+    for rid in ids:
+        assert open(tmp_path / "o" / f"{rid}.bin", "rb").read() == files[rid]
+    tar_ranges = [spec for path, spec in server.ranges if path.endswith(".tar")]
+    assert sum("," in (spec or "") for spec in tar_ranges) == 1 and len(tar_ranges) <= 150

@@ -1,5 +1,10 @@
 """Execute planned range reads with a bounded number in flight, verifying every member's sha256.
 
+When the store may answer several ranges in one request (:attr:`~headwater.storage.Store.multi_range` not
+False: plain HTTP stores until their server shows otherwise), the plan asks for each shard's members as
+separate ranges of one request instead of one range carrying the gaps between them. Members whose range
+the answer did not cover (the server turned out not to support it) are read with the single-range plan.
+
 Example:
     >>> import tempfile
     >>> from headwater.storage import open_store
@@ -12,13 +17,14 @@ Example:
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from ..storage import Store
 from .errors import IntegrityError
-from .planner import PlanPolicy, RangeRead, Wanted, plan_reads
+from .planner import MultiRangeRead, PlanPolicy, RangeRead, Wanted, plan_reads
 
 __all__ = ["fetch_wanted", "check_sha256"]
 
@@ -44,9 +50,14 @@ def fetch_wanted(
     the exception it raised — is yielded instead of the bytes. At most ``max_workers`` reads run at
     once. Authorisation failures are not yielded per item: they stop the whole fetch (raised).
     """
-    reads = plan_reads(wanted, shard_sizes, policy)
+    reads = plan_reads(wanted, shard_sizes, policy, multi_range=store.multi_range is not False)
+    if store.multi_range is None:  # ask one multi-range request alone, then plan the rest by its answer
+        first = next((read for read in reads if isinstance(read, MultiRangeRead)), None)
+        if first is not None:
+            outcome, reads = _probe(store, first, reads, process, shard_sizes, policy)
+            yield from outcome
     pending = iter(reads)
-    running: dict[Future[list[tuple[Wanted, Any]]], RangeRead] = {}
+    running: dict[Future[list[tuple[Wanted, Any]]], RangeRead | MultiRangeRead] = {}
     with ThreadPoolExecutor(max_workers=max_workers) as ex:
         try:
             while True:
@@ -54,7 +65,7 @@ def fetch_wanted(
                     read = next(pending, None)
                     if read is None:
                         break
-                    running[ex.submit(_read_and_process, store, read, process)] = read
+                    running[ex.submit(_read_and_process, store, read, process, shard_sizes, policy)] = read
                 if not running:
                     return
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -73,10 +84,58 @@ def fetch_wanted(
                 fut.cancel()
 
 
+def _probe(
+    store: Store, first: MultiRangeRead, reads: list[RangeRead | MultiRangeRead],
+    process: Callable[[Wanted, memoryview], Any] | None, shard_sizes: Mapping[str, int | None], policy: PlanPolicy,
+) -> tuple[list[tuple[Wanted, Any]], list[RangeRead | MultiRangeRead]]:
+    """Read ``first`` (the store learns whether its server does multi-range) and the plan for the rest:
+    unchanged if it does; else the single-range plan for every other item and those ``first`` did not
+    get, in a request budget one smaller (the probe was one request)."""
+    rest = [read for read in reads if read is not first]
+    try:
+        outcome, missing = _read_multi(store, first, process)
+    except PermissionError:
+        raise
+    except Exception as err:  # noqa: BLE001 - handed to the caller per item, as for any read
+        outcome, missing = [(item, err) for item in first.items], []
+    if store.multi_range is not False:
+        return outcome, rest + ([] if not missing else plan_reads(missing, shard_sizes, policy))
+    budget = None if policy.max_requests is None else max(1, policy.max_requests - 1)
+    items = missing + [item for read in rest for item in read.items]
+    return outcome, plan_reads(items, shard_sizes, replace(policy, max_requests=budget))
+
+
 def _read_and_process(
-    store: Store, read: RangeRead, process: Callable[[Wanted, memoryview], Any] | None
+    store: Store, read: RangeRead | MultiRangeRead, process: Callable[[Wanted, memoryview], Any] | None,
+    shard_sizes: Mapping[str, int | None], policy: PlanPolicy,
 ) -> list[tuple[Wanted, Any]]:
-    data = store.read_range(read.shard, read.start, read.end)
+    if isinstance(read, RangeRead):
+        return _serve(read, store.read_range(read.shard, read.start, read.end), process)
+    out, missing = _read_multi(store, read, process)
+    if missing:  # no multi-range after all: the single-range plan for what is left, in this worker
+        for sub in plan_reads(missing, {read.shard: shard_sizes.get(read.shard)}, policy):
+            assert isinstance(sub, RangeRead)
+            out += _serve(sub, store.read_range(sub.shard, sub.start, sub.end), process)
+    return out
+
+
+def _read_multi(
+    store: Store, read: MultiRangeRead, process: Callable[[Wanted, memoryview], Any] | None
+) -> tuple[list[tuple[Wanted, Any]], list[Wanted]]:
+    """The items of ``read`` served from one multi-range request, and the items its answer missed."""
+    out: list[tuple[Wanted, Any]] = []
+    missing: list[Wanted] = []
+    datas = store.fetch_ranges(read.shard, [(part.start, part.end) for part in read.parts])
+    for part, data in zip(read.parts, datas):
+        if data is None:
+            missing.extend(part.items)
+        else:
+            out += _serve(part, data, process)
+    return out, missing
+
+
+def _serve(read: RangeRead, data: bytes, process: Callable[[Wanted, memoryview], Any] | None) -> list[tuple[Wanted, Any]]:
+    """Each item of ``read`` cut from its bytes ``data``, through ``process`` when given."""
     out: list[tuple[Wanted, Any]] = []
     for item in read.items:
         view = read.slice(data, item)

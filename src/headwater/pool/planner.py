@@ -6,20 +6,30 @@ span more than ``max_range`` bytes (memory) unless a single member is larger. If
 more than ``max_requests`` reads, the smallest remaining gaps are merged first until it fits (or until
 only ``max_range`` stops it).
 
+With ``multi_range`` (a store whose server answers multipart/byteranges), gaps are not carried: members
+closer than ``part_gap`` are merged into one range (a multipart part costs ~100 bytes of headers), and
+up to ``max_parts`` ranges of one shard (``max_range`` bytes in all) go into one request — a
+:class:`MultiRangeRead`. The whole-shard rule still applies. If that plan needs more than
+``max_requests`` requests, the single-range plan above is used instead.
+
 Example:
     >>> wanted = [Wanted("a.tar", 512, 100, "x"), Wanted("a.tar", 1536, 100, "y"), Wanted("b.tar", 512, 10, "z")]
     >>> [(r.shard, r.start, r.end, len(r.items)) for r in plan_reads(wanted, {"a.tar": 10**9, "b.tar": 10**9})]
     [('a.tar', 512, 1636, 2), ('b.tar', 512, 522, 1)]
+    >>> far = wanted + [Wanted("a.tar", 10**6, 100, "w")]
+    >>> multi = plan_reads(far, {"a.tar": 10**9, "b.tar": 10**9}, multi_range=True)
+    >>> [(type(m).__name__, m.shard, [(p.start, p.end) for p in getattr(m, "parts", [m])]) for m in multi]
+    [('MultiRangeRead', 'a.tar', [(512, 1636), (1000000, 1000100)]), ('RangeRead', 'b.tar', [(512, 522)])]
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-__all__ = ["Wanted", "RangeRead", "PlanPolicy", "plan_reads", "default_policy"]
+__all__ = ["Wanted", "RangeRead", "MultiRangeRead", "PlanPolicy", "plan_reads", "default_policy"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +57,19 @@ class RangeRead:
         return memoryview(data)[item.offset - self.start : item.end - self.start]
 
 
+@dataclass(slots=True)
+class MultiRangeRead:
+    """One request for several ranges of ``shard`` (answered as multipart/byteranges): each of ``parts``
+    is one range with the items it serves."""
+
+    shard: str
+    parts: list[RangeRead]
+
+    @property
+    def items(self) -> list[Wanted]:
+        return [item for part in self.parts for item in part.items]
+
+
 @dataclass(frozen=True, slots=True)
 class PlanPolicy:
     """Knobs of :func:`plan_reads` (defaults suit HTTP stores where a request costs ~ 1 MB of transfer)."""
@@ -55,6 +78,11 @@ class PlanPolicy:
     whole_fraction: float = 0.5
     max_range: int = 64 << 20
     max_requests: int | None = None
+    part_gap: int = 4 << 10
+    """Multi-range plans: members closer than this share a range (each part costs ~100 bytes of headers)."""
+    max_parts: int = 100
+    """Multi-range plans: ranges per request. Headwater's server takes 256; 100 keeps the ``Range`` header
+    under ~2.5 KB, which proxies with 4–8 KB header limits accept."""
 
 
 def default_policy(store: Any) -> PlanPolicy:
@@ -127,14 +155,38 @@ def _fit_budget(reads: list[RangeRead], policy: PlanPolicy) -> list[RangeRead]:
     return merged
 
 
+def _group_parts(parts: list[RangeRead], policy: PlanPolicy) -> list[RangeRead | MultiRangeRead]:
+    """Consecutive ranges of one shard packed into requests of ≤ ``max_parts`` ranges and ≤ ``max_range``
+    bytes; a request of one range stays a plain :class:`RangeRead`."""
+    groups: list[list[RangeRead]] = []
+    size = 0
+    for part in parts:
+        length = part.end - part.start
+        if not groups or len(groups[-1]) >= policy.max_parts or size + length > policy.max_range:
+            groups.append([])
+            size = 0
+        groups[-1].append(part)
+        size += length
+    return [g[0] if len(g) == 1 else MultiRangeRead(g[0].shard, g) for g in groups]
+
+
 def plan_reads(
-    wanted: Iterable[Wanted], shard_sizes: Mapping[str, int | None], policy: PlanPolicy = PlanPolicy()
-) -> list[RangeRead]:
-    """Group ``wanted`` into range reads, ordered by shard then offset."""
+    wanted: Iterable[Wanted], shard_sizes: Mapping[str, int | None], policy: PlanPolicy = PlanPolicy(),
+    *, multi_range: bool = False,
+) -> list[RangeRead | MultiRangeRead]:
+    """Group ``wanted`` into requests, ordered by shard then offset (several ranges per request only with
+    ``multi_range``)."""
     by_shard: dict[str, list[Wanted]] = defaultdict(list)
     for item in wanted:
         by_shard[item.shard].append(item)
+    if multi_range:
+        tight = replace(policy, max_gap=min(policy.part_gap, policy.max_gap))
+        requests: list[RangeRead | MultiRangeRead] = []
+        for shard in sorted(by_shard):
+            requests.extend(_group_parts(_merge_shard(by_shard[shard], shard_sizes.get(shard), tight), policy))
+        if policy.max_requests is None or len(requests) <= policy.max_requests:
+            return requests
     reads: list[RangeRead] = []
     for shard in sorted(by_shard):
         reads.extend(_merge_shard(by_shard[shard], shard_sizes.get(shard), policy))
-    return _fit_budget(reads, policy)
+    return list(_fit_budget(reads, policy))

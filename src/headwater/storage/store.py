@@ -6,6 +6,11 @@ Supported URLs: a local path or ``file://…``; ``http(s)://host/prefix`` (range
 through a :class:`~headwater.storage.retry.RetryPolicy` and is counted in :attr:`Store.stats`, so callers
 can report exactly how many requests a job made.
 
+:meth:`Store.read_ranges` reads several ranges of one file: over plain HTTP in one GET with a multi-range
+header (a multipart/byteranges answer), elsewhere one request per range. Whether a server really answers
+multi-range GETs is learned from the first one (:attr:`Store.multi_range`); a server that ignores or
+refuses them (Hugging Face's CDN and S3 do) gets one range per request from then on.
+
 Example:
     >>> import tempfile, pathlib
     >>> root = tempfile.mkdtemp()
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -29,7 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from .atomic import atomic_path
 from .errors import ReadOnlyStoreError, StorageError
-from .http_ranges import HttpRangeReader
+from .http_ranges import HttpRangeReader, RangePieces
 from .retry import RetryPolicy
 
 __all__ = ["Store", "StoreStats", "ShortReadError", "open_store"]
@@ -81,6 +87,8 @@ class Store:
         self.is_http = self.url.startswith(("http://", "https://"))
         # range reads of plain HTTP stores skip fsspec (see http_ranges); custom fsspec options keep it
         self._ranges = HttpRangeReader(headers) if self.is_http and not storage_options else None
+        self._multi: bool | None = None if self._ranges is not None else False
+        self._probe = threading.Lock()  # one multi-range GET at a time until the answer to one is known
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -124,6 +132,57 @@ class Store:
         data = self._call(get, f"{self.describe(path)} bytes {start}-{end - 1}")
         self.stats.add(bytes_read=len(data))
         return data
+
+    @property
+    def multi_range(self) -> bool | None:
+        """Can one request carry several ranges? True: a server answered one with multipart/byteranges;
+        False: not an HTTP store, or its server ignored or refused one; None: not known yet (the next
+        :meth:`read_ranges` finds out)."""
+        return self._multi
+
+    def read_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """Bytes ``[start, end)`` of ``path`` for each of ``ranges``, exactly; one request when possible.
+
+        :meth:`fetch_ranges`, then every range its answer did not cover read one per request (so a
+        server that only honours the first range, or sends the whole file, costs no wrong bytes).
+        """
+        ranges = list(ranges)
+        got = self.fetch_ranges(path, ranges)
+        return [data if data is not None else self.read_range(path, a, b) for data, (a, b) in zip(got, ranges)]
+
+    def fetch_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes | None]:
+        """Bytes ``[start, end)`` for each of ``ranges`` from one multi-range request (retried), None for
+        a range the answer did not cover — all None, without a request, when :attr:`multi_range` is False.
+
+        Every returned range is cut from bytes the server sent for exactly that offset (parts matched by
+        their ``Content-Range``, in whatever order they came). While support is unknown only one thread
+        asks (the others wait for its answer): a server without it is asked that way once, not once per
+        worker thread. Callers with a better plan for the rest (merged single-range reads) use this.
+        """
+        ranges = list(ranges)
+        asked = sorted({(a, b) for a, b in ranges if b > a})
+        if len(asked) < 2:  # nothing to learn from, nothing to gain: a plain range read
+            pieces = [(a, self.read_range(path, a, b)) for a, b in asked]
+            return [_cut(pieces, a, b) for a, b in ranges]
+        if self._multi is None:
+            with self._probe:
+                if self._multi is None:
+                    return self._fetch_multi(path, ranges, asked)
+        if self._multi is False:
+            return [None] * len(ranges)
+        return self._fetch_multi(path, ranges, asked)
+
+    def _fetch_multi(self, path: str, ranges: list[tuple[int, int]], asked: list[tuple[int, int]]) -> list[bytes | None]:
+        assert self._ranges is not None
+        reader, full = self._ranges, self.full_path(path)
+        got: RangePieces = self._call(lambda: reader.read_many(full, asked), f"{self.describe(path)} {len(asked)} ranges")
+        self.stats.add(bytes_read=sum(len(data) for _, data in got.pieces))
+        out = [_cut(got.pieces, a, b) for a, b in ranges]
+        if got.multipart or (not got.whole and got.pieces and all(data is not None for data in out)):
+            self._multi = True  # a multipart answer, or one part that covers every range (coalesced)
+        elif not got.short:
+            self._multi = False  # refused (400/416), the whole file (200) or only some of the ranges
+        return out
 
     def read_bytes(self, path: str) -> bytes:
         """The whole object (one request, retried)."""
@@ -185,6 +244,16 @@ class Store:
             raise ReadOnlyStoreError(f"cannot write to {self.url}: plain HTTP stores are read-only")
         full = self.full_path(path)
         self._call(lambda: self.fs.put_file(local_file, full), self.describe(path))
+
+
+def _cut(pieces: list[tuple[int, bytes]], start: int, end: int) -> bytes | None:
+    """Bytes ``[start, end)`` from the first piece ``(offset, data)`` that holds all of them, else None."""
+    if end <= start:
+        return b""
+    for offset, data in pieces:
+        if offset <= start and end <= offset + len(data):
+            return data if (offset, len(data)) == (start, end - start) else data[start - offset : end - offset]
+    return None
 
 
 def open_store(url: str, **kwargs: Any) -> Store:
