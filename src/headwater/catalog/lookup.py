@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Row, or_, select
+from sqlalchemy import Connection, Row, Table, or_, select
 
 from .errors import CatalogError, NotFoundError
 from .models import databases, datasets, repositories, splits
@@ -18,6 +18,7 @@ from .names import check_name
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord
 
 __all__ = [
+    "row_by_name_or_uid",
     "database_row",
     "repository_row",
     "dataset_row_by_uid",
@@ -42,19 +43,26 @@ _DATASET_COLUMNS = (
 )
 
 
-def database_row(conn: Connection, name_or_uid: str) -> Row[Any]:
-    """The ``databases`` row whose name (preferred) or uid is ``name_or_uid``."""
+def row_by_name_or_uid(conn: Connection, table: Table, name_column: str, kind: str, name_or_uid: str) -> Row[Any]:
+    """The row of ``table`` whose ``name_column`` (preferred) or ``uid`` is ``name_or_uid``.
+
+    Why a name wins: names are what people type, and a name that happens to equal another row's uid
+    must still find its own row."""
     if not isinstance(name_or_uid, str) or not name_or_uid:
-        raise NotFoundError(f"database {name_or_uid!r} not found")
-    rows = conn.execute(
-        select(databases).where(or_(databases.c.name == name_or_uid, databases.c.uid == name_or_uid))
-    ).all()
+        raise NotFoundError(f"{kind} {name_or_uid!r} not found")
+    name = table.c[name_column]
+    rows = conn.execute(select(table).where(or_(name == name_or_uid, table.c.uid == name_or_uid))).all()
     for row in rows:
-        if row.name == name_or_uid:
+        if getattr(row, name_column) == name_or_uid:
             return row
     if rows:
         return rows[0]
-    raise NotFoundError(f"database {name_or_uid!r} not found")
+    raise NotFoundError(f"{kind} {name_or_uid!r} not found")
+
+
+def database_row(conn: Connection, name_or_uid: str) -> Row[Any]:
+    """The ``databases`` row whose name (preferred) or uid is ``name_or_uid``."""
+    return row_by_name_or_uid(conn, databases, "name", "database", name_or_uid)
 
 
 def repository_row(conn: Connection, db: Row[Any], namespace: str, name: str) -> Row[Any]:

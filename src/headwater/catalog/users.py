@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Row, insert, or_, select, update
+from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import CatalogError, ConflictError, NotFoundError
-from .lookup import database_record, database_row
+from .lookup import database_record, database_row, row_by_name_or_uid
 from .models import api_keys, databases, users, utcnow
 from .names import check_name
 from .records import DatabaseRecord
@@ -149,15 +149,7 @@ def _user_record(row: Row[Any]) -> UserRecord:
 
 def user_row(conn: Connection, name_or_uid: str) -> Row[Any]:
     """The ``users`` row whose username (preferred) or uid is ``name_or_uid``."""
-    if not isinstance(name_or_uid, str) or not name_or_uid:
-        raise NotFoundError(f"user {name_or_uid!r} not found")
-    rows = conn.execute(select(users).where(or_(users.c.username == name_or_uid, users.c.uid == name_or_uid))).all()
-    for row in rows:
-        if row.username == name_or_uid:
-            return row
-    if rows:
-        return rows[0]
-    raise NotFoundError(f"user {name_or_uid!r} not found")
+    return row_by_name_or_uid(conn, users, "username", "user", name_or_uid)
 
 
 class UserCatalog:
