@@ -57,7 +57,6 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _range_server import ServerHandle, start_server, start_server_process  # noqa: E402
-
 from headwater.archive import MANIFEST_NAME, increment_id_shard, index_path_for, pack_directory  # noqa: E402
 from headwater.pool import PlanPolicy, StorePool  # noqa: E402
 

@@ -45,7 +45,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _hw_server import start_hw_server  # noqa: E402
 from _peers import peer_python  # noqa: E402
 from bench_stream import make_droplets, template  # noqa: E402
-
 from headwater.catalog import Catalog  # noqa: E402
 from headwater.client import Api  # noqa: E402
 

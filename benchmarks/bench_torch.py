@@ -67,7 +67,7 @@ def make_images(src: str, n: int, seed: int) -> list[bytes]:
 def write_shards(src: str, pool: str, per_shard: int) -> None:
     """Tar shards of ``per_shard`` whole samples each (WebDataset needs a sample's files in one shard),
     written with headwater's ShardWriter (index JSON alongside), then the pool manifest."""
-    from headwater.archive.pool_files import rebuild_manifest
+    from headwater.archive import rebuild_manifest
     from headwater.archive.writer import ShardWriter, archive_size, member_footprint
 
     names = sorted(os.listdir(src))

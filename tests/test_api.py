@@ -94,7 +94,7 @@ def test_datatap_names_walk_the_catalog(api, catalog_path):
     assert api.get_database_by_uid(db.uid).name == "main"
     assert [d.uid for d in api.get_database_by_name("main", allow_multiple=True)] == [db.uid]
     assert api.get_database_by_name("nope", allow_multiple=True) == []
-    with pytest.raises(ClientError, match="exactly one database named 'nope'"):
+    with pytest.raises(NotFoundError, match="database 'nope' not found"):
         api.get_database_by_name("nope")
     assert "credential" not in str(db.connection_options).lower()
 
@@ -152,7 +152,7 @@ def test_default_database_rules(catalog_path, tmp_path):
 
 def test_remote_mode_and_missing_catalog(monkeypatch, tmp_path):
     remote = Api(url="http://127.0.0.1:1/", api_key="k", cache=False)  # nothing is contacted until asked
-    remote.transport.retries = type(remote.transport.retries)(attempts=2, base_delay=0.0)
+    remote.transport.retry = type(remote.transport.retry)(attempts=2, base_delay=0.0)
     with pytest.raises(RemoteUnavailableError, match="still failing after 2 attempts"):
         remote.get_database_list()
     monkeypatch.delenv("HEADWATER_CATALOG", raising=False)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from headwater.client.cache import CacheError, StreamCache, StreamKey
+from headwater.client import CacheError, StreamCache, StreamKey
 
 
 def lines_for(n: int, *, width: int = 40, tag: str = "x") -> list[bytes]:

@@ -233,7 +233,7 @@ def test_tags_move_and_every_move_is_kept(cat: Catalog) -> None:
 def test_tag_errors(cat: Catalog) -> None:
     ds = cat.publish("main", "acme", "cats", template={}, splits={})
     other = cat.publish("main", "acme", "dogs", template={}, splits={})
-    with pytest.raises(NotFoundError, match=f"dataset '{other.uid}' not found in repository 'acme/cats'"):
+    with pytest.raises(NotFoundError, match=f"no tag or dataset '{other.uid}' in repository 'acme/cats'"):
         cat.move_tag("main", "acme", "cats", "latest", other.uid)
     with pytest.raises(NotFoundError, match="no tag or dataset 'v9' in repository 'acme/cats' of database 'main'"):
         cat.dataset("main", "acme", "cats", "v9")

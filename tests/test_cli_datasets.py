@@ -11,8 +11,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from headwater.catalog import Catalog
-from headwater.catalog import default_catalog_location
+from headwater.catalog import Catalog, default_catalog_location
 from headwater.cli import main, parse_repo
 from headwater.droplet import ImageFetcher, decode_droplet
 

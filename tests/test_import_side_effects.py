@@ -13,8 +13,8 @@ import sys
 
 MODULES = [
     "headwater", "headwater.storage", "headwater.archive", "headwater.pool", "headwater.droplet",
-    "headwater.catalog", "headwater.client", "headwater.client.publish", "headwater.integrations",
-    "headwater.integrations.coco", "headwater.integrations.yolo", "headwater.integrations.torch",
+    "headwater.catalog", "headwater.client", "headwater.publish", "headwater.server", "headwater.integrations",
+    "headwater.publish.sources.coco", "headwater.publish.sources.yolo", "headwater.integrations.torch",
     "headwater.cli",
 ]
 

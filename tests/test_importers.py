@@ -9,7 +9,7 @@ import pytest
 
 from headwater.droplet import decode_template, validate_droplet
 from headwater.droplet.codec import droplet_from_builtins
-from headwater.integrations import (
+from headwater.publish import (
     CocoFormatError,
     CocoSource,
     SourceFormatError,

@@ -9,13 +9,10 @@ import os
 import subprocess
 import textwrap
 
-import pytest
-
 from headwater.server.app import ServerConfig
 
 from .serverutil import live_server
 from .test_server_datatap import build
-
 
 # Runs inside the datatap venv: only datatap's public API, as a user would call it.
 _SCRIPT = textwrap.dedent('''

@@ -10,9 +10,8 @@ from click.testing import CliRunner
 
 from headwater.archive import pack_directory
 from headwater.cli import main
+from headwater.client import HttpTransport, local_shards, upload_pool
 from headwater.client.errors import RemoteAuthError, RemoteNotFoundError
-from headwater.client.http_transport import HttpTransport
-from headwater.client.pool_upload import local_shards, upload_pool
 from headwater.pool import IncrementIDDataPool
 from headwater.server.app import ServerConfig
 

@@ -10,20 +10,21 @@ import msgspec
 import pytest
 
 from headwater.archive import MANIFEST_NAME, verify_pool
-from headwater.client.publish import (
-    POOL_MARKER,
-    JsonlSource,
-    PublishError,
-    SourceItem,
-    publish,
-)
 from headwater.droplet import (
     ImageFetcher,
     decode_droplet,
     encode_droplet,
     parse_image_ref,
 )
-from headwater.integrations import CocoSource, YoloSource
+from headwater.publish import (
+    POOL_MARKER,
+    CocoSource,
+    JsonlSource,
+    PublishError,
+    SourceItem,
+    YoloSource,
+    publish,
+)
 
 from .publish_helpers import (
     box,
@@ -53,7 +54,7 @@ def test_jsonl_publish_round_trip_with_pool(tmp_path):
     path, images, rows, blobs = jsonl_dataset(str(tmp_path / "src"))
     cat = new_catalog(str(tmp_path))
     pool_dir = tmp_path / "out" / "pool"
-    record = publish(cat, "main", "acme", "cats", path, images=images, pool_dir=str(pool_dir), progress=False)
+    record = publish(cat, "main", "acme", "cats", path, images=images, pool_dir=str(pool_dir), silent=True)
     assert record.splits == {"train": 6}
     assert record.pools == {"images": str(pool_dir)}
     assert cat.dataset("main", "acme", "cats", "latest").uid == record.uid
@@ -92,9 +93,9 @@ def test_urls_and_existing_pool_refs_are_kept_and_images_deduplicated(tmp_path):
     path = write_jsonl(str(tmp_path / "d.jsonl"), rows)
     cat = new_catalog(str(tmp_path))
     with pytest.raises(PublishError, match="line 4: image 'pool://old/17.jpg' names pool 'old'"):
-        publish(cat, "main", "a", "b", path, pool_dir=str(tmp_path / "p"), progress=False)
+        publish(cat, "main", "a", "b", path, pool_dir=str(tmp_path / "p"), silent=True)
     record = publish(cat, "main", "a", "b", path, pool_dir=str(tmp_path / "p"), pools={"old": "/somewhere"},
-                     progress=False)
+                     silent=True)
     got = [d["image"]["paths"][0] for d in stream_all(cat, record)["train"]]
     assert got[0] == "https://example.com/1.jpg" and got[3] == "pool://old/17.jpg"
     assert got[1] == got[2] == "pool://images/0.png"  # the same file (relative and absolute) packed once
@@ -105,14 +106,14 @@ def test_urls_and_existing_pool_refs_are_kept_and_images_deduplicated(tmp_path):
 def test_no_local_images_means_no_pool(tmp_path):
     path = write_jsonl(str(tmp_path / "d.jsonl"), [droplet("https://h/1.jpg")])
     cat = new_catalog(str(tmp_path))
-    record = publish(cat, "main", "a", "b", path, progress=False)
+    record = publish(cat, "main", "a", "b", path, silent=True)
     assert record.pools == {} and not (tmp_path / "pools").exists()
 
 
 def test_default_pool_dir_lives_beside_the_catalog(tmp_path):
     path, images, _, _ = jsonl_dataset(str(tmp_path / "src"), n=2)
     cat = new_catalog(str(tmp_path))
-    record = publish(cat, "main", "acme", "cats", path, images=images, progress=False)
+    record = publish(cat, "main", "acme", "cats", path, images=images, silent=True)
     pool = record.pools["images"]
     assert os.path.dirname(pool) == str(tmp_path / "pools" / "main" / "acme" / "cats")
     assert verify_pool(pool, silent=True).ok
@@ -133,7 +134,7 @@ def test_bad_droplets_are_all_reported_with_line_numbers_and_nothing_is_written(
     path = write_jsonl(str(tmp_path / "d.jsonl"), rows)
     cat = new_catalog(str(tmp_path))
     with pytest.raises(PublishError) as info:
-        publish(cat, "main", "acme", "cats", path, pool_dir=str(tmp_path / "pool"), progress=False)
+        publish(cat, "main", "acme", "cats", path, pool_dir=str(tmp_path / "pool"), silent=True)
     err = info.value
     assert err.total == 6
     wheres = [p.where for p in err.problems]
@@ -154,7 +155,7 @@ def test_problem_list_is_capped_but_counted(tmp_path):
     path = write_jsonl(str(tmp_path / "d.jsonl"), ["nope"] * 250)
     cat = new_catalog(str(tmp_path))
     with pytest.raises(PublishError) as info:
-        publish(cat, "main", "a", "b", path, max_problems=100, progress=False)
+        publish(cat, "main", "a", "b", path, max_problems=100, silent=True)
     assert info.value.total == 250 and len(info.value.problems) == 100
     assert str(info.value).endswith("… and 150 more")
     assert "250 problem(s)" in str(info.value)
@@ -168,17 +169,17 @@ def test_given_template_is_enforced_strictly(tmp_path):
     cat = new_catalog(str(tmp_path))
     template = {"kind": "ImageAnnotationTemplate", "classes": {"cat": {"instances": {"boundingBox": True}}}}
     with pytest.raises(PublishError) as info:
-        publish(cat, "main", "a", "b", path, template=template, progress=False)
+        publish(cat, "main", "a", "b", path, template=template, silent=True)
     assert [p.where for p in info.value.problems] == ["line 2", "line 3"]
     assert "class 'dog' is not in the template" in str(info.value)
     with pytest.raises(PublishError, match="bad template"):
-        publish(cat, "main", "a", "b", path, template='{"kind": "Nope"}', progress=False)
+        publish(cat, "main", "a", "b", path, template='{"kind": "Nope"}', silent=True)
     assert catalog_is_empty(cat)
     # strict=False checks only what is present; the template (from a file) is stored as given
     (tmp_path / "t.json").write_text(json.dumps(template))
     first_two = write_jsonl(str(tmp_path / "e.jsonl"), rows[:2])
     record = publish(cat, "main", "a", "b", first_two, template=str(tmp_path / "t.json"), strict=False,
-                     progress=False)
+                     silent=True)
     assert record.template == template and record.splits == {"train": 2}
 
 
@@ -188,9 +189,9 @@ def test_pool_target_must_be_new(tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "file").write_text("x")
     with pytest.raises(PublishError, match="already exists and is not empty"):
-        publish(cat, "main", "a", "b", path, images=images, pool_dir=str(tmp_path / "taken"), progress=False)
+        publish(cat, "main", "a", "b", path, images=images, pool_dir=str(tmp_path / "taken"), silent=True)
     (tmp_path / "empty").mkdir()
-    record = publish(cat, "main", "a", "b", path, images=images, pool_dir=str(tmp_path / "empty"), progress=False)
+    record = publish(cat, "main", "a", "b", path, images=images, pool_dir=str(tmp_path / "empty"), silent=True)
     assert verify_pool(record.pools["images"], silent=True).ok
     assert catalog_is_empty(cat) is False
 
@@ -219,7 +220,7 @@ def test_failure_after_packing_removes_the_staged_pool_and_rolls_back(tmp_path):
     target = str(tmp_path / "out" / "pool")
     source = RacingSource(JsonlSource(path, images), target)
     with pytest.raises(PublishError, match="already exists and is not empty"):
-        publish(cat, "main", "a", "b", source, pool_dir=target, progress=False)
+        publish(cat, "main", "a", "b", source, pool_dir=target, silent=True)
     assert catalog_is_empty(cat)
     assert os.listdir(tmp_path / "out") == ["pool"]  # no staging folder left
     assert os.listdir(target) == ["someone-else"]  # the other writer's folder is untouched
@@ -242,7 +243,7 @@ class ChangingSource:
 def test_source_changing_between_passes_is_refused(tmp_path):
     cat = new_catalog(str(tmp_path))
     with pytest.raises(PublishError, match="the source changed while publishing"):
-        publish(cat, "main", "a", "b", ChangingSource(), progress=False)
+        publish(cat, "main", "a", "b", ChangingSource(), silent=True)
     assert catalog_is_empty(cat)
 
 
@@ -250,20 +251,20 @@ def test_unknown_database_and_bad_names_fail_before_any_work(tmp_path):
     path = write_jsonl(str(tmp_path / "d.jsonl"), [droplet("https://h/1.jpg")])
     cat = new_catalog(str(tmp_path))
     with pytest.raises(KeyError, match="nodb"):
-        publish(cat, "nodb", "a", "b", path, progress=False)
+        publish(cat, "nodb", "a", "b", path, silent=True)
     with pytest.raises(PublishError, match="invalid namespace 'a b'"):
-        publish(cat, "main", "a b", "b", path, progress=False)
+        publish(cat, "main", "a b", "b", path, silent=True)
     with pytest.raises(PublishError, match="invalid tag"):
-        publish(cat, "main", "a", "b", path, tags=["x:y"], progress=False)
+        publish(cat, "main", "a", "b", path, tags=["x:y"], silent=True)
     with pytest.raises(PublishError, match="holds no droplets"):
-        publish(cat, "main", "a", "b", write_jsonl(str(tmp_path / "e.jsonl"), []), progress=False)
+        publish(cat, "main", "a", "b", write_jsonl(str(tmp_path / "e.jsonl"), []), silent=True)
 
 
 def test_coco_publish_keeps_every_class_and_reports_missing_images_by_id(tmp_path):
     path, images, blobs = coco_dataset(str(tmp_path / "coco"))
     cat = new_catalog(str(tmp_path))
     record = publish(cat, "main", "coco", "val", CocoSource(path, images, split="validation"),
-                     pool_dir=str(tmp_path / "pool"), progress=False)
+                     pool_dir=str(tmp_path / "pool"), silent=True)
     assert record.splits == {"validation": 3}
     assert list(record.template["classes"]) == ["person", "car", "boat"]
     streamed = stream_all(cat, record)["validation"]
@@ -273,7 +274,7 @@ def test_coco_publish_keeps_every_class_and_reports_missing_images_by_id(tmp_pat
     os.remove(os.path.join(images, "b.png"))
     with pytest.raises(PublishError) as info:
         publish(cat, "main", "coco", "val", CocoSource(path, images), pool_dir=str(tmp_path / "pool2"),
-                progress=False)
+                silent=True)
     assert [str(p) for p in info.value.problems] == [
         f"image id 2 (b.png): image 'b.png' not found (looked for {os.path.join(images, 'b.png')})"]
     assert not (tmp_path / "pool2").exists()
@@ -285,7 +286,7 @@ def test_yolo_publish_uses_folder_splits_and_several_sources_merge(tmp_path):
     coco, images, _ = coco_dataset(str(tmp_path / "c"))
     cat = new_catalog(str(tmp_path))
     record = publish(cat, "main", "mix", "all", [YoloSource(root), CocoSource(coco, images, split="extra")],
-                     pool_dir=str(tmp_path / "pool"), progress=False)
+                     pool_dir=str(tmp_path / "pool"), silent=True)
     assert record.splits == {"train": 3, "val": 1, "extra": 3}
     assert list(record.template["classes"]) == ["cat", "dog", "bird", "person", "car", "boat"]
     val = stream_all(cat, record)["val"]
@@ -298,16 +299,16 @@ def test_several_sources_name_the_source_in_problems(tmp_path):
     bad = write_jsonl(str(tmp_path / "b.jsonl"), [droplet("https://h/1.jpg"), "oops"])
     cat = new_catalog(str(tmp_path))
     with pytest.raises(PublishError) as info:
-        publish(cat, "main", "a", "b", [JsonlSource(good), JsonlSource(bad)], progress=False)
+        publish(cat, "main", "a", "b", [JsonlSource(good), JsonlSource(bad)], silent=True)
     assert [p.where for p in info.value.problems] == [f"{bad} line 2"]
 
 
 def test_progress_bars_go_to_stderr_and_can_be_silenced(tmp_path, capsys):
     path = write_jsonl(str(tmp_path / "d.jsonl"), [droplet(f"https://h/{i}.jpg") for i in range(3)])
     cat = new_catalog(str(tmp_path))
-    publish(cat, "main", "a", "b", path, progress=False)
+    publish(cat, "main", "a", "b", path, silent=True)
     assert capsys.readouterr().err == ""
-    publish(cat, "main", "a", "c", path, progress=True)
+    publish(cat, "main", "a", "c", path, silent=False)
     err = capsys.readouterr().err
     assert "Validating" in err and "Writing" in err
 
@@ -321,13 +322,13 @@ def test_publish_on_both_backends_all_or_nothing(catalog_url, tmp_path):
     with Catalog(catalog_url) as cat:
         cat.create_database("main")
         with pytest.raises(PublishError, match="line 2: image 'sub/none.png' not found"):
-            publish(cat, "main", "a", "b", bad, images=images, pool_dir=str(tmp_path / "bad-pool"), progress=False)
+            publish(cat, "main", "a", "b", bad, images=images, pool_dir=str(tmp_path / "bad-pool"), silent=True)
         assert catalog_is_empty(cat) and not (tmp_path / "bad-pool").exists()
         record = publish(cat, "main", "a", "b", path, images=images, pool_dir=str(tmp_path / "pool"),
-                         splits={"validation": 0.5}, split_seed=2, progress=False)
+                         splits={"validation": 0.5}, split_seed=2, silent=True)
         assert sum(record.splits.values()) == 4
         got = [decode_droplet(b) for s in sorted(record.splits) for b in cat.read_range(record.uid, s, 0, None)]
         assert sorted(ImageFetcher(record.pools).fetch_many(got)) == sorted(blobs.values())
         if cat.backend == "postgresql":  # no catalog folder to put a default pool beside
             with pytest.raises(PublishError, match="give pool_dir"):
-                publish(cat, "main", "a", "c", path, images=images, progress=False)
+                publish(cat, "main", "a", "c", path, images=images, silent=True)

@@ -8,7 +8,7 @@ import sys
 import msgspec
 import pytest
 
-from headwater.client.publish import PublishError, SplitRule, publish
+from headwater.publish import PublishError, SplitRule, publish
 
 from .publish_helpers import droplet, new_catalog, write_jsonl
 
@@ -20,7 +20,7 @@ def assign(rule: SplitRule, keys: list[str]) -> dict[str, str]:
 def test_rule_is_deterministic_across_processes():
     keys = [f"img-{i}" for i in range(50)]
     here = [SplitRule({"validation": 0.3}, seed=5)(k) for k in keys]
-    code = ("from headwater.client.publish import SplitRule; r = SplitRule({'validation': 0.3}, seed=5); "
+    code = ("from headwater.publish import SplitRule; r = SplitRule({'validation': 0.3}, seed=5); "
             f"print(','.join(r(k) for k in {keys!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "123"})
@@ -72,7 +72,7 @@ def test_publish_splits_by_rule_with_explicit_splits_winning(tmp_path):
     rows[0]["split"] = "holdout"  # a JSONL "split" field is explicit and wins over the rule
     path = write_jsonl(str(tmp_path / "d.jsonl"), rows)
     cat = new_catalog(str(tmp_path))
-    record = publish(cat, "main", "a", "b", path, splits={"validation": 0.25}, split_seed=9, progress=False)
+    record = publish(cat, "main", "a", "b", path, splits={"validation": 0.25}, split_seed=9, silent=True)
     rule = SplitRule({"validation": 0.25}, seed=9)
     expected: dict[str, list[str]] = {}
     for i in range(1, 400):
@@ -84,14 +84,14 @@ def test_publish_splits_by_rule_with_explicit_splits_winning(tmp_path):
         assert got == uids  # source order kept inside each split
     assert "split" not in msgspec.json.decode(next(iter(cat.read_range(record.uid, "holdout", 0, 1))))
     # the same source and seed publish the same assignment again
-    again = publish(cat, "main", "a", "b", path, splits={"validation": 0.25}, split_seed=9, progress=False)
+    again = publish(cat, "main", "a", "b", path, splits={"validation": 0.25}, split_seed=9, silent=True)
     assert again.splits == record.splits and again.uid != record.uid
 
 
 def test_publish_split_name_and_default(tmp_path):
     path = write_jsonl(str(tmp_path / "d.jsonl"), [droplet("https://h/1.jpg"), droplet("https://h/2.jpg")])
     cat = new_catalog(str(tmp_path))
-    assert publish(cat, "main", "a", "b", path, splits="validation", progress=False).splits == {"validation": 2}
-    assert publish(cat, "main", "a", "c", path, default_split="training", progress=False).splits == {"training": 2}
+    assert publish(cat, "main", "a", "b", path, splits="validation", silent=True).splits == {"validation": 2}
+    assert publish(cat, "main", "a", "c", path, default_split="training", silent=True).splits == {"training": 2}
     with pytest.raises(PublishError, match="invalid split name"):
-        publish(cat, "main", "a", "d", path, splits={"bad name": 0.5}, progress=False)
+        publish(cat, "main", "a", "d", path, splits={"bad name": 0.5}, silent=True)

@@ -104,7 +104,7 @@ def test_metadata_calls_match_the_embedded_api(world: World) -> None:
     assert (rdb.uid, rdb.name, rdb.connection_options) == (edb.uid, edb.name, edb.connection_options)
     assert r.get_database_by_uid(rdb.uid).name == "main"
     assert r.get_database_by_name("nope", allow_multiple=True) == []
-    with pytest.raises(ClientError, match="exactly one"):
+    with pytest.raises(NotFoundError, match="database 'nope' not found"):
         r.get_database_by_name("nope")
     assert [(x.namespace, x.name, tags_of(x)) for x in rdb.get_repository_list()] == \
            [(x.namespace, x.name, tags_of(x)) for x in edb.get_repository_list()]
@@ -193,7 +193,7 @@ def test_errors_are_clear_and_typed(world: World) -> None:
         Api(url=world.url, cache=False).get_current_user()
     assert Api(url=world.url, cache=False).get_database_list() == []  # nothing public
     with pytest.raises(RemoteUnavailableError, match="still failing after 2 attempts"):
-        Api(transport=HttpTransport("http://127.0.0.1:9", retries=RetryPolicy(2, 0.0)), cache=False).get_database_list()
+        Api(transport=HttpTransport("http://127.0.0.1:9", retry=RetryPolicy(2, 0.0)), cache=False).get_database_list()
     with pytest.raises(ClientError):
         HttpTransport("ftp://x")
     with pytest.raises(ClientError, match="not both"):
@@ -228,7 +228,7 @@ class Flaky:
 def test_retries_transient_failures(world: World) -> None:
     flaky = Flaky(create_app(ServerConfig(world.path)), fail=2)
     with live_server(flaky) as url:
-        transport = HttpTransport(url, world.key, retries=FAST)
+        transport = HttpTransport(url, world.key, retry=FAST)
         api = Api(transport=transport, cache=False)
         ds = api.get_database_by_name("main").get_dataset("acme/pets:v1")  # each path fails twice first
         assert list(ds.stream_split("validation", raw=True)) == \
@@ -240,7 +240,7 @@ def test_retries_transient_failures(world: World) -> None:
 def test_gives_up_with_the_servers_message_and_honours_retry_after(world: World) -> None:
     flaky = Flaky(create_app(ServerConfig(world.path)), fail=100, status=429, retry_after="1")
     with live_server(flaky) as url:
-        transport = HttpTransport(url, world.key, retries=RetryPolicy(attempts=2, base_delay=0.0))
+        transport = HttpTransport(url, world.key, retry=RetryPolicy(attempts=2, base_delay=0.0))
         start = time.monotonic()
         with pytest.raises(RemoteUnavailableError, match="injected failure.*still failing after 2") as info:
             transport.databases()
@@ -248,7 +248,7 @@ def test_gives_up_with_the_servers_message_and_honours_retry_after(world: World)
         assert info.value.status == 429 and len(flaky.hits) == 2
     flaky = Flaky(create_app(ServerConfig(world.path)), fail=1, status=400)
     with live_server(flaky) as url:
-        transport = HttpTransport(url, world.key, retries=FAST)
+        transport = HttpTransport(url, world.key, retry=FAST)
         with pytest.raises(ClientError, match="injected failure"):  # 4xx: never retried
             transport.databases()
         assert len(flaky.hits) == 1
@@ -321,13 +321,13 @@ def test_stream_resumes_after_cut_connections_exactly_once_in_order(world: World
     size = sum(len(x) + 1 for x in want)
     proxy = CuttingProxy(world.url, after=size // 4 + 7, cuts=3)
     try:
-        transport = HttpTransport(proxy.url, world.key, retries=FAST, block_bytes=8 << 10)
+        transport = HttpTransport(proxy.url, world.key, retry=FAST, block_bytes=8 << 10)
         ds = Api(transport=transport, cache=False).get_database_by_name("main").get_dataset("acme/pets:v1")
         got = list(ds.stream_split("train", 0, 1, shuffle_seed=3, raw=True))
         assert got == want
         assert proxy.cut == 3 and transport.retried >= 3
         # and through the cache: the entry filled across the resumes is complete and exact
-        cache_api = Api(transport=HttpTransport(proxy.url, world.key, retries=FAST), cache=StreamCache(
+        cache_api = Api(transport=HttpTransport(proxy.url, world.key, retry=FAST), cache=StreamCache(
             os.path.join(os.environ["HEADWATER_CACHE"], "resume")))
         proxy.cuts = proxy.connections + 2  # the next two connections are cut too
         ds2 = cache_api.get_database_by_name("main").get_dataset("acme/pets:v1")
@@ -341,7 +341,7 @@ def test_stream_resumes_after_cut_connections_exactly_once_in_order(world: World
 def test_stream_gives_up_when_the_connection_keeps_breaking(world: World) -> None:
     proxy = CuttingProxy(world.url, after=100, cuts=1000)  # inside the response headers: never any progress
     try:
-        transport = HttpTransport(proxy.url, world.key, retries=RetryPolicy(3, 0.0))
+        transport = HttpTransport(proxy.url, world.key, retry=RetryPolicy(3, 0.0))
         db = Api(url=world.url, api_key=world.key, cache=False).get_default_database().uid
         got = 0
         with pytest.raises(RemoteUnavailableError, match="still failing after 3 attempts"):
@@ -357,14 +357,14 @@ def test_publish_is_retried_only_when_the_server_did_not_act(world: World) -> No
     items = [("train", droplet(i)) for i in range(3)]
     flaky = Flaky(create_app(ServerConfig(world.path)), fail=1, status=503)
     with live_server(flaky) as url:
-        transport = HttpTransport(url, world.write_key, retries=FAST)
+        transport = HttpTransport(url, world.write_key, retry=FAST)
         made = transport.publish("main", "acme", "retried", items, pools=pools, tags=())
         assert made["splitCounts"] == {"train": 3} and transport.retried == 1
         with pytest.raises(RemoteUnavailableError, match="cannot be read again"):
             transport.publish("main", "acme", "retried2", iter(items), pools=pools, tags=())
     flaky = Flaky(create_app(ServerConfig(world.path)), fail=1, status=500)
     with live_server(flaky) as url:
-        transport = HttpTransport(url, world.write_key, retries=FAST)
+        transport = HttpTransport(url, world.write_key, retry=FAST)
         with pytest.raises(RemoteUnavailableError, match="injected failure"):
             transport.publish("main", "acme", "retried3", lambda: iter(items), pools=pools, tags=())
         assert len(flaky.hits) == 1  # a 500 may come after the work was done: never sent twice

@@ -14,12 +14,17 @@ import httpx
 import pytest
 
 from headwater.catalog import Catalog
-from headwater.client.transport import EmbeddedTransport
+from headwater.client import EmbeddedTransport
+from headwater.droplet.ndjson import iter_lines
 from headwater.server.app import ServerConfig
 
 from .serverutil import bearer, live_server, make_user
 
 TEMPLATE = {"kind": "ImageAnnotationTemplate", "classes": {"cat": {"instances": {"boundingBox": True}}}}
+
+
+def stream_lines(transport: EmbeddedTransport, *args: Any, **kwargs: Any) -> list[bytes]:
+    return list(iter_lines(transport.stream_blocks(*args, **kwargs)))
 
 
 def droplet(i: int, tag: str = "v1") -> bytes:
@@ -123,10 +128,10 @@ def test_every_route_matches_the_embedded_transport(catalog_url: str) -> None:
         r = http.get(f"/api//database/{alices}/repository/acme/cats/{v1}/split/train/stream",
                      params={"chunk": "1", "nchunks": "3"})
         assert r.status_code == 200 and r.headers["content-type"] == "application/x-ndjson"
-        expected = list(local.stream_lines(alices, "acme", "cats", v1, "train", 1, 3))
+        expected = list(stream_lines(local, alices, "acme", "cats", v1, "train", 1, 3))
         assert lines(r) == expected and len(expected) == 34
         assert r.headers["x-headwater-items"] == "34" and r.headers["x-headwater-dataset"] == v1
-        full = list(local.stream_lines(alices, "acme", "cats", v1, "train", 0, 1))
+        full = list(stream_lines(local, alices, "acme", "cats", v1, "train", 0, 1))
         for n in (1, 2, 3, 7, 150):
             got = []
             for k in range(n):
@@ -146,7 +151,7 @@ def test_headwater_stream_extras(world: World) -> None:
                                                               "truncate": 95}):
         r = world.get(path, "alice", params=params)
         assert r.status_code == 200, r.text
-        want = list(local.stream_lines(world.db["alices"], "acme", "cats", world.v1, "train", params["chunk"],
+        want = list(stream_lines(local, world.db["alices"], "acme", "cats", world.v1, "train", params["chunk"],
                                        params["nchunks"], shuffle_seed=params.get("shuffleSeed"),
                                        offset=params.get("offset", 0), truncate=params.get("truncate")))
         assert lines(r) == want and int(r.headers["x-headwater-items"]) == len(want)

@@ -52,7 +52,7 @@ class Hub:
         return httpx.get(self.url + path, timeout=30, **kw)
 
     def pool_of(self, repo: str = REPO) -> Any:
-        return self.server.app.state.hub_pools.get(repo)
+        return self.server.app.state.pools.get(repo)
 
 
 def _tar_bytes(members: dict[str, bytes]) -> bytes:
@@ -203,7 +203,7 @@ def test_several_ranges_answer_multipart_byteranges(hub: Hub) -> None:
     assert r.status_code == 206 and r.content == data[:100] and r.headers["content-range"] == f"bytes 0-99/{size}"
 
     # at most MAX_RANGES ranges; more → the whole file (RFC 9110 lets a server ignore Range)
-    from headwater.server.ranges import MAX_RANGES
+    from headwater.server.range_responses import MAX_RANGES
     many = [(i * 10, i * 10 + 4) for i in range(MAX_RANGES + 1)]
     r = hub.get(base, headers={"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in many[:MAX_RANGES])})
     parts = _multipart(r)
@@ -214,7 +214,7 @@ def test_several_ranges_answer_multipart_byteranges(hub: Hub) -> None:
 
 def test_multipart_bodies_larger_than_one_read_are_streamed_exactly(hub: Hub) -> None:
     """Parts above SMALL_BODY in all are streamed part by part, several chunks each; bytes exact."""
-    from headwater.server.ranges import CHUNK, SMALL_BODY
+    from headwater.server.range_responses import CHUNK, SMALL_BODY
     big = open(os.path.join(hub.pool, "big.bin"), "rb").read()
     spans = [(7, 7 + CHUNK + 3), (CHUNK * 2, CHUNK * 2 + SMALL_BODY), (len(big) - 1000, len(big) - 1)]
     spec = ",".join(f"{a}-{b - 1}" for a, b in spans)
@@ -342,7 +342,7 @@ def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> No
     from huggingface_hub import HfApi, HfFileSystem, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    import headwater.server.hub as hub_module
+    import headwater.server.routes.hub as hub_module
 
     monkeypatch.setattr(hub_module, "PAGE_LIMIT", 40)  # force pagination of the tree listing
     cache = str(tmp_path / "hf")
@@ -584,7 +584,7 @@ def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path) -> None:  
 def test_resolve_bodies_around_the_one_read_and_chunk_sizes(hub: Hub) -> None:
     """Bodies up to ``SMALL_BODY`` go out in one read and one send, longer ones stream in ``CHUNK``s: every
     size on either side of those limits (and of several chunks) is exact, for ranges and the whole file."""
-    from headwater.server.ranges import CHUNK, SMALL_BODY
+    from headwater.server.range_responses import CHUNK, SMALL_BODY
 
     big = open(os.path.join(hub.pool, "big.bin"), "rb").read()
     base = f"/datasets/{REPO}/resolve/main/big.bin"

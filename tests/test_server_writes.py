@@ -19,7 +19,7 @@ from headwater.client import (
     RemoteNotFoundError,
     RemoteRequestError,
 )
-from headwater.client.publish import PublishError
+from headwater.publish import PublishError
 from headwater.server.app import ServerConfig
 
 from .publish_helpers import box, write_jsonl

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from headwater.client import sharding
-from headwater.client.sharding import Permutation, ShardPlan, chunk_bounds
+from headwater.catalog import sharding
+from headwater.catalog.sharding import Permutation, ShardPlan, chunk_bounds
 
 totals = st.integers(min_value=0, max_value=5000)
 counts = st.integers(min_value=1, max_value=64)
@@ -71,7 +71,7 @@ def test_numpy_and_python_paths_agree(total, seed, data):
 def test_permutation_is_stable_across_processes_and_versions():
     # pinned values: a change here reorders every shuffled pass anyone has cached or resumed
     expected = Permutation(20, 42, "uid/train").take(0, 20)
-    code = ("from headwater.client.sharding import Permutation;"
+    code = ("from headwater.catalog.sharding import Permutation;"
             "print(Permutation(20, 42, 'uid/train').take(0, 20))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout

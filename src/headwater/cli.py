@@ -82,9 +82,7 @@ _CATALOG_HELP = ("Catalog: a SQLite file path or a postgresql:// URL "
 @contextmanager
 def _open_catalog(location: str | None, *, create: bool = False) -> Iterator[Any]:
     """Open the catalog (creating a missing SQLite file's folder only when ``create``)."""
-    from .catalog import Catalog
-
-    from .catalog import default_catalog_location
+    from .catalog import Catalog, default_catalog_location
 
     loc = location or default_catalog_location()
     if "://" not in loc:
@@ -487,9 +485,8 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
     line) and nothing is written. Local images are packed into a new pool and referenced as
     pool://NAME/KEY; the dataset, its splits and tags are committed in one transaction.
     """
-    from .client.publish import PublishError
-    from .client.publish import publish as run_publish
-    from .integrations import open_source
+    from .publish import PublishError, open_source
+    from .publish import publish as run_publish
 
     db, ns, name, tag = parse_repo(repo, database)
     if tag is not None:
@@ -509,7 +506,7 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
             ds = _remote_api(server, api_key).get_database_by_name(db).publish(
                 f"{ns}/{name}", src, pools=pools, splits=splits, split_seed=split_seed, default_split=default_split,
                 template=template_path, tags=() if no_tag else (tags or ("latest",)), max_problems=max_problems,
-                progress=not quiet)
+                silent=quiet)
         except PublishError as err:
             click.echo(f"error: {err}", err=True)
             sys.exit(1)
@@ -532,7 +529,7 @@ def publish(source: str, repo: str, database: str | None, fmt: str, images: str 
                 cat, db, ns, name, src, pool_dir=pool_dir, pool_name=pool_name, pools=pools or None, splits=splits,
                 split_seed=split_seed, default_split=default_split, template=template_path,
                 tags=() if no_tag else (tags or ("latest",)), max_shard_size=parse_size(max_shard_size),
-                max_problems=max_problems, progress=not quiet,
+                max_problems=max_problems, silent=quiet,
             )
         except PublishError as err:
             click.echo(f"error: {err}", err=True)
@@ -801,14 +798,13 @@ def upload(pool_dir: str, repo: str, prefix: str, replace: bool, server: str | N
     \b
     headwater upload pool/ acme/images --server http://127.0.0.1:8000 --api-key $KEY
     """
-    from .client.http_transport import HttpTransport
-    from .client.pool_upload import upload_pool
+    from .client import HttpTransport, upload_pool
 
     if not server:
         raise click.UsageError("upload needs --server (or $HEADWATER_SERVER)")
     try:
         with HttpTransport(server, api_key) as transport:
-            report = upload_pool(transport, repo, pool_dir, prefix=prefix, replace=replace, progress=not quiet)
+            report = upload_pool(transport, repo, pool_dir, prefix=prefix, replace=replace, silent=quiet)
     except HeadwaterError as err:
         raise click.ClickException(str(err)) from None
     click.echo(json.dumps(report.to_dict()))

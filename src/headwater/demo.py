@@ -91,8 +91,8 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
     """Publish the drawn boxes as a dataset, stream a chunk back, show a refused publish."""
     from .catalog import Catalog
     from .client import Api
-    from .client.publish import PublishError, publish
     from .droplet import ImageFetcher
+    from .publish import PublishError, publish
 
     width, height = 64, 48
     rows = []
@@ -111,7 +111,7 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
         cat.create_database("demo", exist_ok=True)
         record = publish(cat, "demo", "shapes", "boxes", jsonl, images=images_dir,
                          pool_dir=os.path.join(work_dir, "dataset-pool"), splits={"validation": 0.2},
-                         split_seed=0, progress=False)
+                         split_seed=0, silent=True)
         click.echo(f"7. published {len(rows)} droplets from {jsonl} as dataset {record.uid} of demo/shapes/boxes "
                    f"(tag latest) in {catalog_path}: splits {record.splits}, images packed into pool "
                    f"{record.pools['images']} ({time.perf_counter() - t0:.2f}s)")
@@ -136,7 +136,7 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
                 {"boundingBox": {"rectangle": [[0.5, 0.5], [1.25, 0.9]]}}]}}}) + "\n")
         try:
             publish(cat, "demo", "shapes", "boxes", bad, images=images_dir,
-                    pool_dir=os.path.join(work_dir, "bad-pool"), progress=False)
+                    pool_dir=os.path.join(work_dir, "bad-pool"), silent=True)
         except PublishError as err:
             first_problem = err.problems[0]
             click.echo(f"9. a droplet with a box outside the image is refused, nothing written "

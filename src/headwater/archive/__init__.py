@@ -1,9 +1,32 @@
-"""Layer 2: tar shards, their hfutils-format indexes, the pool manifest, packing and verification."""
+"""Layer 2: tar shards, their hfutils-format indexes, the pool manifest, packing and verification.
 
+* :mod:`.tarwalk` — one forward pass over raw tar headers; :mod:`.index` — the per-shard index JSON;
+* :mod:`.writer` — one shard and its index written in the same pass; :mod:`.pack` — a folder into shards;
+* :mod:`.staging` — a new pool written beside its final folder and renamed into place whole;
+* :mod:`.manifest` — the pool manifest (one SQLite file: resource → shard, offset, size, sha256);
+* :mod:`.shards` — finding a pool's shards and indexes in a store;
+* :mod:`.member_names`, :mod:`.increment_id` — safe member names, resource keys, the increment-id rule;
+* :mod:`.verify`, :mod:`.extract` — checking and unpacking a pool;
+* :mod:`.errors` — what can be wrong with any of it.
+
+Example:
+    >>> increment_id_shard(1234, 3)
+    'images/0234.tar'
+"""
+
+from .errors import (
+    ArchiveError,
+    IndexFormatError,
+    ManifestError,
+    PackError,
+    TarFormatError,
+    TruncatedTarError,
+    UnsafeMemberError,
+)
 from .extract import ExtractReport, extract_shard, safe_target
+from .increment_id import increment_id_shard
 from .index import (
     FileEntry,
-    IndexFormatError,
     TarIndex,
     decode_index,
     encode_index,
@@ -12,21 +35,26 @@ from .index import (
     index_tar,
     normalize_member_name,
 )
-from .manifest import MANIFEST_NAME, Manifest, ManifestRow, write_manifest
-from .names import UnsafeMemberError, check_member_name, increment_id_shard, resource_key
-from .pack import PackError, PackReport, pack_directory
-from .pool_files import find_shards, load_index, load_indexes, rebuild_manifest
-from .tarwalk import TarFormatError, TarMember, TruncatedTarError, walk_tar
+from .manifest import MANIFEST_NAME, Manifest, ManifestRow, rebuild_manifest, write_manifest
+from .member_names import check_member_name, resource_key
+from .pack import PackReport, pack_directory, write_shards
+from .shards import find_shards, load_index, load_indexes
+from .staging import check_new_pool_dir, move_into_place, stage_pool
+from .tarwalk import TarMember, walk_tar
 from .verify import Problem, VerifyReport, verify_pool, verify_shard
 
 __all__ = [
+    "ArchiveError", "IndexFormatError", "ManifestError", "PackError", "TarFormatError", "TruncatedTarError",
+    "UnsafeMemberError",
     "ExtractReport", "extract_shard", "safe_target",
-    "FileEntry", "IndexFormatError", "TarIndex", "decode_index", "encode_index", "index_path_for",
-    "index_stream", "index_tar", "normalize_member_name",
-    "MANIFEST_NAME", "Manifest", "ManifestRow", "write_manifest",
-    "UnsafeMemberError", "check_member_name", "increment_id_shard", "resource_key",
-    "PackError", "PackReport", "pack_directory",
-    "find_shards", "load_index", "load_indexes", "rebuild_manifest",
-    "TarFormatError", "TarMember", "TruncatedTarError", "walk_tar",
+    "increment_id_shard",
+    "FileEntry", "TarIndex", "decode_index", "encode_index", "index_path_for", "index_stream", "index_tar",
+    "normalize_member_name",
+    "MANIFEST_NAME", "Manifest", "ManifestRow", "rebuild_manifest", "write_manifest",
+    "check_member_name", "resource_key",
+    "PackReport", "pack_directory", "write_shards",
+    "find_shards", "load_index", "load_indexes",
+    "check_new_pool_dir", "move_into_place", "stage_pool",
+    "TarMember", "walk_tar",
     "Problem", "VerifyReport", "verify_pool", "verify_shard",
 ]

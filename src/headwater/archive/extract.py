@@ -21,9 +21,10 @@ import os
 from dataclasses import dataclass, field
 
 from ..storage import Store, StoreNotFoundError, atomic_path, open_store
+from .errors import UnsafeMemberError
 from .index import TarIndex, index_stream
-from .names import UnsafeMemberError, check_member_name
-from .pool_files import load_index
+from .member_names import check_member_name
+from .shards import load_index
 
 __all__ = ["ExtractReport", "safe_target", "extract_shard"]
 

@@ -29,13 +29,12 @@ from typing import BinaryIO
 
 import msgspec
 
-from ..errors import HeadwaterError
+from .errors import IndexFormatError
 from .tarwalk import walk_tar
 
 __all__ = [
     "FileEntry",
     "TarIndex",
-    "IndexFormatError",
     "index_stream",
     "index_tar",
     "encode_index",
@@ -44,10 +43,6 @@ __all__ = [
     "normalize_member_name",
     "git_blob_sha1_prefix",
 ]
-
-
-class IndexFormatError(HeadwaterError, ValueError):
-    """An index JSON does not have the hfutils shape."""
 
 
 class FileEntry(msgspec.Struct, omit_defaults=True):

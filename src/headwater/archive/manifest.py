@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..storage.atomic import atomic_path
+from ..storage import Store, atomic_path, open_store
+from .errors import ManifestError
 from .index import TarIndex, index_path_for
-from .names import resource_key
+from .member_names import resource_key
+from .shards import find_shards, load_indexes
 
-__all__ = ["MANIFEST_NAME", "ManifestRow", "ShardRow", "Manifest", "write_manifest"]
+__all__ = ["MANIFEST_NAME", "ManifestRow", "ShardRow", "Manifest", "write_manifest", "rebuild_manifest"]
 
 MANIFEST_NAME = "headwater-manifest.sqlite"
 _FORMAT = "1"
@@ -103,10 +106,10 @@ class Manifest:
             row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as err:
             self._db.close()
-            raise ValueError(f"{path}: not a headwater manifest ({err})") from None
+            raise ManifestError(f"{path}: not a headwater manifest ({err})") from None
         if row is None or row[0] != _FORMAT:
             self._db.close()
-            raise ValueError(f"{path}: unsupported manifest format {row and row[0]!r}")
+            raise ManifestError(f"{path}: unsupported manifest format {row and row[0]!r}")
 
     def __enter__(self) -> Manifest:
         return self
@@ -139,3 +142,22 @@ class Manifest:
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+
+def rebuild_manifest(root: str | Store) -> str:
+    """Write the manifest for every indexed shard in ``root``; returns the manifest's location.
+
+    For a remote store the manifest is built in a local temp file and uploaded atomically.
+    """
+    store = root if isinstance(root, Store) else open_store(root)
+    shards = [s for s in find_shards(store) if store.exists(index_path_for(s))]
+    pairs = load_indexes(store, shards)
+    local = store.local_path(MANIFEST_NAME)
+    if local is not None:
+        write_manifest(local, pairs)
+        return local
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, MANIFEST_NAME)
+        write_manifest(path, pairs)
+        store.put_file(MANIFEST_NAME, path)
+    return store.describe(MANIFEST_NAME)

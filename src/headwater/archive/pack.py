@@ -5,7 +5,7 @@ Two layouts:
 * ``sequential`` (default): files in sorted path order fill ``shard-00000.tar``, ``shard-00001.tar``, …
   each kept under ``max_shard_size`` (a single larger file gets a shard of its own).
 * ``increment-id``: a file ``<id>.<ext>`` goes to the shard cheesechaser's ``IncrementIDDataPool``
-  looks in (:func:`~headwater.archive.names.increment_id_shard`); members are named by basename.
+  looks in (:func:`~headwater.archive.increment_id.increment_id_shard`); members are named by basename.
 
 Links, devices, sockets, FIFOs and unsafe or non-UTF-8 names are refused before anything is written.
 Every shard, index and the manifest is written to a temp file and renamed, so a failure never leaves a
@@ -32,19 +32,15 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..errors import HeadwaterError
-from .manifest import MANIFEST_NAME
-from .names import UnsafeMemberError, check_member_name, increment_id_shard
-from .pool_files import rebuild_manifest
+from .errors import PackError, UnsafeMemberError
+from .increment_id import increment_id_shard
+from .manifest import rebuild_manifest
+from .member_names import check_member_name
 from .writer import ShardWriter, archive_size, member_footprint
 
-__all__ = ["PackError", "PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory"]
+__all__ = ["PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory", "write_shards"]
 
 Layout = Literal["sequential", "increment-id"]
-
-
-class PackError(HeadwaterError, ValueError):
-    """The source directory cannot be packed as asked; nothing was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +164,12 @@ def pack_directory(
     max_shard_size: int = 1 << 30,
     base_level: int = 3,
     base_dir: str = "images",
-    silent: bool = False,
+    silent: bool | None = False,
 ) -> PackReport:
-    """Pack every regular file below ``src_dir`` into shards under ``dst_dir`` and write the manifest."""
+    """Pack every regular file below ``src_dir`` into shards under ``dst_dir`` and write the manifest.
+
+    ``silent``: no progress bar (None: a bar only when stderr is a terminal).
+    """
     if max_shard_size < 10 * 1024:
         raise PackError(f"max_shard_size must be at least 10 KiB, got {max_shard_size}")
     sources = collect_sources(src_dir)
@@ -179,9 +178,18 @@ def pack_directory(
     plan = plan_shards(
         sources, layout=layout, max_shard_size=max_shard_size, base_level=base_level, base_dir=base_dir
     )
+    return write_shards(plan, dst_dir, max_shard_size=max_shard_size, silent=silent)
+
+
+def write_shards(plan: dict[str, list[SourceFile]], dst_dir: str, *, max_shard_size: int = 1 << 30,
+                 desc: str = "Packing", silent: bool | None = False) -> PackReport:
+    """Write the shards of a :func:`plan_shards` plan (each with its index) into ``dst_dir``, then the manifest.
+
+    Each shard is renamed into place complete; a failure leaves the shards written before it.
+    """
     report = PackReport()
     total = sum(s.size for members in plan.values() for s in members)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="Packing", disable=silent) as bar:
+    with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=silent) as bar:
         for shard, members in plan.items():
             planned = archive_size(sum(member_footprint(m.name, m.size) for m in members))
             if planned > max_shard_size:
@@ -193,6 +201,5 @@ def pack_directory(
             report.shards[shard] = len(members)
             report.files += len(members)
             report.bytes += planned
-    report.manifest = os.path.join(dst_dir, MANIFEST_NAME)
-    rebuild_manifest(dst_dir)
+    report.manifest = rebuild_manifest(dst_dir)
     return report

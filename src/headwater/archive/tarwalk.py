@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..errors import HeadwaterError
+from .errors import TarFormatError, TruncatedTarError
 
-__all__ = ["TarFormatError", "TruncatedTarError", "TarMember", "walk_tar", "BLOCK", "block_ceil"]
+__all__ = ["TarMember", "walk_tar", "BLOCK", "block_ceil"]
 
 BLOCK = 512
 _REGULAR = (b"0", b"\0", b"7")
@@ -35,18 +35,6 @@ _SUPPORTED = (b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"L", b"K",
 _GNU_TYPES = (b"L", b"K", b"S")
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 _ZERO_BLOCK = bytes(BLOCK)
-
-
-class TarFormatError(HeadwaterError, ValueError):
-    """The bytes are not a well-formed tar archive at the named offset (also kept in ``offset``)."""
-
-    def __init__(self, message: str, offset: int | None = None) -> None:
-        super().__init__(message)
-        self.offset = offset
-
-
-class TruncatedTarError(TarFormatError):
-    """The archive ends in the middle of a header or of a member's data."""
 
 
 @dataclass(slots=True)

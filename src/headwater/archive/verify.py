@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from ..storage import Store, StoreNotFoundError, open_store
-from .index import IndexFormatError, TarIndex, index_path_for, index_stream
+from .errors import IndexFormatError, TarFormatError, UnsafeMemberError
+from .index import TarIndex, index_path_for, index_stream
 from .manifest import MANIFEST_NAME, Manifest
-from .names import UnsafeMemberError, check_member_name
-from .pool_files import find_shards, load_index
-from .tarwalk import TarFormatError
+from .member_names import check_member_name
+from .shards import find_shards, load_index
 
 __all__ = ["Problem", "VerifyReport", "verify_shard", "verify_pool"]
 

@@ -25,7 +25,7 @@ import tarfile
 from types import TracebackType
 from typing import BinaryIO
 
-from ..storage.atomic import atomic_path
+from ..storage import atomic_path
 from .index import FileEntry, TarIndex, encode_index, git_blob_sha1_prefix, index_path_for
 from .tarwalk import BLOCK, block_ceil
 

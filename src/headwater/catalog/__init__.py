@@ -2,10 +2,22 @@
 
 Open one with :class:`Catalog` (a file path for the embedded SQLite default, or a PostgreSQL URL);
 publish with :meth:`Catalog.publisher` / :meth:`Catalog.publish` (one transaction); stream a split's
-chunk with :meth:`Catalog.read_range`.
+chunk with :func:`plan_pass` and :func:`pass_blocks`.
+
+* :mod:`.catalog` — :class:`Catalog`; :mod:`.engine` — URL → engine, migrations; :mod:`.models` — tables;
+* :mod:`.publisher` — one dataset in one transaction; :mod:`.mutations` — row writes inside a transaction;
+* :mod:`.lookup`, :mod:`.queries` — reads by name, split pages; :mod:`.users` — users, API keys, access;
+* :mod:`.sharding` — which droplets chunk ``k`` of ``n`` holds; :mod:`.streams` — a pass as NDJSON blocks;
+* :mod:`.records`, :mod:`.wire` — what queries return and its datatap JSON; :mod:`.name_rules`,
+  :mod:`.location`, :mod:`.errors`.
+
+Why the names below are imported lazily: the client imports this package's light modules (records, wire
+JSON, sharding, errors) also in remote mode, where loading SQLAlchemy and Alembic would cost most of a
+second for nothing. ``from headwater.catalog import Catalog`` works as usual and loads them then.
 
 Example:
     >>> import os, tempfile
+    >>> from headwater.catalog import Catalog
     >>> with Catalog(os.path.join(tempfile.mkdtemp(), "catalog.sqlite")) as cat:
     ...     db = cat.create_database("main")
     ...     ds = cat.publish("main", "acme", "cats", template={"kind": "ImageAnnotationTemplate"},
@@ -14,26 +26,40 @@ Example:
     2
 """
 
-from .catalog import Catalog
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
+    CatalogBusyError,
     CatalogError,
+    ChunkError,
     ConflictError,
     InvalidNameError,
     NotFoundError,
     OutOfRangeError,
 )
 from .location import default_catalog_location
-from .names import check_name
-from .publisher import Publisher
-from .records import (
-    DatabaseRecord,
-    DatasetRecord,
-    RepositoryRecord,
-    TagEvent,
-    TagRecord,
+from .name_rules import check_name
+from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
+from .sharding import Permutation, ShardPlan, chunk_bounds
+from .wire import (
+    database_json,
+    dataset_json,
+    repositories_json,
+    repository_json,
+    tag_event_json,
+    tag_json,
+    tag_move_json,
+    user_json,
 )
-from .users import ApiKeyRecord, Principal, UserRecord
-from .wire import database_json, dataset_json, repository_json, tag_json, user_json
+
+if TYPE_CHECKING:
+    from .catalog import Catalog
+    from .publisher import Publisher
+    from .streams import PAGE_SIZE, pass_blocks, plan_pass
+    from .users import ApiKeyRecord, Principal, UserRecord
 
 __all__ = [
     "Catalog",
@@ -52,10 +78,41 @@ __all__ = [
     "ConflictError",
     "InvalidNameError",
     "OutOfRangeError",
+    "ChunkError",
+    "CatalogBusyError",
     "check_name",
+    "chunk_bounds",
+    "Permutation",
+    "ShardPlan",
+    "PAGE_SIZE",
+    "plan_pass",
+    "pass_blocks",
     "database_json",
     "repository_json",
+    "repositories_json",
     "tag_json",
+    "tag_move_json",
+    "tag_event_json",
     "dataset_json",
     "user_json",
 ]
+
+_LAZY = {
+    "Catalog": ".catalog",
+    "Publisher": ".publisher",
+    "PAGE_SIZE": ".streams",
+    "plan_pass": ".streams",
+    "pass_blocks": ".streams",
+    "ApiKeyRecord": ".users",
+    "Principal": ".users",
+    "UserRecord": ".users",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, Row, select
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import IntegrityError
 
 from .engine import BUSY_TIMEOUT_MS, catalog_url, open_engine, write_connection
-from .errors import CatalogError, ConflictError, NotFoundError, OutOfRangeError
+from .errors import CatalogError, NotFoundError, OutOfRangeError
 from .lookup import (
     database_record,
     database_row,
@@ -44,7 +42,8 @@ from .lookup import (
     split_counts,
 )
 from .models import databases, datasets, repositories, splits, tag_events, tags, utcnow
-from .names import check_name
+from .mutations import ensure_database, ensure_repository, set_tag
+from .name_rules import check_name
 from .publisher import DEFAULT_BATCH_SIZE, Publisher
 from .queries import driver_sql, ordinals_select
 from .records import (
@@ -55,7 +54,6 @@ from .records import (
     TagRecord,
     to_ms,
 )
-from .tagging import ensure_repository, set_tag
 from .users import UserCatalog, user_row
 
 __all__ = ["Catalog"]
@@ -136,20 +134,9 @@ class Catalog(UserCatalog):
         if it exists (unless ``exist_ok``: then the existing one is returned unchanged)."""
         check_name("database name", name)
         with self._write() as conn:
-            row = conn.execute(select(databases).where(databases.c.name == name)).first()
-            if row is None:
-                owner_uid = user_row(conn, owner).uid if owner is not None else None
-                try:
-                    with conn.begin_nested():
-                        conn.execute(insert(databases).values(uid=str(uuid.uuid4()), name=name, public=bool(public),
-                                                              created_at=utcnow(), owner_uid=owner_uid))
-                except IntegrityError:
-                    if not exist_ok:
-                        raise ConflictError(f"database {name!r} already exists") from None
-                return database_record(database_row(conn, name))
-        if not exist_ok:
-            raise ConflictError(f"database {name!r} already exists")
-        return database_record(row)
+            owner_uid = user_row(conn, owner).uid if owner is not None else None
+            return database_record(ensure_database(conn, name, exist_ok=exist_ok, now=utcnow(), public=public,
+                                                   owner_uid=owner_uid))
 
     def database(self, name_or_uid: str) -> DatabaseRecord:
         """The database with this name (or uid)."""
@@ -206,23 +193,25 @@ class Catalog(UserCatalog):
         return [TagRecord(tag=r.name, dataset=r.uid, updated_at_ms=to_ms(r.updated_at),
                           splits=dict(counts[r.dataset_id]), updated_at=r.updated_at) for r in rows]
 
-    def move_tag(self, db: str, namespace: str, name: str, tag: str, dataset_uid: str) -> TagRecord:
-        """Point ``tag`` at dataset ``dataset_uid`` (which must belong to this repository); the move is
-        appended to the tag's history. Moving a tag to where it already points records nothing."""
+    def move_tag(self, db: str, namespace: str, name: str, tag: str, target: str) -> TagRecord:
+        """Point ``tag`` at dataset ``target`` — a dataset uid of this repository, or another tag (then
+        where that tag points) — in one transaction; the move is appended to the tag's history. Moving a
+        tag to where it already points records nothing. The record's ``previous`` says where it pointed."""
         check_name("tag", tag)
         with self._write() as conn:
             db_row = database_row(conn, db)
             repo = repository_row(conn, db_row, namespace, name)
-            ds = dataset_row_by_uid(conn, dataset_uid, repository_id=repo.id)
-            if ds is None:
-                raise NotFoundError(f"dataset {dataset_uid!r} not found in repository "
-                                    f"'{namespace}/{name}' of database {db_row.name!r}")
+            ds = _dataset_of_repository(conn, db_row, repo, target)
+            previous_id = conn.execute(select(tags.c.dataset_id).where(tags.c.repository_id == repo.id,
+                                                                       tags.c.name == tag)).scalar()
+            previous = conn.execute(select(datasets.c.uid).where(datasets.c.id == previous_id)).scalar() \
+                if previous_id is not None else None
             set_tag(conn, repo.id, tag, ds.id, utcnow())
             row = conn.execute(select(tags.c.updated_at).where(tags.c.repository_id == repo.id,
                                                                tags.c.name == tag)).one()
             counts = split_counts(conn, [ds.id])[ds.id]
-        return TagRecord(tag=tag, dataset=dataset_uid, updated_at_ms=to_ms(row.updated_at), splits=counts,
-                         updated_at=row.updated_at)
+        return TagRecord(tag=tag, dataset=ds.uid, updated_at_ms=to_ms(row.updated_at), splits=counts,
+                         updated_at=row.updated_at, previous=previous)
 
     def tag_history(self, db: str, namespace: str, name: str, tag: str | None = None) -> list[TagEvent]:
         """Every move of the repository's tags (or of one tag), oldest first."""
@@ -246,12 +235,14 @@ class Catalog(UserCatalog):
 
     # -- datasets --------------------------------------------------------------------------------
     def publisher(self, db: str, namespace: str, name: str, *, template: Mapping[str, Any] | str | bytes,
-                  pools: Mapping[str, str] | None = None, batch_size: int = DEFAULT_BATCH_SIZE) -> Publisher:
+                  pools: Mapping[str, str] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+                  create_database: bool = False) -> Publisher:
         """A :class:`~headwater.catalog.publisher.Publisher` for a new dataset in ``namespace/name`` (the
-        repository is created if missing). Use it as a context manager: one transaction."""
+        repository is created if missing, and the database too with ``create_database``). Use it as a
+        context manager: one transaction."""
         self._check_fork()
         return Publisher(self._engine, db, namespace, name, template=template, pools=pools,
-                         batch_size=batch_size)
+                         batch_size=batch_size, create_database=create_database)
 
     def publish(self, db: str, namespace: str, name: str, *, template: Mapping[str, Any] | str | bytes,
                 splits: Mapping[str, Iterable[bytes]], tags: Iterable[str] = ("latest",),
@@ -268,17 +259,7 @@ class Catalog(UserCatalog):
         """The dataset a tag points to, or the dataset with that uid, in repository ``namespace/name``."""
         with self._read() as conn:
             db_row = database_row(conn, db)
-            repo = repository_row(conn, db_row, namespace, name)
-            dataset_id = conn.execute(
-                select(tags.c.dataset_id).where(tags.c.repository_id == repo.id, tags.c.name == tag_or_uid)
-            ).scalar()
-            if dataset_id is not None:
-                row = dataset_rows_by_id(conn, [dataset_id])[0]
-            else:
-                row = dataset_row_by_uid(conn, tag_or_uid, repository_id=repo.id)
-            if row is None:
-                raise NotFoundError(f"no tag or dataset {tag_or_uid!r} in repository '{namespace}/{name}' of "
-                                    f"database {db_row.name!r}")
+            row = _dataset_of_repository(conn, db_row, repository_row(conn, db_row, namespace, name), tag_or_uid)
             return dataset_record(row, split_counts(conn, [row.id])[row.id])
 
     def datasets(self, db: str, namespace: str, name: str) -> list[DatasetRecord]:
@@ -380,6 +361,19 @@ class Catalog(UserCatalog):
                 part = wanted[i:i + _IN_BATCH]
                 found.update(conn.execute(query, {"split_id": split_id, "ordinals": part}).all())
         return [found[o] for o in ordinals]
+
+
+def _dataset_of_repository(conn: Connection, db_row: Row[Any], repo: Row[Any], tag_or_uid: str) -> Row[Any]:
+    """The joined dataset row a tag of ``repo`` points to, or its dataset with that uid (NotFoundError)."""
+    dataset_id = conn.execute(
+        select(tags.c.dataset_id).where(tags.c.repository_id == repo.id, tags.c.name == tag_or_uid)
+    ).scalar()
+    row = dataset_rows_by_id(conn, [dataset_id])[0] if dataset_id is not None else \
+        dataset_row_by_uid(conn, tag_or_uid, repository_id=repo.id)
+    if row is None:
+        raise NotFoundError(f"no tag or dataset {tag_or_uid!r} in repository '{repo.namespace}/{repo.name}' of "
+                            f"database {db_row.name!r}")
+    return row
 
 
 def _reopen(location: str, busy_timeout_ms: int) -> Catalog:

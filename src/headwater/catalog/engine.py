@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, pool
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from .errors import CatalogError
+from .errors import CatalogBusyError, CatalogError
 
 __all__ = [
     "catalog_url",
@@ -167,7 +167,7 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
             if "locked" not in str(exc.orig):
                 raise
             where = engine.url.render_as_string(hide_password=True)
-            raise CatalogError(f"catalog {where} is locked by another writer (a long publish?) and stayed locked "
+            raise CatalogBusyError(f"catalog {where} is locked by another writer (a long publish?) and stayed locked "
                                "for the whole busy timeout; try again when it has finished") from exc
         with transaction:
             yield conn

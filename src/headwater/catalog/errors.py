@@ -6,9 +6,10 @@ input), so generic code keeps working; every message names what is missing or wr
 
 from __future__ import annotations
 
-from ..errors import HeadwaterError
+from ..errors import UNAVAILABLE, HeadwaterError
 
-__all__ = ["CatalogError", "NotFoundError", "ConflictError", "InvalidNameError", "OutOfRangeError"]
+__all__ = ["CatalogError", "NotFoundError", "ConflictError", "InvalidNameError", "OutOfRangeError", "ChunkError",
+           "CatalogBusyError"]
 
 
 class CatalogError(HeadwaterError):
@@ -32,3 +33,13 @@ class InvalidNameError(CatalogError, ValueError):
 
 class OutOfRangeError(CatalogError, IndexError):
     """An ordinal or range lies outside ``0..count`` of a split."""
+
+
+class ChunkError(CatalogError, ValueError):
+    """A pass is asked for with impossible arguments (a chunk outside ``[0, nchunks)``, a negative offset …)."""
+
+
+class CatalogBusyError(CatalogError):
+    """The catalog stayed locked by another writer for the whole busy timeout (SQLite): try again later."""
+
+    exit_code = UNAVAILABLE

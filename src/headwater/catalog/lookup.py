@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, Table, or_, select
 
 from .errors import CatalogError, NotFoundError
 from .models import databases, datasets, repositories, splits
-from .names import check_name
+from .name_rules import check_name
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord
 
 __all__ = [

@@ -5,7 +5,7 @@ hot paths (bulk insert of droplets, keyset pages) want plain rows without identi
 
 Split contents live in ``droplets(split_id, ordinal, data)`` with primary key ``(split_id, ordinal)``
 and ordinals ``0..count-1``; chunk *k* of *n* is the ordinal range from
-``headwater.client.sharding.chunk_bounds`` and starts with one primary-key seek, whatever *k* is.
+``headwater.catalog.sharding.chunk_bounds`` and starts with one primary-key seek, whatever *k* is.
 On SQLite it is an ordinary rowid table (measured: a ``WITHOUT ROWID`` table reads ~300-byte
 droplets 1.6x slower on 4 KiB pages, because so little payload fits in its B-tree cells); the
 publisher appends rows in ordinal order, so the rows of a range sit next to each other anyway.

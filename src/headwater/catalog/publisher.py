@@ -43,9 +43,9 @@ from .engine import write_connection
 from .errors import CatalogError
 from .lookup import database_row, json_object_text
 from .models import datasets, splits, utcnow
-from .names import check_name
+from .mutations import ensure_database, ensure_repository, set_tag
+from .name_rules import check_name
 from .records import DatasetRecord
-from .tagging import ensure_repository, set_tag
 
 __all__ = ["Publisher", "DEFAULT_BATCH_SIZE"]
 
@@ -73,7 +73,7 @@ class Publisher:
 
     def __init__(self, engine: Engine, database: str, namespace: str, name: str, *,
                  template: Mapping[str, Any] | str | bytes, pools: Mapping[str, str] | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, create_database: bool = False) -> None:
         check_name("namespace", namespace)
         check_name("repository name", name)
         self._template_text = json_object_text("template", template)
@@ -90,6 +90,7 @@ class Publisher:
         self._namespace = namespace
         self._name = name
         self._batch_size = batch_size
+        self._create_database = create_database
         self.uid: str = str(uuid.uuid4())
         """The new dataset's uid, known before commit (it is immutable)."""
         self._splits: dict[str, list[int]] = {}  # name → [split_id, next ordinal]
@@ -108,7 +109,10 @@ class Publisher:
         self._conn = self._cm.__enter__()
         try:
             now = utcnow()
-            self._db = database_row(self._conn, self._database)
+            if self._create_database:  # created by this transaction: a refused publish leaves none behind
+                self._db = ensure_database(self._conn, self._database, exist_ok=True, now=now)
+            else:
+                self._db = database_row(self._conn, self._database)
             self._repo = ensure_repository(self._conn, self._db, self._namespace, self._name,
                                            exist_ok=True, now=now)
             self._created_at = now

@@ -49,13 +49,18 @@ class RepositoryRecord:
 
 @dataclass(frozen=True, slots=True)
 class TagRecord:
-    """A movable pointer from a tag name to a dataset, with the dataset's split counts."""
+    """A movable pointer from a tag name to a dataset, with the dataset's split counts.
+
+    ``previous`` is set on the record :meth:`Catalog.move_tag <headwater.catalog.Catalog.move_tag>` returns:
+    the dataset the tag pointed at before the call (None for a new tag); listed tags leave it None.
+    """
 
     tag: str
     dataset: str
     updated_at_ms: int
     splits: dict[str, int]
     updated_at: datetime
+    previous: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

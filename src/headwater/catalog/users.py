@@ -45,7 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from .errors import CatalogError, ConflictError, NotFoundError
 from .lookup import database_record, database_row, row_by_name_or_uid
 from .models import api_keys, databases, users, utcnow
-from .names import check_name
+from .name_rules import check_name
 from .records import DatabaseRecord
 
 __all__ = [

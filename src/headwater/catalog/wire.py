@@ -1,8 +1,8 @@
 """JSON bodies of the datatap wire format, built from catalog records.
 
-Why one module: the embedded client (now) and the HTTP server (later) must produce byte-for-byte the
-same shapes that the datatap 0.3.0 client parses (camelCase keys, ``updatedAt`` in ms, a dataset's
-``splits`` as a list of split names), so they share these builders instead of each writing its own.
+Why one module: the embedded client and the HTTP server must produce byte-for-byte the same shapes
+that the datatap 0.3.0 client parses (camelCase keys, ``updatedAt`` in ms, a dataset's ``splits`` as a
+list of split names), so they share these builders instead of each writing its own.
 
 Example:
     >>> from datetime import datetime, timezone
@@ -16,11 +16,15 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagRecord
+from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
 
-__all__ = ["database_json", "repository_json", "tag_json", "dataset_json", "user_json"]
+if TYPE_CHECKING:
+    from .catalog import Catalog
+
+__all__ = ["database_json", "repository_json", "repositories_json", "tag_json", "tag_move_json", "tag_event_json",
+           "dataset_json", "user_json"]
 
 
 def database_json(db: DatabaseRecord) -> dict[str, Any]:
@@ -38,9 +42,27 @@ def tag_json(tag: TagRecord) -> dict[str, Any]:
     }
 
 
+def tag_move_json(tag: TagRecord) -> dict[str, Any]:
+    """What a tag move answers: :func:`tag_json` plus ``previous`` (the uid it pointed at, or null)."""
+    return {**tag_json(tag), "previous": tag.previous}
+
+
 def repository_json(repo: RepositoryRecord, tags: Iterable[TagRecord]) -> dict[str, Any]:
     """``{namespace, name, tags: [...]}``."""
     return {"namespace": repo.namespace, "name": repo.name, "tags": [tag_json(t) for t in tags]}
+
+
+def repositories_json(catalog: Catalog, database: str, namespace: str | None = None,
+                      name: str | None = None) -> list[dict[str, Any]]:
+    """Every repository of ``database`` (or the one ``namespace/name``) with its tags, as the wire lists them."""
+    repos = [catalog.repository(database, namespace, name)] if namespace is not None and name is not None \
+        else catalog.repositories(database)
+    return [repository_json(r, catalog.tags(database, r.namespace, r.name)) for r in repos]
+
+
+def tag_event_json(event: TagEvent) -> dict[str, Any]:
+    """``{tag, dataset, previous, movedAt}`` (``previous`` None when the tag was created; ``movedAt`` in ms)."""
+    return {"tag": event.tag, "dataset": event.dataset, "previous": event.previous, "movedAt": event.moved_at_ms}
 
 
 def dataset_json(ds: DatasetRecord) -> dict[str, Any]:

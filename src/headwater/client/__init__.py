@@ -1,21 +1,24 @@
-"""Layer 6 (client): datatap-style ``Api`` over a catalog, sharded streams, and their cache.
+"""Layer 7 (client): datatap's ``Api`` over a catalog or a server, sharded streams, and their cache.
 
 * :mod:`.api` — ``Api → Database → Repository → Dataset → stream_split`` (datatap's names);
-* :mod:`.sharding` — which droplets chunk ``k`` of ``n`` holds, the seeded shuffle, resume;
-* :mod:`.cache` — the persistent, multi-process-safe, size-bounded stream cache;
-* :mod:`.transport` — the seam between the API and the catalog (embedded);
-* :mod:`.http_transport` — the same seam over HTTP to a headwater server (remote mode);
-* :mod:`.writes` — publish / move tags through either transport;
-* :mod:`.stream` — one pass: replay, fill while streaming, or stream; batch decoding.
+* :mod:`.transports` — where the data is: :class:`EmbeddedTransport` (a local catalog) or
+  :class:`HttpTransport` (a headwater server), behind one :class:`Transport` interface;
+* :mod:`.passes` — one pass: replayed from the cache, filled into it while streaming, or streamed;
+* :mod:`.stream_cache` — the persistent, multi-process-safe, size-bounded stream cache;
+* :mod:`.upload` — a local pool's shards into a served pool, resumably;
+* :mod:`.errors` — what a client call can raise.
+
+Importing this package for remote use loads neither SQLAlchemy nor Alembic (``tests/test_imports.py``).
 
 Example:
-    >>> chunk_bounds(10, 0, 3)
-    (0, 3)
+    >>> api = Api(url="http://127.0.0.1:8000", api_key="hw_0123456789ab_secret", cache=False)
+    >>> type(api.transport).__name__
+    'HttpTransport'
 """
 
 from .api import Api, Database, Dataset, DatasetRepository, Repository, Split, Tag, User
-from .cache import DEFAULT_MAX_BYTES, CacheEntry, CacheError, StreamCache, StreamKey
 from .errors import (
+    CacheError,
     ClientError,
     RemoteAuthError,
     RemoteError,
@@ -23,17 +26,17 @@ from .errors import (
     RemoteRequestError,
     RemoteUnavailableError,
 )
-from .http_transport import HttpTransport
-from .sharding import Permutation, ShardPlan, chunk_bounds
-from .stream import decode_blocks, pass_blocks
-from .transport import PAGE_SIZE, EmbeddedTransport, Transport, iter_lines
+from .passes import stream_pass
+from .stream_cache import DEFAULT_MAX_BYTES, CacheEntry, StreamCache, StreamKey
+from .transports import EmbeddedTransport, HttpTransport, Transport, Writer
+from .upload import LocalShard, UploadReport, local_shards, upload_pool
 
 __all__ = [
     "Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository",
     "StreamCache", "StreamKey", "CacheEntry", "CacheError", "DEFAULT_MAX_BYTES",
     "ClientError", "RemoteError", "RemoteNotFoundError", "RemoteAuthError", "RemoteRequestError",
-    "RemoteUnavailableError", "HttpTransport",
-    "chunk_bounds", "Permutation", "ShardPlan",
-    "pass_blocks", "decode_blocks",
-    "Transport", "EmbeddedTransport", "iter_lines", "PAGE_SIZE",
+    "RemoteUnavailableError",
+    "Transport", "Writer", "EmbeddedTransport", "HttpTransport",
+    "stream_pass",
+    "LocalShard", "UploadReport", "local_shards", "upload_pool",
 ]

@@ -9,13 +9,13 @@ Code written against ``datatap.Api`` keeps its shape: ``Api.get_current_user``,
 
 * **Embedded mode.** ``Api(catalog="path/or/url")`` reads a local catalog directly (no server);
   ``Api(url=..., api_key=...)`` (remote mode) reads the same through a headwater server — the objects
-  below only talk to a :class:`~headwater.client.transport.Transport`, so both modes give the same
+  below only talk to a :class:`~headwater.client.transports.Transport`, so both modes give the same
   droplets in the same order.
 * **Writes.** :meth:`Database.publish` and :meth:`Repository.move_tag` work in both modes (remote:
   over the server's authenticated write routes).
-* **Streaming** is sharded by the rules of :mod:`headwater.client.sharding` (optional seeded
-  shuffle, resume at ``offset``) and cached by :mod:`headwater.client.cache` (complete passes only,
-  shared between processes, size-bounded). ``raw=True`` yields each droplet's JSON bytes instead.
+* **Streaming** is sharded by the rules of :mod:`headwater.catalog.sharding` (optional seeded
+  shuffle, resume at ``offset``) and cached by :mod:`headwater.client.stream_cache` (complete passes
+  only, shared between processes, size-bounded). ``raw=True`` yields each droplet's JSON bytes instead.
 * :meth:`Dataset.query` filters a split by class names and/or a predicate.
 
 Example:
@@ -39,23 +39,28 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import msgspec
 
-from ..catalog import Catalog, default_catalog_location
+from ..catalog import NotFoundError, chunk_bounds, default_catalog_location
 from ..droplet import (
     ImageAnnotation,
     ImageAnnotationTemplate,
+    decode_droplet_blocks,
     decode_droplet_lines,
     decode_template,
 )
-from .cache import StreamCache
+from ..droplet.ndjson import iter_lines, join_lines, split_lines
+from ..storage import RetryPolicy
 from .errors import ClientError
-from .http_transport import HttpTransport
-from .sharding import chunk_bounds
-from .stream import decode_blocks, pass_blocks
-from .transport import EmbeddedTransport, Transport, iter_lines
+from .passes import stream_pass
+from .stream_cache import StreamCache
+from .transports import EmbeddedTransport, HttpTransport, Transport, Writer
+from .transports.http import DEFAULT_RETRY
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
 
 __all__ = ["Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository"]
 
@@ -94,22 +99,22 @@ class Api:
     ``catalog`` is a file path, a ``sqlite:///`` / ``postgresql://`` URL or an open
     :class:`~headwater.catalog.Catalog` (default: :func:`~headwater.catalog.default_catalog_location`). ``cache`` is ``True``
     (the default stream cache), ``False``/``None`` (no cache), a directory or a
-    :class:`~headwater.client.cache.StreamCache`. ``default_database`` (name or uid) decides what
+    :class:`~headwater.client.stream_cache.StreamCache`. ``default_database`` (name or uid) decides what
     :meth:`get_default_database` returns in embedded mode. ``url``/``api_key``: a headwater server
-    (remote mode, :class:`~headwater.client.http_transport.HttpTransport`: one pooled HTTP session,
-    time-outs, retries, streams that resume; for other timeouts or retry policies pass
-    ``transport=HttpTransport(url, api_key, timeout=…, retries=…)``). ``transport`` plugs in any
-    :class:`~headwater.client.transport.Transport` directly.
+    (remote mode, :class:`~headwater.client.transports.HttpTransport`: one pooled HTTP session,
+    time-outs, retries, streams that resume); ``retry`` (a :class:`~headwater.storage.RetryPolicy` or a
+    number of attempts) sets how patient it is. ``transport`` plugs in any
+    :class:`~headwater.client.transports.Transport` directly.
     """
 
     def __init__(self, catalog: Catalog | str | os.PathLike[str] | None = None, *, url: str | None = None,
                  api_key: str | None = None, cache: CacheSpec = True, default_database: str | None = None,
-                 transport: Transport | None = None) -> None:
+                 retry: RetryPolicy | int | None = None, transport: Transport | None = None) -> None:
         if transport is None:
             if url is not None:
                 if catalog is not None:
                     raise ClientError("give either a catalog (embedded mode) or a server url (remote mode), not both")
-                transport = HttpTransport(url, api_key)
+                transport = HttpTransport(url, api_key, retry=DEFAULT_RETRY if retry is None else retry)
             else:
                 if catalog is None:
                     catalog = default_catalog_location()
@@ -149,6 +154,21 @@ class Api:
                               "with get_database_by_name() or Api(default_database=...)")
         return self.get_database_by_uid(uid)
 
+    def publish(self, database: str, repository: str, source: Any, **options: Any) -> Dataset:
+        """Publish ``source`` (a JSONL path, a :class:`~headwater.publish.Source` or a list of them) as a new
+        dataset of ``repository`` (``"namespace/name"``) in ``database`` (a name or uid) and return it.
+
+        Embedded: :func:`headwater.publish.publish` (local images are packed into a pool;
+        ``create_database=True`` creates the database in the same transaction, so a refused publish leaves
+        none behind). Remote: validated here, then sent to the server, which validates again and commits
+        all or nothing; the images must already be URLs or ``pool://`` references (``pools={name: URL}``).
+        Options (``splits``, ``template``, ``tags``, ``pools``, ``silent`` …) are those of
+        :func:`~headwater.publish.publish`; no progress bars unless ``silent=False`` or None. Raises
+        :class:`~headwater.publish.PublishError` naming every problem by its place in the source; then
+        nothing was published.
+        """
+        return _publish(self._ctx, database, repository, source, options)
+
     def get_database_by_uid(self, uid: str) -> Database:
         """The database with this uid."""
         return Database.from_json(self._ctx, self._ctx.transport.database(uid))
@@ -162,8 +182,10 @@ class Api:
         found = [Database.from_json(self._ctx, j) for j in self._ctx.transport.query_databases(name)]
         if allow_multiple:
             return found
-        if len(found) != 1:
-            raise ClientError(f"expected exactly one database named {name!r}, found {len(found)}")
+        if not found:
+            raise NotFoundError(f"database {name!r} not found")
+        if len(found) > 1:
+            raise ClientError(f"{len(found)} databases are named {name!r}: pick one by uid")
         return found[0]
 
 
@@ -234,23 +256,10 @@ class Database:
         return repo.get_dataset(tag)
 
     def publish(self, repository: str, source: Any, **options: Any) -> Dataset:
-        """Publish ``source`` (a JSONL path, a :class:`~headwater.client.publish.Source` or a list of them) as
-        a new dataset of ``repository`` (``"namespace/name"``) and return it.
-
-        Embedded: :func:`headwater.client.publish.publish` (local images are packed into a pool). Remote:
-        validated here, then sent to the server, which validates again and commits all or nothing; the
-        images must already be URLs or ``pool://`` references (``pools={name: URL}``). Options (``splits``,
-        ``template``, ``tags``, ``pools``, …) are those of :func:`~headwater.client.publish.publish`.
-        Raises :class:`~headwater.client.publish.PublishError` naming every problem by its place in the
-        source; then nothing was published.
-        """
-        from .writes import publish_dataset
-
-        namespace, sep, name = repository.partition("/")
-        if not sep or not namespace or not name or "/" in name:
-            raise ClientError(f"repository must be 'namespace/name', got {repository!r}")
-        body = publish_dataset(self._ctx.transport, self.uid, namespace, name, source, **options)
-        return Dataset.from_json(self._ctx, body)
+        """Publish ``source`` (a JSONL path, a :class:`~headwater.publish.Source` or a list of them) as a new
+        dataset of ``repository`` (``"namespace/name"``) and return it: :meth:`Api.publish` into this
+        database."""
+        return _publish(self._ctx, self.uid, repository, source, options)
 
 
 class Split:
@@ -308,9 +317,8 @@ class Repository:
     def move_tag(self, tag: str, dataset: str) -> Tag:
         """Point ``tag`` at ``dataset`` (a uid, or another tag) and return the moved tag; the move is
         recorded in the tag's history (remote mode: needs a write key)."""
-        from .writes import move_tag
-
-        moved = Tag.from_json(move_tag(self._ctx.transport, self.database, self.namespace, self.name, tag, dataset))
+        moved = Tag.from_json(_writer(self._ctx.transport).move_tag(self.database, self.namespace, self.name, tag,
+                                                                     dataset))
         self.tags = [t for t in self.tags if t.tag != tag] + [moved]
         self.tags.sort(key=lambda t: t.tag)
         return moved
@@ -318,9 +326,7 @@ class Repository:
     def tag_history(self, tag: str | None = None) -> list[dict[str, Any]]:
         """Every move of this repository's tags (or of ``tag``), oldest first:
         ``[{tag, dataset, previous, movedAt}]`` (``previous`` None when the tag was created; ms times)."""
-        from .writes import tag_history
-
-        return tag_history(self._ctx.transport, self.database, self.namespace, self.name, tag)
+        return _writer(self._ctx.transport).tag_history(self.database, self.namespace, self.name, tag)
 
 
 class DatasetRepository:
@@ -411,7 +417,7 @@ class Dataset:
                               f"{split!r}, got {offset!r}")
         if shuffle_seed is not None and (isinstance(shuffle_seed, bool) or not isinstance(shuffle_seed, int)):
             raise ClientError(f"shuffle_seed must be an int or None, got {shuffle_seed!r}")
-        return pass_blocks(self._ctx.transport, self._ctx.cache if cache else None, database=self.database,
+        return stream_pass(self._ctx.transport, self._ctx.cache if cache else None, database=self.database,
                            namespace=self.repository.namespace, name=self.repository.name, uid=self.uid,
                            split=split, chunk=chunk, nchunks=nchunks, shuffle_seed=shuffle_seed, offset=offset,
                            truncate=truncate)
@@ -441,7 +447,7 @@ class Dataset:
         """
         blocks = self.stream_blocks(split, chunk, nchunks, shuffle_seed=shuffle_seed, offset=offset,
                                     truncate=truncate, cache=cache)
-        return iter_lines(blocks) if raw else decode_blocks(blocks)
+        return iter_lines(blocks) if raw else decode_droplet_blocks(blocks)
 
     def query(self, split: str, where: Callable[[ImageAnnotation], bool] | None = None, *,
               classes: str | Iterable[str] | None = None, limit: int | None = None, chunk: int = 0,
@@ -472,17 +478,31 @@ class Dataset:
         return found if limit is None else itertools.islice(found, limit)
 
 
+def _publish(ctx: _Context, database: str, repository: str, source: Any, options: dict[str, Any]) -> Dataset:
+    namespace, sep, name = repository.partition("/")
+    if not sep or not namespace or not name or "/" in name:
+        raise ClientError(f"repository must be 'namespace/name', got {repository!r}")
+    options.setdefault("silent", True)
+    body = _writer(ctx.transport).publish_source(database, namespace, name, source, **options)
+    return Dataset.from_json(ctx, body)
+
+
+def _writer(transport: Transport) -> Writer:
+    if not isinstance(transport, Writer):
+        raise ClientError(f"{transport!r} cannot write: publishing and moving tags need an embedded catalog or a "
+                          "headwater server")
+    return transport
+
+
 def _filter(blocks: Iterator[bytes], classes: list[str] | None,
             where: Callable[[ImageAnnotation], bool] | None) -> Iterator[ImageAnnotation]:
     tokens = [msgspec.json.encode(c) for c in classes] if classes is not None else None
     wanted = set(classes) if classes is not None else None
     for block in blocks:
         if tokens is not None:
-            lines = [line for line in block.split(b"\n") if line and any(t in line for t in tokens)]
-            if not lines:
+            block = join_lines(line for line in split_lines(block) if any(t in line for t in tokens))
+            if not block:
                 continue
-            lines.append(b"")
-            block = b"\n".join(lines)
         for droplet in decode_droplet_lines(block):
             if wanted is not None and not any(
                 name in wanted and (annotation.instances or annotation.multi_instances)

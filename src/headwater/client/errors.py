@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..catalog.errors import NotFoundError
-from ..errors import HeadwaterError
+from ..errors import UNAVAILABLE, HeadwaterError
 
 __all__ = [
+    "CacheError",
     "ClientError",
     "RemoteAuthError",
     "RemoteError",
@@ -33,6 +34,11 @@ __all__ = [
 
 class ClientError(HeadwaterError, ValueError):
     """A client call was given something it cannot use (unknown split, ambiguous name, bad argument)."""
+
+
+class CacheError(ClientError):
+    """A stream handed to the stream cache is malformed (e.g. a block not ending at a line boundary), or
+    its budget setting is not a number."""
 
 
 class RemoteError(HeadwaterError):
@@ -68,6 +74,8 @@ class RemoteNotFoundError(RemoteError, NotFoundError):
 class RemoteAuthError(RemoteError, PermissionError):
     """401 (no key, or an invalid/revoked key) or 403 (the key may not do this, e.g. a read-only key)."""
 
+    exit_code = UNAVAILABLE
+
 
 class RemoteRequestError(RemoteError, ClientError):
     """4xx other than 401/403/404: the request was malformed or refused (400, 409, 413, 416, 422…)."""
@@ -75,3 +83,5 @@ class RemoteRequestError(RemoteError, ClientError):
 
 class RemoteUnavailableError(RemoteError, ConnectionError):
     """The server could not be reached, or kept failing (connection errors, 429, 5xx) after every retry."""
+
+    exit_code = UNAVAILABLE

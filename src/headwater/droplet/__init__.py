@@ -1,8 +1,9 @@
 """Layer 4: droplets (datatap's ``ImageAnnotation`` JSON) and their templates, geometry and images.
 
 * :mod:`.schema` — the droplet structs (the wire format itself, via msgspec);
-* :mod:`.codec` — fast decode/encode (:func:`decode_droplet`, :func:`encode_droplet`);
-* :mod:`.template` — ``ImageAnnotationTemplate`` and friends, :func:`infer_template`;
+* :mod:`.codec` — fast decode/encode (:func:`decode_droplet`, :func:`encode_droplet`, streams of blocks);
+* :mod:`.ndjson` — NDJSON framing: bytes cut anywhere → blocks of whole lines, lines, limits;
+* :mod:`.template` — ``ImageAnnotationTemplate`` and friends, :func:`infer_template`, :func:`merge_templates`;
 * :mod:`.validate` — :func:`validate_droplet`: geometry and template rules, errors with JSON paths;
 * :mod:`.geometry` — ``Point``, ``Rectangle``, ``Polygon``, ``Mask`` with exact areas and IoU;
 * :mod:`.refs` — ``pool://{pool}/{key}`` image references and :class:`ImageFetcher`.
@@ -18,6 +19,7 @@ Example:
 
 from .codec import (
     decode_droplet,
+    decode_droplet_blocks,
     decode_droplet_lines,
     droplet_from_builtins,
     encode_droplet,
@@ -45,6 +47,7 @@ from .template import (
     decode_template,
     encode_template,
     infer_template,
+    merge_templates,
 )
 from .validate import iter_droplet_errors, validate_droplet
 
@@ -74,6 +77,7 @@ __all__ = [
     "Segmentation",
     "TemplateError",
     "decode_droplet",
+    "decode_droplet_blocks",
     "decode_droplet_lines",
     "decode_template",
     "droplet_from_builtins",
@@ -82,6 +86,7 @@ __all__ = [
     "encode_template",
     "format_image_ref",
     "infer_template",
+    "merge_templates",
     "iter_droplet_errors",
     "parse_image_ref",
     "validate_droplet",

@@ -44,6 +44,7 @@ __all__ = [
     "decode_template",
     "encode_template",
     "infer_template",
+    "merge_templates",
 ]
 
 
@@ -190,3 +191,45 @@ def infer_template(droplets: Iterable[ImageAnnotation]) -> ImageAnnotationTempla
             ct.instances.keypoints = list(keypoints.get(name, {}))
             ct.instances.attributes = {a: list(vs) for a, vs in attributes.get(name, {}).items()}
     return ImageAnnotationTemplate(classes)
+
+
+def _merge_bool(a: Mapping[str, Any], b: Mapping[str, Any], out: dict[str, Any], keys: Iterable[str]) -> None:
+    for key in keys:
+        if a.get(key) or b.get(key):
+            out[key] = True
+
+
+def merge_templates(templates: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The union of several ``ImageAnnotationTemplate`` wire dicts (classes, fields, keypoint names
+    and attribute values), so droplets of every input validate against the result.
+
+    Example:
+        >>> a = {"kind": "ImageAnnotationTemplate", "classes": {"cat": {"instances": {"boundingBox": True}}}}
+        >>> b = {"kind": "ImageAnnotationTemplate", "classes": {"cat": {"instances": {"keypoints": ["nose"]}},
+        ...                                                      "dog": {}}}
+        >>> merge_templates([a, b])["classes"]
+        {'cat': {'instances': {'boundingBox': True, 'keypoints': ['nose']}}, 'dog': {}}
+    """
+    classes: dict[str, dict[str, Any]] = {}
+    for template in templates:
+        for name, cls in (template.get("classes") or {}).items():
+            merged = classes.setdefault(name, {})
+            if "instances" in cls:
+                old, new = merged.get("instances", {}), cls["instances"] or {}
+                inst: dict[str, Any] = {}
+                _merge_bool(old, new, inst, ("id", "boundingBox", "segmentation"))
+                kps = list(dict.fromkeys([*old.get("keypoints", []), *new.get("keypoints", [])]))
+                if kps:
+                    inst["keypoints"] = kps
+                attrs: dict[str, list[str]] = {k: list(v) for k, v in old.get("attributes", {}).items()}
+                for key, values in (new.get("attributes") or {}).items():
+                    attrs[key] = list(dict.fromkeys([*attrs.get(key, []), *values]))
+                if attrs:
+                    inst["attributes"] = attrs
+                merged["instances"] = inst
+            if "multiInstances" in cls:
+                old, new = merged.get("multiInstances", {}), cls["multiInstances"] or {}
+                multi: dict[str, Any] = {}
+                _merge_bool(old, new, multi, ("boundingBox", "segmentation", "count"))
+                merged["multiInstances"] = multi
+    return {"kind": "ImageAnnotationTemplate", "classes": classes}

@@ -2,7 +2,7 @@
 
 How samples are spread. With ``W`` ranks (``torch.distributed`` when initialised, else 1 — or pass
 ``rank``/``world_size``) and ``M`` DataLoader workers, the pass is chunked into ``W*M`` chunks and
-worker ``w`` of rank ``r`` streams chunk ``r*M + w`` (rules in :mod:`headwater.client.sharding`).
+worker ``w`` of rank ``r`` streams chunk ``r*M + w`` (rules in :mod:`headwater.catalog.sharding`).
 Every droplet of the split goes to exactly one worker of one rank.
 
 Equal ranks (``equal_samples=True``, the default). Uneven per-rank work makes collective ops in
@@ -67,11 +67,9 @@ from typing import Any, Literal
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from ..client.api import Dataset
-from ..client.errors import ClientError
-from ..client.sharding import chunk_bounds
-from ..client.stream import decode_blocks
-from ..droplet import ImageAnnotation, ImageFetcher
+from ..catalog import chunk_bounds
+from ..client import ClientError, Dataset
+from ..droplet import ImageAnnotation, ImageFetcher, decode_droplet_blocks
 
 __all__ = ["DropletDataset", "DropletLoader", "collate_samples", "worker_batches"]
 
@@ -226,7 +224,7 @@ class DropletDataset(IterableDataset):
         start, _ = chunk_bounds(self._effective_total(), chunk, nchunks)
         blocks = self.dataset.stream_blocks(self.split, chunk, nchunks, shuffle_seed=self._epoch_seed(),
                                             offset=offset, truncate=self.truncate, cache=self.cache)
-        droplets = decode_blocks(blocks)
+        droplets = decode_droplet_blocks(blocks)
         position = start + offset
         in_process = info is None
         for droplet, image in self._with_images(droplets):

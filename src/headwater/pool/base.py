@@ -35,7 +35,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..archive.extract import safe_target
+from ..archive import safe_target
 from ..storage import StoreAuthError, atomic_path
 from .errors import ResourceNotFoundError
 from .report import DownloadReport

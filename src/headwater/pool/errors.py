@@ -1,21 +1,35 @@
-"""The cheesechaser exception names (so ``except ResourceNotFoundError`` keeps working) plus ours."""
+"""Errors of the pool layer: the cheesechaser exception names (so ``except ResourceNotFoundError`` keeps
+working), plus what cheesechaser has no name for.
+
+Example:
+    >>> issubclass(ResourceNotFoundError, InvalidResourceDataError), issubclass(PoolNotFoundError, FileNotFoundError)
+    (True, True)
+"""
 
 from __future__ import annotations
 
 from ..errors import HeadwaterError
-from ..storage import StoreAuthError
+from ..storage import StoreAuthError, StoreNotFoundError
 
 __all__ = [
+    "PoolError",
     "InvalidResourceDataError",
     "ResourceNotFoundError",
     "FileUnrecognizableError",
     "IntegrityError",
     "PoolAuthError",
     "PoolChangedError",
+    "PoolNotFoundError",
+    "LayoutError",
+    "UnpinnedWarning",
 ]
 
 
-class InvalidResourceDataError(HeadwaterError):
+class PoolError(HeadwaterError):
+    """Anything the pool layer refused."""
+
+
+class InvalidResourceDataError(PoolError):
     """A resource's data cannot be used (cheesechaser name)."""
 
 
@@ -23,7 +37,7 @@ class ResourceNotFoundError(InvalidResourceDataError):
     """No shard of the pool holds the resource (cheesechaser name)."""
 
 
-class FileUnrecognizableError(HeadwaterError):
+class FileUnrecognizableError(PoolError):
     """A member name does not map to a resource id under the pool's layout (cheesechaser name)."""
 
 
@@ -48,3 +62,18 @@ class PoolChangedError(InvalidResourceDataError):
         self.commit = commit
         self.current_commit = current_commit
         self.path = path
+
+
+class PoolNotFoundError(PoolError, StoreNotFoundError):
+    """The pool itself does not exist: no such folder or bucket prefix, no such Hub repo or revision.
+
+    Raised instead of reporting every id as missing, so a typo in a pool's name is named as such."""
+
+
+class LayoutError(PoolError, ValueError):
+    """A layout cannot be built as asked (unknown name, a table without the needed columns …)."""
+
+
+class UnpinnedWarning(UserWarning):
+    """A Hub pool is read at a moving revision because its server named no commit (a static mirror of
+    ``resolve/`` paths without the Hub API): ``data_commit`` is None and a change mid-read may mix versions."""

@@ -29,15 +29,16 @@ import logging
 import os
 import re
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
 import httpx
 
-from ..archive.manifest import Manifest
+from ..archive import Manifest
 from ..storage import RetryPolicy, Store, StoreNotFoundError
-from .errors import PoolChangedError
+from .errors import PoolChangedError, PoolNotFoundError, UnpinnedWarning
 from .indexed import IndexedPool
 from .layouts import IncrementIDLayout, Layout, ScanLayout
 from .planner import PlanPolicy
@@ -119,17 +120,19 @@ class HfResolveStore(Store):
                 response = self._request("GET", api + "?expand=sha")  # huggingface.co: only the sha, no file list
             except httpx.TransportError as err:  # refused, reset, timed out: retried like any store read
                 raise ConnectionError(f"{api}: {err}") from err
+            self._raise_if_absent(response)
             response.raise_for_status()  # 401/403 → auth error, 404 → not found, 429/5xx → retried (by status)
             return response
 
         try:
             response = self._call(get, f"commit of {self.repo_id}@{self.revision} ({api})")
+        except PoolNotFoundError:
+            raise
         except StoreNotFoundError:
-            log.info("%s: no Hub API revision route; reading %r unpinned", self.endpoint, self.revision)
+            self._unpinned("the server has no Hub API revision route")
             return None
         except httpx.HTTPStatusError as err:  # e.g. 400/405 from a mirror that does not implement the API
-            log.info("%s: revision lookup answered %s; reading %r unpinned", self.endpoint,
-                     err.response.status_code, self.revision)
+            self._unpinned(f"the revision lookup answered HTTP {err.response.status_code}")
             return None
         try:
             sha = response.json().get("sha")
@@ -137,8 +140,24 @@ class HfResolveStore(Store):
             sha = None
         if isinstance(sha, str) and _COMMIT_ID.fullmatch(sha):
             return sha
-        log.info("%s: revision lookup named no commit; reading %r unpinned", self.endpoint, self.revision)
+        self._unpinned("the revision lookup named no commit")
         return None
+
+    def _raise_if_absent(self, response: httpx.Response) -> None:
+        """:class:`PoolNotFoundError` when a Hub-compatible server says the repo or the revision does not exist
+        (``X-Error-Code``), rather than taking the 404 for a server without the API."""
+        code = response.headers.get("x-error-code")
+        if response.status_code not in (401, 404) or code not in ("RepoNotFound", "RevisionNotFound"):
+            return
+        if code == "RevisionNotFound":
+            raise PoolNotFoundError(f"revision {self.revision!r} not found in {self.repo_type} repo {self.repo_id} "
+                                    f"on {self.endpoint}")
+        hint = " (or it is private: give a token)" if response.status_code == 401 else ""
+        raise PoolNotFoundError(f"{self.repo_type} repo {self.repo_id!r} not found on {self.endpoint}{hint}")
+
+    def _unpinned(self, why: str) -> None:
+        warnings.warn(f"{self.endpoint}: {why}; reading {self.repo_id}@{self.revision} unpinned (a change on the "
+                      "server mid-read may mix versions; commit ids will be None)", UnpinnedWarning, stacklevel=4)
 
     def _explain_missing(self, path: str, err: StoreNotFoundError) -> BaseException:
         """A 404 under the pinned commit: :class:`PoolChangedError` if the file exists at the revision now

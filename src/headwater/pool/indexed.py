@@ -21,6 +21,8 @@ Example:
     'file 3'
     >>> pool.batch_download_to_directory([0, 1, 9], out, silent=True).summary().split(";")[0]
     'downloaded 2, skipped 0, missing 1, failed 0'
+    >>> [loc.tar_file for loc in StorePool(pool_dir)._request_resource_by_id(3)]
+    ['shard-00000.tar']
 """
 
 from __future__ import annotations
@@ -32,29 +34,40 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 from tqdm import tqdm
 
-from ..archive.extract import safe_target
-from ..archive.index import TarIndex
-from ..archive.names import check_member_name
-from ..archive.manifest import MANIFEST_NAME, Manifest
-from ..archive.pool_files import load_index
-from ..storage import Store, StoreAuthError, StoreNotFoundError, atomic_path, open_store, write_bytes_atomic
+from ..archive import (
+    MANIFEST_NAME,
+    Manifest,
+    TarIndex,
+    check_member_name,
+    find_shards,
+    load_index,
+    safe_target,
+)
+from ..storage import (
+    Store,
+    StoreAuthError,
+    StoreNotFoundError,
+    atomic_path,
+    cache_dir,
+    open_store,
+    write_bytes_atomic,
+)
 from .base import DataPool, split_resource_item, write_metainfo
-from .cache import cache_dir
-from .errors import FileUnrecognizableError, ResourceNotFoundError
+from .errors import FileUnrecognizableError, PoolNotFoundError, ResourceNotFoundError
 from .fetch import check_sha256, fetch_wanted
-from .layouts import Layout, ScanLayout
+from .layouts import Layout, ScanLayout, layout_from_name
 from .location import DataLocation, Member
 from .planner import PlanPolicy, Wanted, default_policy
 from .report import DownloadReport
 
-__all__ = ["IndexedPool"]
+__all__ = ["IndexedPool", "StorePool", "open_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +119,9 @@ class IndexedPool(DataPool):
         with self._lock:
             if self._manifest is None:
                 self._manifest = self._open_manifest() if self._use_manifest else False
+                if self._manifest is False and self.index_store.root_exists() is False:
+                    self._manifest = None
+                    raise PoolNotFoundError(f"no pool at {self.index_store.url}: no such folder")
             # not ``self._manifest or None``: a Manifest's truth value would run COUNT(*) on every call
             return self._manifest if isinstance(self._manifest, Manifest) else None
 
@@ -183,8 +199,6 @@ class IndexedPool(DataPool):
         manifest = self.manifest()
         if manifest is not None:
             return [row.path for row in manifest.shards()]
-        from ..archive.pool_files import find_shards
-
         return find_shards(self.index_store)
 
     def locate(self, resource_id: Any) -> list[Member]:
@@ -396,3 +410,33 @@ class IndexedPool(DataPool):
                     write_metainfo(dst_dir, metainfo_fmt, rid, info)
                 report.downloaded.append(rid)
                 bar.update()
+
+
+class StorePool(IndexedPool):
+    """``StorePool("s3://bucket/pool", layout="increment-id")`` — any fsspec URL, the layout given by name.
+
+    ``layout``: ``"sequential"``/``"scan"``, ``"increment-id"`` (with ``base_level`` and ``base_dir``), a
+    ``.csv``/``.parquet`` table, or a :class:`~headwater.pool.layouts.Layout` object. Other keyword
+    arguments (``headers``, ``retry``, ``storage_options``) open the store.
+    """
+
+    def __init__(
+        self,
+        url: str | Store,
+        *,
+        layout: str | Layout = "scan",
+        base_level: int | Sequence[int] = 3,
+        base_dir: str = "images",
+        index_url: str | Store | None = None,
+        plan: PlanPolicy | None = None,
+        **store_kwargs: Any,
+    ) -> None:
+        store = url if isinstance(url, Store) else open_store(url, **store_kwargs)
+        if isinstance(layout, str):
+            layout = layout_from_name(layout, base_level=base_level, base_dir=base_dir)
+        super().__init__(store, index_url, layout=layout, plan=plan)
+
+
+def open_pool(url: str, **kwargs: Any) -> StorePool:
+    """Open a pool from a URL (see :class:`StorePool`)."""
+    return StorePool(url, **kwargs)

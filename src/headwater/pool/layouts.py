@@ -25,9 +25,9 @@ from typing import Any, Protocol
 
 import fsspec
 
-from ..archive.index import normalize_member_name
-from ..archive.names import increment_id_shard, resource_key
-from .errors import FileUnrecognizableError
+from ..archive import increment_id_shard, normalize_member_name, resource_key
+from ..errors import require_extra
+from .errors import FileUnrecognizableError, LayoutError
 
 __all__ = ["Layout", "ScanLayout", "IncrementIDLayout", "TableLayout", "layout_from_name"]
 
@@ -60,7 +60,7 @@ class IncrementIDLayout:
     def __init__(self, base_level: int | Sequence[int] = 3, base_dir: str = "images") -> None:
         self.base_levels = [base_level] if isinstance(base_level, int) else list(base_level)
         if not self.base_levels:
-            raise ValueError("base_level needs at least one level")
+            raise LayoutError("base_level needs at least one level")
         self.base_dir = base_dir
 
     def candidates(self, resource_id: Any) -> list[str] | None:
@@ -103,14 +103,13 @@ class TableLayout:
         with fsspec.open(self.table, "rb", **self._options) as f:
             raw = f.read()
         if self.table.endswith(".parquet"):
-            import pyarrow.parquet as pq  # optional extra: headwater[table]
-
+            pq = require_extra("table", "pyarrow.parquet", "reading a Parquet id table")
             data = pq.read_table(io.BytesIO(raw), columns=[id_col, arc_col, file_col]).to_pydict()
             return list(zip(data[id_col], data[arc_col], data[file_col]))
         reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
         missing = {id_col, arc_col, file_col} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{self.table}: missing column(s) {sorted(missing)}")
+            raise LayoutError(f"{self.table}: missing column(s) {sorted(missing)}")
         return [(row[id_col], row[arc_col], row[file_col]) for row in reader]
 
     def _load(self) -> dict[str, str]:
@@ -138,13 +137,14 @@ class TableLayout:
 
 
 def layout_from_name(name: str, *, base_level: int | Sequence[int] = 3, base_dir: str = "images") -> Layout:
-    """``"scan"`` or ``"increment-id"`` → a layout object (for the CLI)."""
-    if name == "scan":
+    """``"scan"`` (also ``"sequential"``: how ``pack`` fills shards without a rule, read by scanning the
+    manifest), ``"increment-id"`` or a ``.csv``/``.parquet`` table → a layout object (for the CLI)."""
+    if name in ("scan", "sequential"):
         return ScanLayout()
     if name == "increment-id":
         return IncrementIDLayout(base_level, base_dir)
     if name.endswith((".csv", ".parquet")):
         return TableLayout(name)
-    raise ValueError(f"unknown layout {name!r}: use 'scan', 'increment-id' or a .csv/.parquet table")
+    raise LayoutError(f"unknown layout {name!r}: use 'sequential' (alias 'scan'), 'increment-id' or a .csv/.parquet table")
 
 

@@ -1,7 +1,8 @@
-"""The ASGI app factory: one :class:`ServerConfig` in, a FastAPI app out (no globals, no state).
+"""The ASGI app factory: one :class:`ServerConfig` in, a FastAPI app out (no globals, no state outside it).
 
-Routers live in their own modules (``datatap_api``, ``hub``, ``writes``) and are mounted here; each reads
-what it needs from ``request.app.state`` (the open :class:`~headwater.catalog.Catalog`, the config).
+The app owns what its routers share — the open :class:`~headwater.catalog.Catalog`, the served pools
+(:class:`~headwater.server.snapshots.PoolRegistry`), the configuration — and hands it to them through
+:mod:`headwater.server.state`. Routers live in :mod:`headwater.server.routes`, one module per contract.
 Every error leaves as ``{"error": message}`` with a 4xx/5xx status — the datatap client reads that key.
 Double slashes in paths are collapsed before routing (datatap sends ``/api//database``).
 """
@@ -20,8 +21,18 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..catalog import Catalog, CatalogError, ConflictError, InvalidNameError, NotFoundError, OutOfRangeError
-from . import datatap_api, hub, writes
+from ..catalog import (
+    Catalog,
+    CatalogBusyError,
+    CatalogError,
+    ChunkError,
+    ConflictError,
+    InvalidNameError,
+    NotFoundError,
+    OutOfRangeError,
+)
+from .routes import ROUTERS
+from .snapshots import PoolRegistry
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -73,6 +84,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                   version="0.1.0", lifespan=lifespan)
     app.state.config = config
     app.state.catalog = Catalog(config.catalog)
+    app.state.pools = PoolRegistry(config.pools)
+    app.state.datasets_by_uid = {}
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -91,6 +104,14 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(InvalidNameError)
     async def _bad_name(_: Request, exc: InvalidNameError) -> JSONResponse:
         return _error(400, str(exc))
+
+    @app.exception_handler(ChunkError)
+    async def _bad_chunk(_: Request, exc: ChunkError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(CatalogBusyError)
+    async def _busy(_: Request, exc: CatalogBusyError) -> JSONResponse:
+        return _error(503, str(exc), {"Retry-After": "1"})
 
     @app.exception_handler(OutOfRangeError)
     async def _out_of_range(_: Request, exc: OutOfRangeError) -> JSONResponse:
@@ -112,8 +133,8 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def _health() -> dict[str, bool]:
         return {"ok": True}
 
-    for module in (datatap_api, writes, hub):
-        app.include_router(module.router)
+    for router in ROUTERS.values():
+        app.include_router(router)
     app.add_middleware(_CollapseSlashes)
     return app
 

@@ -54,8 +54,9 @@ import binascii
 
 from fastapi import Depends, HTTPException, Request
 
-from ..catalog import Catalog, DatabaseRecord, NotFoundError, Principal
+from ..catalog import DatabaseRecord, NotFoundError, Principal
 from ..catalog.users import looks_like_secret
+from .state import catalog_of, config_of
 
 __all__ = [
     "Principal",
@@ -70,19 +71,13 @@ __all__ = [
     "readable_database",
     "writable_database",
     "visible_databases",
-    "catalog_of",
 ]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="headwater"'}
 
 
-def catalog_of(request: Request) -> Catalog:
-    """The app's open catalog."""
-    return request.app.state.catalog  # type: ignore[no-any-return]
-
-
 def _anonymous_read(request: Request) -> bool:
-    return bool(request.app.state.config.anonymous_read)
+    return config_of(request).anonymous_read
 
 
 def bearer_token(request: Request) -> str | None:

@@ -1,18 +1,47 @@
-"""Layer 1: where bytes live (local, HTTP, S3, Hugging Face) behind one small interface."""
+"""Layer 1: where bytes live (local, HTTP, S3, Hugging Face) behind one small interface.
 
-from .atomic import atomic_path, is_temp_name, write_bytes_atomic
-from .errors import ReadOnlyStoreError, StorageError, StoreAuthError, StoreNotFoundError, StoreUnavailableError
-from .retry import RetryPolicy, classify
-from .store import ShortReadError, Store, StoreStats, open_store
+* :mod:`.store` — :class:`Store` (range reads, listing, atomic puts) opened from a URL through fsspec;
+* :mod:`.http_ranges` — range GETs (one or several ranges per request) for plain HTTP stores;
+* :mod:`.retry` — the one retry policy and its :class:`Backoff`;
+* :mod:`.atomic` — atomic and durable local writes;
+* :mod:`.cache_dir` — where per-machine caches live;
+* :mod:`.errors` — what can go wrong, classified.
+
+Example:
+    >>> import tempfile
+    >>> store = open_store(tempfile.mkdtemp())
+    >>> store.put_bytes("a.txt", b"abc"); store.read_range("a.txt", 1, 3)
+    b'bc'
+"""
+
+from .atomic import atomic_path, fsync_path, fsync_tree, is_temp_name, umask, write_bytes_atomic
+from .cache_dir import cache_dir
+from .errors import (
+    HttpStatusError,
+    MalformedMultipart,
+    ReadOnlyStoreError,
+    ShortReadError,
+    StorageError,
+    StoreAuthError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+)
+from .retry import Backoff, RetryPolicy, classify
+from .store import Store, StoreStats, open_store
 
 __all__ = [
     "atomic_path",
+    "fsync_path",
+    "fsync_tree",
     "is_temp_name",
+    "umask",
     "write_bytes_atomic",
+    "cache_dir",
     "Store",
     "StoreStats",
     "open_store",
     "RetryPolicy",
+    "Backoff",
     "classify",
     "StorageError",
     "StoreNotFoundError",
@@ -20,4 +49,6 @@ __all__ = [
     "StoreUnavailableError",
     "ReadOnlyStoreError",
     "ShortReadError",
+    "HttpStatusError",
+    "MalformedMultipart",
 ]

@@ -1,7 +1,9 @@
-"""Atomic local writes: write beside the target, then rename over it.
+"""Atomic and durable local writes: write beside the target, then rename over it; fsync when it matters.
 
 A crash or an exception leaves either the old file or none, never a half-written one, and no temp
 file is left behind (temp names start with ``.`` and end with ``.tmp`` so scans can skip them).
+:func:`fsync_path` and :func:`fsync_tree` make files and renames durable before something else (a catalog
+commit) starts pointing at them.
 
 Example:
     >>> import tempfile, os
@@ -26,20 +28,20 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["atomic_path", "write_bytes_atomic", "is_temp_name"]
+__all__ = ["atomic_path", "write_bytes_atomic", "is_temp_name", "fsync_path", "fsync_tree", "umask"]
 
 _counter = itertools.count()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
-def _file_mode() -> int:
-    """What ``open()`` would give a new file: 0o666 minus the process umask (mkstemp gives 0o600)."""
+def umask() -> int:
+    """The process umask (read without changing it for longer than two system calls)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
-_MODE = _file_mode()
+_MODE = 0o666 & ~umask()  # what ``open()`` gives a new file (mkstemp gives 0o600)
 
 
 @contextmanager
@@ -99,3 +101,25 @@ def is_temp_name(name: str) -> bool:
     """True for names :func:`atomic_path` uses for its temp files."""
     base = os.path.basename(name)
     return base.startswith(".") and base.endswith(".tmp")
+
+
+def fsync_path(path: str) -> None:
+    """Flush a file or a folder entry to disk (best effort: not every platform can open folders)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: str) -> None:
+    """:func:`fsync_path` every file and folder below ``root`` (for a handful of files: a staged pool)."""
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            fsync_path(os.path.join(folder, name))
+        fsync_path(folder)

@@ -43,25 +43,14 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["HttpRangeReader", "HttpStatusError", "RangePieces", "MalformedMultipart", "parse_multipart"]
+from .errors import HttpStatusError, MalformedMultipart
+
+__all__ = ["HttpRangeReader", "RangePieces", "parse_multipart"]
 
 MAX_REDIRECTS = 5
 _REDIRECTS = {301, 302, 303, 307, 308}
 _UNSATISFIED = re.compile(r"\s*bytes\s+\*/(\d+)\s*", re.IGNORECASE)
 _CONTENT_RANGE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*", re.IGNORECASE)
-
-
-class HttpStatusError(OSError):
-    """An HTTP error status; ``status`` and ``headers`` let the retry policy classify it."""
-
-    def __init__(self, url: str, status: int, reason: str, headers: Mapping[str, str]) -> None:
-        super().__init__(f"{status} {reason}: {url}")
-        self.status = status
-        self.headers = headers  # http.client's HTTPMessage: case-insensitive get('Retry-After')
-
-
-class MalformedMultipart(ConnectionError):
-    """A multipart/byteranges body that cannot be split (a cut or garbled answer): retried like a reset."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,16 @@
-"""Retry policy for store reads: exponential backoff with jitter that honours ``Retry-After``.
+"""The one retry policy: exponential backoff with jitter that honours ``Retry-After``, bounded by a
+number of attempts and, optionally, by a deadline.
 
-Errors are sorted into three kinds by :func:`classify`: *retry* (429, 5xx, connection resets,
-time-outs), *auth* (401/403 — never retried, reported as such), *missing* (404 / no such file).
-Anything else is raised unchanged.
+Every transient failure in headwater goes through it — store reads (:class:`~headwater.storage.Store`),
+the Hub revision lookup, every request of the HTTP client and the resumption of a cut split stream — so
+"how patient is headwater" is one object to configure. :class:`Backoff` is the mechanism: it counts the
+failures *in a row* of one operation, sleeps before the next attempt and says when to give up; an
+operation that makes progress between failures (a stream that received droplets) calls
+:meth:`Backoff.reset` so that only stretches without progress count.
+
+Errors are sorted into kinds by :func:`classify`: *retry* (429, 5xx, connection resets, time-outs),
+*auth* (401/403 — never retried, reported as such), *missing* (404 / no such file). Anything else is
+raised unchanged.
 
 Example:
     >>> policy = RetryPolicy(attempts=3, base_delay=0.0)
@@ -14,6 +22,9 @@ Example:
     ...     return "ok"
     >>> policy.call(flaky, what="demo")
     'ok'
+    >>> backoff = RetryPolicy(attempts=2, base_delay=0.0).backoff()
+    >>> backoff.failed(ConnectionResetError()), backoff.failed(ConnectionResetError())
+    (True, False)
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from typing import Literal, TypeVar
 
 from .errors import StoreAuthError, StoreNotFoundError, StoreUnavailableError
 
-__all__ = ["RetryPolicy", "classify", "retry_after_seconds"]
+__all__ = ["RetryPolicy", "Backoff", "classify", "retry_after_seconds"]
 
 T = TypeVar("T")
 Kind = Literal["retry", "auth", "missing", "other"]
@@ -110,27 +121,48 @@ def retry_after_seconds(err: BaseException, now: float | None = None) -> float |
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how patiently to retry a transient failure."""
+    """How often and how patiently to retry a transient failure.
+
+    ``attempts``: tries per operation (the first one included). ``deadline``: seconds after the first
+    failure of a run of failures beyond which no further attempt starts (None: attempts only). Waits grow
+    as ``base_delay * 2**n`` with jitter (50-100 %), capped at ``max_delay``; a ``Retry-After`` the server
+    sent replaces the computed wait (capped too).
+    """
 
     attempts: int = 6
     base_delay: float = 0.25
     max_delay: float = 30.0
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1, got {self.attempts!r}")
+        if self.base_delay < 0 or self.max_delay < 0:
+            raise ValueError(f"delays must be >= 0, got base_delay={self.base_delay}, max_delay={self.max_delay}")
+        if self.deadline is not None and self.deadline < 0:
+            raise ValueError(f"deadline must be >= 0 seconds or None, got {self.deadline}")
 
     def delay(self, attempt: int, err: BaseException) -> float:
+        """Seconds to wait after the ``attempt``-th failure in a row (0-based)."""
         hinted = retry_after_seconds(err)
         if hinted is not None:
             return min(hinted, self.max_delay)
         backoff = min(self.max_delay, self.base_delay * (2 ** attempt))
         return backoff * (0.5 + random.random() / 2)
 
+    def backoff(self, *, sleep: Callable[[float], None] = time.sleep) -> Backoff:
+        """A fresh :class:`Backoff` for one operation under this policy."""
+        return Backoff(self, sleep=sleep)
+
     def call(self, fn: Callable[[], T], *, what: str, on_retry: Callable[[BaseException], None] | None = None) -> T:
         """Run ``fn``; retry transient failures; turn auth/missing failures into store errors."""
-        for attempt in range(self.attempts):
+        backoff = self.backoff()
+        while True:
             try:
                 return fn()
             except (StoreAuthError, StoreNotFoundError):
                 raise
-            except Exception as err:  # noqa: BLE001 - classified below, re-raised otherwise
+            except Exception as err:  # classified below, re-raised otherwise
                 kind = classify(err)
                 if kind == "auth":
                     raise StoreAuthError(f"access refused for {what}: {err}") from err
@@ -138,11 +170,51 @@ class RetryPolicy:
                     raise StoreNotFoundError(f"not found: {what}") from err
                 if kind != "retry":
                     raise
-                if attempt + 1 >= self.attempts:
-                    raise StoreUnavailableError(
-                        f"{what}: still failing after {self.attempts} attempts: {err!r}"
-                    ) from err
+                if not backoff.failed(err):
+                    raise StoreUnavailableError(f"{what}: {backoff.gave_up()}: {err!r}") from err
                 if on_retry is not None:
                     on_retry(err)
-                time.sleep(self.delay(attempt, err))
-        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Backoff:
+    """The failures in a row of one operation under a :class:`RetryPolicy`.
+
+    Call :meth:`failed` with each transient failure: it returns True after waiting the policy's delay
+    (try again), or False at once when the attempts or the deadline are spent (give up; :meth:`gave_up`
+    says why, for the error message). :meth:`reset` after progress starts the count again.
+    """
+
+    __slots__ = ("policy", "failures", "_first", "_sleep")
+
+    def __init__(self, policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.policy = policy
+        self.failures = 0
+        self._first: float | None = None
+        self._sleep = sleep
+
+    def reset(self) -> None:
+        """Progress was made: the next failure is the first of a new run."""
+        self.failures = 0
+        self._first = None
+
+    def failed(self, err: BaseException) -> bool:
+        """Record a transient failure; wait and return True to try again, or return False to give up."""
+        now = time.monotonic()
+        if self._first is None:
+            self._first = now
+        self.failures += 1
+        if self.failures >= self.policy.attempts:
+            return False
+        pause = self.policy.delay(self.failures - 1, err)
+        deadline = self.policy.deadline
+        if deadline is not None and now + pause - self._first > deadline:
+            return False
+        self._sleep(pause)
+        return True
+
+    def gave_up(self) -> str:
+        """Why :meth:`failed` returned False, e.g. ``still failing after 6 attempts``."""
+        text = f"still failing after {self.failures} attempt{'s' if self.failures != 1 else ''}"
+        if self._first is not None and self.policy.deadline is not None:
+            text += f" over {time.monotonic() - self._first:.1f} s (deadline {self.policy.deadline:g} s)"
+        return text

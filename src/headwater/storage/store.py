@@ -33,16 +33,13 @@ from typing import Any, BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from ..errors import MissingExtraError
 from .atomic import atomic_path
-from .errors import ReadOnlyStoreError, StorageError
+from .errors import ReadOnlyStoreError, ShortReadError, StorageError
 from .http_ranges import HttpRangeReader, RangePieces
 from .retry import RetryPolicy
 
-__all__ = ["Store", "StoreStats", "ShortReadError", "open_store"]
-
-
-class ShortReadError(StorageError, ConnectionError):
-    """A range read returned fewer bytes than asked for (a cut connection); retried like a reset."""
+__all__ = ["Store", "StoreStats", "open_store"]
 
 
 @dataclass
@@ -79,7 +76,7 @@ class Store:
             if headers:
                 client["headers"] = {**client.get("headers", {}), **headers}
             options["client_kwargs"] = client
-        self.fs, root = fsspec.core.url_to_fs(self.url, **options)
+        self.fs, root = _filesystem(self.url, options)
         self.root = root.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.stats = StoreStats()
@@ -209,6 +206,15 @@ class Store:
         full = self.full_path(path)
         return bool(self._call(lambda: self.fs.exists(full), self.describe(path)))
 
+    def root_exists(self) -> bool | None:
+        """Whether anything is at the store's root (a folder, a bucket prefix holding objects); None when
+        the protocol cannot tell (plain HTTP has no listing)."""
+        if self.is_http:
+            return None
+        if self.is_local:
+            return os.path.isdir(self.root)
+        return bool(self._call(lambda: self.fs.exists(self.root), self.url))
+
     def find(self, suffix: str = "") -> list[str]:
         """Every file below the root whose name ends with ``suffix``, as sorted relative paths."""
         found = self._call(lambda: self.fs.find(self.root), self.url)
@@ -244,6 +250,24 @@ class Store:
             raise ReadOnlyStoreError(f"cannot write to {self.url}: plain HTTP stores are read-only")
         full = self.full_path(path)
         self._call(lambda: self.fs.put_file(local_file, full), self.describe(path))
+
+
+_EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "hf": ("hf", "huggingface_hub")}
+
+
+def _filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
+    """fsspec's filesystem and root for ``url``; a backend whose package is missing is named with the
+    headwater extra that installs it (fsspec's own message names only the package)."""
+    try:
+        return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]
+    except ImportError as err:
+        protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
+        if protocol in _EXTRAS:
+            extra, module = _EXTRAS[protocol]
+            raise MissingExtraError(extra, module, f"reading {protocol}:// stores") from err
+        raise StorageError(f"cannot open {url}: {err}") from err
+    except ValueError as err:  # e.g. "Protocol not known: foo"
+        raise StorageError(f"cannot open {url}: {err}") from err
 
 
 def _cut(pieces: list[tuple[int, bytes]], start: int, end: int) -> bytes | None:

@@ -36,7 +36,8 @@ from urllib.parse import quote, unquote
 
 from fastapi import Request
 
-from .pools import check_repo_path
+from .snapshots import check_repo_path
+from .state import config_of
 
 __all__ = ["public_pool_url", "public_pools", "stored_pool_url", "stored_pools"]
 
@@ -77,7 +78,7 @@ def public_pool_url(location: str, served: Mapping[str, str], base_url: str) -> 
 def stored_pool_url(url: str, served: Mapping[str, str], base_url: str) -> str:
     """The location to store for a pool a publisher named by ``url`` (see the module docstring).
 
-    Raises :class:`~headwater.server.pools.UnsafePathError` for a server URL whose path is unsafe.
+    Raises :class:`~headwater.server.errors.UnsafePathError` for a server URL whose path is unsafe.
     """
     prefix = f"{base_url.rstrip('/')}/datasets/"
     if not url.startswith(prefix):
@@ -97,14 +98,14 @@ def stored_pool_url(url: str, served: Mapping[str, str], base_url: str) -> str:
 
 def public_pools(request: Request, pools: Mapping[str, str]) -> dict[str, str]:
     """A dataset JSON's ``pools`` as this request's client should see them."""
-    served = request.app.state.config.pools
+    served = config_of(request).pools
     base = str(request.base_url)
     return {name: public_pool_url(url, served, base) for name, url in pools.items()}
 
 
 def stored_pools(request: Request, pools: Mapping[str, str]) -> dict[str, str]:
     """A publisher's ``pools`` as the catalog should store them (UnsafePathError on a bad server path)."""
-    served = request.app.state.config.pools
+    served = config_of(request).pools
     base = str(request.base_url)
     return {name: stored_pool_url(url, served, base) for name, url in pools.items()}
 

@@ -1,10 +1,9 @@
 """The datatap 0.3.0 read API under ``/api/``: user, databases, repositories, datasets, split streams.
 
-Why it reuses :class:`~headwater.client.transport.EmbeddedTransport`: the embedded client and this
-server must return byte-for-byte the same JSON and the same droplets in the same order for a
-``(dataset, split, chunk, nchunks, shuffleSeed, truncate, offset)``, so both go through one
-implementation (the wire builders of :mod:`headwater.catalog.wire` and
-:class:`~headwater.client.sharding.ShardPlan`).
+Why it reads through :mod:`headwater.catalog.wire` and :mod:`headwater.catalog.streams`: the embedded
+client and this server must return byte-for-byte the same JSON and the same droplets in the same order
+for a ``(dataset, split, chunk, nchunks, shuffleSeed, truncate, offset)``, so both go through one
+implementation (the catalog layer's wire builders and pass reader).
 
 Routes (every error is ``{"error": message}``; ``/api//x`` works as ``/api/x``):
 
@@ -47,11 +46,20 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from ..catalog import DatasetRecord, NotFoundError, Principal, database_json, dataset_json, user_json
-from ..client.sharding import ShardPlan
-from ..client.transport import EmbeddedTransport
-from .auth import catalog_of, readable_database, reader, require_read, visible_databases
-from .pool_urls import public_pools
+from ...catalog import (
+    DatasetRecord,
+    NotFoundError,
+    Principal,
+    database_json,
+    dataset_json,
+    pass_blocks,
+    plan_pass,
+    repositories_json,
+    user_json,
+)
+from ..auth import readable_database, reader, require_read, visible_databases
+from ..public_urls import public_pools
+from ..state import catalog_of, dataset_cache_of
 
 __all__ = ["router", "STREAM_PAGE", "NDJSON"]
 
@@ -61,10 +69,6 @@ STREAM_PAGE = 1024
 NDJSON = "application/x-ndjson"
 
 router = APIRouter(prefix="/api", tags=["datatap"])
-
-
-def _transport(request: Request) -> EmbeddedTransport:
-    return EmbeddedTransport(catalog_of(request), page_size=STREAM_PAGE)
 
 
 def _default_database(request: Request, who: Principal) -> str | None:
@@ -108,14 +112,14 @@ def get_database(database: str, request: Request, who: Principal | None = Depend
 def list_repositories(database: str, request: Request,
                       who: Principal | None = Depends(reader)) -> list[dict[str, Any]]:
     db = readable_database(request, who, database)
-    return _transport(request).repositories(db.uid)
+    return repositories_json(catalog_of(request), db.uid)
 
 
 @router.get("/database/{database}/repository/{namespace}/{name}", summary="One repository, with its tags")
 def get_repository(database: str, namespace: str, name: str, request: Request,
                    who: Principal | None = Depends(reader)) -> dict[str, Any]:
     db = readable_database(request, who, database)
-    return _transport(request).repository(db.uid, namespace, name)
+    return repositories_json(catalog_of(request), db.uid, namespace, name)[0]
 
 
 @router.get("/database/{database}/repository/{namespace}/{name}/{tag_or_uid}",
@@ -151,12 +155,11 @@ def stream_split(database: str, namespace: str, name: str, uid: str, split: str,
         raise HTTPException(400, f"chunk must be in [0, {nchunks}), got {chunk}")
     if truncate is not None and truncate < 0:
         raise HTTPException(400, f"truncate must be >= 0, got {truncate}")
-    plan = ShardPlan(ds.splits[split], chunk, nchunks, shuffle_seed=shuffle_seed, salt=f"{ds.uid}/{split}",
-                     truncate=truncate)
+    catalog = catalog_of(request)
+    plan = plan_pass(catalog, ds.uid, split, chunk, nchunks, shuffle_seed=shuffle_seed, truncate=truncate)
     if not 0 <= offset <= len(plan):
         raise HTTPException(400, f"offset must be in [0, {len(plan)}] for chunk {chunk} of {nchunks}, got {offset}")
-    blocks = _transport(request).stream_blocks(db.uid, namespace, name, ds.uid, split, chunk, nchunks,
-                                               shuffle_seed=shuffle_seed, offset=offset, truncate=truncate)
+    blocks = pass_blocks(catalog, ds.uid, split, plan, offset=offset, page_size=STREAM_PAGE)
     return StreamingResponse(_closing(blocks), media_type=NDJSON,
                              headers={"X-Headwater-Items": str(len(plan) - offset),
                                       "X-Headwater-Dataset": ds.uid, "Cache-Control": "no-store"})
@@ -165,9 +168,7 @@ def stream_split(database: str, namespace: str, name: str, uid: str, split: str,
 def _stream_dataset(request: Request, db_uid: str, namespace: str, name: str, ref: str) -> DatasetRecord:
     """The dataset ``ref`` (uid or tag) of a repository; lookups by uid are remembered per app, because a
     published dataset never changes (a tag may move, so tags are looked up every time)."""
-    cache: dict[tuple[str, str, str, str], DatasetRecord] | None = getattr(request.app.state, "datatap_datasets", None)
-    if cache is None:
-        cache = request.app.state.datatap_datasets = {}
+    cache = dataset_cache_of(request)
     key = (db_uid, namespace, name, ref)
     found = cache.get(key)
     if found is None:

@@ -59,10 +59,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..archive.index import IndexFormatError, decode_index, git_blob_sha1_prefix
-from ..archive.manifest import MANIFEST_NAME, Manifest
-from ..errors import HeadwaterError
+from ..archive import MANIFEST_NAME, IndexFormatError, Manifest, decode_index
+from ..archive.index import git_blob_sha1_prefix
 from ..storage import StorageError, Store, StoreNotFoundError, is_temp_name, open_store
+from .errors import EntryNotFound, RepoNotFound, RevisionNotFound, UnsafePathError
 
 __all__ = [
     "REFRESH_SECONDS",
@@ -72,11 +72,6 @@ __all__ = [
     "Snapshot",
     "HubPool",
     "PoolRegistry",
-    "PoolError",
-    "RepoNotFound",
-    "RevisionNotFound",
-    "EntryNotFound",
-    "UnsafePathError",
     "check_repo_path",
     "commit_id",
     "is_commit_id",
@@ -100,36 +95,6 @@ _RECORD_FORMAT = 1
 _KEEP_SNAPSHOTS = 16
 
 
-class PoolError(HeadwaterError):
-    """A request names something the pool does not have (the Hub's error code is in ``code``)."""
-
-    code = "EntryNotFound"
-    status = 404
-
-    def __init__(self, message: str, commit: str | None = None) -> None:
-        super().__init__(message)
-        self.commit = commit
-
-
-class RepoNotFound(PoolError):
-    code = "RepoNotFound"
-
-
-class RevisionNotFound(PoolError):
-    code = "RevisionNotFound"
-
-
-class EntryNotFound(PoolError):
-    code = "EntryNotFound"
-
-
-class UnsafePathError(PoolError):
-    """A path that is not a plain relative path inside the pool (``..``, absolute, NUL, backslash, ``%``)."""
-
-    code = "BadRequest"
-    status = 400
-
-
 def check_repo_path(path: str) -> str:
     """``path`` if it is a plain relative path (``a/b.tar``), else :class:`UnsafePathError`.
 
@@ -142,7 +107,7 @@ def check_repo_path(path: str) -> str:
     >>> check_repo_path("images/../../etc/passwd")
     Traceback (most recent call last):
     ...
-    headwater.server.pools.UnsafePathError: unsafe path 'images/../../etc/passwd': '.', '..' or empty parts are not allowed
+    headwater.server.errors.UnsafePathError: unsafe path 'images/../../etc/passwd': '.', '..' or empty parts are not allowed
     """
     if not path:
         raise UnsafePathError("empty path")

@@ -1,7 +1,8 @@
-"""Local cache directory for things fetched once per machine (remote pool manifests).
+"""Where headwater keeps what it fetched once per machine (remote pool manifests, streamed chunks).
 
 ``HEADWATER_CACHE`` overrides the location; otherwise ``$XDG_CACHE_HOME/headwater`` or
-``~/.cache/headwater``.
+``~/.cache/headwater``. A cache is data that can be fetched again, hence the XDG *cache* dir (the catalog,
+which is not, lives in the data dir: :func:`headwater.catalog.default_catalog_location`).
 
 Example:
     >>> import os
@@ -18,6 +19,7 @@ __all__ = ["cache_dir"]
 
 
 def cache_dir(*parts: str) -> str:
+    """The cache folder ``parts`` below the root (created if missing)."""
     base = os.environ.get("HEADWATER_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "headwater"
     )

@@ -2,7 +2,7 @@
 unchanged with ``HF_ENDPOINT=http://host:port``.
 
 Routes (``{repo}`` is ``owner/name``, a key of ``ServerConfig.pools``; ``{rev}`` is ``main`` or a commit id,
-see :mod:`headwater.server.pools` for the commit model):
+see :mod:`headwater.server.snapshots` for the commit model):
 
 * ``HEAD|GET /datasets/{repo}/resolve/{rev}/{path}`` — the file. One ``Range`` (``bytes=a-b``, ``a-``,
   ``-n``) → 206 + ``Content-Range``; out of range → 416 + ``Content-Range: bytes */size``; several ranges
@@ -19,7 +19,7 @@ see :mod:`headwater.server.pools` for the commit model):
 * ``POST /api/datasets/{repo}/paths-info/{rev}`` — form (or JSON) ``paths`` → the entries that exist.
 * ``GET /api/datasets/{repo}/refs`` — ``main`` → current commit; ``GET /api/datasets/{repo}/commits/{rev}``.
 * ``GET /api/datasets`` — the pools this caller may read.
-* Uploads: see :mod:`headwater.server.pool_writes` (mounted from here).
+* Uploads: see :mod:`headwater.server.routes.pool_uploads`.
 
 Errors are ``{"error": message}`` plus the ``X-Error-Code`` header huggingface_hub maps to its exceptions
 (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``) and ``X-Error-Message``.
@@ -51,7 +51,6 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -62,17 +61,25 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ..catalog import Principal
-from ..storage import ShortReadError, StoreAuthError
-from . import pool_writes
-from .auth import principal_ignoring_foreign_tokens
-from .pools import HubPool, PoolError, PoolFile, PoolRegistry, RepoNotFound, Snapshot, check_repo_path
-from .ranges import (
-    SMALL_BODY, BodyResponse, MalformedRange, Multipart, RangeNotSatisfiable, iter_file, iter_multipart, parse_range,
-    parse_ranges, read_multipart, read_small,
+from ...catalog import Principal
+from ...storage import ShortReadError, StoreAuthError
+from ..auth import principal_ignoring_foreign_tokens
+from ..errors import HubError, MalformedRange, RangeNotSatisfiable, RepoNotFound
+from ..range_responses import (
+    SMALL_BODY,
+    BodyResponse,
+    Multipart,
+    iter_file,
+    iter_multipart,
+    parse_range,
+    parse_ranges,
+    read_multipart,
+    read_small,
 )
+from ..snapshots import HubPool, PoolFile, Snapshot, check_repo_path
+from ..state import config_of, pools_of
 
-__all__ = ["router", "registry", "hub_reader", "hub_error", "PAGE_LIMIT", "EXPAND_PAGE_LIMIT"]
+__all__ = ["router", "hub_reader", "hub_error", "PAGE_LIMIT", "EXPAND_PAGE_LIMIT"]
 
 router = APIRouter(tags=["hub"])
 
@@ -82,19 +89,6 @@ EXPAND_PAGE_LIMIT = 50
 """Tree entries per page with ``expand=true`` (the Hub's limit)."""
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="headwater"'}
-_registry_lock = threading.Lock()
-
-
-def registry(request: Request) -> PoolRegistry:
-    """The app's pools (built on first use from ``ServerConfig.pools``)."""
-    state = request.app.state
-    reg = getattr(state, "hub_pools", None)
-    if reg is None:
-        with _registry_lock:
-            reg = getattr(state, "hub_pools", None)
-            if reg is None:
-                reg = state.hub_pools = PoolRegistry(state.config.pools)
-    return reg  # type: ignore[no-any-return]
 
 
 async def hub_reader(request: Request) -> Principal | None:
@@ -106,7 +100,7 @@ async def hub_reader(request: Request) -> Principal | None:
     who = None
     if request.headers.get("authorization"):
         who = await run_in_threadpool(principal_ignoring_foreign_tokens, request)
-    if who is None and not request.app.state.config.anonymous_read:
+    if who is None and not config_of(request).anonymous_read:
         raise HTTPException(401, "authentication required: send 'Authorization: Bearer <api key>'",
                             headers=_CHALLENGE | {"X-Error-Message": "authentication required"})
     return who
@@ -116,7 +110,7 @@ def _header_safe(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")
 
 
-def hub_error(err: PoolError) -> HTTPException:
+def hub_error(err: HubError) -> HTTPException:
     """An HTTP error the Hub clients understand (``X-Error-Code``) with our ``{"error"}`` body."""
     message = str(err)
     headers = {"X-Error-Code": err.code, "X-Error-Message": _header_safe(message)}
@@ -127,7 +121,7 @@ def hub_error(err: PoolError) -> HTTPException:
 
 def _pool(request: Request, owner: str, name: str) -> HubPool:
     try:
-        return registry(request).get(f"{owner}/{name}")
+        return pools_of(request).get(f"{owner}/{name}")
     except RepoNotFound as err:
         raise hub_error(err) from None
 
@@ -182,7 +176,7 @@ async def resolve_file(owner: str, name: str, revision: str, path: str, request:
             snap, f = pool.resolve(revision, path)
         else:
             snap, f = await run_in_threadpool(pool.resolve, revision, path)
-    except PoolError as err:
+    except HubError as err:
         raise hub_error(err) from None
     headers = {
         "Accept-Ranges": "bytes",
@@ -194,7 +188,7 @@ async def resolve_file(owner: str, name: str, revision: str, path: str, request:
     }
     if f.lfs and f.sha256:
         headers["X-Linked-Etag"] = f'"{f.sha256}"'
-    if not request.app.state.config.anonymous_read:
+    if not config_of(request).anonymous_read:
         headers["Cache-Control"] = "private, " + headers["Cache-Control"]
     try:
         wanted = _wanted_ranges(request, f.size)
@@ -277,7 +271,7 @@ def _repo_json(pool: HubPool, snap: Snapshot, request: Request, blobs: bool) -> 
         "sha": snap.commit,
         "lastModified": _iso(snap.created),
         "createdAt": _iso(snap.created),
-        "private": not request.app.state.config.anonymous_read,
+        "private": not config_of(request).anonymous_read,
         "gated": False,
         "disabled": False,
         "downloads": 0,
@@ -300,7 +294,7 @@ def repo_info_at(owner: str, name: str, revision: str, request: Request, blobs: 
     pool = _pool(request, owner, name)
     try:
         snap = pool.snapshot(revision)
-    except PoolError as err:
+    except HubError as err:
         raise hub_error(err) from None
     return _repo_json(pool, snap, request, _flag(blobs))
 
@@ -308,8 +302,8 @@ def repo_info_at(owner: str, name: str, revision: str, request: Request, blobs: 
 @router.get("/api/datasets", summary="The pools this caller may read")
 def list_repos(request: Request, _who: Principal | None = Depends(hub_reader)) -> list[dict[str, Any]]:
     return [{"_id": hashlib.sha1(p.repo_id.encode()).hexdigest()[:24], "id": p.repo_id,
-             "author": p.repo_id.split("/", 1)[0], "private": not request.app.state.config.anonymous_read,
-             "tags": []} for p in registry(request)]
+             "author": p.repo_id.split("/", 1)[0], "private": not config_of(request).anonymous_read,
+             "tags": []} for p in pools_of(request)]
 
 
 @router.get("/api/datasets/{owner}/{name}/refs", summary="Branches of a pool (main only)")
@@ -317,7 +311,7 @@ def refs(owner: str, name: str, request: Request, _who: Principal | None = Depen
     pool = _pool(request, owner, name)
     try:
         snap = pool.head()
-    except PoolError as err:
+    except HubError as err:
         raise hub_error(err) from None
     return {"branches": [{"name": "main", "ref": "refs/heads/main", "targetCommit": snap.commit}],
             "converts": [], "tags": [], "pullRequests": []}
@@ -330,7 +324,7 @@ def commits(owner: str, name: str, revision: str, request: Request,
     pool = _pool(request, owner, name)
     try:
         found = pool.commits(revision)
-    except PoolError as err:
+    except HubError as err:
         raise hub_error(err) from None
     return [{"id": s.commit, "authors": [], "date": _iso(s.created), "title": "headwater pool snapshot",
              "message": f"{len(s.files)} files, {s.total_size} bytes"} for s in found]
@@ -345,7 +339,7 @@ def _tree(owner: str, name: str, revision: str, path: str, request: Request, rec
         if path:
             check_repo_path(path)
         snap = pool.snapshot(revision)
-    except PoolError as err:
+    except HubError as err:
         raise hub_error(err) from None
     folders = snap.folders()
     if path not in folders:
@@ -417,7 +411,7 @@ async def paths_info(owner: str, name: str, revision: str, request: Request,
     pool = _pool(request, owner, name)
     try:
         snap = await run_in_threadpool(pool.snapshot, revision)
-    except PoolError as err:
+    except HubError as err:
         raise hub_error(err) from None
     folders = snap.folders()
     out = []
@@ -427,5 +421,3 @@ async def paths_info(owner: str, name: str, revision: str, request: Request,
             out.append(_entry(p, snap, expand))
     return JSONResponse(out, headers={"X-Repo-Commit": snap.commit})
 
-
-router.include_router(pool_writes.router)

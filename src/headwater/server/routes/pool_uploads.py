@@ -49,7 +49,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..archive import (
+from ...archive import (
     IndexFormatError,
     TarFormatError,
     TarIndex,
@@ -62,10 +62,12 @@ from ..archive import (
     index_tar,
     rebuild_manifest,
 )
-from ..catalog import Principal
-from ..storage import StorageError, StoreNotFoundError
-from .auth import require_write
-from .pools import HubPool, PoolError, PoolRegistry, check_repo_path
+from ...catalog import Principal
+from ...storage import StorageError, StoreNotFoundError
+from ..auth import require_write
+from ..errors import HubError
+from ..snapshots import HubPool, check_repo_path
+from ..state import config_of, pools_of
 
 __all__ = ["router", "MAX_INDEX_BYTES"]
 
@@ -77,17 +79,11 @@ MAX_INDEX_BYTES = 256 << 20
 _WRITE_CHUNK = 1 << 20
 
 
-def _registry(request: Request) -> PoolRegistry:
-    from .hub import registry  # hub mounts this router; the registry lives there
-
-    return registry(request)
-
-
 def _writable_pool(request: Request, owner: str, name: str, path: str) -> tuple[HubPool, str]:
     try:
-        pool = _registry(request).get(f"{owner}/{name}")
+        pool = pools_of(request).get(f"{owner}/{name}")
         path = check_repo_path(path)
-    except PoolError as err:
+    except HubError as err:
         raise HTTPException(err.status, str(err)) from None
     if any(part.startswith(".") for part in path.split("/")):
         raise HTTPException(400, f"unsafe path {path!r}: hidden names (starting with '.') are reserved")
@@ -207,7 +203,7 @@ def _verify_index(pool: HubPool, path: str, data: bytes) -> dict[str, Any]:
 async def upload_file(owner: str, name: str, path: str, request: Request,
                       _who: Principal = Depends(require_write)) -> JSONResponse:
     pool, path = _writable_pool(request, owner, name, path)
-    limit = int(request.app.state.config.max_upload_bytes)
+    limit = config_of(request).max_upload_bytes
     if path.endswith(".json"):
         limit = min(limit, MAX_INDEX_BYTES)
     declared = _declared_length(request, limit)

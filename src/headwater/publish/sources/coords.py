@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["unit", "unit_point", "unit_rectangle", "CoordinateError"]
+from ..errors import CoordinateError
 
-
-class CoordinateError(ValueError):
-    """A coordinate lies clearly outside the image, or a shape has no area (message says which)."""
+__all__ = ["unit", "unit_point", "unit_rectangle"]
 
 
 def unit(value: float, tolerance: float) -> float | None:

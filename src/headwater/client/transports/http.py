@@ -1,4 +1,4 @@
-"""The remote :class:`~headwater.client.transport.Transport`: the datatap API of a headwater server over HTTP.
+"""The remote :class:`~headwater.client.transports.Transport`: the datatap API of a headwater server over HTTP.
 
 Why it looks like this:
 
@@ -6,9 +6,10 @@ Why it looks like this:
   and after unpickling in a DataLoader worker), so requests reuse pooled keep-alive connections, with
   explicit connect/read timeouts instead of waiting forever on a dead peer.
 * **Retries that are safe.** Connection failures, time-outs, 429 and 5xx are retried with exponential
-  backoff and jitter, honouring ``Retry-After`` (:class:`~headwater.storage.retry.RetryPolicy`). Reads
-  are idempotent, so any of those is retried; a publish is retried only when the server certainly did
-  not act on it (the connection could not be made, or 429/503 — refused before the work started).
+  backoff and jitter, honouring ``Retry-After``, by the one retry policy of headwater
+  (:class:`~headwater.storage.RetryPolicy` and its :class:`~headwater.storage.Backoff`). Reads are
+  idempotent, so any of those is retried; a publish is retried only when the server certainly did not
+  act on it (the connection could not be made, or 429/503 — refused before the work started).
 * **Clear errors.** ``{"error": msg}`` bodies become :class:`~headwater.client.errors.RemoteNotFoundError`
   (404; also a catalog ``NotFoundError``/``KeyError``, as in embedded mode),
   :class:`~headwater.client.errors.RemoteAuthError` (401/403),
@@ -16,7 +17,8 @@ Why it looks like this:
   :class:`~headwater.client.errors.RemoteUnavailableError` (unreachable or still failing after the
   retries) — each naming the server's message, the status and the URL.
 * **Streams resume.** A split stream is NDJSON, one droplet a line. The transport yields blocks of
-  whole lines only and counts them; when the connection breaks mid-body (reset, time-out, a cut
+  whole lines only (:class:`~headwater.droplet.ndjson.LineFramer`) and counts them; when the connection
+  breaks mid-body (reset, time-out, a cut
   chunked body, or fewer lines than the server's ``X-Headwater-Items`` announced), it reconnects with
   ``offset = start + lines already yielded``. The server's pass is deterministic for the same
   arguments, so the caller sees every droplet exactly once and in order.
@@ -34,9 +36,9 @@ Example:
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 from urllib.parse import quote
@@ -44,9 +46,12 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from .. import __version__
-from ..storage.retry import RetryPolicy
-from .errors import (
+from ... import __version__
+from ...droplet import droplet_from_builtins, encode_droplet
+from ...droplet.ndjson import LineFramer, count_lines
+from ...publish import Problem, PublishError, Source, check_names, prepare_publish
+from ...storage import RetryPolicy
+from ..errors import (
     ClientError,
     RemoteAuthError,
     RemoteError,
@@ -54,14 +59,13 @@ from .errors import (
     RemoteRequestError,
     RemoteUnavailableError,
 )
-from .transport import iter_lines
 
-__all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "NDJSON", "STREAM_BLOCK_BYTES", "HttpTransport"]
+__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUT", "NDJSON", "STREAM_BLOCK_BYTES", "HttpTransport"]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for a connection, or for the next bytes of a response."""
 
-DEFAULT_RETRIES = RetryPolicy(attempts=6, base_delay=0.25, max_delay=30.0)
+DEFAULT_RETRY = RetryPolicy(attempts=6, base_delay=0.25, max_delay=30.0)
 """Up to 6 attempts per request (and per stretch of a stream without progress)."""
 
 STREAM_BLOCK_BYTES = 1 << 20
@@ -93,17 +97,17 @@ def _segment(value: str) -> str:
 
 
 class HttpTransport:
-    """A :class:`~headwater.client.transport.Transport` talking to a headwater (or datatap) server.
+    """A :class:`~headwater.client.transports.Transport` talking to a headwater (or datatap) server.
 
     ``url``: the server's base URL (``http://host:port``; a trailing ``/api`` is accepted too).
     ``api_key``: sent as ``Bearer base64(key)``; None for anonymous reads of public databases.
-    ``timeout``: seconds for connecting and between bytes of a response. ``retries``: a
-    :class:`~headwater.storage.retry.RetryPolicy` or a number of attempts. ``verify``: TLS verification
+    ``timeout``: seconds for connecting and between bytes of a response. ``retry``: a
+    :class:`~headwater.storage.RetryPolicy` or a number of attempts. ``verify``: TLS verification
     (as httpx takes it). ``block_bytes``: how much of a stream to gather before yielding its whole lines.
     """
 
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 retries: RetryPolicy | int = DEFAULT_RETRIES, verify: bool | str = True,
+                 retry: RetryPolicy | int = DEFAULT_RETRY, verify: bool | str = True,
                  block_bytes: int = STREAM_BLOCK_BYTES) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ClientError(f"server URL must start with http:// or https://, got {url!r}")
@@ -112,14 +116,13 @@ class HttpTransport:
         self.url = base
         self.api_key = api_key
         self.timeout = float(timeout)
-        if isinstance(retries, bool) or not isinstance(retries, (int, RetryPolicy)):
-            raise ClientError(f"retries must be a RetryPolicy or an int >= 1, got {retries!r}")
-        if isinstance(retries, int):
-            if retries < 1:
-                raise ClientError(f"retries must be >= 1 attempts, got {retries}")
-            retries = RetryPolicy(attempts=retries, base_delay=DEFAULT_RETRIES.base_delay,
-                                  max_delay=DEFAULT_RETRIES.max_delay)
-        self.retries = retries
+        if isinstance(retry, bool) or not isinstance(retry, (int, RetryPolicy)):
+            raise ClientError(f"retry must be a RetryPolicy or an int >= 1 (attempts), got {retry!r}")
+        if isinstance(retry, int):
+            if retry < 1:
+                raise ClientError(f"retry must be >= 1 attempts, got {retry}")
+            retry = dataclasses.replace(DEFAULT_RETRY, attempts=retry)
+        self.retry = retry
         self.verify = verify
         if block_bytes < 1:
             raise ClientError(f"block_bytes must be >= 1, got {block_bytes}")
@@ -139,12 +142,12 @@ class HttpTransport:
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable (DataLoader workers): settings only; the session is made again where it is used."""
-        return {"url": self.url, "api_key": self.api_key, "timeout": self.timeout, "retries": self.retries,
+        return {"url": self.url, "api_key": self.api_key, "timeout": self.timeout, "retry": self.retry,
                 "verify": self.verify, "block_bytes": self.block_bytes}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["url"], state["api_key"], timeout=state["timeout"],  # type: ignore[misc]
-                      retries=state["retries"], verify=state["verify"], block_bytes=state["block_bytes"])
+                      retry=state["retry"], verify=state["verify"], block_bytes=state["block_bytes"])
 
     @property
     def client(self) -> httpx.Client:
@@ -207,18 +210,17 @@ class HttpTransport:
         return RemoteUnavailableError(full, **kwargs)
 
     def _attempts(self, what: str, attempt_once: Callable[[], Any], *, idempotent: bool = True) -> Any:
-        """Run ``attempt_once`` with the retry policy; transient failures raise :class:`_Retryable` or
-        an httpx transport error inside it."""
-        policy = self.retries
-        last: BaseException | None = None
-        for attempt in range(policy.attempts):
+        """Run ``attempt_once`` under the retry policy; transient failures raise :class:`_Retryable` or an
+        httpx transport error inside it."""
+        backoff = self.retry.backoff()
+        while True:
             try:
                 self.requests += 1
                 return attempt_once()
             except _Retryable as err:
                 if not idempotent and err.status not in _UNSENT_STATUS:
                     raise err.error or RemoteUnavailableError(f"{what}: {err}") from None
-                last = err
+                last: BaseException = err
             except _UNSENT_ERRORS as err:
                 last = err
             except _RETRY_ERRORS as err:
@@ -229,15 +231,14 @@ class HttpTransport:
                 last = err
             except httpx.HTTPError as err:  # bad URL, unsupported protocol…: not transient
                 raise RemoteUnavailableError(f"{what}: {type(err).__name__}: {err}") from err
-            if attempt + 1 < policy.attempts:
-                self.retried += 1
-                time.sleep(policy.delay(attempt, last))
-        assert last is not None
-        if isinstance(last, _Retryable) and last.error is not None:
-            raise RemoteUnavailableError(f"{last.error} — still failing after {policy.attempts} attempts",
-                                         status=last.error.status, url=last.error.url, body=last.error.body)
-        raise RemoteUnavailableError(f"{what}: still failing after {policy.attempts} attempts: "
-                                     f"{type(last).__name__}: {last}")
+            if not backoff.failed(last):
+                break
+            self.retried += 1
+        error = last.error if isinstance(last, _Retryable) else None
+        if error is not None:
+            raise RemoteUnavailableError(f"{error} — {backoff.gave_up()}", status=error.status, url=error.url,
+                                         body=error.body)
+        raise RemoteUnavailableError(f"{what}: {backoff.gave_up()}: {type(last).__name__}: {last}")
 
     def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
                  content: Callable[[], Iterable[bytes]] | bytes | None = None, headers: Mapping[str, str] | None = None,
@@ -336,9 +337,8 @@ class HttpTransport:
         return self._stream(path, params, offset)
 
     def _stream(self, path: str, params: dict[str, Any], offset: int) -> Iterator[bytes]:
-        policy = self.retries
+        backoff = self.retry.backoff()  # failures in a row; progress (droplets received) resets it
         seen = 0  # lines yielded so far
-        failures = 0  # consecutive attempts without progress
         what = f"GET {self.url}{path}"
         while True:
             before = seen
@@ -355,33 +355,28 @@ class HttpTransport:
                     announced = response.headers.get("x-headwater-items")
                     expected = int(announced) if announced and announced.isdigit() else None
                     got = 0
-                    carry = b""
+                    framer = LineFramer()
                     for data in response.iter_bytes(self.block_bytes):
-                        if carry:
-                            data = carry + data
-                        cut = data.rfind(b"\n") + 1
-                        if cut == 0:
-                            carry = data
+                        block = framer.push(data)
+                        if not block:
                             continue
-                        block, carry = data[:cut], data[cut:]
-                        lines = block.count(b"\n")
+                        lines = count_lines(block)
                         if expected is not None and got + lines > expected:
                             raise RemoteError(f"{what}: the server sent more droplets than the "
                                               f"{expected} it announced")
                         got += lines
                         seen += lines
-                        failures = 0
+                        backoff.reset()
                         yield block
                     if expected is not None and got < expected:
                         raise _Retryable(f"the response ended after {got} of {expected} droplets")
-                    if carry:
-                        if expected is None and carry.strip():
-                            # a body that did not end with a newline: the last line is whole (datatap's
-                            # server may omit the final newline) — the Transport contract wants one
-                            seen += 1
-                            yield carry + b"\n"
-                        elif carry.strip():
+                    if framer.carry.strip():
+                        if expected is not None:
                             raise _Retryable(f"the response ended inside a line after {got} droplets")
+                        # a body that did not end with a newline: the last line is whole (datatap's server
+                        # may omit the final newline) — the Transport contract wants one
+                        seen += 1
+                        yield framer.finish()
                     return
             except _Retryable as err:
                 last: BaseException = err
@@ -390,22 +385,14 @@ class HttpTransport:
             except httpx.HTTPError as err:
                 raise RemoteUnavailableError(f"{what}: {type(err).__name__}: {err}") from err
             if seen > before:
-                failures = 0  # progress was made: the budget starts again
-            failures += 1
-            if failures >= policy.attempts:
+                backoff.reset()  # progress was made: the budget starts again
+            if not backoff.failed(last):
                 error = getattr(last, "error", None)
                 raise RemoteUnavailableError(
-                    f"{what}: still failing after {policy.attempts} attempts ({seen} droplets received): "
+                    f"{what}: {backoff.gave_up()} ({seen} droplets received): "
                     f"{error or f'{type(last).__name__}: {last}'}",
                     status=getattr(error, "status", None)) from last
             self.retried += 1
-            time.sleep(policy.delay(failures - 1, last))
-
-    def stream_lines(self, database: str, namespace: str, name: str, uid: str, split: str, chunk: int,
-                     nchunks: int, *, shuffle_seed: int | None = None, offset: int = 0,
-                     truncate: int | None = None) -> Iterator[bytes]:
-        return iter_lines(self.stream_blocks(database, namespace, name, uid, split, chunk, nchunks,
-                                             shuffle_seed=shuffle_seed, offset=offset, truncate=truncate))
 
     # -- writes ----------------------------------------------------------------------------------
     def publish(self, database: str, namespace: str, name: str,
@@ -451,6 +438,67 @@ class HttpTransport:
                                                        read=answer_timeout))
         except RemoteRequestError as err:
             raise _with_problems(err) from None
+
+    def publish_source(
+        self,
+        database: str,
+        namespace: str,
+        name: str,
+        source: str | os.PathLike[str] | Source | Sequence[Source],
+        *,
+        images: str | os.PathLike[str] | None = None,
+        pools: Mapping[str, str] | None = None,
+        splits: Any = None,
+        split_seed: int = 0,
+        default_split: str = "train",
+        template: Any = None,
+        strict: bool | None = None,
+        tags: Iterable[str] = ("latest",),
+        max_problems: int = 100,
+        silent: bool | None = True,
+        **local_only: Any,
+    ) -> dict[str, Any]:
+        """Validate ``source`` here, then publish it on the server as ONE new dataset; returns its JSON.
+
+        The arguments mean what they mean for :func:`headwater.publish.publish`; a bad source is refused
+        with exactly its rules and messages before a byte is sent. Then the droplets stream to the server
+        (canonical JSON, split decided here, each tagged with its place in the source), which validates
+        them again and commits all or nothing. Images must already live in a pool the readers can reach
+        (``pool://NAME/KEY`` with ``pools={NAME: URL}``) or be URLs: packing local files into a pool on the
+        server is a pool upload (``headwater upload``), not part of the dataset write. Raises
+        :class:`~headwater.publish.PublishError` (problems named by their place in *your* source) whether
+        the local check or the server refused; then nothing was published.
+        """
+        if local_only:
+            raise ClientError(f"{', '.join(sorted(local_only))}: only for a publish into a local catalog, not "
+                              f"through a server ({self.url})")
+        tags = list(tags)
+        pools = dict(pools or {})
+        check_names(namespace=namespace, repository_name=name, split_name=default_split, tag=tags, pool_name=pools)
+        plan = prepare_publish(source, images=images, pools=pools, pool_name=next(iter(pools), "images"),
+                               splits=splits, split_seed=split_seed, default_split=default_split, template=template,
+                               strict=strict, max_problems=max_problems, silent=silent)
+        if plan.images:
+            example = next(iter(plan.images))
+            raise PublishError(f"the droplets name {len(plan.images)} local image file(s) (e.g. {example}); a server "
+                               "publish sends annotations only: pack the images into a pool the readers can reach "
+                               "(headwater pack, then headwater upload into a pool the server serves), reference "
+                               "them as pool://NAME/KEY and pass pools={NAME: URL}; nothing was published")
+
+        def items() -> Iterator[tuple[str, bytes, str]]:
+            for item in plan.items():
+                yield item.split, encode_droplet(droplet_from_builtins(item.droplet)), item.where
+
+        try:
+            return self.publish(database, namespace, name, items, template=plan.template, tags=tags, pools=pools,
+                                strict=plan.strict, max_problems=max_problems)
+        except RemoteRequestError as err:
+            problems = [Problem(w, m) for w, m in getattr(err, "problems", [])]
+            if not problems:
+                raise
+            summary = err.body.get("error", str(err)) if isinstance(err.body, dict) else str(err)
+            raise PublishError(f"the server refused the dataset: {summary}", problems,
+                               getattr(err, "total", len(problems))) from None
 
     def move_tag(self, database: str, namespace: str, name: str, tag: str, dataset: str) -> dict[str, Any]:
         """Point ``tag`` at ``dataset`` (a uid, or another tag); returns the tag JSON plus ``previous``."""

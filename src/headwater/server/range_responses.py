@@ -29,7 +29,7 @@ Example:
     >>> parse_range("bytes=100-", 100)
     Traceback (most recent call last):
     ...
-    headwater.server.ranges.RangeNotSatisfiable: range 'bytes=100-' starts at or after the end of a 100-byte file
+    headwater.server.errors.RangeNotSatisfiable: range 'bytes=100-' starts at or after the end of a 100-byte file
 """
 
 from __future__ import annotations
@@ -46,12 +46,11 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..errors import HeadwaterError
-from ..storage import Store
-from ..storage.store import ShortReadError
+from ..storage import ShortReadError, Store
+from .errors import MalformedRange, RangeNotSatisfiable
 
 __all__ = [
-    "CHUNK", "REMOTE_CHUNK", "SMALL_BODY", "MAX_RANGES", "read_small", "RangeNotSatisfiable", "MalformedRange",
+    "CHUNK", "REMOTE_CHUNK", "SMALL_BODY", "MAX_RANGES", "read_small",
     "parse_range", "parse_ranges", "iter_file", "BodyResponse", "Multipart", "read_multipart", "iter_multipart",
 ]
 
@@ -72,18 +71,6 @@ client sends at most 100 per request; 256 ranges of one file in one request is a
 attempt to make the server do many small reads for one request."""
 
 _SPEC = re.compile(r"(\d*)-(\d*)")
-
-
-class RangeNotSatisfiable(HeadwaterError):
-    """No byte of the requested range exists (416)."""
-
-    def __init__(self, message: str, size: int) -> None:
-        super().__init__(message)
-        self.size = size
-
-
-class MalformedRange(HeadwaterError, ValueError):
-    """The ``Range`` header cannot be parsed (400)."""
 
 
 def _specs(header: str) -> list[tuple[str, str]]:

@@ -43,15 +43,11 @@ from typing import Any
 
 import msgspec
 
-from ..client.publish import SourceItem
-from ..errors import HeadwaterError
-from ._coords import CoordinateError, unit_point, unit_rectangle
+from ..errors import CocoFormatError, CoordinateError
+from .coords import unit_point, unit_rectangle
+from .source import SourceItem
 
-__all__ = ["CocoFormatError", "CocoSource"]
-
-
-class CocoFormatError(HeadwaterError, ValueError):
-    """The file is not a COCO instances JSON at all (missing ``images``/``categories``, wrong types)."""
+__all__ = ["CocoSource"]
 
 
 def _number(value: Any) -> bool:
@@ -59,11 +55,11 @@ def _number(value: Any) -> bool:
 
 
 class CocoSource:
-    """A COCO instances JSON (path or already-parsed dict) as a publish :class:`~headwater.client.publish.Source`.
+    """A COCO instances JSON (path or already-parsed dict) as a publish :class:`~headwater.publish.Source`.
 
     ``images``: folder holding the files named by ``file_name`` (default: the JSON's folder).
     ``split``: put every droplet in this split (e.g. ``"validation"`` for ``instances_val2017.json``);
-    None lets :func:`~headwater.client.publish.publish` decide. ``skip_invalid``: drop annotations that
+    None lets :func:`~headwater.publish.publish` decide. ``skip_invalid``: drop annotations that
     would be errors (counted in :attr:`notes`) instead of refusing the whole file.
     """
 

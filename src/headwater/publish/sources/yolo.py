@@ -45,19 +45,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ..client.publish import SourceItem
-from ..errors import HeadwaterError
-from ._coords import CoordinateError, unit_point, unit_rectangle
+from ..errors import CoordinateError, YoloFormatError
+from .coords import unit_point, unit_rectangle
+from .source import SourceItem
 
-__all__ = ["YoloFormatError", "YoloSource", "IMAGE_EXTENSIONS", "read_class_names"]
+__all__ = ["YoloSource", "IMAGE_EXTENSIONS", "read_class_names"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".dng", ".mpo",
                               ".pfm", ".heic"})
 _YAML_NAMES = ("data.yaml", "dataset.yaml", "data.yml", "dataset.yml")
-
-
-class YoloFormatError(HeadwaterError, ValueError):
-    """The folder is not a YOLO dataset (no images folder, no class names, bad data.yaml)."""
 
 
 def _load_yaml(path: str) -> dict[str, Any]:
@@ -141,10 +137,10 @@ def _walk_labels(folder: str) -> list[str]:
 
 
 class YoloSource:
-    """A YOLO dataset folder as a publish :class:`~headwater.client.publish.Source` (see the module doc).
+    """A YOLO dataset folder as a publish :class:`~headwater.publish.Source` (see the module doc).
 
     ``names``: class names (overrides data.yaml / classes.txt). ``split``: the split for a flat layout
-    (None lets :func:`~headwater.client.publish.publish` decide); folder splits always win.
+    (None lets :func:`~headwater.publish.publish` decide); folder splits always win.
     ``tolerance``: how far outside [0, 1] a value may be and still be clipped.
     """
 

@@ -16,7 +16,7 @@ database is invisible to the caller):
   Answers 201 with the new dataset's JSON (as ``GET …/{uid}``) plus ``tags``. Pools are URLs readers can
   reach; a URL of a pool this server serves (``{server}/datasets/{owner}/{repo}/resolve/main/{path}``, e.g.
   after uploading shards there) is stored as that pool's location and shown as such a URL again (see
-  :mod:`headwater.server.pool_urls`). A refusal is 400
+  :mod:`headwater.server.public_urls`). A refusal is 400
   ``{"error": summary, "problems": [{"where", "message"}], "total": n}`` naming *every* problem (up to
   ``maxProblems``) by line, and then nothing was written. Bodies over ``ServerConfig.max_upload_bytes``
   are refused with 413 (from ``Content-Length`` before a byte is read; counted for chunked bodies).
@@ -64,19 +64,14 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..catalog import Principal, check_name, dataset_json, tag_json
-from ..client.publish import PublishError, SourceItem
-from ..client.publish import publish as publish_source
-from ..droplet import ImageRefError, parse_image_ref
-from .auth import (
-    catalog_of,
-    readable_database,
-    reader,
-    require_write,
-    writable_database,
-)
-from .pool_urls import public_pools, stored_pools
-from .pools import UnsafePathError
+from ...catalog import Principal, check_name, dataset_json, tag_event_json, tag_move_json
+from ...droplet import ImageRefError, parse_image_ref
+from ...publish import PublishError, SourceItem
+from ...publish import publish as publish_source
+from ..auth import readable_database, reader, require_write, writable_database
+from ..errors import UnsafePathError
+from ..public_urls import public_pools, stored_pools
+from ..state import catalog_of, config_of
 
 __all__ = ["NDJSON", "PublishHeader", "router"]
 
@@ -131,7 +126,7 @@ def _image_problem(droplet: Mapping[str, Any], pools: Mapping[str, str]) -> str 
 
 
 class _BodySource:
-    """The spooled body as a :class:`~headwater.client.publish.Source` (re-iterable: read from the file)."""
+    """The spooled body as a :class:`~headwater.publish.Source` (re-iterable: read from the file)."""
 
     images_root = None
     template = None
@@ -225,7 +220,7 @@ async def publish_dataset(database: str, namespace: str, name: str, request: Req
     check_name("namespace", namespace)
     check_name("repository name", name)
     db = await run_in_threadpool(writable_database, request, who, database)
-    path = await _spool(request, int(request.app.state.config.max_upload_bytes))
+    path = await _spool(request, config_of(request).max_upload_bytes)
     try:
         header = await run_in_threadpool(_read_header, path)
         try:
@@ -237,7 +232,7 @@ async def publish_dataset(database: str, namespace: str, name: str, request: Req
             record = await run_in_threadpool(
                 publish_source, catalog_of(request), db.uid, namespace, name, source,
                 pools=pools, pool_name=next(iter(pools), "images"), template=header.template,
-                strict=header.strict, tags=header.tags, max_problems=header.max_problems, progress=False)
+                strict=header.strict, tags=header.tags, max_problems=header.max_problems, silent=True)
         except PublishError as err:
             return _problems_response(err)
     finally:
@@ -254,11 +249,7 @@ def move_tag(database: str, namespace: str, name: str, tag: str, request: Reques
              who: Principal = Depends(require_write)) -> dict[str, Any]:
     check_name("tag", tag)
     db = writable_database(request, who, database)
-    catalog = catalog_of(request)
-    target = catalog.dataset(db.uid, namespace, name, dataset).uid
-    previous = next((t.dataset for t in catalog.tags(db.uid, namespace, name) if t.tag == tag), None)
-    record = catalog.move_tag(db.uid, namespace, name, tag, target)
-    return {**tag_json(record), "previous": previous}
+    return tag_move_json(catalog_of(request).move_tag(db.uid, namespace, name, tag, dataset))
 
 
 @router.get(_REPO + "/tags/history", summary="Every move of the repository's tags (or of one), oldest first")
@@ -266,5 +257,4 @@ def tag_history(database: str, namespace: str, name: str, request: Request,
                 tag: str | None = Query(None, description="only this tag"),
                 who: Principal | None = Depends(reader)) -> list[dict[str, Any]]:
     db = readable_database(request, who, database)
-    events = catalog_of(request).tag_history(db.uid, namespace, name, tag)
-    return [{"tag": e.tag, "dataset": e.dataset, "previous": e.previous, "movedAt": e.moved_at_ms} for e in events]
+    return [tag_event_json(e) for e in catalog_of(request).tag_history(db.uid, namespace, name, tag)]

@@ -1,4 +1,9 @@
-"""Creating repositories and moving tags, shared by the catalog and the publisher (same transaction).
+"""Row writes shared by the catalog and the publisher, inside the caller's transaction: create a database
+or a repository when missing, move a tag and record the move.
+
+Why inside the caller's transaction: a publish that creates its database (``--create-database``) and its
+repository must leave neither behind when it is refused or fails, so both are created by the same
+transaction that writes the droplets.
 
 Why a history table: a tag (``latest``, ``v2``) is a movable pointer; training runs that recorded
 "``latest`` on 3 March" must be able to find which dataset that was, so every move is appended to
@@ -7,6 +12,7 @@ Why a history table: a tag (``latest``, ``v2``) is a movable pointer; training r
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +20,31 @@ from sqlalchemy import Connection, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import ConflictError, NotFoundError
-from .models import repositories, tag_events, tags
-from .names import check_name
+from .lookup import database_row
+from .models import databases, repositories, tag_events, tags
+from .name_rules import check_name
 
-__all__ = ["ensure_repository", "set_tag"]
+__all__ = ["ensure_database", "ensure_repository", "set_tag"]
+
+
+def ensure_database(conn: Connection, name: str, *, exist_ok: bool, now: datetime, public: bool = False,
+                    owner_uid: str | None = None) -> Row[Any]:
+    """Return database ``name``, creating it (``public``, owned by user uid ``owner_uid``) if missing;
+    ConflictError if it exists and not ``exist_ok`` (an existing one is returned unchanged)."""
+    check_name("database name", name)
+    row = conn.execute(select(databases).where(databases.c.name == name)).first()
+    if row is not None:
+        if not exist_ok:
+            raise ConflictError(f"database {name!r} already exists")
+        return row
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(databases).values(uid=str(uuid.uuid4()), name=name, public=bool(public),
+                                                  created_at=now, owner_uid=owner_uid))
+    except IntegrityError:  # created concurrently by another writer (PostgreSQL)
+        if not exist_ok:
+            raise ConflictError(f"database {name!r} already exists") from None
+    return database_row(conn, name)
 
 
 def ensure_repository(conn: Connection, db: Row[Any], namespace: str, name: str, *, exist_ok: bool,

@@ -34,6 +34,8 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .errors import ChunkError, OutOfRangeError
+
 try:  # optional: batches of shuffled positions are computed with numpy when it is installed
     import numpy as _np
 except ImportError:  # pragma: no cover - numpy ships with torch, the usual consumer
@@ -47,9 +49,9 @@ _ROUNDS = 4
 
 def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r}")
+        raise ChunkError(f"{name} must be an int, got {value!r}")
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise ChunkError(f"{name} must be >= {minimum}, got {value}")
     return value
 
 
@@ -63,13 +65,13 @@ def chunk_bounds(total: int, chunk: int, nchunks: int) -> tuple[int, int]:
     >>> chunk_bounds(5, 3, 3)
     Traceback (most recent call last):
     ...
-    ValueError: chunk must be in [0, 3), got 3
+    headwater.catalog.errors.ChunkError: chunk must be in [0, 3), got 3
     """
     _check_int("total", total, 0)
     _check_int("nchunks", nchunks, 1)
     _check_int("chunk", chunk, 0)
     if chunk >= nchunks:
-        raise ValueError(f"chunk must be in [0, {nchunks}), got {chunk}")
+        raise ChunkError(f"chunk must be in [0, {nchunks}), got {chunk}")
     return chunk * total // nchunks, (chunk + 1) * total // nchunks
 
 
@@ -110,7 +112,7 @@ class Permutation:
     def __post_init__(self) -> None:
         _check_int("total", self.total, 0)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an int, got {self.seed!r}")
+            raise ChunkError(f"seed must be an int, got {self.seed!r}")
         a = max(1, math.isqrt(max(self.total - 1, 0)) + 1)
         b = max(1, -(-self.total // a))
         object.__setattr__(self, "_a", a)
@@ -122,7 +124,7 @@ class Permutation:
 
     def __getitem__(self, index: int) -> int:
         if not 0 <= index < self.total:
-            raise IndexError(f"position {index} out of range for a permutation of {self.total}")
+            raise OutOfRangeError(f"position {index} out of range for a permutation of {self.total}")
         return self._take_python(index, index + 1)[0]
 
     def __iter__(self) -> Iterator[int]:
@@ -133,7 +135,7 @@ class Permutation:
     def take(self, start: int, stop: int) -> list[int]:
         """``[self[i] for i in range(start, stop)]``, computed a batch at a time."""
         if not 0 <= start <= stop <= self.total:
-            raise IndexError(f"range [{start}, {stop}) out of bounds for a permutation of {self.total}")
+            raise OutOfRangeError(f"range [{start}, {stop}) out of bounds for a permutation of {self.total}")
         if stop - start >= 64 and _np is not None:
             return self._take_numpy(start, stop)
         return self._take_python(start, stop)
@@ -179,7 +181,7 @@ class Permutation:
     def inverse(self, value: int) -> int:
         """The position ``i`` with ``self[i] == value``."""
         if not 0 <= value < self.total:
-            raise IndexError(f"value {value} out of range for a permutation of {self.total}")
+            raise OutOfRangeError(f"value {value} out of range for a permutation of {self.total}")
         a, b = self._a, self._b
         # moduli of (left, right) after an even number of rounds are back to (a, b)
         x = value
@@ -250,14 +252,14 @@ class ShardPlan:
     def _check_offset(self, offset: int) -> int:
         _check_int("offset", offset, 0)
         if offset > len(self):
-            raise ValueError(f"offset {offset} is past the end of a chunk of {len(self)} droplets")
+            raise ChunkError(f"offset {offset} is past the end of a chunk of {len(self)} droplets")
         return self.start + offset
 
     def ordinal_range(self, offset: int = 0) -> range:
         """Split ordinals of an unshuffled pass from ``offset`` on (ValueError when shuffled)."""
         begin = self._check_offset(offset)
         if self.shuffle_seed is not None:
-            raise ValueError("a shuffled pass is not an ordinal range; use ordinal_batches()")
+            raise ChunkError("a shuffled pass is not an ordinal range; use ordinal_batches()")
         return range(begin, self.stop)
 
     def ordinal_batches(self, offset: int = 0, size: int = 4096) -> Iterator[list[int]]:

@@ -30,9 +30,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from ..archive.index import index_path_for
+from tqdm import tqdm
+
+from ..archive import index_path_for
 from .errors import ClientError
-from .http_transport import HttpTransport
+from .transports import HttpTransport
 
 __all__ = ["LocalShard", "UploadReport", "local_shards", "upload_pool"]
 
@@ -125,7 +127,7 @@ def _chunks(path: str, on_bytes: Callable[[int], None]) -> Iterator[bytes]:
 
 
 def upload_pool(transport: HttpTransport, repo: str, root: str, *, prefix: str = "", replace: bool = False,
-                progress: bool = False) -> UploadReport:
+                silent: bool | None = True) -> UploadReport:
     """Upload the tars under local folder ``root`` into the server's pool ``repo`` (``owner/name``),
     under ``prefix`` (a folder inside the pool, e.g. ``"batch2"``). Skips shards already there with the
     same sha256. A shard of the same path but other bytes is replaced only with ``replace=True`` —
@@ -149,10 +151,8 @@ def upload_pool(transport: HttpTransport, repo: str, root: str, *, prefix: str =
         raise ClientError(f"{len(clashes)} shard(s) already exist in {repo} with other bytes (e.g. {clashes[0]}); "
                           "nothing was uploaded. Replace them (their old members are no longer served) with "
                           "replace=True / --replace, or upload under another --prefix")
-    from tqdm import tqdm
-
     with tqdm(total=sum(s.size for _, s in todo), unit="B", unit_scale=True, desc=f"Uploading to {repo}",
-              disable=not progress) as bar:
+              disable=silent) as bar:
         for target, shard in todo:
             sent = [0]
 

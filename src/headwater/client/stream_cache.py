@@ -47,11 +47,11 @@ from typing import BinaryIO
 import msgspec
 from filelock import FileLock, Timeout
 
-from ..errors import HeadwaterError
-from ..pool.cache import cache_dir
-from ..storage.atomic import atomic_path
+from ..droplet.ndjson import count_lines, frame_lines, skip_lines
+from ..storage import atomic_path, cache_dir
+from .errors import CacheError
 
-__all__ = ["StreamKey", "CacheEntry", "StreamCache", "CacheError", "DEFAULT_MAX_BYTES"]
+__all__ = ["StreamKey", "CacheEntry", "StreamCache", "DEFAULT_MAX_BYTES"]
 
 DEFAULT_MAX_BYTES = 10 * 2**30
 _FORMAT = 1
@@ -59,10 +59,6 @@ _READ_BLOCK = 4 * 2**20
 _MARK_EVERY = 256 * 2**10
 _DATA = ".ndjson"
 _META = ".json"
-
-
-class CacheError(HeadwaterError, ValueError):
-    """A stream handed to the cache is malformed (e.g. a block not ending at a line boundary)."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +226,7 @@ class StreamCache:
                                 marks.append((lines, size))
                             out.write(block)
                             size += len(block)
-                            lines += block.count(b"\n")
+                            lines += count_lines(block)
                     yield block
                 if out is not None:
                     out.flush()
@@ -375,26 +371,4 @@ def _read_lines_from(f: BinaryIO, meta: _Meta, offset: int) -> Iterator[bytes]:
                 break
             line, pos = mark_line, mark_pos
         f.seek(pos)
-        skip = offset - line
-        carry = b""
-        while True:
-            data = f.read(_READ_BLOCK)
-            if not data:
-                break
-            if carry:
-                data = carry + data
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                carry = data
-                continue
-            block, carry = data[:cut], data[cut:]
-            if skip:
-                start = 0
-                while skip and start < len(block):
-                    start = block.index(b"\n", start) + 1
-                    skip -= 1
-                block = block[start:]
-            if block:
-                yield block
-        if carry:
-            yield carry if carry.endswith(b"\n") else carry + b"\n"
+        yield from skip_lines(frame_lines(iter(lambda: f.read(_READ_BLOCK), b"")), offset - line)

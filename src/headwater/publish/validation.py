@@ -1,0 +1,320 @@
+"""Pass 1 of a publish: read every item, collect every problem, plan images, splits and the template.
+
+Why before anything is written: a publish is all or nothing, and a user fixing a source wants every
+problem at once (``line 12``, ``image id 397133``, ``labels/a.txt line 3``), not the first one per run.
+So :func:`prepare_publish` reads the whole source, validates each droplet (against the given template, or
+the union of what the droplets use), checks each image path (a local file to pack, a URL, or a
+``pool://`` reference to a pool of the dataset) and each split name, and either raises one
+:class:`~headwater.publish.errors.PublishError` listing the problems or returns a :class:`PublishPlan`.
+Pass 2 (:meth:`PublishPlan.items`) re-reads the source for the writer — local (:mod:`.commit`) or remote
+(the client's HTTP publish) — so a 10M-droplet source never sits in memory; sources must therefore be
+re-iterable (files are).
+
+Example:
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "d.jsonl")
+    >>> _ = open(path, "w").write('{"kind":"ImageAnnotation","image":{"paths":["https://x/1.jpg"]},"classes":{}}\\n')
+    >>> plan = prepare_publish(path, splits="val", silent=True)
+    >>> plan.counts, [(item.where, item.split) for item in plan.items()]
+    ({'val': 1}, [('line 1', 'val')])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from ..catalog import check_name
+from ..droplet import (
+    DropletError,
+    ImageRefError,
+    decode_template,
+    droplet_from_builtins,
+    encode_template,
+    infer_template,
+    merge_templates,
+    parse_image_ref,
+    validate_droplet,
+)
+from .errors import Problem, PublishError
+from .sources import JsonlSource, Source, SourceItem
+from .split_rule import SplitRule, choose_splits, split_key
+
+__all__ = ["PublishPlan", "PlannedItem", "prepare_publish", "resolve_image", "check_names", "as_sources", "load_template", "is_local_path",
+           "image_paths"]
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_EXT = re.compile(r"\.[A-Za-z0-9]{1,10}")
+
+
+def is_local_path(path: str) -> bool:
+    """True for an image path to pack (no ``scheme://``): ``a/b.jpg``, ``/data/x.png``.
+
+    Example:
+        >>> is_local_path("a/b.jpg"), is_local_path("pool://images/3"), is_local_path("https://x/y.png")
+        (True, False, False)
+    """
+    return not _SCHEME.match(path)
+
+
+def image_paths(droplet: Mapping[str, Any]) -> list[str]:
+    """The string entries of a wire droplet's ``image.paths`` (anything else is the validator's to report)."""
+    image = droplet.get("image")
+    paths = image.get("paths") if isinstance(image, Mapping) else None
+    return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+
+
+def check_names(**names: str | Iterable[str]) -> None:
+    """Each name by the catalog's naming rule, as a :class:`PublishError` naming which one is wrong.
+
+    >>> check_names(namespace="acme", tag=["latest", "bad tag"])
+    Traceback (most recent call last):
+    ...
+    headwater.publish.errors.PublishError: invalid tag 'bad tag': use 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit
+    """
+    try:
+        for kind, values in names.items():
+            for value in [values] if isinstance(values, str) else values:
+                check_name(kind.replace("_", " "), value)
+    except ValueError as err:
+        raise PublishError(str(err)) from None
+
+
+def as_sources(source: Any, images: str | os.PathLike[str] | None = None) -> list[Source]:
+    """A JSONL path, a :class:`~headwater.publish.Source` or a list of them, as a list of sources."""
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.isfile(path):
+            raise PublishError(f"source {path!r} is not a file: a JSONL file of droplets is expected here "
+                               "(COCO files and YOLO folders: pass headwater.publish.open_source(path))")
+        return [JsonlSource(path, images)]
+    if isinstance(source, Source):
+        return [source]
+    if isinstance(source, Sequence) and source and all(isinstance(s, Source) for s in source):
+        return list(source)
+    raise PublishError(f"cannot publish from {source!r}: give a JSONL path, a Source, or a list of Sources")
+
+
+def load_template(template: Any) -> dict[str, Any]:
+    """A template given as a wire dict, JSON text/bytes, a path to a JSON file, or a droplet-layer struct →
+    its wire dict (checked by the droplet layer; :class:`PublishError` when it is not a template)."""
+    try:
+        if isinstance(template, os.PathLike) or (isinstance(template, str) and not template.lstrip().startswith("{")):
+            with open(template, "rb") as f:
+                template = f.read()
+        struct = decode_template(template)
+    except (OSError, ValueError, TypeError) as err:
+        raise PublishError(f"bad template: {err}") from None
+    parsed: dict[str, Any] = json.loads(encode_template(struct))
+    return parsed
+
+
+@dataclass
+class PublishPlan:
+    """What pass 1 found, and everything pass 2 needs to write the same droplets to the same splits.
+
+    ``images``: absolute path of each local image → ``(member name in the new pool, size)``, in order of
+    first use (the same file named twice is packed once). ``counts``: droplets per split.
+    """
+
+    sources: list[Source]
+    rule: SplitRule | None
+    fallback: str
+    template: dict[str, Any]
+    strict: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    images: dict[str, tuple[str, int]] = field(default_factory=dict)
+    droplets: int = 0
+
+    def where(self, source: Source, item: SourceItem) -> str:
+        """An item's place in the problems: its source's name too when several are published together."""
+        return f"{source.name} {item.where}" if len(self.sources) > 1 else item.where
+
+    def split_of(self, item: SourceItem, where: str) -> str:
+        """The item's split: its explicit one, else the rule's, else the fallback."""
+        if item.split:
+            return item.split
+        if self.rule is not None and item.droplet is not None:
+            return self.rule(split_key(item.droplet, where))
+        return self.fallback
+
+    def items(self) -> Iterator[PlannedItem]:
+        """Pass 2: every item, re-read from the sources, with its split; raises :class:`PublishError` if an
+        item that was valid in pass 1 is not any more (the source changed)."""
+        for source in self.sources:
+            for item in source.items():
+                where = self.where(source, item)
+                if item.droplet is None or item.problems:
+                    raise PublishError(f"the source changed while publishing ({where}); nothing was published")
+                yield PlannedItem(where, self.split_of(item, where), item.droplet, source.images_root)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedItem:
+    """One droplet of pass 2: its place in the source, its split, its wire JSON, and where its source's
+    local images are."""
+
+    where: str
+    split: str
+    droplet: Mapping[str, Any]
+    images_root: str | None
+
+    def image_path(self, path: str) -> str:
+        """The absolute path a local image path of this item names."""
+        return resolve_image(self.images_root, path)
+
+
+def resolve_image(images_root: str | None, path: str) -> str:
+    """The absolute path of a local image ``path`` of a source whose images are under ``images_root``."""
+    return os.path.abspath(os.path.join(images_root or os.getcwd(), path))
+
+
+class _Problems:
+    """The first ``cap`` problems found, and how many there were."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.shown: list[Problem] = []
+        self.total = 0
+
+    def add(self, where: str, message: str) -> None:
+        self.total += 1
+        if len(self.shown) < self.cap:
+            self.shown.append(Problem(where, message))
+
+
+def _member_name(index: int, path: str) -> str:
+    ext = os.path.splitext(path)[1].lower()
+    return f"{index}{ext if _EXT.fullmatch(ext) else ''}"
+
+
+def prepare_publish(
+    source: str | os.PathLike[str] | Source | Sequence[Source],
+    *,
+    images: str | os.PathLike[str] | None = None,
+    pools: Mapping[str, str] | None = None,
+    pool_name: str = "images",
+    splits: str | Mapping[str, float] | SplitRule | None = None,
+    split_seed: int = 0,
+    default_split: str = "train",
+    template: Any = None,
+    strict: bool | None = None,
+    max_problems: int = 100,
+    silent: bool | None = False,
+) -> PublishPlan:
+    """Pass 1: validate ``source`` completely and plan the publish (see the module docstring).
+
+    The arguments mean what they mean for :func:`~headwater.publish.publish`. ``pool_name`` is the pool
+    local images will be packed into (so ``pool://{pool_name}/…`` refs are known too). Raises
+    :class:`PublishError` naming up to ``max_problems`` problems, or when there are no droplets.
+    """
+    sources = as_sources(source, images)
+    rule, fallback = choose_splits(splits, split_seed, default_split)
+    check_names(split_name=rule.names() if rule else [fallback])
+    given = load_template(template) if template is not None else None
+    plan = PublishPlan(sources, rule, fallback, template={}, strict=given is not None if strict is None else strict)
+    problems = _Problems(max_problems)
+    reader_templates = [dict(s.template) for s in sources if s.template is not None]
+    if given is not None:
+        known: Any = decode_template(given)
+        to_infer: list[Source] = []
+    else:
+        known = decode_template(merge_templates(reader_templates)) if reader_templates else None
+        to_infer = [s for s in sources if s.template is None]
+    known_pools = set(pools or {}) | {pool_name}
+    checked_splits: set[str] = set()
+
+    def droplets() -> Iterator[Any]:
+        """Every valid droplet of the sources whose template is inferred (all are read and checked)."""
+        with tqdm(desc="Validating", unit=" droplets", disable=silent) as bar:
+            for src in sources:
+                infer = any(src is s for s in to_infer)
+                for item in src.items():
+                    bar.update(1)
+                    droplet = _check_item(plan, src, item, None if infer else known, problems, known_pools,
+                                          checked_splits)
+                    if droplet is not None and infer:
+                        yield droplet
+
+    if given is not None:
+        for _ in droplets():
+            pass
+        plan.template = given
+    elif to_infer:
+        inferred = json.loads(encode_template(infer_template(droplets())))
+        plan.template = merge_templates([*reader_templates, inferred])
+    else:
+        for _ in droplets():
+            pass
+        plan.template = merge_templates(reader_templates)
+    if problems.total:
+        raise PublishError(f"{problems.total} problem(s) in the source; nothing was published:", problems.shown,
+                           problems.total)
+    if plan.droplets == 0:
+        raise PublishError("the source holds no droplets; nothing was published")
+    return plan
+
+
+def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: Any, problems: _Problems,
+                known_pools: set[str], checked_splits: set[str]) -> Any:
+    """Check one item, count it into ``plan`` when it is good; returns its droplet struct (None: not good)."""
+    where = plan.where(source, item)
+    for message in item.problems:
+        problems.add(where, message)
+    if item.droplet is None:
+        if not item.problems:
+            problems.add(where, "no droplet")
+        return None
+    try:
+        droplet = droplet_from_builtins(item.droplet)
+        validate_droplet(droplet, template, strict=plan.strict)
+    except DropletError as err:
+        problems.add(where, str(err))
+        return None
+    bad = bool(item.problems)
+    for path in image_paths(item.droplet):
+        if is_local_path(path):
+            resolved = resolve_image(source.images_root, path)
+            if resolved in plan.images:
+                continue
+            try:
+                st = os.stat(resolved)
+            except OSError:
+                problems.add(where, f"image {path!r} not found (looked for {resolved})")
+                bad = True
+                continue
+            if not os.path.isfile(resolved):
+                problems.add(where, f"image {path!r} is not a regular file ({resolved})")
+                bad = True
+                continue
+            plan.images[resolved] = (_member_name(len(plan.images), path), st.st_size)
+            continue
+        try:
+            ref = parse_image_ref(path)
+        except ImageRefError as err:
+            problems.add(where, str(err))
+            bad = True
+            continue
+        if ref.kind == "pool" and ref.pool not in known_pools:
+            problems.add(where, f"image {path!r} names pool {ref.pool!r}, which is not among the dataset's pools "
+                                f"{sorted(known_pools)}")
+            bad = True
+    split = plan.split_of(item, where)
+    if split not in checked_splits:
+        try:
+            check_name("split name", split)
+            checked_splits.add(split)
+        except ValueError as err:
+            problems.add(where, str(err))
+            bad = True
+    if bad:
+        return None
+    plan.counts[split] = plan.counts.get(split, 0) + 1
+    plan.droplets += 1
+    return droplet
