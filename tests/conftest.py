@@ -1,4 +1,4 @@
-"""Shared fixtures: generated pools on disk and a live range server on 127.0.0.1."""
+"""Shared fixtures: generated pools on disk, live file servers on 127.0.0.1, PostgreSQL, peer venvs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import importlib.util
 import os
 import random
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from headwater.archive import pack_directory
 
 from .pgserver import PostgresServer
 from .rangeserver import RangeServer
+from .support.httpserver import FileServer
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +46,22 @@ def id_pool(tmp_path: object) -> tuple[str, dict[int, bytes]]:
     pack_directory(os.path.join(root, "src"), os.path.join(root, "pool"), layout="increment-id",
                    base_level=2, silent=True)
     return os.path.join(root, "pool"), files
+
+
+@pytest.fixture
+def file_server() -> Iterator[Callable[..., FileServer]]:
+    """Start a :class:`~tests.support.httpserver.FileServer` for this test: ``file_server(root, **options)``
+    returns it running; every server started so is stopped after the test."""
+    started: list[FileServer] = []
+
+    def start(root: str | os.PathLike[str], **options: Any) -> FileServer:
+        server = FileServer(root, **options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture
