@@ -14,7 +14,6 @@ import pytest
 from headwater.archive import pack_directory
 
 from .pgserver import PostgresServer
-from .rangeserver import RangeServer
 from .support.httpserver import FileServer
 
 
@@ -65,10 +64,11 @@ def file_server() -> Iterator[Callable[..., FileServer]]:
 
 
 @pytest.fixture
-def served_pool(id_pool: tuple[str, dict[int, bytes]]) -> Iterator[tuple[RangeServer, dict[int, bytes]]]:
+def served_pool(id_pool: tuple[str, dict[int, bytes]],
+                file_server: Callable[..., FileServer]) -> tuple[FileServer, dict[int, bytes]]:
+    """``id_pool`` behind a default :class:`FileServer` (several ranges answered as multipart)."""
     pool_dir, files = id_pool
-    with RangeServer(pool_dir) as server:
-        yield server, files
+    return file_server(pool_dir), files
 
 
 @pytest.fixture(scope="session")
