@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import subprocess
@@ -15,6 +14,7 @@ from headwater.archive import pack_directory
 
 from .pgserver import PostgresServer
 from .support.httpserver import FileServer
+from .support.peers import peer_python
 
 
 @pytest.fixture(autouse=True)
@@ -129,13 +129,8 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
 
 def _peer_python(name: str, requirements: list[str]) -> str:
     """The python of ``.venv-peers/<name>`` (the benchmarks' peer venvs), installed from PyPI on first use."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("_peers", os.path.join(root, "benchmarks", "_peers.py"))
-    assert spec is not None and spec.loader is not None
-    peers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peers)
     try:
-        return peers.peer_python(name, requirements)  # type: ignore[no-any-return]
+        return peer_python(name, requirements)
     except subprocess.CalledProcessError as err:  # pragma: no cover - needs PyPI the first time
         pytest.fail(f"could not install {requirements} into .venv-peers/{name}: {err}")
 

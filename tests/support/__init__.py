@@ -2,6 +2,7 @@
 
 * :mod:`.httpserver` — the one stand-in HTTP server: static files with ranges, auth, latency, counters and
   fault injection, in a thread, a child process or standalone.
+* :mod:`.peers` — the peer tools' own virtual environments under ``.venv-peers/`` at the repository root.
 
 The benchmarks are scripts, not part of the test package: they put the repository root on ``sys.path``
 and import from here like the tests do.
