@@ -14,9 +14,9 @@ import pytest
 
 from headwater.storage import (
     RetryPolicy,
+    StorageError,
     Store,
     StoreAuthError,
-    StorageError,
     StoreNotFoundError,
     StoreUnavailableError,
     atomic_path,
@@ -65,11 +65,10 @@ def test_write_bytes_atomic_leaves_no_temp_file(tmp_path):
 def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "f.bin"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError, match="writer died"):
-        with atomic_path(target) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(b"half of the new")
-            raise RuntimeError("writer died")
+    with pytest.raises(RuntimeError, match="writer died"), atomic_path(target) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(b"half of the new")
+        raise RuntimeError("writer died")
     assert target.read_bytes() == b"old"
     assert os.listdir(tmp_path) == ["f.bin"]  # no temp file left
     with atomic_path(target) as tmp:
@@ -231,7 +230,7 @@ def test_read_ranges_matches_parts_by_content_range_and_never_returns_wrong_byte
     store = Store(server.url, retry=FAST_RETRY)
     assert store.read_ranges(SHARD, _SPANS) == want and store.stats.requests == 1
     assert store.multi_range is True
-    server = file_server(root, multi_range="first")  # only the first range honoured: the rest one by one, after that always
+    server = file_server(root, multi_range="first")  # only the first range honoured: the rest one by one, then always
     store = Store(server.url, retry=FAST_RETRY)
     assert store.read_ranges(SHARD, _SPANS) == want
     assert store.multi_range is False and store.stats.requests == 1 + 2

@@ -73,7 +73,8 @@ def test_single_ranges_head_and_not_found(file_server, root):
             assert body == want, spec
     answer, body = get(server, "/a.bin", "HEAD", Range="bytes=0-9")  # ranges are for GET only
     assert answer.status == 200 and answer.getheader("Content-Length") == "1000" and body == b""
-    assert answer.getheader("ETag") and answer.getheader("Last-Modified") and answer.getheader("Accept-Ranges") == "bytes"
+    assert answer.getheader("ETag") and answer.getheader("Last-Modified")
+    assert answer.getheader("Accept-Ranges") == "bytes"
     assert get(server, "/empty.bin")[0].getheader("Content-Length") == "0"
     for path in ("/missing.bin", "/", "/../secret.txt", "/%2e%2e/secret.txt", "/link.txt"):
         answer, body = get(server, path)
@@ -126,7 +127,8 @@ def test_token_faults_and_counters(file_server, root):
     assert server.faults["a.bin"] == []
     assert server.requests == {"a.bin": 7}
     assert server.ranges[4] == ("a.bin", "bytes=10-19") and server.seen[1].header("authorization") == "Bearer tok"
-    assert server.bytes_sent == len(b'{"error": "unauthorized"}') + 1000 + len(b"429 Too Many Requests\n") + 10 + 9 + 1000
+    bodies = [b'{"error": "unauthorized"}', DATA, b"429 Too Many Requests\n", b"", DATA[10:20], DATA[10:19], DATA]
+    assert server.bytes_sent == sum(map(len, bodies))
     snap = server.snapshot()
     assert (snap.requests, snap.bytes_sent, snap.by_method, snap.by_path) == (7, server.bytes_sent, {"GET": 7},
                                                                               {"a.bin": 7})
@@ -172,8 +174,7 @@ def test_stop_closes_idle_keep_alive_connections(root):
 def test_a_server_in_a_child_process(root):
     server = start_server_process(root, latency_ms=1, multi_range="refuse")
     try:
-        answer, body = get(server, "/a.bin", Range="bytes=0-9,20-29")
-        assert answer.status == 400
+        assert get(server, "/a.bin", Range="bytes=0-9,20-29")[0].status == 400
         snap = server.snapshot()
         assert (snap.requests, snap.by_method, snap.by_path) == (1, {"GET": 1}, {"a.bin": 1})
         server.reset()

@@ -3,8 +3,8 @@
 Why one server: headwater's storage layer talks to plain HTTP stores (object stores, CDNs, static mirrors,
 the Hugging Face Hub's ``resolve`` URLs), and every way such a server can answer — honour a range or not,
 several ranges as multipart or not, redirect, refuse credentials, throttle, drop the connection, send a
-cut or damaged body, answer late — is a case the client must get right. The suite used to have four
-hand-written servers, each with a part of those behaviours and its own bugs. Here they are options of one
+cut or damaged body, answer late — is a case the client must get right. The tests and benchmarks used to
+have four hand-written servers, each with a part of those behaviours. Here they are options of one
 :class:`FileServer` (standard library ``http.server`` only), so a test says *what kind of server* it needs
 in one line and every test gets the same, RFC-correct basics.
 
@@ -91,9 +91,9 @@ from typing import Any, Literal, Protocol, Self, get_args
 from urllib.parse import unquote, urlsplit
 
 __all__ = [
-    "FileServer",
     "Fault",
     "FaultKind",
+    "FileServer",
     "MultiRange",
     "Request",
     "ServerHandle",
@@ -284,7 +284,6 @@ class FileServer:
     def __repr__(self) -> str:
         return f"FileServer({self.root!r} at {self.url})"
 
-    # -- running -----------------------------------------------------------------------------------------
     def start(self) -> Self:
         """Serve from a daemon thread; returns the server."""
         if self._thread is None:
@@ -321,13 +320,11 @@ class FileServer:
     def __exit__(self, *_exc: object) -> None:
         self.stop()
 
-    # -- faults ------------------------------------------------------------------------------------------
     def inject(self, path: str, *faults: Fault) -> None:
         """Queue ``faults`` for ``path`` (relative to the root): each is consumed by one request to it."""
         with self._lock:
             self.faults[path.lstrip("/")].extend(faults)
 
-    # -- counters ----------------------------------------------------------------------------------------
     @property
     def requests(self) -> collections.Counter[str]:
         """Requests per path since the last reset (a copy)."""
@@ -370,7 +367,6 @@ class FileServer:
         return Snapshot(len(seen), sent, dict(collections.Counter(r.method for r in seen)),
                         dict(collections.Counter(r.path for r in seen)))
 
-    # -- used by the handler -----------------------------------------------------------------------------
     def _arrived(self, request: Request) -> Fault | None:
         """Record ``request``; the next fault queued for its path, if any."""
         with self._lock:
@@ -418,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _HTTPServer
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base class signature
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def setup(self) -> None:
@@ -431,13 +427,12 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.owner._track(self.connection, False)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._serve()
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server naming
+    def do_HEAD(self) -> None:
         self._serve()
 
-    # -- the answer --------------------------------------------------------------------------------------
     def _serve(self) -> None:
         owner = self.server.owner
         path = unquote(urlsplit(self.path).path).lstrip("/")
@@ -592,7 +587,6 @@ def _corrupt(body: list[_Segment], full: str | None) -> list[_Segment]:
     return body
 
 
-# -- in a child process ------------------------------------------------------------------------------------
 def _child_main(conn: multiprocessing.connection.Connection, root: str, options: dict[str, Any]) -> None:
     """Body of the child process: serve, and answer the commands arriving on ``conn``."""
     server = FileServer(root, **options).start()
@@ -648,10 +642,9 @@ def start_server_process(root: str | os.PathLike[str], **options: Any) -> Server
     return _ChildServer(os.fspath(root), options)
 
 
-# -- standalone --------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.support.httpserver",
-                                     description="Serve a directory on 127.0.0.1 with ranges (see the module docstring).")
+                                     description="Serve a directory on 127.0.0.1 with ranges.")
     parser.add_argument("root", help="directory to serve")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="wait this long before each answer")

@@ -17,7 +17,8 @@ import venv
 
 __all__ = ["peer_python"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/support/ → the repository root
+# the repository root: this file is <root>/tests/support/peers.py
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def peer_python(name: str, requirements: list[str]) -> str:
