@@ -8,7 +8,7 @@ benchmark, not to headwater:
   ``/api/…`` routes, ``hub-api`` for ``/api/datasets/…``, ``resolve`` for ``/datasets/…``, ``other``) and every body byte the app sends, whatever the status;
 * it optionally **sleeps** ``latency_ms`` (``asyncio.sleep``, so other requests proceed meanwhile) before
   handing each counted request to the app — a stand-in for the round trip to a remote server, like
-  ``_range_server.py``'s ``--latency-ms``;
+  the ``latency_ms`` of the tests' ``FileServer`` (``tests/support/httpserver.py``);
 * it answers two benchmark-only routes itself, never counted and never delayed:
   ``GET /_bench/stats`` → ``{"requests", "bytes", "by_method", "by_family"}`` and
   ``POST /_bench/reset`` (zero the counters).
@@ -28,15 +28,16 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from typing import Any, Self
 
 import httpx
 
-__all__ = ["HwServer", "free_port", "start_hw_server", "wait_ready"]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
+from tests.support.ports import free_port, wait_ready  # noqa: E402
+
+__all__ = ["HwServer", "start_hw_server"]
 
 
 class _Instrument:
@@ -88,29 +89,6 @@ class _Instrument:
             await send(message)
 
         await self.app(scope, receive, counting_send)
-
-
-def free_port() -> int:
-    """A port that was free a moment ago on 127.0.0.1 (the child binds it right away)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60.0) -> None:
-    """Poll ``url/healthz`` until it answers 200 (or the process died / the time is up)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the server process exited with {proc.returncode} before it was ready")
-        try:
-            if httpx.get(url + "/healthz", timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} not ready within {timeout:g} s")
-        time.sleep(0.05)
 
 
 class HwServer:

@@ -4,8 +4,10 @@ What is measured
     A pool of 20,000 small files (2–30 KB random bytes, ids 0..19999 named ``<id>.bin``) is packed with
     ``headwater.archive.pack_directory(layout="increment-id", base_level=2)`` into 100 tar shards with
     hfutils-format index JSON and the ``headwater-manifest.sqlite`` manifest. It is served over HTTP from
-    127.0.0.1 by ``benchmarks/_range_server.py``, which sleeps ``--latency-ms`` (default 20 ms) before every
-    response to mimic a remote store, and counts every request and body byte it serves.
+    127.0.0.1 by the tests' ``FileServer`` (``tests/support/httpserver.py``), which sleeps ``--latency-ms``
+    (default 20 ms) before every response to mimic a remote store, answers a request for several ranges
+    with the whole file as S3 and Hugging Face's CDN do (``multi_range="ignore"``), and counts every request
+    and body byte it serves.
 
     1,000 ids picked at random (fixed seed) are then downloaded into an empty directory by:
 
@@ -55,8 +57,9 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _range_server import ServerHandle, start_server, start_server_process  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
+from tests.support.httpserver import FileServer, ServerHandle, start_server_process  # noqa: E402
+
 from headwater.archive import MANIFEST_NAME, increment_id_shard, index_path_for, pack_directory  # noqa: E402
 from headwater.pool import PlanPolicy, StorePool  # noqa: E402
 
@@ -188,10 +191,10 @@ def measure(label: str, fn: Side, server: ServerHandle, ids: list[int], src_dir:
     os.environ["HEADWATER_CACHE"] = tempfile.mkdtemp(prefix="cache-", dir=work)  # cold manifest cache
     server.reset()
     seconds, files, extra = fn(server.url, ids, out_dir)
-    requests, sent, by_method = server.snapshot()
+    counts = server.snapshot()
     correct = count_correct(out_dir, src_dir, ids)
     shutil.rmtree(out_dir)
-    return RunResult(label, seconds, files, requests, sent, by_method, correct, extra)
+    return RunResult(label, seconds, files, counts.requests, counts.bytes_sent, counts.by_method, correct, extra)
 
 
 # -- report ----------------------------------------------------------------------------------------------
@@ -248,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(~{packed.bytes / len(packed.shards) / 1e6:.1f} MB each), manifest {manifest_size / 1e6:.2f} MB; "
             f"generated in {t1 - t0:.1f}s, packed in {t2 - t1:.1f}s"
         )
-        start = start_server if args.server == "thread" else start_server_process
-        server = start(pool_dir, latency_ms=args.latency_ms)
+        # multi_range="ignore": several ranges in one GET get 200 and the whole file, as from S3 or a CDN
+        if args.server == "thread":
+            server: ServerHandle = FileServer(pool_dir, latency_ms=args.latency_ms, multi_range="ignore").start()
+        else:
+            server = start_server_process(pool_dir, latency_ms=args.latency_ms, multi_range="ignore")
         plan = PlanPolicy(max_gap=args.max_gap_kb * 1024) if args.max_gap_kb is not None else None
         print(
             f"server: {server.url} in a {args.server}, simulated latency {args.latency_ms:g} ms per request; "

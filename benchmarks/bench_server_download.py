@@ -56,9 +56,11 @@ from dataclasses import dataclass
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
 from _hw_server import HwServer, start_hw_server  # noqa: E402
-from _peers import peer_python  # noqa: E402
 from bench_fetch import make_sources  # noqa: E402
+from tests.support.peers import peer_python  # noqa: E402
+
 from headwater.archive import pack_directory  # noqa: E402
 from headwater.catalog import Catalog  # noqa: E402
 from headwater.pool import IncrementIDDataPool, PlanPolicy  # noqa: E402

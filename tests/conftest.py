@@ -1,19 +1,20 @@
-"""Shared fixtures: generated pools on disk and a live range server on 127.0.0.1."""
+"""Shared fixtures: generated pools on disk, live file servers on 127.0.0.1, PostgreSQL, peer venvs."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from headwater.archive import pack_directory
 
 from .pgserver import PostgresServer
-from .rangeserver import RangeServer
+from .support.httpserver import FileServer
+from .support.peers import peer_python
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +48,27 @@ def id_pool(tmp_path: object) -> tuple[str, dict[int, bytes]]:
 
 
 @pytest.fixture
-def served_pool(id_pool: tuple[str, dict[int, bytes]]) -> Iterator[tuple[RangeServer, dict[int, bytes]]]:
+def file_server() -> Iterator[Callable[..., FileServer]]:
+    """Start a :class:`~tests.support.httpserver.FileServer` for this test: ``file_server(root, **options)``
+    returns it running; every server started so is stopped after the test."""
+    started: list[FileServer] = []
+
+    def start(root: str | os.PathLike[str], **options: Any) -> FileServer:
+        server = FileServer(root, **options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def served_pool(id_pool: tuple[str, dict[int, bytes]],
+                file_server: Callable[..., FileServer]) -> tuple[FileServer, dict[int, bytes]]:
+    """``id_pool`` behind a default :class:`FileServer` (several ranges answered as multipart)."""
     pool_dir, files = id_pool
-    with RangeServer(pool_dir) as server:
-        yield server, files
+    return file_server(pool_dir), files
 
 
 @pytest.fixture(scope="session")
@@ -111,13 +129,8 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
 
 def _peer_python(name: str, requirements: list[str]) -> str:
     """The python of ``.venv-peers/<name>`` (the benchmarks' peer venvs), installed from PyPI on first use."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location("_peers", os.path.join(root, "benchmarks", "_peers.py"))
-    assert spec is not None and spec.loader is not None
-    peers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(peers)
     try:
-        return peers.peer_python(name, requirements)  # type: ignore[no-any-return]
+        return peer_python(name, requirements)
     except subprocess.CalledProcessError as err:  # pragma: no cover - needs PyPI the first time
         pytest.fail(f"could not install {requirements} into .venv-peers/{name}: {err}")
 

@@ -14,11 +14,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from typing import Any
+
+from .support.ports import free_port
 
 __all__ = ["PostgresServer", "find_pg_bin"]
 
@@ -37,12 +38,6 @@ def find_pg_bin() -> str:
         "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql/*/bin; "
         "run the tests with `python3 dev.py test` (it installs Debian's `postgresql`) or "
         "`apt-get install postgresql`")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class PostgresServer:
@@ -85,7 +80,7 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale",
                   "--no-sync")
-        self.port = _free_port()
+        self.port = free_port()
         options = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o", options, "start")

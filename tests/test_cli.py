@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from headwater.cli import main, parse_ids, parse_size
 
 from .conftest import make_files
-from .rangeserver import RangeServer
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -52,7 +51,7 @@ def test_pack_verify_ls_download_cycle(tmp_path):
     assert code == 1 and "images/00.tar: 100.bin: member-corrupt" in out
 
 
-def test_index_foreign_tars_and_http_download(tmp_path):
+def test_index_foreign_tars_and_http_download(tmp_path, file_server):
     import tarfile
 
     files = make_files(str(tmp_path / "src"), [1, 2, 3])
@@ -61,9 +60,9 @@ def test_index_foreign_tars_and_http_download(tmp_path):
         tar.add(str(tmp_path / "src"), arcname=".")
     code, out = run("index", str(tmp_path / "pool"), "-q")
     assert code == 0 and "indexed 1 shard(s)" in out
-    with RangeServer(str(tmp_path / "pool")) as server:
-        code, out = run("download", server.url, "1", "3", "-o", str(tmp_path / "out"), "-q")
-        assert code == 0, out
+    server = file_server(tmp_path / "pool")
+    code, out = run("download", server.url, "1", "3", "-o", str(tmp_path / "out"), "-q")
+    assert code == 0, out
     assert (tmp_path / "out" / "3.bin").read_bytes() == files[3]
 
 

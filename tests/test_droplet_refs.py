@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from headwater.droplet import (
 )
 from headwater.pool import IndexedPool, ResourceNotFoundError, StorePool
 
-from .rangeserver import RangeServer
+from .support.httpserver import FileServer
 
 
 # -- parsing --------------------------------------------------------------------------------------------
@@ -192,23 +193,24 @@ def test_fetch_many_coalesces_reads(seq_pool: tuple[str, dict[str, bytes]]) -> N
     assert single.pool("imgs").data_store.stats.requests == len(order)
 
 
-def test_fetch_many_over_http_counts_requests(seq_pool: tuple[str, dict[str, bytes]], tmp_path: Path) -> None:
+def test_fetch_many_over_http_counts_requests(seq_pool: tuple[str, dict[str, bytes]], tmp_path: Path,
+                                             file_server: Callable[..., FileServer]) -> None:
     pool_dir, files = seq_pool
     keys = [f"{i:06d}.jpg" for i in range(40)]
-    with RangeServer(pool_dir) as server:
-        fetcher = ImageFetcher({"imgs": server.url})
-        fetcher.locate("pool://imgs/000000.jpg")  # fetches the pool manifest once
-        server.reset_counts()
-        assert fetcher.fetch_many([f"pool://imgs/{k}" for k in keys]) == [files[k] for k in keys]
-        assert server.total <= 2
-        server.reset_counts()
-        for k in keys[:10]:
-            assert fetcher.fetch(f"pool://imgs/{k}") == files[k]
-        assert server.total == 10
-        # plain http(s) URLs go through the storage layer
-        server.reset_counts()
-        assert fetcher.fetch(droplet(f"{server.url}/shard-00000.tar.missing", f"{server.url}/shard-00000.tar")) \
-            == (Path(pool_dir) / "shard-00000.tar").read_bytes()
+    server = file_server(pool_dir)
+    fetcher = ImageFetcher({"imgs": server.url})
+    fetcher.locate("pool://imgs/000000.jpg")  # fetches the pool manifest once
+    server.reset()
+    assert fetcher.fetch_many([f"pool://imgs/{k}" for k in keys]) == [files[k] for k in keys]
+    assert server.total <= 2
+    server.reset()
+    for k in keys[:10]:
+        assert fetcher.fetch(f"pool://imgs/{k}") == files[k]
+    assert server.total == 10
+    # plain http(s) URLs go through the storage layer
+    server.reset()
+    assert fetcher.fetch(droplet(f"{server.url}/shard-00000.tar.missing", f"{server.url}/shard-00000.tar")) \
+        == (Path(pool_dir) / "shard-00000.tar").read_bytes()
 
 
 def test_fetch_many_mixes_sources_and_falls_back(seq_pool: tuple[str, dict[str, bytes]], tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from headwater.droplet.ndjson import iter_lines
 from headwater.server.app import ServerConfig
 
 from .serverutil import bearer, live_server, make_user
+from .support.ports import free_port, wait_ready
 
 TEMPLATE = {"kind": "ImageAnnotationTemplate", "classes": {"cat": {"instances": {"boundingBox": True}}}}
 
@@ -315,12 +316,6 @@ def test_openapi_docs(world: World) -> None:
     assert "application/x-ndjson" in stream["responses"]["200"]["content"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_headwater_serve_command(tmp_path, workers: int) -> None:  # type: ignore[no-untyped-def]
     """``headwater serve`` in its own process (``--workers 2``: uvicorn's factory path in fresh processes)."""
@@ -330,22 +325,13 @@ def test_headwater_serve_command(tmp_path, workers: int) -> None:  # type: ignor
 
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     cat, keys, db, v1, *_ = build(path, train=10)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "headwater.cli", "serve", "--catalog", path, "--port", str(port),
                              "--workers", str(workers), "--no-anonymous", "--log-level", "warning",
                              "--pool", f"acme/images={tmp_path}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.communicate()[1].decode()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_ready(url, proc)
         assert httpx.get(url + "/api/database").status_code == 401  # --no-anonymous
         with httpx.Client(base_url=url, headers=bearer(keys["alice"])) as http:
             for _ in range(4 * workers):  # several connections: with 2 workers both answer

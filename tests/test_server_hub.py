@@ -558,27 +558,25 @@ def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> No
         assert open(path, "rb").read() == open(os.path.join(hub.pool, "images/034.json"), "rb").read()
 
 
-def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from .rangeserver import RangeServer
-
-    with RangeServer(hub.pool) as upstream:
-        config = ServerConfig(str(tmp_path / "c.sqlite"), pools={"acme/http": upstream.url})
-        with live_server(config, handle=True) as server:
-            key = make_user(server.app.state.catalog, "erin", permission="write")
-            info = httpx.get(server.url + "/api/datasets/acme/http").json()  # listed through its manifest
-            shards = sorted(s["rfilename"] for s in info["siblings"] if s["rfilename"].endswith(".tar"))
-            on_disk = sorted(os.listdir(os.path.join(hub.pool, "images")))
-            assert shards == [f"images/{p}" for p in on_disk if p.endswith(".tar")]
-            index = _index(hub)
-            entry = next(iter(index["files"].values()))
-            a, b = entry["offset"], entry["offset"] + entry["size"] - 1
-            r = httpx.get(server.url + "/datasets/acme/http/resolve/main/images/034.tar",
-                          headers={"Range": f"bytes={a}-{b}"})
-            assert r.status_code == 206 and hashlib.sha256(r.content).hexdigest() == entry["sha256"]
-            assert r.headers["etag"] == f'"{index["hash_lfs"]}"'
-            r = httpx.put(server.url + "/api/pools/acme/http/files/images/001.tar",
-                          content=_tar_bytes({"1.bin": b"x"}), headers=bearer(key, raw=True))
-            assert r.status_code == 405 and "read-only" in r.json()["error"]
+def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path, file_server) -> None:  # type: ignore[no-untyped-def]
+    upstream = file_server(hub.pool)
+    config = ServerConfig(str(tmp_path / "c.sqlite"), pools={"acme/http": upstream.url})
+    with live_server(config, handle=True) as server:
+        key = make_user(server.app.state.catalog, "erin", permission="write")
+        info = httpx.get(server.url + "/api/datasets/acme/http").json()  # listed through its manifest
+        shards = sorted(s["rfilename"] for s in info["siblings"] if s["rfilename"].endswith(".tar"))
+        on_disk = sorted(os.listdir(os.path.join(hub.pool, "images")))
+        assert shards == [f"images/{p}" for p in on_disk if p.endswith(".tar")]
+        index = _index(hub)
+        entry = next(iter(index["files"].values()))
+        a, b = entry["offset"], entry["offset"] + entry["size"] - 1
+        r = httpx.get(server.url + "/datasets/acme/http/resolve/main/images/034.tar",
+                      headers={"Range": f"bytes={a}-{b}"})
+        assert r.status_code == 206 and hashlib.sha256(r.content).hexdigest() == entry["sha256"]
+        assert r.headers["etag"] == f'"{index["hash_lfs"]}"'
+        r = httpx.put(server.url + "/api/pools/acme/http/files/images/001.tar",
+                      content=_tar_bytes({"1.bin": b"x"}), headers=bearer(key, raw=True))
+        assert r.status_code == 405 and "read-only" in r.json()["error"]
 
 
 def test_resolve_bodies_around_the_one_read_and_chunk_sizes(hub: Hub) -> None:

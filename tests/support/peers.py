@@ -4,7 +4,8 @@ Why: a peer such as ``datatap==0.3.0`` pins old dependencies (``neo4j==4.0.1``, 
 and sets a global multiprocessing start method at import; installing it beside headwater would change
 what headwater runs on. Each peer gets ``.venv-peers/<name>`` at the repository root, created on first use
 (with pip from PyPI) and reused afterwards; the benchmark runs the peer's side in a subprocess of that
-venv on the same data, in the same run.
+venv on the same data, in the same run. The interop tests use the same venvs (``datatap_python`` and
+``cheesechaser_python`` in ``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import venv
 
 __all__ = ["peer_python"]
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the repository root: this file is <root>/tests/support/peers.py
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def peer_python(name: str, requirements: list[str]) -> str:
