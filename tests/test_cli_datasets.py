@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from headwater.catalog import Catalog, default_catalog_location
-from headwater.cli import main, parse_repo
+from headwater.cli import main
+from headwater.cli.options import RepoRef
 from headwater.droplet import ImageFetcher, decode_droplet
 
 from .publish_helpers import (
@@ -88,16 +89,21 @@ def test_stream_chunks_shuffle_offset_limit(published):
 def test_stream_errors(published):
     catalog = published[0]
     code, _, err = run("stream", "--catalog", catalog, "main/acme/cats", "validation")
-    assert code == 1 and "has no split 'validation' (its splits: train)" in err
+    assert code == 2 and "error: split 'validation' not found in dataset" in err and "(splits: train)" in err
     code, _, err = run("stream", "--catalog", catalog, "main/acme/cats:nope", "train")
-    assert code == 1 and "no tag or dataset 'nope'" in err
+    assert code == 2 and "no tag or dataset 'nope'" in err
+    code, _, err = run("stream", "--catalog", catalog, "mian/acme/cats", "train")
+    assert code == 2 and err.strip().endswith("error: database 'mian' not found")  # the same words as `ls mian`
+    assert run("ls", "--catalog", catalog, "mian")[2].strip() == "error: database 'mian' not found"
     code, _, err = run("stream", "--catalog", catalog, "main/acme", "train")
     assert code == 2 and "is not DB/NS/NAME[:TAG]" in err
     code, _, err = run("stream", "--catalog", catalog, "main/acme/cats", "train", "--chunk", "4", "--nchunks", "4")
-    assert code == 2 and "--chunk/--nchunks" in err
+    assert code == 2 and "chunk must be in [0, 4), got 4" in err
+    code, _, err = run("stream", "--catalog", catalog, "main/acme/cats", "train", "--offset", "99")
+    assert code == 2 and "offset must be in [0, 6]" in err
     other = os.path.join(os.path.dirname(catalog), "other.sqlite")
     code, _, err = run("stream", "--catalog", other, "main/acme/cats", "train")
-    assert code == 1 and "no catalog at" in err
+    assert code == 2 and "no catalog at" in err and not os.path.exists(other)
 
 
 def test_tag_moves_lists_and_shows_history(published, tmp_path):
@@ -126,7 +132,7 @@ def test_tag_moves_lists_and_shows_history(published, tmp_path):
         ["latest", f"(new) -> {first}"], ["latest", f"{first} -> {second}"]]
     assert out.splitlines()[-1] == "2 move(s)"
     code, _, err = run("tag", "--catalog", catalog, "main/acme/cats", "latest", "no-such")
-    assert code == 1 and "no tag or dataset 'no-such'" in err
+    assert code == 2 and "no tag or dataset 'no-such'" in err
     code, _, err = run("tag", "--catalog", catalog, "main/acme/cats", "latest")
     assert code == 2 and "give the dataset to point the tag at" in err
 
@@ -135,18 +141,24 @@ def test_publish_refuses_bad_source_with_line_numbers(tmp_path):
     catalog = str(tmp_path / "catalog.sqlite")
     path = write_jsonl(str(tmp_path / "d.jsonl"), [droplet("https://h/1.jpg"), "{oops", droplet("nope.png")])
     code, out, err = run("publish", path, "--repo", "main/a/b", "--catalog", catalog, "--create-database", "-q")
-    assert code == 1 and out == ""
+    assert code == 2 and out == ""
     assert "error: 2 problem(s) in the source; nothing was published:" in err
     assert "line 2: invalid JSON" in err and "line 3: image 'nope.png' not found" in err
-    cat = Catalog(catalog)
-    assert cat.repositories("main") == [] and not (tmp_path / "pools").exists()
+    # a refused publish leaves nothing: no pool, no database, not even the catalog file it would have created
+    assert not os.path.exists(catalog) and not (tmp_path / "pools").exists()
+    Catalog(catalog).create_database("other").uid  # an existing catalog: the database is not created either
+    code, _, err = run("publish", path, "--repo", "main/a/b", "--catalog", catalog, "--create-database", "-q")
+    assert code == 2 and [d.name for d in Catalog(catalog).databases()] == ["other"]
 
 
 def test_publish_usage_errors(tmp_path):
     catalog = str(tmp_path / "catalog.sqlite")
     path = write_jsonl(str(tmp_path / "d.jsonl"), [droplet("https://h/1.jpg")])
     code, _, err = run("publish", path, "--repo", "main/a/b", "--catalog", catalog)
-    assert code == 1 and "database 'main' not found (add --create-database to create it)" in err
+    assert code == 2 and f"no catalog at {catalog} (add --create-database to create it)" in err
+    Catalog(catalog).create_database("other").uid
+    code, _, err = run("publish", path, "--repo", "main/a/b", "--catalog", catalog)
+    assert code == 2 and "database 'main' not found (add --create-database to create it)" in err
     code, _, err = run("publish", path, "--repo", "a/b", "--catalog", catalog)
     assert code == 2 and "is not DB/NS/NAME[:TAG]" in err
     code, _, err = run("publish", path, "--repo", "m/a/b", "--split", "val=abc", "--catalog", catalog)
@@ -157,7 +169,7 @@ def test_publish_usage_errors(tmp_path):
     assert code == 2 and "exclude each other" in err
     code, _, err = run("publish", path, "--repo", "m/a/b", "--split", "val=0.7", "--split", "test=0.6",
                        "--catalog", catalog, "--create-database")
-    assert code == 1 and "more than 1" in err
+    assert code == 2 and "more than 1" in err
 
 
 def test_publish_coco_and_yolo_autodetected_with_splits(tmp_path):
@@ -201,7 +213,7 @@ def test_default_catalog_location(monkeypatch, tmp_path):
     assert default_catalog_location() == str(tmp_path / "home" / ".local" / "share" / "headwater" / "catalog.sqlite")
     monkeypatch.setenv("HEADWATER_CATALOG", "postgresql://u@127.0.0.1/c")
     assert default_catalog_location() == "postgresql://u@127.0.0.1/c"
-    assert parse_repo("db/ns/name:uid-1") == ("db", "ns", "name", "uid-1")
+    assert RepoRef.parse("db/ns/name:uid-1") == RepoRef("db", "ns", "name", "uid-1")
 
 
 def test_ls_pool_still_works_next_to_catalog_listing(published, tmp_path):
@@ -210,7 +222,7 @@ def test_ls_pool_still_works_next_to_catalog_listing(published, tmp_path):
     code, out, _ = run("ls", pool)
     assert code == 0 and "1 shard(s), 6 files" in out
     code, _, err = run("ls", "--catalog", catalog, "nodb")
-    assert code == 1 and "nodb" in err
+    assert code == 2 and err.strip() == "error: database 'nodb' not found"
 
 
 def test_real_command_publish_and_stream_into_a_closed_pipe(tmp_path):

@@ -228,3 +228,27 @@ def test_hf_urls_with_hf_endpoint_in_a_fresh_process(served: Served, tmp_path) -
     assert sorted(json.load(open(tmp_path / "report.json"))["downloaded"]) == ids[:10]
     for rid in ids[:10]:
         assert (tmp_path / "b" / f"{rid}.bin").read_bytes() == served.files[rid]
+
+
+def test_names_that_do_not_exist_are_errors_that_name_them(served: Served, tmp_path, file_server) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from headwater.cli import main
+    from headwater.pool import PoolNotFoundError, UnpinnedWarning
+
+    with pytest.raises(PoolNotFoundError, match=f"dataset repo 'acme/livez' not found on {served.url}"):
+        IncrementIDDataPool("acme/livez", base_level=2, endpoint=served.url).data_commit  # noqa: B018 - the lookup
+    with pytest.raises(PoolNotFoundError, match="revision 'nope' not found in dataset repo acme/live"):
+        IncrementIDDataPool(REPO, "nope", base_level=2, endpoint=served.url).batch_download_to_directory(
+            [1], str(tmp_path / "x"), silent=True)
+    env = {"HF_ENDPOINT": served.url, "HF_TOKEN": ""}
+    for url, message in (("hf://datasets/acme/livez@main", "dataset repo 'acme/livez' not found"),
+                         (f"hf://datasets/{REPO}@nope", "revision 'nope' not found in dataset repo acme/live")):
+        result = CliRunner().invoke(main, ["download", url, "1", "2", "-o", str(tmp_path / "out"), "--layout",
+                                           "increment-id", "--base-level", "2", "-q"], env=env)
+        assert result.exit_code == 2 and result.stderr.startswith(f"error: {message}"), result.output
+        assert "missing" not in result.output
+    # a static mirror of resolve/ paths names no commit: the pool still reads, and says it is unpinned
+    mirror = file_server(tmp_path)
+    with pytest.warns(UnpinnedWarning, match="no Hub API revision route"):
+        assert IncrementIDDataPool(REPO, base_level=2, endpoint=mirror.url).data_commit is None

@@ -18,6 +18,7 @@ from headwater.pool import (
     ResourceNotFoundError,
     StorePool,
     TableLayout,
+    UnpinnedWarning,
 )
 from headwater.storage import RetryPolicy
 
@@ -163,7 +164,8 @@ def test_hf_increment_id_pool_over_resolve_urls(id_pool, file_server, tmp_path, 
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     pool = IncrementIDDataPool("owner/repo", base_level=[2], hf_token="tok")
     ids = sorted(files)[:40]
-    report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), silent=True)
+    with pytest.warns(UnpinnedWarning, match="no Hub API revision route"):  # said, not silently None
+        report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), silent=True)
     assert sorted(report.downloaded) == ids
     # a static mirror has no Hub API: one revision lookup (404), then every read at the unpinned revision
     requests = server.requests

@@ -249,7 +249,7 @@ def test_cli_keys_and_databases(tmp_path) -> None:  # type: ignore[no-untyped-de
     out = run("keys", "revoke", who.key_id)
     assert f"revoked {who.key_id}" in out
     assert "revoked 20" in run("keys", "list", "--user", "alice")
-    assert "API key 'zzz' not found" in run("keys", "revoke", "zzz", code=1)
+    assert "error: API key 'zzz' not found" in run("keys", "revoke", "zzz", code=2)
 
     out = run("database", "create", "photos", "--owner", "alice")
     assert "photos" in out and "owner=alice" in out and "private" in out
@@ -257,11 +257,18 @@ def test_cli_keys_and_databases(tmp_path) -> None:  # type: ignore[no-untyped-de
         assert cat.authenticate(read_secret).default_database == cat.database("photos").uid
     assert "public" in run("database", "set", "photos", "--public")
     assert "owner=(no owner" in run("database", "set", "photos", "--no-owner")
+    # an owner must exist: a typo'd user is refused by name, nothing is created
+    assert "user 'bob' not found (create it with: headwater keys create --user bob)" in \
+        run("database", "set", "photos", "--owner", "bob", code=2)
+    assert "user 'bob' not found" in run("database", "create", "bobs", "--owner", "bob", code=2)
+    with Catalog(path) as cat:
+        assert [u.username for u in cat.users()] == ["alice"] and [d.name for d in cat.databases()] == ["photos"]
+    runner.invoke(main, ["keys", "create", "--user", "bob", "--catalog", path])
     assert "owner=bob" in run("database", "set", "photos", "--owner", "bob")
     assert "nothing to change" in run("database", "set", "photos", code=2)
-    assert "database 'nope' not found" in run("database", "set", "nope", "--public", code=1)
+    assert "database 'nope' not found" in run("database", "set", "nope", "--public", code=2)
     assert "photos" in run("database", "list")
-    assert "already exists" in run("database", "create", "photos", code=1)
+    assert "already exists" in run("database", "create", "photos", code=2)
 
 
 def test_cli_serve_rejects_bad_pools(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from .errors import IndexFormatError
+from .errors import IndexFormatError, TarFormatError
 from .tarwalk import walk_tar
 
 __all__ = [
@@ -110,9 +110,15 @@ def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chu
 
 
 def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True) -> TarIndex:
-    """Index a local tar file in one streaming pass (see :func:`index_stream`)."""
+    """Index a local tar file in one streaming pass (see :func:`index_stream`); a damaged file raises the
+    error with the file's path in front of what is wrong."""
     with open(path, "rb", buffering=0) as f:
-        return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash)
+        try:
+            return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash)
+        except TarFormatError as err:
+            raise type(err)(f"{os.fspath(path)}: {err}", err.offset) from None
+        except IndexFormatError as err:
+            raise IndexFormatError(f"{os.fspath(path)}: {err}") from None
 
 
 def index_path_for(tar_path: str) -> str:

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, pool
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from ..errors import require_extra
 from .errors import CatalogBusyError, CatalogError
 
 __all__ = [
@@ -146,6 +147,7 @@ def open_engine(url_or_path: str | os.PathLike[str], *, migrate_to_head: bool = 
     if url.get_backend_name() == "sqlite":
         engine = _sqlite_engine(url, busy_timeout_ms)
     else:
+        require_extra("postgres", "psycopg", "a PostgreSQL catalog")
         engine = create_engine(url, pool_pre_ping=True)
     if migrate_to_head:
         try:

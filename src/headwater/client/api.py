@@ -274,18 +274,21 @@ class Split:
 
 
 class Tag:
-    """A movable name pointing at a dataset uid."""
+    """A movable name pointing at a dataset uid. ``previous`` is set on the tag :meth:`Repository.move_tag`
+    returns: the dataset it pointed at before (None for a new tag)."""
 
-    def __init__(self, tag: str, dataset: str, updated_at: datetime, splits: list[Split]) -> None:
+    def __init__(self, tag: str, dataset: str, updated_at: datetime, splits: list[Split],
+                 previous: str | None = None) -> None:
         self.tag = tag
         self.dataset = dataset
         self.updated_at = updated_at
         self.splits = splits
+        self.previous = previous
 
     @staticmethod
     def from_json(json: dict[str, Any]) -> Tag:
         return Tag(json["tag"], json["dataset"], datetime.fromtimestamp(json["updatedAt"] / 1000, tz=UTC),
-                   [Split(s["split"], s["annotationCount"]) for s in json["splits"]])
+                   [Split(s["split"], s["annotationCount"]) for s in json["splits"]], json.get("previous"))
 
     def __repr__(self) -> str:
         return f"Tag({self.tag!r}, dataset={self.dataset!r})"

@@ -64,8 +64,15 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
-import torch.distributed as dist
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+try:
+    import torch.distributed as dist
+    from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+except ModuleNotFoundError as _err:  # one line naming the extra, not a traceback
+    if _err.name != "torch":
+        raise
+    from ..errors import MissingExtraError
+
+    raise MissingExtraError("torch", "torch", "headwater.integrations.torch") from None
 
 from ..catalog import chunk_bounds
 from ..client import ClientError, Dataset

@@ -205,6 +205,12 @@ class HfResolveStore(Store):
         self.pin()
         return super().find(suffix)
 
+    def root_exists(self) -> bool | None:
+        """Pins the revision, which raises :class:`PoolNotFoundError` for a repo or revision the server does
+        not have; None otherwise (a ``resolve/`` root cannot be listed)."""
+        self.pin()
+        return None
+
     def read_range(self, path: str, start: int, end: int) -> bytes:
         return self._explained(path, lambda: super(HfResolveStore, self).read_range(path, start, end))
 

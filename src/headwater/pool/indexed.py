@@ -118,12 +118,18 @@ class IndexedPool(DataPool):
         """The pool manifest, fetched (once) if the index store has one."""
         with self._lock:
             if self._manifest is None:
+                self._check_exists()
                 self._manifest = self._open_manifest() if self._use_manifest else False
-                if self._manifest is False and self.index_store.root_exists() is False:
-                    self._manifest = None
-                    raise PoolNotFoundError(f"no pool at {self.index_store.url}: no such folder")
             # not ``self._manifest or None``: a Manifest's truth value would run COUNT(*) on every call
             return self._manifest if isinstance(self._manifest, Manifest) else None
+
+    def _check_exists(self) -> None:
+        """:class:`PoolNotFoundError` when a store of the pool is not there (a mistyped folder, a Hub repo or
+        revision that does not exist), instead of reporting every id as missing. Runs once, on first use."""
+        stores = {id(s): s for s in (self.index_store, self.data_store)}
+        for store in stores.values():
+            if store.root_exists() is False:
+                raise PoolNotFoundError(f"no pool at {store.url}: no such folder")
 
     def _open_manifest(self) -> Manifest | bool:
         store = self.index_store
@@ -132,6 +138,8 @@ class IndexedPool(DataPool):
             return Manifest(local) if os.path.exists(local) else False
         try:
             info = store.info(MANIFEST_NAME)
+        except PoolNotFoundError:  # the pool itself is not there (a Hub repo or revision): not "no manifest"
+            raise
         except StoreNotFoundError:
             return False
         version = [str(info.get(k) or "") for k in ("ETag", "Last-Modified")]
@@ -159,6 +167,8 @@ class IndexedPool(DataPool):
             if shard not in self._indexes:
                 try:
                     index: TarIndex | None = load_index(self.index_store, shard)
+                except PoolNotFoundError:
+                    raise
                 except StoreNotFoundError:
                     index = None
                 with self._lock:

@@ -23,6 +23,7 @@ __all__ = [
     "UnsafePathError",
     "RangeNotSatisfiable",
     "MalformedRange",
+    "AddressInUseError",
 ]
 
 
@@ -78,3 +79,7 @@ class RangeNotSatisfiable(ServerError):
 
 class MalformedRange(ServerError, ValueError):
     """The ``Range`` header cannot be parsed (400)."""
+
+
+class AddressInUseError(ServerError):
+    """The address to serve on cannot be bound (another process listens there)."""

@@ -29,8 +29,9 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .app import ServerConfig, create_app
+from .errors import AddressInUseError
 
-__all__ = ["serve", "app_from_env", "config_to_env", "config_from_env", "BackgroundServer", "ENV_VAR",
+__all__ = ["serve", "check_port", "app_from_env", "config_to_env", "config_from_env", "BackgroundServer", "ENV_VAR",
            "NoDelayHTTPProtocol"]
 
 ENV_VAR = "HEADWATER_SERVER_CONFIG"
@@ -94,11 +95,27 @@ def _uvicorn_options(log_level: str) -> dict[str, Any]:
             "http": NoDelayHTTPProtocol}
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`~headwater.server.errors.AddressInUseError` when ``host:port`` cannot be bound (another
+    server holds it), before anything else is started — uvicorn would only log it and exit."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # what uvicorn sets: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise AddressInUseError(f"cannot listen on {host}:{port}: {err.strerror or err} (is another server "
+                                    "running there? pick another --port)") from None
+
+
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, workers: int = 1,
           log_level: str = "info") -> None:
     """Serve ``config`` until interrupted (SIGINT/SIGTERM: graceful shutdown)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    check_port(host, port)
     if workers == 1:
         uvicorn.run(create_app(config), host=host, port=port, **_uvicorn_options(log_level))
         return

@@ -22,10 +22,11 @@ import time
 import click
 from PIL import Image, ImageDraw
 
-from .archive import pack_directory, verify_pool
-from .pool import StorePool
+from ..archive import pack_directory, verify_pool
+from ..pool import StorePool
+from .options import HeadwaterCommand
 
-__all__ = ["make_images", "run_demo"]
+__all__ = ["COMMANDS", "demo", "make_images", "run_demo"]
 
 
 def make_images(folder: str, count: int, seed: int = 0,
@@ -89,10 +90,10 @@ def run_demo(work_dir: str, images: int = 500) -> None:
 def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
                    boxes: dict[int, tuple[int, int, int, int]]) -> None:
     """Publish the drawn boxes as a dataset, stream a chunk back, show a refused publish."""
-    from .catalog import Catalog
-    from .client import Api
-    from .droplet import ImageFetcher
-    from .publish import PublishError, publish
+    from ..catalog import Catalog
+    from ..client import Api
+    from ..droplet import ImageFetcher
+    from ..publish import PublishError, publish
 
     width, height = 64, 48
     rows = []
@@ -142,3 +143,14 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
             click.echo(f"9. a droplet with a box outside the image is refused, nothing written "
                        f"({len(cat.datasets('demo', 'shapes', 'boxes'))} dataset in the repository, no bad-pool/): "
                        f"{first_problem}")
+
+
+@click.command(cls=HeadwaterCommand)
+@click.option("--dir", "work_dir", default="demo-output", show_default=True, type=click.Path(file_okay=False))
+@click.option("--images", default=500, show_default=True)
+def demo(work_dir: str, images: int) -> None:
+    """Build a sample pool from generated images, fetch from it, publish and stream a dataset."""
+    run_demo(work_dir, images)
+
+
+COMMANDS = [demo]

@@ -1,0 +1,174 @@
+"""Running a server and administering its catalog: ``serve``, ``keys``, ``database``.
+
+Example:
+    >>> from click.testing import CliRunner
+    >>> sorted(keys.commands), sorted(database.commands)
+    (['create', 'list', 'revoke'], ['create', 'list', 'set'])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from ..catalog import NotFoundError
+from ..errors import require_extra
+from .context import catalog_location, open_catalog
+from .options import SERVED_POOL, SIZE, HeadwaterCommand, catalog_option
+from .output import when
+
+__all__ = ["COMMANDS", "serve", "keys", "database"]
+
+
+@click.command(cls=HeadwaterCommand)
+@catalog_option
+@click.option("--pool", "pools", type=SERVED_POOL, multiple=True,
+              help="Serve a pool (local dir, s3://…, http(s)://…) as Hub dataset repo OWNER/REPO. Repeatable.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 512), help="Server processes.")
+@click.option("--max-upload-size", type=SIZE, default="2GB", show_default=True,
+              help="Largest request body a write may send.")
+@click.option("--no-anonymous", is_flag=True, help="Require an API key for every request (public databases too).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, port: int, workers: int,
+          max_upload_size: int, no_anonymous: bool, log_level: str) -> None:
+    """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…) and the OpenAPI docs (/docs).
+
+    Needs the server extra: pip install 'headwater[server]'.
+
+    \b
+    headwater serve --catalog catalog.sqlite --pool acme/images=pool/ --port 8000
+    headwater serve --catalog postgresql://u@db/cat --pool acme/images=s3://bucket/pool --workers 8
+    """
+    for module in ("fastapi", "uvicorn"):
+        require_extra("server", module, "headwater serve")
+    from ..server.app import ServerConfig
+    from ..server.runner import check_port
+    from ..server.runner import serve as run_server
+
+    served: dict[str, str] = {}
+    for repo, url in pools:
+        if repo in served:
+            raise click.BadParameter(f"pool {repo!r} given twice", param_hint="--pool")
+        served[repo] = url
+    loc = catalog_location(catalog)
+    check_port(host, port)
+    if "://" not in loc and not os.path.exists(loc):
+        click.echo(f"warning: no catalog at {loc}: serving a new, empty one (give --catalog or $HEADWATER_CATALOG "
+                   "to serve an existing catalog)", err=True)
+    click.echo(f"serving catalog {loc}" + "".join(f"\n  pool {r} = {u}" for r, u in served.items()), err=True)
+    config = ServerConfig(catalog=loc, pools=served, max_upload_bytes=max_upload_size, anonymous_read=not no_anonymous)
+    run_server(config, host=host, port=port, workers=workers, log_level=log_level)
+
+
+@click.group()
+def keys() -> None:
+    """API keys for the server: create (the secret is printed once), list, revoke."""
+
+
+@keys.command(name="create", cls=HeadwaterCommand)
+@click.option("--user", "username", required=True, help="The key's user (created if missing).")
+@click.option("--email", default="", help="The user's email (when the user is created).")
+@click.option("--write", is_flag=True, help="A write key (publish, move tags, upload); default: read-only.")
+@catalog_option
+def keys_create(username: str, email: str, write: bool, catalog: str | None) -> None:
+    """Create an API key. The secret goes to stdout (alone, so it can be captured) and is never shown again."""
+    with open_catalog(catalog, create=True) as cat:
+        cat.create_user(username, email=email, exist_ok=True)
+        key_id, secret = cat.create_api_key(username, "write" if write else "read")
+    click.echo(f"created {'write' if write else 'read'} key {key_id} for {username} "
+               "(store the secret now: it is not shown again)", err=True)
+    click.echo(secret)
+
+
+@keys.command(name="list", cls=HeadwaterCommand)
+@click.option("--user", "username", help="Only this user's keys.")
+@catalog_option
+def keys_list(username: str | None, catalog: str | None) -> None:
+    """List keys: id, user, permission, created, revoked (never the secrets)."""
+    with open_catalog(catalog) as cat:
+        found = cat.api_keys(username)
+    for key in found:
+        state = f"revoked {when(key.revoked_at)}" if key.revoked else "active"
+        click.echo(f"{key.key_id}\t{key.username}\t{key.permission}\t{when(key.created_at)}\t{state}")
+    click.echo(f"{len(found)} key(s)", err=True)
+
+
+@keys.command(name="revoke", cls=HeadwaterCommand)
+@click.argument("key_id")
+@catalog_option
+def keys_revoke(key_id: str, catalog: str | None) -> None:
+    """Revoke key KEY_ID (it stops working at once, on every server process)."""
+    with open_catalog(catalog) as cat:
+        key = cat.revoke_api_key(key_id)
+    click.echo(f"revoked {key.key_id} ({key.username}, {key.permission}) at {when(key.revoked_at)}")
+
+
+@click.group()
+def database() -> None:
+    """Databases: create with an owner, make public or private, list with their access settings."""
+
+
+def _describe_db(cat: Any, db: Any) -> str:
+    owner = cat.user(db.owner).username if db.owner else "(no owner: every key holder)"
+    return f"{db.name}\t{db.uid}\towner={owner}\t{'public' if db.public else 'private'}"
+
+
+def _existing_user(cat: Any, username: str) -> Any:
+    try:
+        return cat.user(username)
+    except NotFoundError:
+        raise NotFoundError(f"user {username!r} not found (create it with: headwater keys create --user "
+                            f"{username})") from None
+
+
+@database.command(name="create", cls=HeadwaterCommand)
+@click.argument("name")
+@click.option("--owner", help="The owning user (only they see it while it is private); must exist.")
+@click.option("--public", is_flag=True, help="Readable by everyone (anonymously too unless --no-anonymous).")
+@catalog_option
+def database_create(name: str, owner: str | None, public: bool, catalog: str | None) -> None:
+    """Create database NAME (also the owner's default database if they have none)."""
+    with open_catalog(catalog, create=True) as cat:
+        user = _existing_user(cat, owner) if owner is not None else None
+        db = cat.create_database(name, public=public, owner=owner)
+        if user is not None and user.default_database is None:
+            cat.choose_default_database(user.username, db.uid)
+        click.echo(_describe_db(cat, db))
+
+
+@database.command(name="set", cls=HeadwaterCommand)
+@click.argument("name")
+@click.option("--owner", help="Give the database to this user (must exist).")
+@click.option("--no-owner", is_flag=True, help="Remove the owner (every key holder may then read it).")
+@click.option("--public/--private", default=None, help="Readable by everyone, or only by who may see it.")
+@catalog_option
+def database_set(name: str, owner: str | None, no_owner: bool, public: bool | None, catalog: str | None) -> None:
+    """Change who owns database NAME and whether it is public."""
+    from ..catalog.users import KEEP
+
+    if owner is not None and no_owner:
+        raise click.UsageError("--owner and --no-owner exclude each other")
+    if owner is None and not no_owner and public is None:
+        raise click.UsageError("nothing to change: give --owner USER, --no-owner, --public or --private")
+    with open_catalog(catalog) as cat:
+        if owner is not None:
+            _existing_user(cat, owner)
+        db = cat.change_database_access(name, owner=None if no_owner else (owner or KEEP), public=public)
+        click.echo(_describe_db(cat, db))
+
+
+@database.command(name="list", cls=HeadwaterCommand)
+@catalog_option
+def database_list(catalog: str | None) -> None:
+    """List databases with uid, owner and public flag."""
+    with open_catalog(catalog) as cat:
+        for db in cat.databases():
+            click.echo(_describe_db(cat, db))
+
+
+COMMANDS = [serve, keys, database]
