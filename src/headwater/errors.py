@@ -48,11 +48,13 @@ The tree (``tests/test_errors.py`` checks that it lists every class and that eac
     │   ├── ConflictError
     │   ├── InvalidNameError (ValueError)
     │   ├── OutOfRangeError (IndexError)
+    │   ├── ChunkError (ValueError)                 a chunk outside [0, nchunks), a bad offset
     │   └── CatalogBusyError                        exit 3
     ├── PublishError (ValueError)                   headwater.publish.errors
-    │   └── SourceFormatError
-    │       ├── CocoFormatError
-    │       └── YoloFormatError
+    │   ├── SourceFormatError
+    │   │   ├── CocoFormatError
+    │   │   └── YoloFormatError
+    │   └── CoordinateError                         (an importer's item problem: a box outside the image)
     ├── ClientError (ValueError)                    headwater.client.errors
     │   └── CacheError
     ├── RemoteError                                 headwater.client.errors
@@ -67,7 +69,8 @@ The tree (``tests/test_errors.py`` checks that it lists every class and that eac
         │   ├── EntryNotFound
         │   └── UnsafePathError
         ├── RangeNotSatisfiable
-        └── MalformedRange (ValueError)
+        ├── MalformedRange (ValueError)
+        └── AddressInUseError                       (serve: another process listens there)
 
 Example:
     >>> from headwater.storage import StoreUnavailableError

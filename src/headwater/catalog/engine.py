@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,6 +34,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ..errors import require_extra
+from ..storage import RetryPolicy
 from .errors import CatalogBusyError, CatalogError
 
 __all__ = [
@@ -93,18 +93,15 @@ def _ensure_wal(cur: Any, timeout_s: float) -> None:
     once (without calling the busy handler) when a second process opens the same new file at the
     same moment. WAL is stored in the file, so once any process has switched, this is a read.
     """
-    deadline = time.monotonic() + timeout_s
-    pause = 0.005
+    backoff = RetryPolicy(attempts=1 << 30, base_delay=0.005, max_delay=0.1, deadline=timeout_s).backoff()
     while True:
         try:
             if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                 cur.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or not backoff.failed(exc):
                 raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
 
 
 def _sqlite_engine(url: URL, busy_timeout_ms: int) -> Engine:

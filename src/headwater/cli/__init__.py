@@ -29,7 +29,7 @@ from ..errors import UNAVAILABLE, USAGE, HeadwaterError
 from . import admin, datasets, demo, listing, pools
 from .options import HeadwaterCommand, parse_ids, parse_size
 
-__all__ = ["main", "EXIT_CODES", "parse_ids", "parse_size"]
+__all__ = ["main", "HeadwaterGroup", "HeadwaterCommand", "EXIT_CODES", "parse_ids", "parse_size"]
 
 EXIT_CODES = {
     0: "done",

@@ -25,7 +25,7 @@ import click
 from click.core import ParameterSource
 
 __all__ = [
-    "SIZE", "SizeType", "RepoRef", "REPO_REF", "NameUrl", "NAME_URL", "ServedPool", "SERVED_POOL",
+    "SIZE", "SizeType", "RepoRef", "RepoRefType", "REPO_REF", "NameUrl", "NAME_URL", "ServedPool", "SERVED_POOL",
     "parse_size", "parse_ids", "renamed", "catalog_option", "server_options", "progress_option",
     "layout_options", "database_option", "silent_of", "HeadwaterCommand",
 ]

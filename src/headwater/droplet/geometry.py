@@ -39,7 +39,7 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-__all__ = ["Mask", "Point", "Polygon", "Rectangle", "Region"]
+__all__ = ["Mask", "Point", "Polygon", "Rectangle", "Region", "iou"]
 
 Number = int | float
 Edge = tuple[float, float, float, float]

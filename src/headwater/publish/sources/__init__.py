@@ -28,7 +28,7 @@ from .yolo import IMAGE_EXTENSIONS, YoloSource, read_class_names
 
 __all__ = [
     "Source", "SourceItem", "JsonlSource", "CocoSource", "YoloSource", "IMAGE_EXTENSIONS", "read_class_names",
-    "detect_format", "open_source",
+    "detect_format", "open_source", "SourceFormatError",
 ]
 
 Format = Literal["jsonl", "coco", "yolo"]
