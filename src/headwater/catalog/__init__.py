@@ -9,7 +9,7 @@ chunk with :func:`plan_pass` and :func:`pass_blocks`.
 * :mod:`.lookup`, :mod:`.queries` — reads by name, split pages; :mod:`.users` — users, API keys, access;
 * :mod:`.sharding` — which droplets chunk ``k`` of ``n`` holds; :mod:`.streams` — a pass as NDJSON blocks;
 * :mod:`.records`, :mod:`.wire` — what queries return and its datatap JSON; :mod:`.name_rules`,
-  :mod:`.location`, :mod:`.errors`.
+  :mod:`.default_location`, :mod:`.errors`.
 
 Why the names below are imported lazily: the client imports this package's light modules (records, wire
 JSON, sharding, errors) also in remote mode, where loading SQLAlchemy and Alembic would cost most of a
@@ -40,7 +40,7 @@ from .errors import (
     NotFoundError,
     OutOfRangeError,
 )
-from .location import default_catalog_location
+from .default_location import default_catalog_location
 from .name_rules import check_name
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
 from .sharding import Permutation, ShardPlan, chunk_bounds
