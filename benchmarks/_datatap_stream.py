@@ -28,8 +28,8 @@ def main() -> None:
     cache_dir = tempfile.mkdtemp(prefix="datatap-bench-")
     file_name = os.path.join(cache_dir, "ns-name-uid-training-1", "chunk-0.jsonl")
 
-    def create_stream():  # noqa: ANN202 - datatap calls it with no arguments
-        with open(source, "r") as f:
+    def create_stream():
+        with open(source) as f:
             for line in f:
                 yield json.loads(line)
 

@@ -35,7 +35,7 @@ from typing import Any, Self
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from tests.support.ports import free_port, wait_ready  # noqa: E402
+from tests.support.ports import free_port, wait_ready
 
 __all__ = ["HwServer", "start_hw_server"]
 

@@ -57,14 +57,14 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from _hw_server import HwServer, start_hw_server  # noqa: E402
-from bench_fetch import make_sources  # noqa: E402
-from tests.support.peers import peer_python  # noqa: E402
+from tests.support.peers import peer_python
 
-from headwater.archive import pack_directory  # noqa: E402
-from headwater.catalog import Catalog  # noqa: E402
-from headwater.pool import IncrementIDDataPool, PlanPolicy  # noqa: E402
-from headwater.pool.planner import default_policy  # noqa: E402
+from _hw_server import HwServer, start_hw_server
+from bench_fetch import make_sources
+from headwater.archive import pack_directory
+from headwater.catalog import Catalog
+from headwater.pool import IncrementIDDataPool, PlanPolicy
+from headwater.pool.planner import default_policy
 
 GOAL_SPEED = 5.0
 GOAL_REQUESTS = 10.0

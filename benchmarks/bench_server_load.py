@@ -60,12 +60,12 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from bench_fetch import make_sources  # noqa: E402
-from bench_stream import make_droplets, template  # noqa: E402
-from tests.support.ports import free_port, wait_ready  # noqa: E402
+from tests.support.ports import free_port, wait_ready
 
-from headwater.archive import index_path_for, pack_directory  # noqa: E402
-from headwater.catalog import Catalog, chunk_bounds  # noqa: E402
+from bench_fetch import make_sources
+from bench_stream import make_droplets, template
+from headwater.archive import index_path_for, pack_directory
+from headwater.catalog import Catalog, chunk_bounds
 
 REPO = "bench/pool"
 BASE_LEVEL = 2

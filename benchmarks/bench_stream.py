@@ -38,10 +38,10 @@ import time
 import msgspec
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from tests.support.peers import peer_python  # noqa: E402
+from tests.support.peers import peer_python
 
-from headwater.catalog import Catalog  # noqa: E402
-from headwater.client import Api  # noqa: E402
+from headwater.catalog import Catalog
+from headwater.client import Api
 
 GOAL = 10.0
 CLASSES = ["person", "car", "dog", "bicycle", "traffic light"]

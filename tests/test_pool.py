@@ -39,9 +39,8 @@ def test_mock_resource_local(id_pool):
         assert info == {"x": 1}
         assert _read_dir(td) == {f"{rid}.bin": files[rid]}
     assert not os.path.exists(td)
-    with pytest.raises(ResourceNotFoundError):
-        with pool.mock_resource(999_999, None):
-            pass
+    with pytest.raises(ResourceNotFoundError), pool.mock_resource(999_999, None):
+        pass
 
 
 def test_batch_download_exact_metainfo_resume(id_pool, tmp_path):

@@ -591,4 +591,4 @@ def test_resolve_bodies_around_the_one_read_and_chunk_sizes(hub: Hub) -> None:
         r = hub.get(base, headers={"Range": f"bytes={start}-{start + length - 1}"})
         assert r.status_code == 206 and int(r.headers["content-length"]) == length
         assert r.content == big[start:start + length], length
-    assert SMALL_BODY < len(big) and CHUNK < len(big)  # both paths really ran
+    assert len(big) > SMALL_BODY and len(big) > CHUNK  # both paths really ran

@@ -94,7 +94,7 @@ class IndexedPool(DataPool):
         self.plan = plan or default_policy(self.data_store)
         self.batch_size = batch_size
         self._use_manifest = use_manifest
-        self._manifest: Manifest | None | bool = None  # False: looked, none there
+        self._manifest: Manifest | bool | None = None  # False: looked, none there
         self._tar_infos: dict[str, dict[Hashable, list[str]]] = {}
         self._indexes: dict[str, TarIndex | None] = {}
         self._lock = threading.RLock()
@@ -144,9 +144,8 @@ class IndexedPool(DataPool):
             data = store.read_bytes(MANIFEST_NAME)
             path = os.path.join(folder, "content-" + hashlib.sha256(data).hexdigest()[:40] + ".sqlite")
         if data is not None and not os.path.exists(path):
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(data)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                f.write(data)
         return Manifest(path)
 
     def shard_index(self, shard: str) -> TarIndex | None:

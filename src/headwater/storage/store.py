@@ -229,9 +229,8 @@ class Store:
     def put_bytes(self, path: str, data: bytes) -> None:
         """Write ``data`` so that readers see either the old object or the whole new one, never a part."""
         if self.is_local:
-            with atomic_path(self.full_path(path)) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(data)
+            with atomic_path(self.full_path(path)) as tmp, open(tmp, "wb") as f:
+                f.write(data)
             return
         if self.is_http:
             raise ReadOnlyStoreError(f"cannot write to {self.url}: plain HTTP stores are read-only")
