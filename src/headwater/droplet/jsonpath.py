@@ -73,7 +73,7 @@ def _resolve(where: str, raw: Any, typ: Any) -> str:
             out, node, typ = f"{out}.{name}", node[name], _field_type(typ, name)
         elif index == "...":
             value_type = typing.get_args(typ)[1]
-            for key, value in node.items():
+            for key, value in node.items():  # noqa: B007 - the key that fails is used after the break
                 try:
                     msgspec.convert(value, value_type)
                 except msgspec.ValidationError:

@@ -54,7 +54,8 @@ POOL_SCHEME = "pool://"
 _POOL_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _IMAGE_EXTS = frozenset(
-    [".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".ppm", ".pgm", ".pbm", ".ico"]
+    [".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl", ".jp2",
+     ".ppm", ".pgm", ".pbm", ".ico"]
 )
 
 ImageSource = ImageAnnotation | Image | str | Sequence[str]
@@ -87,10 +88,11 @@ def parse_image_ref(path: str) -> ImageRef:
 
     >>> parse_image_ref("pool://images/1234").key
     '1234'
-    >>> parse_image_ref("pool://images/")
+    >>> parse_image_ref("pool://images/")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    headwater.droplet.errors.ImageRefError: 'pool://images/': a pool reference is pool://{pool}/{key} and the key is empty
+    headwater.droplet.errors.ImageRefError: 'pool://images/': a pool reference is pool://{pool}/{key}
+    and the key is empty
     """
     if not isinstance(path, str) or not path:
         raise ImageRefError(f"{path!r}: an image path must be a non-empty string")
@@ -116,10 +118,11 @@ def parse_image_ref(path: str) -> ImageRef:
 def format_image_ref(pool: str, key: str | int) -> str:
     """``pool://{pool}/{key}``, checked so that :func:`parse_image_ref` reads it back.
 
-    >>> format_image_ref("my pool", "a.jpg")
+    >>> format_image_ref("my pool", "a.jpg")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    headwater.droplet.errors.ImageRefError: 'pool://my pool/a.jpg': a pool reference is pool://{pool}/{key} and 'my pool' is not a pool name (letters, digits, '.', '_', '-')
+    headwater.droplet.errors.ImageRefError: 'pool://my pool/a.jpg': a pool reference is pool://{pool}/{key}
+    and 'my pool' is not a pool name (letters, digits, '.', '_', '-')
     """
     ref = f"{POOL_SCHEME}{pool}/{key}"
     parsed = parse_image_ref(ref)

@@ -96,7 +96,7 @@ def worker_batches(remaining: list[int], batch_size: int, batches: int, *, drop_
     counts = [(n // batch_size) if drop_last else -(-n // batch_size) for n in remaining]
     taken = [0] * len(remaining)
     left = batches
-    while left > 0 and any(t < c for t, c in zip(taken, counts)):
+    while left > 0 and any(t < c for t, c in zip(taken, counts, strict=True)):
         for w, count in enumerate(counts):
             if left == 0:
                 break
@@ -105,7 +105,7 @@ def worker_batches(remaining: list[int], batch_size: int, batches: int, *, drop_
                 left -= 1
     if left > 0:
         raise ClientError(f"{batches} batches is more than the {sum(counts)} this epoch has")
-    return [min(t * batch_size, n) for t, n in zip(taken, remaining)]
+    return [min(t * batch_size, n) for t, n in zip(taken, remaining, strict=True)]
 
 
 def _distributed() -> tuple[int, int]:
@@ -245,7 +245,7 @@ class DropletDataset(IterableDataset):
                 yield droplet, None
             return
         while group := list(itertools.islice(droplets, self.image_batch)):
-            yield from zip(group, self._fetch(group))
+            yield from zip(group, self._fetch(group), strict=True)
 
     def _fetch(self, group: list[ImageAnnotation]) -> list[Any]:
         if self._fetcher is None:  # built lazily: once per worker process, never pickled
@@ -284,12 +284,12 @@ class DropletDataset(IterableDataset):
             return list(self._resume)
         batch_size, num_workers, drop_last = self._loader if self._loader is not None else (1, 1, False)
         base = list(self._base) if self._base is not None else [0] * num_workers
-        remaining = [s - b for s, b in zip(self.worker_sizes(num_workers), base)]
+        remaining = [s - b for s, b in zip(self.worker_sizes(num_workers), base, strict=True)]
         if self._loader is not None:
             consumed = worker_batches(remaining, batch_size, self._batches, drop_last=drop_last)
         else:
             consumed = [min(self._yielded, remaining[0])]
-        return [b + c for b, c in zip(base, consumed)]
+        return [b + c for b, c in zip(base, consumed, strict=True)]
 
     def state_dict(self) -> dict[str, Any]:
         """Where this rank is in the epoch: enough for :meth:`load_state_dict` to resume exactly."""
@@ -318,7 +318,7 @@ class DropletDataset(IterableDataset):
                 raise ClientError(f"cannot resume: state has {name}={state.get(name)!r}, this dataset has {value!r}")
         offsets = [int(o) for o in state["offsets"]]
         sizes = self.worker_sizes(len(offsets))
-        if any(not 0 <= o <= s for o, s in zip(offsets, sizes)):
+        if any(not 0 <= o <= s for o, s in zip(offsets, sizes, strict=True)):
             raise ClientError(f"resume offsets {offsets} do not fit worker chunks of sizes {sizes}")
         self.epoch = int(state["epoch"])
         self._resume = offsets

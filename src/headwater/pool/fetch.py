@@ -126,7 +126,7 @@ def _read_multi(
     out: list[tuple[Wanted, Any]] = []
     missing: list[Wanted] = []
     datas = store.fetch_ranges(read.shard, [(part.start, part.end) for part in read.parts])
-    for part, data in zip(read.parts, datas):
+    for part, data in zip(read.parts, datas, strict=True):
         if data is None:
             missing.extend(part.items)
         else:
@@ -134,7 +134,8 @@ def _read_multi(
     return out, missing
 
 
-def _serve(read: RangeRead, data: bytes, process: Callable[[Wanted, memoryview], Any] | None) -> list[tuple[Wanted, Any]]:
+def _serve(read: RangeRead, data: bytes,
+           process: Callable[[Wanted, memoryview], Any] | None) -> list[tuple[Wanted, Any]]:
     """Each item of ``read`` cut from its bytes ``data``, through ``process`` when given."""
     out: list[tuple[Wanted, Any]] = []
     for item in read.items:

@@ -322,12 +322,13 @@ class IndexedPool(DataPool):
             total = min(total, max_downloads)
         with tqdm(total=total, desc="Downloading", unit="res", disable=silent) as bar:
             while max_downloads is None or report.delivered < max_downloads:
-                room = self.batch_size if max_downloads is None else min(self.batch_size, max_downloads - report.delivered)
+                room = (self.batch_size if max_downloads is None
+                        else min(self.batch_size, max_downloads - report.delivered))
                 batch = self._take_batch(items, room, dst_dir, save_metainfo, metainfo_fmt, report, bar)
                 if batch is None:
                     break
                 self._download_batch(batch, dst_dir, max_workers, save_metainfo, metainfo_fmt, report, bar)
-        for store, (req, nbytes, retries) in zip(stores.values(), before):
+        for store, (req, nbytes, retries) in zip(stores.values(), before, strict=True):
             report.requests += store.stats.requests - req
             report.bytes_read += store.stats.bytes_read - nbytes
             report.retries += store.stats.retries - retries

@@ -145,7 +145,8 @@ class Store:
         """
         ranges = list(ranges)
         got = self.fetch_ranges(path, ranges)
-        return [data if data is not None else self.read_range(path, a, b) for data, (a, b) in zip(got, ranges)]
+        return [data if data is not None else self.read_range(path, a, b)
+                for data, (a, b) in zip(got, ranges, strict=True)]
 
     def fetch_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes | None]:
         """Bytes ``[start, end)`` for each of ``ranges`` from one multi-range request (retried), None for
@@ -169,10 +170,12 @@ class Store:
             return [None] * len(ranges)
         return self._fetch_multi(path, ranges, asked)
 
-    def _fetch_multi(self, path: str, ranges: list[tuple[int, int]], asked: list[tuple[int, int]]) -> list[bytes | None]:
+    def _fetch_multi(self, path: str, ranges: list[tuple[int, int]],
+                     asked: list[tuple[int, int]]) -> list[bytes | None]:
         assert self._ranges is not None
         reader, full = self._ranges, self.full_path(path)
-        got: RangePieces = self._call(lambda: reader.read_many(full, asked), f"{self.describe(path)} {len(asked)} ranges")
+        got: RangePieces = self._call(lambda: reader.read_many(full, asked),
+                                      f"{self.describe(path)} {len(asked)} ranges")
         self.stats.add(bytes_read=sum(len(data) for _, data in got.pieces))
         out = [_cut(got.pieces, a, b) for a, b in ranges]
         if got.multipart or (not got.whole and got.pieces and all(data is not None for data in out)):

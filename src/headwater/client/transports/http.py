@@ -40,6 +40,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from typing import Any, Self
 from urllib.parse import quote
 
@@ -190,10 +191,8 @@ class HttpTransport:
         """The exception for a non-2xx response (reads the body: call with a read response)."""
         status = response.status_code
         body: Any = None
-        try:
+        with suppress(ValueError, UnicodeDecodeError):
             body = response.json()
-        except (ValueError, UnicodeDecodeError):
-            pass
         message = body.get("error") if isinstance(body, dict) else None
         if not isinstance(message, str) or not message:
             text = response.text.strip()[:200] if response.content else ""
@@ -405,10 +404,11 @@ class HttpTransport:
         ``items``: ``(split, droplet)`` or ``(split, droplet, where)`` tuples — ``droplet`` a wire dict, a
         droplet struct or its JSON bytes; ``where`` names the item in *your* source (``"line 12"``) and is
         what the server's problems then quote. Pass a list, or a zero-argument callable returning the
-        items, to let the upload be retried when the server could not be reached (429/503, no connection). The body streams (chunked), so the
-        items are never all in memory. The server validates every droplet and commits all or nothing;
-        a refusal raises :class:`~headwater.client.errors.RemoteRequestError` whose ``problems`` lists
-        ``(where, message)`` pairs.
+        items, to let the upload be retried when the server could not be reached (429/503, no connection).
+        The body streams (chunked), so the items are never all in memory. The server validates every
+        droplet and commits all or nothing; a refusal raises
+        :class:`~headwater.client.errors.RemoteRequestError` whose ``problems`` lists ``(where, message)``
+        pairs.
 
         The server answers only once everything is validated and committed, which for millions of
         droplets takes minutes: ``answer_timeout`` bounds that wait (default None: no limit; connecting
