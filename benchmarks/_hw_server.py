@@ -5,7 +5,8 @@ under ``uvicorn.run`` with the runner's options — wrapped in one small ASGI la
 benchmark, not to headwater:
 
 * it **counts** every HTTP request the app receives (by method, and by route family: ``api`` for the datatap
-  ``/api/…`` routes, ``hub-api`` for ``/api/datasets/…``, ``resolve`` for ``/datasets/…``, ``other``) and every body byte the app sends, whatever the status;
+  ``/api/…`` routes, ``hub-api`` for ``/api/datasets/…``, ``resolve`` for ``/datasets/…``, ``other``) and
+  every body byte the app sends, whatever the status;
 * it optionally **sleeps** ``latency_ms`` (``asyncio.sleep``, so other requests proceed meanwhile) before
   handing each counted request to the app — a stand-in for the round trip to a remote server, like
   the ``latency_ms`` of the tests' ``FileServer`` (``tests/support/httpserver.py``);

@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server: {server.url}, repo {REPO} (uvicorn, 1 worker, child process); simulated latency "
               f"{args.latency_ms:g} ms per request (benchmark middleware); {args.pick} random ids "
               f"(seed {args.seed + 1}), {args.workers} workers each side, best of {args.repeats} cold runs; "
-              f"headwater {plan or default_policy(pool_store_kind)} ({'--max-gap-kb' if plan else 'library default for HTTP'})")
+              f"headwater {plan or default_policy(pool_store_kind)} "
+              f"({'--max-gap-kb' if plan else 'library default for HTTP'})")
         print()
         runs: dict[str, list[Run]] = {"cheesechaser": [], "headwater": []}
         try:
@@ -191,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"server log: {len(errors)} error lines, first: {errors[0]}")
 
     best = {side: min(rs, key=lambda r: r.seconds) for side, rs in runs.items()}
-    header = f"{'side':<34}{'seconds':>9}{'files/s':>9}{'requests':>10}{'GET/HEAD/other':>16}{'body MB':>9}" \
-             f"{'sha256 ok':>11}  notes"
+    header = (f"{'side':<34}{'seconds':>9}{'files/s':>9}{'requests':>10}{'GET/HEAD/other':>16}{'body MB':>9}"
+              f"{'sha256 ok':>11}  notes")
     print(header)
     print("-" * (len(header) + 20))
     for side, label in (("cheesechaser", "cheesechaser 0.2.2 batch_download"), ("headwater", "headwater download")):

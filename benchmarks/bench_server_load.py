@@ -197,8 +197,8 @@ def _headwater_cmd() -> list[str]:
 def start_serve(catalog: str, pool_dir: str, workers: int, log: str) -> tuple[subprocess.Popen[bytes], str]:
     """``headwater serve`` with ``workers`` processes on a free port; returns once it answers."""
     port = free_port()
-    cmd = _headwater_cmd() + ["serve", "--catalog", catalog, "--pool", f"{REPO}={pool_dir}", "--port", str(port),
-                              "--workers", str(workers), "--log-level", "warning"]
+    cmd = [*_headwater_cmd(), "serve", "--catalog", catalog, "--pool", f"{REPO}={pool_dir}", "--port", str(port),
+           "--workers", str(workers), "--log-level", "warning"]
     with open(log, "ab") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"

@@ -124,7 +124,7 @@ def main() -> int:
     print(f"{'pass':<34}{'headwater ann/s':>18}{'datatap ann/s':>16}{'ratio':>9}")
     ok = True
     labels = ["1: catalog/stream -> cache", "2: replay (datatap: re-stream)"]
-    for label, mine, other in zip(labels, ours, theirs):
+    for label, mine, other in zip(labels, ours, theirs, strict=True):
         ratio = other["seconds"] / mine
         ok &= ratio >= GOAL
         print(f"{label:<34}{args.n / mine:>18,.0f}{other['count'] / other['seconds']:>16,.0f}{ratio:>8.1f}x")

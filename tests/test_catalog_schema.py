@@ -89,7 +89,7 @@ def test_unknown_newer_schema_is_refused(tmp_path: object) -> None:
     with write_connection(engine) as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
     engine.dispose()
-    with pytest.raises(CatalogError, match="schema is at revision '9999'.*upgrade headwater"):
+    with pytest.raises(CatalogError, match=r"schema is at revision '9999'.*upgrade headwater"):
         Catalog(path)
 
 

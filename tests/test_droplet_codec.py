@@ -110,7 +110,7 @@ def test_against_real_datatap(datatap_python: str) -> None:
                             timeout=120, check=True)
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(outputs) == len(examples)
-    for x, expected in zip(examples, outputs):
+    for x, expected in zip(examples, outputs, strict=True):
         assert exact(roundtrip(x)) == exact(expected)
 
 

@@ -48,7 +48,7 @@ _SCRIPT = textwrap.dedent('''
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[int, bytes]]:
     root = str(tmp_path_factory.mktemp("cc"))
-    ids = sorted(random.Random(17).sample(range(1, 5_000_000), 120)) + [1234, 2234, 3234]  # shared shard 0234
+    ids = [*sorted(random.Random(17).sample(range(1, 5_000_000), 120)), 1234, 2234, 3234]  # shared shard 0234
     files = make_files(os.path.join(root, "src"), ids, seed=9, ext=".webp")
     pack_directory(os.path.join(root, "src"), os.path.join(root, "pool"), layout="increment-id", base_level=3,
                    silent=True)
@@ -69,7 +69,7 @@ def _run(python: str, url: str, out: str, ids: list[int], token: str = "") -> di
 def test_cheesechaser_downloads_by_id(cheesechaser_python: str, pool: tuple[str, dict[int, bytes]],
                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
     pool_dir, files = pool
-    ids = [1234, 2234, 3234] + sorted(files)[:57]
+    ids = [1234, 2234, 3234, *sorted(files)[:57]]
     sha = {f"{rid}.webp": hashlib.sha256(files[rid]).hexdigest() for rid in ids}
     config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir})
     with live_server(config) as url:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import time
 
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ def batches(draw):
     for shard in shards:
         starts = sorted(draw(st.sets(st.integers(0, sizes[shard] // 512 - 1), min_size=1, max_size=25)))
         bounds = [x * 512 for x in starts] + [sizes[shard]]
-        for off, nxt in zip(bounds, bounds[1:]):
+        for off, nxt in itertools.pairwise(bounds):
             size = draw(st.integers(0, min(20_000, nxt - off)))
             items.append(Wanted(shard, off, size, len(items)))
             if draw(st.booleans()) and draw(st.booleans()):
@@ -50,7 +51,7 @@ def test_every_item_served_once_inside_its_read(batch):
     # reads of one shard never overlap
     for shard in sizes:
         spans = sorted((r.start, r.end) for r in reads if r.shard == shard)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,7 +69,7 @@ def test_multi_range_plans_serve_every_item_once_without_carrying_gaps(batch, pa
         assert 2 <= len(r.parts) <= max_parts and all(p.shard == r.shard for p in r.parts)
         if len(r.items) > 1:
             assert sum(p.end - p.start for p in r.parts) <= policy.max_range
-        for p, q in zip(r.parts, r.parts[1:]):  # ascending, disjoint, separate unless max_range kept them so
+        for p, q in itertools.pairwise(r.parts):  # ascending, disjoint, separate unless max_range kept them so
             assert p.end <= q.start
             assert q.start - p.end > min(part_gap, policy.max_gap) or q.end - p.start > policy.max_range
     for r in requests:

@@ -115,8 +115,8 @@ def _random_droplet(rng, n):  # type: ignore[no-untyped-def]
                         if rng.random() < 0.4:
                             inst["attributes"][a] = rng.choice(["red", "blue", "yes"])
                         else:
-                            inst["attributes"][a] = [_maybe_conf(rng, {"value": v})
-                                                     for v in rng.sample(["red", "blue", "yes", "no"], rng.randint(0, 2))]
+                            values = rng.sample(["red", "blue", "yes", "no"], rng.randint(0, 2))
+                            inst["attributes"][a] = [_maybe_conf(rng, {"value": v}) for v in values]
                 insts.append(inst)
             ann["instances"] = insts
         if rng.random() < 0.4:
