@@ -203,7 +203,7 @@ class Publisher:
             return
         conn = self._open_conn()
         if conn.dialect.name == "postgresql":
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # None once closed
             with cursor.copy(_PG_COPY) as copy:
                 copy.set_types(["int4", "int8", "bytea"])
                 for row in rows:

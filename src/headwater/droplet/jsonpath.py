@@ -41,7 +41,7 @@ def index_path(parent: str, index: int) -> str:
 
 
 def decode_error(
-    err: msgspec.MsgspecError, data: bytes | str | None, target: Any, raw: Any = None,
+    err: msgspec.MsgspecError, data: bytes | bytearray | memoryview | str | None, target: Any, raw: Any = None,
     error_type: type[DropletError] = DropletError,
 ) -> DropletError:
     """A :class:`DropletError` for ``err`` raised decoding ``data`` (or converting ``raw``) as ``target``."""

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import unquote
 
 from ..errors import HeadwaterError
@@ -184,7 +184,7 @@ class ImageFetcher:
                 "max_workers": self.max_workers}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["pools"], allow_local=state["allow_local"], base_dir=state["base_dir"],  # type: ignore[misc, arg-type]
+        self.__init__(state["pools"], allow_local=state["allow_local"], base_dir=state["base_dir"],  # type: ignore[misc]
                       max_workers=state["max_workers"])
 
     def pool(self, name: str) -> IndexedPool:
@@ -254,7 +254,8 @@ class ImageFetcher:
             ref = parse_image_ref(ref)
         if ref.kind == "pool":
             member = self.locate(ref)
-            for _member, data in self.pool(ref.pool).read_members([member]):  # type: ignore[arg-type]
+            assert ref.pool is not None  # locate() refuses a pool reference without one
+            for _member, data in self.pool(ref.pool).read_members([member]):
                 return data
             raise ResourceNotFoundError(f"{ref.path}: nothing read")  # pragma: no cover
         if ref.kind == "url":
@@ -302,7 +303,7 @@ class ImageFetcher:
             paths = _paths_of(item)
             try:
                 ref = parse_image_ref(paths[0]) if paths else None
-                if ref is None or ref.kind != "pool":
+                if ref is None or ref.kind != "pool" or ref.pool is None:  # (locate() would refuse the last)
                     rest.append(i)
                     continue
                 member = self.locate(ref)
@@ -310,7 +311,7 @@ class ImageFetcher:
                 rest.append(i)
                 continue
             key = (member.location.tar_file, member.location.filename)
-            batch = batches.setdefault(ref.pool, {})  # type: ignore[arg-type]
+            batch = batches.setdefault(ref.pool, {})
             batch.setdefault(key, (member, []))[1].append(i)
         for name, batch in batches.items():
             try:
@@ -337,4 +338,4 @@ class ImageFetcher:
                 if isinstance(result, ImageFetchError):
                     raise ImageFetchError(f"item {i}: {result}", result.errors)
                 out[i] = result
-        return out  # type: ignore[return-value]
+        return cast("list[bytes]", out)  # every item is set: read in a batch, or by fetch(), which raises

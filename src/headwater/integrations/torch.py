@@ -62,7 +62,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -114,7 +114,7 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-class DropletDataset(IterableDataset):
+class DropletDataset(IterableDataset[Any]):
     """Split ``split`` of a :class:`~headwater.client.Dataset` as a PyTorch ``IterableDataset``.
 
     ``images``: None (droplets only), ``"pil"`` or ``"bytes"``; images are read through
@@ -327,7 +327,7 @@ class DropletDataset(IterableDataset):
         self._batches = self._yielded = 0
 
 
-class DropletLoader(DataLoader):
+class DropletLoader(DataLoader[Any]):
     """A ``DataLoader`` for a :class:`DropletDataset` that knows how far the epoch got.
 
     It counts the batches it hands out, which is what lets :meth:`DropletDataset.state_dict` compute
@@ -350,25 +350,35 @@ class DropletLoader(DataLoader):
         kwargs.setdefault("collate_fn", collate_samples)
         super().__init__(dataset, batch_size=batch_size, **kwargs)
 
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        dataset: DropletDataset = self.dataset  # type: ignore[assignment]
+    @property
+    def _droplets(self) -> DropletDataset:
+        return cast(DropletDataset, self.dataset)  # __init__ takes nothing else
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # counts batches: not torch's iterator type
+        dataset = self._droplets
         workers = max(self.num_workers, 1)
         dataset._begin(workers, (int(self.batch_size or 1), workers, bool(self.drop_last)))
         return _Counting(super().__iter__(), dataset)
 
     def state_dict(self) -> dict[str, Any]:
         """The dataset's :meth:`~DropletDataset.state_dict`."""
-        return self.dataset.state_dict()  # type: ignore[attr-defined]
+        return self._droplets.state_dict()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """The dataset's :meth:`~DropletDataset.load_state_dict`."""
-        self.dataset.load_state_dict(state)  # type: ignore[attr-defined]
+        self._droplets.load_state_dict(state)
+
+
+class _SizedIterator(Protocol):
+    def __next__(self) -> Any: ...
+
+    def __len__(self) -> int: ...
 
 
 class _Counting:
     """The loader's iterator, counting every batch it hands out."""
 
-    def __init__(self, inner: Iterator[Any], dataset: DropletDataset) -> None:
+    def __init__(self, inner: _SizedIterator, dataset: DropletDataset) -> None:
         self._inner = inner
         self._dataset = dataset
 
@@ -381,5 +391,5 @@ class _Counting:
         return batch
 
     def __len__(self) -> int:
-        return len(self._inner)  # type: ignore[arg-type]
+        return len(self._inner)
 

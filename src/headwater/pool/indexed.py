@@ -34,10 +34,10 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -317,7 +317,7 @@ class IndexedPool(DataPool):
         os.makedirs(dst_dir, exist_ok=True)
         report = DownloadReport()
         items = iter(resource_ids)
-        total = len(resource_ids) if hasattr(resource_ids, "__len__") else None  # type: ignore[arg-type]
+        total = len(cast(Sized, resource_ids)) if hasattr(resource_ids, "__len__") else None
         if max_downloads is not None and total is not None:
             total = min(total, max_downloads)
         with tqdm(total=total, desc="Downloading", unit="res", disable=silent) as bar:

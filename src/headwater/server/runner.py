@@ -71,7 +71,7 @@ def app_from_env() -> FastAPI:
     return create_app(config_from_env())
 
 
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]  # a variable: h11's or httptools' class
     """uvicorn's HTTP protocol, with ``TCP_NODELAY`` set on every accepted connection.
 
     Why: with ``--workers N`` uvicorn binds the listening socket itself as ``socket(family)`` (protocol

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -40,6 +40,8 @@ from .http_ranges import HttpRangeReader, RangePieces
 from .retry import RetryPolicy
 
 __all__ = ["Store", "StoreStats", "open_store"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -101,8 +103,8 @@ class Store:
     def _on_retry(self, _err: BaseException) -> None:
         self.stats.add(retries=1)
 
-    def _call(self, fn: Any, what: str) -> Any:
-        def attempt() -> Any:
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        def attempt() -> T:
             self.stats.add(requests=1)
             return fn()
 
@@ -187,14 +189,15 @@ class Store:
     def read_bytes(self, path: str) -> bytes:
         """The whole object (one request, retried)."""
         full = self.full_path(path)
-        data = self._call(lambda: self.fs.cat_file(full), self.describe(path))
+        data: bytes = self._call(lambda: self.fs.cat_file(full), self.describe(path))
         self.stats.add(bytes_read=len(data))
         return data
 
     def open(self, path: str) -> BinaryIO:
         """A forward-readable file object, for streaming a whole shard (e.g. to verify it)."""
         full = self.full_path(path)
-        return self._call(lambda: self.fs.open(full, "rb", block_size=8 << 20), self.describe(path))
+        stream: BinaryIO = self._call(lambda: self.fs.open(full, "rb", block_size=8 << 20), self.describe(path))
+        return stream
 
     def info(self, path: str) -> dict[str, Any]:
         """Backend metadata of ``path`` (size, and for HTTP the ``ETag``/``Last-Modified`` headers)."""
@@ -261,7 +264,8 @@ def _filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
     """fsspec's filesystem and root for ``url``; a backend whose package is missing is named with the
     headwater extra that installs it (fsspec's own message names only the package)."""
     try:
-        return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]
+        found: tuple[Any, str] = fsspec.core.url_to_fs(url, **options)
+        return found
     except ImportError as err:
         protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
         if protocol in _EXTRAS:
