@@ -159,7 +159,7 @@ class Publisher:
             state = self._splits[split] = [split_id, 0]
         return state
 
-    def add(self, split: str, data: bytes) -> int:
+    def add(self, split: str, data: bytes | bytearray | memoryview) -> int:
         """Append one droplet (compact JSON bytes, no newline) to ``split``; returns its ordinal."""
         self._open_conn()
         state = self._split(split)
@@ -170,7 +170,7 @@ class Publisher:
             self._flush()
         return ordinal
 
-    def add_many(self, split: str, items: Iterable[bytes]) -> int:
+    def add_many(self, split: str, items: Iterable[bytes | bytearray | memoryview]) -> int:
         """Append droplets to ``split`` in order; returns how many were added. An empty iterable still
         creates the split (with count 0)."""
         self._open_conn()

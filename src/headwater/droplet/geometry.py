@@ -112,7 +112,7 @@ class Polygon:
 
     __slots__ = ("points",)
 
-    def __init__(self, points: Iterable[Point]) -> None:
+    def __init__(self, points: Iterable[Point | tuple[float, float]]) -> None:
         self.points: tuple[Point, ...] = tuple(p if isinstance(p, Point) else Point(*p) for p in points)
 
     def __repr__(self) -> str:
