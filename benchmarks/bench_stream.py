@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import msgspec
 
@@ -53,12 +54,12 @@ def make_droplets(n: int, seed: int) -> list[bytes]:
     enc = msgspec.json.Encoder()
     out = []
     for i in range(n):
-        classes: dict[str, dict[str, list]] = {c: {"instances": [], "multiInstances": []} for c in CLASSES}
+        classes: dict[str, dict[str, list[Any]]] = {c: {"instances": [], "multiInstances": []} for c in CLASSES}
         for _ in range(rng.randint(1, 6)):
             x, y = rng.random() * 0.8, rng.random() * 0.8
             w, h = 0.01 + rng.random() * 0.19, 0.01 + rng.random() * 0.19
-            inst: dict = {"boundingBox": {"rectangle": [[round(x, 4), round(y, 4)], [round(x + w, 4), round(y + h, 4)]],
-                                          "confidence": round(rng.random(), 3)}}
+            box = [[round(x, 4), round(y, 4)], [round(x + w, 4), round(y + h, 4)]]
+            inst: dict[str, Any] = {"boundingBox": {"rectangle": box, "confidence": round(rng.random(), 3)}}
             if rng.random() < 0.3:
                 inst["attributes"] = {"occluded": [{"value": rng.choice(["yes", "no"])}]}
             classes[rng.choice(CLASSES)]["instances"].append(inst)
@@ -67,7 +68,7 @@ def make_droplets(n: int, seed: int) -> list[bytes]:
     return out
 
 
-def template() -> dict:
+def template() -> dict[str, Any]:
     return {"kind": "ImageAnnotationTemplate", "classes": {
         c: {"instances": {"boundingBox": True, "attributes": {"occluded": ["yes", "no"]}}, "multiInstances": {}}
         for c in CLASSES}}

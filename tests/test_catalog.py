@@ -102,7 +102,7 @@ def test_publish_round_trip(cat: Catalog) -> None:
     ds = cat.publish("main", "acme", "cats", template=TEMPLATE,
                      splits={"train": rows("t", 5), "validation": rows("v", 2), "empty": []},
                      pools={"images": "hf://datasets/acme/cats@main"})
-    assert uuid.UUID(ds.uid)
+    uuid.UUID(ds.uid)  # a uuid (raises otherwise)
     assert ds.splits == {"train": 5, "validation": 2, "empty": 0}
     assert ds.template == TEMPLATE and list(ds.template["classes"]) == ["person", "émoji 🐱"]
     assert ds.pools == {"images": "hf://datasets/acme/cats@main"}

@@ -135,7 +135,8 @@ def test_bad_geometry_is_named(path: list[Any], value: Any, where: str, words: s
 
 def test_decode_does_not_validate_geometry() -> None:
     d = edited([*P3, "boundingBox", "rectangle"], [[0.9, 0.9], [0.1, 5]])
-    assert d.classes["person"].instances[3].bounding_box.rectangle.p2.y == 5  # type: ignore[union-attr]
+    box = d.classes["person"].instances[3].bounding_box
+    assert box is not None and box.rectangle.p2.y == 5
 
 
 def test_non_finite_numbers() -> None:

@@ -65,7 +65,7 @@ def _sha(url: str, revision: str = "main") -> str:
 
 
 # -- revision pinning --------------------------------------------------------------------------------------
-def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:
     ids = sorted(random.Random(11).sample(range(1, 5000), 200))
     pool_dir, files = _pack(str(tmp_path), ids, base_level=1, seed=12)
     by_shard: dict[int, list[int]] = defaultdict(list)
@@ -144,7 +144,7 @@ def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:  # type: igno
             assert Path(folder, f"{kept[0]}.bin").read_bytes() == files[kept[0]]
 
 
-def test_pinning_reports_refused_tokens_and_skips_servers_without_commits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pinning_reports_refused_tokens_and_skips_servers_without_commits(tmp_path) -> None:
     from headwater.pool import PoolAuthError
 
     ids = list(range(1, 60))
@@ -178,7 +178,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield Served(server.url, files, server)
 
 
-def test_open_pool_on_hf_urls_with_an_endpoint_option(served: Served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_open_pool_on_hf_urls_with_an_endpoint_option(served: Served, tmp_path) -> None:
     from huggingface_hub import HfFileSystem
 
     options = {"endpoint": served.url, "token": False}  # explicit: never the default huggingface.co
@@ -209,7 +209,7 @@ _HF_ENDPOINT_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_hf_urls_with_hf_endpoint_in_a_fresh_process(served: Served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_hf_urls_with_hf_endpoint_in_a_fresh_process(served: Served, tmp_path) -> None:
     env = {**os.environ, **_LOCAL_ONLY, "HF_ENDPOINT": served.url, "HF_HOME": str(tmp_path / "hf"),
            "HEADWATER_CACHE": str(tmp_path / "cache")}
     ids = sorted(served.files)[1::5]

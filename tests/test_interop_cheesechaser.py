@@ -63,11 +63,11 @@ def _run(python: str, url: str, out: str, ids: list[int], token: str = "") -> di
     proc = subprocess.run([python, "-c", _SCRIPT, REPO, out, json.dumps(ids), token], capture_output=True,
                           text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_cheesechaser_downloads_by_id(cheesechaser_python: str, pool: tuple[str, dict[int, bytes]],
-                                      tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                      tmp_path) -> None:
     pool_dir, files = pool
     ids = [1234, 2234, 3234, *sorted(files)[:57]]
     sha = {f"{rid}.webp": hashlib.sha256(files[rid]).hexdigest() for rid in ids}
@@ -79,7 +79,7 @@ def test_cheesechaser_downloads_by_id(cheesechaser_python: str, pool: tuple[str,
 
 
 def test_cheesechaser_with_a_token_on_a_private_pool(cheesechaser_python: str, pool: tuple[str, dict[int, bytes]],
-                                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                                     tmp_path) -> None:
     pool_dir, files = pool
     ids = sorted(files)[-5:]
     config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir}, anonymous_read=False)

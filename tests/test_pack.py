@@ -95,7 +95,8 @@ def test_pack_round_trips_every_file(tmp_path: Path) -> None:
         with tarfile.open(tar_path) as tar:  # and the tar is an ordinary one
             for info in tar.getmembers():
                 assert info.isreg() and info.mode == 0o644 and info.mtime == 0 and info.uid == 0
-                assert tar.extractfile(info).read() == files[info.name]
+                member = tar.extractfile(info)
+                assert member is not None and member.read() == files[info.name]
     assert sorted(report.shards) == [f"shard-{i:05d}.tar" for i in range(len(report.shards))]
 
 

@@ -17,7 +17,7 @@ from headwater.storage.retry import RetryPolicy, classify, retry_after_seconds
 def batches(draw):
     shards = draw(st.lists(st.sampled_from(["a.tar", "b.tar", "c.tar"]), min_size=1, max_size=3, unique=True))
     sizes = {s: draw(st.integers(10_000, 5_000_000)) for s in shards}
-    items = []  # like real tar members: disjoint; a member may be wanted twice
+    items: list[Wanted] = []  # like real tar members: disjoint; a member may be wanted twice
     for shard in shards:
         starts = sorted(draw(st.sets(st.integers(0, sizes[shard] // 512 - 1), min_size=1, max_size=25)))
         bounds = [x * 512 for x in starts] + [sizes[shard]]
@@ -72,8 +72,8 @@ def test_multi_range_plans_serve_every_item_once_without_carrying_gaps(batch, pa
         for p, q in itertools.pairwise(r.parts):  # ascending, disjoint, separate unless max_range kept them so
             assert p.end <= q.start
             assert q.start - p.end > min(part_gap, policy.max_gap) or q.end - p.start > policy.max_range
-    for r in requests:
-        for part in r.parts if isinstance(r, MultiRangeRead) else [r]:
+    for request in requests:
+        for part in request.parts if isinstance(request, MultiRangeRead) else [request]:
             assert isinstance(part, RangeRead) and 0 <= part.start <= part.end <= sizes[part.shard]
             assert all(part.start <= w.offset and w.end <= part.end for w in part.items)
 
@@ -117,7 +117,8 @@ def test_classify_and_retry_after():
     assert classify(FileNotFoundError()) == "missing"
     assert retry_after_seconds(_HTTPError(429, {"Retry-After": "7"})) == 7.0
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= retry_after_seconds(_HTTPError(503, {"Retry-After": future})) <= 31
+    wait = retry_after_seconds(_HTTPError(503, {"Retry-After": future}))
+    assert wait is not None and 25 <= wait <= 31
     assert RetryPolicy(max_delay=5).delay(0, _HTTPError(429, {"Retry-After": "100"})) == 5
 
 

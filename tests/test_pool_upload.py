@@ -26,7 +26,7 @@ def _upload(url: str, key: str, pool: str, *extra: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_upload_a_local_pool_then_resume_and_read_it_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_upload_a_local_pool_then_resume_and_read_it_back(tmp_path) -> None:
     root = str(tmp_path)
     ids = sorted(random.Random(4).sample(range(1, 5_000), 300))
     files = make_files(os.path.join(root, "src"), ids, seed=8)

@@ -73,7 +73,7 @@ def test_jsonl_publish_round_trip_with_pool(tmp_path):
     fetcher = ImageFetcher(record.pools)
     for got, want in zip(streamed, rows, strict=True):
         ref = parse_image_ref(got["image"]["paths"][0])
-        assert ref.kind == "pool" and ref.pool == "images"
+        assert ref.kind == "pool" and ref.pool == "images" and ref.key is not None
         original = want["image"]["paths"][0]
         assert os.path.splitext(ref.key)[1] == os.path.splitext(original)[1]
         canonical = encode_droplet(decode_droplet(json.dumps(want)))  # adds datatap's empty multiInstances

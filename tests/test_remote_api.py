@@ -127,11 +127,10 @@ def test_streams_match_the_embedded_api(world: World, chunk: int, nchunks: int, 
                                         truncate: int | None) -> None:
     a = remote(world).get_database_by_name("main").get_dataset("acme/pets:v1")
     b = local(world).get_database_by_name("main").get_dataset("acme/pets:v1")
-    kw = {"shuffle_seed": seed, "offset": offset, "truncate": truncate}
-    want = list(b.stream_split("train", chunk, nchunks, raw=True, **kw))
-    got = list(a.stream_split("train", chunk, nchunks, raw=True, **kw))
+    want = list(b.stream_split("train", chunk, nchunks, raw=True, shuffle_seed=seed, offset=offset, truncate=truncate))
+    got = list(a.stream_split("train", chunk, nchunks, raw=True, shuffle_seed=seed, offset=offset, truncate=truncate))
     assert got == want and want
-    decoded = list(a.stream_split("train", chunk, nchunks, **kw))
+    decoded = list(a.stream_split("train", chunk, nchunks, shuffle_seed=seed, offset=offset, truncate=truncate))
     assert [d.uid for d in decoded] == [msgspec.json.decode(x)["uid"] for x in want]
 
 

@@ -19,7 +19,7 @@ import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -264,6 +264,7 @@ def _raw(hub: Hub, method: str, target: str, headers: dict[str, str] | None = No
          body: bytes | None = None) -> tuple[int, bytes]:
     """A request whose target goes on the wire exactly as written (no client-side dot-segment removal)."""
     parts = urlsplit(hub.url)
+    assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
@@ -342,8 +343,8 @@ def test_client_hanging_up_mid_download_leaves_the_server_healthy(hub: Hub) -> N
 
 
 # -- the real huggingface_hub ----------------------------------------------------------------------------------
-def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from huggingface_hub import HfApi, HfFileSystem, hf_hub_download
+def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> None:
+    from huggingface_hub import DatasetInfo, HfApi, HfFileSystem, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     import headwater.server.routes.hub as hub_module
@@ -367,12 +368,14 @@ def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> No
 
     api = HfApi(endpoint=hub.url, token=False)
     info = api.repo_info(REPO, repo_type="dataset", files_metadata=True)
+    assert isinstance(info, DatasetInfo) and info.siblings is not None
     assert info.sha == commit and info.id == REPO
     on_disk = sorted(os.path.relpath(os.path.join(d, n), hub.pool).replace(os.sep, "/")
                      for d, _, names in os.walk(hub.pool) for n in names
                      if n != "evil.json" and ".headwater" not in d)
     assert sorted(s.rfilename for s in info.siblings) == on_disk
     sib = {s.rfilename: s for s in info.siblings}["images/034.tar"]
+    assert sib.lfs is not None
     assert sib.lfs.sha256 == _index(hub)["hash_lfs"] and sib.blob_id == _index(hub)["hash"]
     assert sorted(api.list_repo_files(REPO, repo_type="dataset")) == on_disk  # 200+ entries: several pages
     tree = list(api.list_repo_tree(REPO, "images", repo_type="dataset"))
@@ -384,7 +387,7 @@ def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> No
     assert not api.file_exists(REPO, "images/nope.tar", repo_type="dataset")
 
     fs = HfFileSystem(endpoint=hub.url, token=False)
-    assert sorted(fs.ls(f"datasets/{REPO}", detail=False)) == [f"datasets/{REPO}/{n}" for n in
+    assert sorted(cast("list[str]", fs.ls(f"datasets/{REPO}", detail=False))) == [f"datasets/{REPO}/{n}" for n in
                                                                ["big.bin", "headwater-manifest.sqlite", "images"]]
     assert sorted(fs.glob(f"datasets/{REPO}/images/*.tar")) == [f"datasets/{REPO}/{p}" for p in on_disk
                                                                 if p.endswith(".tar")]
@@ -412,7 +415,7 @@ _HFUTILS = textwrap.dedent('''
 ''')
 
 
-def test_hfutils_downloads_indexed_tar_members(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_hfutils_downloads_indexed_tar_members(hub: Hub, tmp_path) -> None:
     index = _index(hub)
     names = sorted(index["files"])[:4]
     env = {**os.environ, **_LOCAL_ONLY, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
@@ -425,7 +428,7 @@ def test_hfutils_downloads_indexed_tar_members(hub: Hub, tmp_path) -> None:  # t
     assert out["files"] == {n: index["files"][n]["sha256"] for n in names}
 
 
-def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:
     from headwater.pool import HfBasedDataPool, IncrementIDDataPool
 
     ids = [*sorted(hub.files)[::3], 19_999_999]
@@ -445,7 +448,7 @@ def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:  # 
 
 
 # -- commits ---------------------------------------------------------------------------------------------
-def test_commits_are_content_addressed_and_old_ones_serve_only_unchanged_files(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_commits_are_content_addressed_and_old_ones_serve_only_unchanged_files(hub: Hub, tmp_path) -> None:
     auth = bearer(hub.write_key, raw=True)
     r = httpx.put(hub.url + "/api/pools/acme/up/files/images/001.tar", content=_tar_bytes({"1.bin": b"one"}),
                   headers=auth)
@@ -545,7 +548,7 @@ def test_uploads(hub: Hub) -> None:
 
 
 # -- access ------------------------------------------------------------------------------------------------
-def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> None:
     from huggingface_hub import hf_hub_download
 
     config = ServerConfig(str(tmp_path / "private.sqlite"), pools={REPO: hub.pool}, anonymous_read=False)
@@ -563,7 +566,7 @@ def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> No
         assert Path(path).read_bytes() == Path(hub.pool, "images/034.json").read_bytes()
 
 
-def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path, file_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path, file_server) -> None:
     upstream = file_server(hub.pool)
     config = ServerConfig(str(tmp_path / "c.sqlite"), pools={"acme/http": upstream.url})
     with live_server(config, handle=True) as server:

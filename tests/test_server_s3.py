@@ -61,7 +61,7 @@ def s3_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             moto.stop()
 
 
-def test_resolve_from_s3_with_ranges(s3_hub: dict[str, Any], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_resolve_from_s3_with_ranges(s3_hub: dict[str, Any], tmp_path) -> None:
     import json
 
     url, pool = s3_hub["url"], s3_hub["pool"]
