@@ -303,7 +303,7 @@ class ImageFetcher:
             paths = _paths_of(item)
             try:
                 ref = parse_image_ref(paths[0]) if paths else None
-                if ref is None or ref.kind != "pool" or ref.pool is None:  # (locate() would refuse the last)
+                if ref is None or ref.kind != "pool" or ref.pool is None:  # locate() refuses no pool too
                     rest.append(i)
                     continue
                 member = self.locate(ref)
