@@ -18,6 +18,8 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from datatap.droplet import ImageAnnotation
 from datatap.utils.cache_generator import CacheGenerator
@@ -28,12 +30,12 @@ def main() -> None:
     cache_dir = tempfile.mkdtemp(prefix="datatap-bench-")
     file_name = os.path.join(cache_dir, "ns-name-uid-training-1", "chunk-0.jsonl")
 
-    def create_stream():  # noqa: ANN202 - datatap calls it with no arguments
-        with open(source, "r") as f:
+    def create_stream() -> Iterator[Any]:
+        with open(source) as f:
             for line in f:
                 yield json.loads(line)
 
-    results = []
+    results: list[dict[str, object]] = []
     try:
         run_passes(passes, file_name, create_stream, results)
     finally:

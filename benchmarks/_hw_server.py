@@ -5,7 +5,8 @@ under ``uvicorn.run`` with the runner's options — wrapped in one small ASGI la
 benchmark, not to headwater:
 
 * it **counts** every HTTP request the app receives (by method, and by route family: ``api`` for the datatap
-  ``/api/…`` routes, ``hub-api`` for ``/api/datasets/…``, ``resolve`` for ``/datasets/…``, ``other``) and every body byte the app sends, whatever the status;
+  ``/api/…`` routes, ``hub-api`` for ``/api/datasets/…``, ``resolve`` for ``/datasets/…``, ``other``) and
+  every body byte the app sends, whatever the status;
 * it optionally **sleeps** ``latency_ms`` (``asyncio.sleep``, so other requests proceed meanwhile) before
   handing each counted request to the app — a stand-in for the round trip to a remote server, like
   the ``latency_ms`` of the tests' ``FileServer`` (``tests/support/httpserver.py``);
@@ -30,12 +31,12 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from tests.support.ports import free_port, wait_ready  # noqa: E402
+from tests.support.ports import free_port, wait_ready
 
 __all__ = ["HwServer", "start_hw_server"]
 
@@ -105,7 +106,7 @@ class HwServer:
     def stats(self) -> dict[str, Any]:
         resp = self._client.get(self.url + "/_bench/stats")
         resp.raise_for_status()
-        return resp.json()  # type: ignore[no-any-return]
+        return cast("dict[str, Any]", resp.json())
 
     def stop(self) -> None:
         self._client.close()

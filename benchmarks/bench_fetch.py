@@ -58,10 +58,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from tests.support.httpserver import FileServer, ServerHandle, start_server_process  # noqa: E402
+from tests.support.httpserver import FileServer, ServerHandle, start_server_process
 
-from headwater.archive import MANIFEST_NAME, increment_id_shard, index_path_for, pack_directory  # noqa: E402
-from headwater.pool import PlanPolicy, StorePool  # noqa: E402
+from headwater.archive import MANIFEST_NAME, increment_id_shard, index_path_for, pack_directory
+from headwater.pool import PlanPolicy, StorePool
 
 GOAL_REQUESTS = 10.0
 GOAL_SPEED = 5.0

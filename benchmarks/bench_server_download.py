@@ -57,14 +57,14 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from _hw_server import HwServer, start_hw_server  # noqa: E402
-from bench_fetch import make_sources  # noqa: E402
-from tests.support.peers import peer_python  # noqa: E402
+from tests.support.peers import peer_python
 
-from headwater.archive import pack_directory  # noqa: E402
-from headwater.catalog import Catalog  # noqa: E402
-from headwater.pool import IncrementIDDataPool, PlanPolicy  # noqa: E402
-from headwater.pool.planner import default_policy  # noqa: E402
+from _hw_server import HwServer, start_hw_server
+from bench_fetch import make_sources
+from headwater.archive import pack_directory
+from headwater.catalog import Catalog
+from headwater.pool import IncrementIDDataPool, PlanPolicy
+from headwater.pool.planner import default_policy
 
 GOAL_SPEED = 5.0
 GOAL_REQUESTS = 10.0
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server: {server.url}, repo {REPO} (uvicorn, 1 worker, child process); simulated latency "
               f"{args.latency_ms:g} ms per request (benchmark middleware); {args.pick} random ids "
               f"(seed {args.seed + 1}), {args.workers} workers each side, best of {args.repeats} cold runs; "
-              f"headwater {plan or default_policy(pool_store_kind)} ({'--max-gap-kb' if plan else 'library default for HTTP'})")
+              f"headwater {plan or default_policy(pool_store_kind)} "
+              f"({'--max-gap-kb' if plan else 'library default for HTTP'})")
         print()
         runs: dict[str, list[Run]] = {"cheesechaser": [], "headwater": []}
         try:
@@ -191,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"server log: {len(errors)} error lines, first: {errors[0]}")
 
     best = {side: min(rs, key=lambda r: r.seconds) for side, rs in runs.items()}
-    header = f"{'side':<34}{'seconds':>9}{'files/s':>9}{'requests':>10}{'GET/HEAD/other':>16}{'body MB':>9}" \
-             f"{'sha256 ok':>11}  notes"
+    header = (f"{'side':<34}{'seconds':>9}{'files/s':>9}{'requests':>10}{'GET/HEAD/other':>16}{'body MB':>9}"
+              f"{'sha256 ok':>11}  notes")
     print(header)
     print("-" * (len(header) + 20))
     for side, label in (("cheesechaser", "cheesechaser 0.2.2 batch_download"), ("headwater", "headwater download")):

@@ -60,12 +60,12 @@ import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from bench_fetch import make_sources  # noqa: E402
-from bench_stream import make_droplets, template  # noqa: E402
-from tests.support.ports import free_port, wait_ready  # noqa: E402
+from tests.support.ports import free_port, wait_ready
 
-from headwater.archive import index_path_for, pack_directory  # noqa: E402
-from headwater.catalog import Catalog, chunk_bounds  # noqa: E402
+from bench_fetch import make_sources
+from bench_stream import make_droplets, template
+from headwater.archive import index_path_for, pack_directory
+from headwater.catalog import Catalog, chunk_bounds
 
 REPO = "bench/pool"
 BASE_LEVEL = 2
@@ -197,8 +197,8 @@ def _headwater_cmd() -> list[str]:
 def start_serve(catalog: str, pool_dir: str, workers: int, log: str) -> tuple[subprocess.Popen[bytes], str]:
     """``headwater serve`` with ``workers`` processes on a free port; returns once it answers."""
     port = free_port()
-    cmd = _headwater_cmd() + ["serve", "--catalog", catalog, "--pool", f"{REPO}={pool_dir}", "--port", str(port),
-                              "--workers", str(workers), "--log-level", "warning"]
+    cmd = [*_headwater_cmd(), "serve", "--catalog", catalog, "--pool", f"{REPO}={pool_dir}", "--port", str(port),
+           "--workers", str(workers), "--log-level", "warning"]
     with open(log, "ab") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     url = f"http://127.0.0.1:{port}"

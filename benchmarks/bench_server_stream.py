@@ -43,12 +43,12 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from _hw_server import start_hw_server  # noqa: E402
-from bench_stream import make_droplets, template  # noqa: E402
-from tests.support.peers import peer_python  # noqa: E402
+from tests.support.peers import peer_python
 
-from headwater.catalog import Catalog  # noqa: E402
-from headwater.client import Api  # noqa: E402
+from _hw_server import start_hw_server
+from bench_stream import make_droplets, template
+from headwater.catalog import Catalog
+from headwater.client import Api
 
 GOAL = 10.0
 HERE = os.path.dirname(os.path.abspath(__file__))

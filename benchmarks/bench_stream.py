@@ -34,14 +34,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import msgspec
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
-from tests.support.peers import peer_python  # noqa: E402
+from tests.support.peers import peer_python
 
-from headwater.catalog import Catalog  # noqa: E402
-from headwater.client import Api  # noqa: E402
+from headwater.catalog import Catalog
+from headwater.client import Api
 
 GOAL = 10.0
 CLASSES = ["person", "car", "dog", "bicycle", "traffic light"]
@@ -53,12 +54,12 @@ def make_droplets(n: int, seed: int) -> list[bytes]:
     enc = msgspec.json.Encoder()
     out = []
     for i in range(n):
-        classes: dict[str, dict[str, list]] = {c: {"instances": [], "multiInstances": []} for c in CLASSES}
+        classes: dict[str, dict[str, list[Any]]] = {c: {"instances": [], "multiInstances": []} for c in CLASSES}
         for _ in range(rng.randint(1, 6)):
             x, y = rng.random() * 0.8, rng.random() * 0.8
             w, h = 0.01 + rng.random() * 0.19, 0.01 + rng.random() * 0.19
-            inst: dict = {"boundingBox": {"rectangle": [[round(x, 4), round(y, 4)], [round(x + w, 4), round(y + h, 4)]],
-                                          "confidence": round(rng.random(), 3)}}
+            box = [[round(x, 4), round(y, 4)], [round(x + w, 4), round(y + h, 4)]]
+            inst: dict[str, Any] = {"boundingBox": {"rectangle": box, "confidence": round(rng.random(), 3)}}
             if rng.random() < 0.3:
                 inst["attributes"] = {"occluded": [{"value": rng.choice(["yes", "no"])}]}
             classes[rng.choice(CLASSES)]["instances"].append(inst)
@@ -67,7 +68,7 @@ def make_droplets(n: int, seed: int) -> list[bytes]:
     return out
 
 
-def template() -> dict:
+def template() -> dict[str, Any]:
     return {"kind": "ImageAnnotationTemplate", "classes": {
         c: {"instances": {"boundingBox": True, "attributes": {"occluded": ["yes", "no"]}}, "multiInstances": {}}
         for c in CLASSES}}
@@ -124,7 +125,7 @@ def main() -> int:
     print(f"{'pass':<34}{'headwater ann/s':>18}{'datatap ann/s':>16}{'ratio':>9}")
     ok = True
     labels = ["1: catalog/stream -> cache", "2: replay (datatap: re-stream)"]
-    for label, mine, other in zip(labels, ours, theirs):
+    for label, mine, other in zip(labels, ours, theirs, strict=True):
         ratio = other["seconds"] / mine
         ok &= ratio >= GOAL
         print(f"{label:<34}{args.n / mine:>18,.0f}{other['count'] / other['seconds']:>16,.0f}{ratio:>8.1f}x")

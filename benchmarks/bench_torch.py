@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 import warnings
+from typing import Any
 
 from PIL import Image
 
@@ -88,7 +89,7 @@ def run_webdataset(shards: list[str], workers: int, n: int) -> float:
 
     ds = wds.WebDataset(shards, shardshuffle=False, empty_check=False).decode("pil").to_tuple("jpg", "json")
 
-    def collate(batch):
+    def collate(batch: list[Any]) -> list[Any]:
         return batch
 
     start = time.perf_counter()

@@ -19,6 +19,7 @@ from headwater.client import (
     StreamKey,
     Transport,
 )
+from headwater.client.transports import HttpTransport
 from headwater.droplet import (
     DropletError,
     ImageAnnotation,
@@ -152,7 +153,9 @@ def test_default_database_rules(catalog_path, tmp_path):
 
 def test_remote_mode_and_missing_catalog(monkeypatch, tmp_path):
     remote = Api(url="http://127.0.0.1:1/", api_key="k", cache=False)  # nothing is contacted until asked
-    remote.transport.retry = type(remote.transport.retry)(attempts=2, base_delay=0.0)
+    transport = remote.transport
+    assert isinstance(transport, HttpTransport)
+    transport.retry = type(transport.retry)(attempts=2, base_delay=0.0)
     with pytest.raises(RemoteUnavailableError, match="still failing after 2 attempts"):
         remote.get_database_list()
     monkeypatch.delenv("HEADWATER_CATALOG", raising=False)

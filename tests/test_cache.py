@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
-from headwater.client import CacheError, StreamCache, StreamKey
+from headwater.client import CacheEntry, CacheError, StreamCache, StreamKey
 
 
 def lines_for(n: int, *, width: int = 40, tag: str = "x") -> list[bytes]:
@@ -22,6 +23,20 @@ def blocks_of(lines: list[bytes], per_block: int = 7, *, delay: float = 0.0) -> 
         if delay:
             time.sleep(delay)
         yield b"".join(lines[i:i + per_block])
+
+
+def replayed(cache: StreamCache, key: StreamKey, offset: int = 0) -> bytes:
+    """The whole replay of a pass the test expects in the cache."""
+    blocks = cache.replay(key, offset)
+    assert blocks is not None
+    return b"".join(blocks)
+
+
+def entry_of(cache: StreamCache, key: StreamKey) -> CacheEntry:
+    """The entry of a pass the test expects in the cache."""
+    entry = cache.lookup(key)
+    assert entry is not None
+    return entry
 
 
 def temps(root: str) -> list[str]:
@@ -43,13 +58,14 @@ def test_fill_promotes_only_when_complete(tmp_path):
     entry = cache.lookup(KEY)
     assert entry is not None and entry.lines == 50 and entry.size == len(first + rest)
     assert temps(cache.root) == []
-    assert b"".join(cache.replay(KEY)) == b"".join(data)
+    assert replayed(cache, KEY) == b"".join(data)
 
 
 def test_abandoned_pass_leaves_nothing_and_next_pass_is_complete(tmp_path):
     cache = StreamCache(tmp_path)
     data = lines_for(100)
     gen = cache.stream(KEY, lambda off: blocks_of(data[off:]))
+    assert isinstance(gen, Generator)  # a filling pass
     got = [next(gen) for _ in range(3)]
     assert got
     gen.close()  # abandoned half-way
@@ -57,7 +73,7 @@ def test_abandoned_pass_leaves_nothing_and_next_pass_is_complete(tmp_path):
     assert temps(cache.root) == []
     # the next full pass fills from the source, completely, and is promoted
     assert b"".join(cache.stream(KEY, lambda off: blocks_of(data[off:]))) == b"".join(data)
-    assert cache.lookup(KEY).lines == 100
+    assert entry_of(cache, KEY).lines == 100
     # and the one after that replays (the source is never called)
     def boom(off: int) -> Iterator[bytes]:
         raise AssertionError("source must not be used on a hit")
@@ -99,9 +115,9 @@ def test_replay_from_offset_uses_marks(tmp_path, offset):
     cache = StreamCache(tmp_path)
     data = lines_for(12000, width=60)  # ~800 KB: several index marks
     b"".join(cache.fill(KEY, blocks_of(data, per_block=997)))
-    entry = cache.lookup(KEY)
+    entry = entry_of(cache, KEY)
     assert len(entry.marks) > 2
-    assert b"".join(cache.replay(KEY, offset)) == b"".join(data[offset:])
+    assert replayed(cache, KEY, offset) == b"".join(data[offset:])
     assert b"".join(cache.stream(KEY, lambda off: iter(()), offset=offset)) == b"".join(data[offset:])
 
 
@@ -151,13 +167,14 @@ def test_lru_eviction_under_budget(tmp_path):
     time.sleep(0.01)
     b"".join(cache.fill(b, [one]))
     time.sleep(0.01)
-    assert b"".join(cache.replay(a)) == one  # a use: a is now more recent than b
+    assert replayed(cache, a) == one  # a use: a is now more recent than b
     time.sleep(0.01)
     b"".join(cache.fill(c, [one]))  # over budget: the least recently used (b) goes
     assert {e.key for e in cache.entries()} == {a, c}
     assert cache.total_bytes() == 2 * len(one) <= cache.max_bytes
     # an open replay survives eviction of its entry
     reader = cache.replay(a)
+    assert reader is not None
     assert cache.evict(0) == [c, a]  # least recently used first (the replay just touched a)
     assert cache.entries() == []
     assert b"".join(reader) == one
@@ -174,12 +191,12 @@ def test_corrupt_entry_is_a_miss_and_gets_refilled(tmp_path):
     cache = StreamCache(tmp_path)
     data = lines_for(40)
     b"".join(cache.fill(KEY, blocks_of(data)))
-    path = cache.lookup(KEY).path
+    path = entry_of(cache, KEY).path
     with open(path, "r+b") as f:
         f.truncate(100)
     assert cache.lookup(KEY) is None and cache.replay(KEY) is None
     assert b"".join(cache.stream(KEY, lambda off: blocks_of(data[off:]))) == b"".join(data)
-    assert cache.lookup(KEY).size == len(b"".join(data))
+    assert entry_of(cache, KEY).size == len(b"".join(data))
 
 
 def test_two_passes_in_one_process_one_fills_one_streams(tmp_path):
@@ -191,7 +208,7 @@ def test_two_passes_in_one_process_one_fills_one_streams(tmp_path):
     out1 += list(g1)
     out2 += list(g2)
     assert b"".join(out1) == b"".join(out2) == b"".join(data)
-    assert cache.lookup(KEY).lines == 60
+    assert entry_of(cache, KEY).lines == 60
     assert temps(cache.root) == []
 
 
@@ -212,7 +229,7 @@ def _worker_pass(root: str, n: int, delay: float, start: float, queue: multiproc
     queue.put((out == b"".join(data), len(calls)))
 
 
-def _worker_fill_forever(root: str, ready: multiprocessing.Event) -> None:
+def _worker_fill_forever(root: str, ready: multiprocessing.synchronize.Event) -> None:
     cache = StreamCache(root)
 
     def endless() -> Iterator[bytes]:
@@ -242,7 +259,7 @@ def test_concurrent_processes_fill_and_read_the_same_entry(tmp_path):
         assert p.exitcode == 0
     assert all(ok for ok, _ in results), results
     cache = StreamCache(root)
-    assert b"".join(cache.replay(KEY)) == b"".join(lines_for(400))
+    assert replayed(cache, KEY) == b"".join(lines_for(400))
     assert temps(root) == []
     # a late reader replays the promoted entry without calling the source
     late = ctx.Process(target=_worker_pass, args=(root, 400, 0.0, 0.0, queue))
@@ -264,10 +281,11 @@ def test_killed_filler_releases_the_lock_and_leaves_no_entry(tmp_path):
     # while the other process holds the key's lock, this pass streams without writing
     assert b"".join(cache.stream(KEY, lambda off: blocks_of(data[off:]))) == b"".join(data)
     assert cache.lookup(KEY) is None
+    assert proc.pid is not None
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(timeout=30)
     assert len(temps(root)) == 1  # the dead pass's temp file
     assert cache.lookup(KEY) is None
     assert b"".join(cache.stream(KEY, lambda off: blocks_of(data[off:]))) == b"".join(data)
-    assert cache.lookup(KEY).lines == 25
+    assert entry_of(cache, KEY).lines == 25
     assert temps(root) == []

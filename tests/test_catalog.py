@@ -102,7 +102,7 @@ def test_publish_round_trip(cat: Catalog) -> None:
     ds = cat.publish("main", "acme", "cats", template=TEMPLATE,
                      splits={"train": rows("t", 5), "validation": rows("v", 2), "empty": []},
                      pools={"images": "hf://datasets/acme/cats@main"})
-    assert uuid.UUID(ds.uid)
+    uuid.UUID(ds.uid)  # a uuid (raises otherwise)
     assert ds.splits == {"train": 5, "validation": 2, "empty": 0}
     assert ds.template == TEMPLATE and list(ds.template["classes"]) == ["person", "émoji 🐱"]
     assert ds.pools == {"images": "hf://datasets/acme/cats@main"}
@@ -135,7 +135,7 @@ def test_publisher_interleaved_splits_get_contiguous_ordinals(cat: Catalog) -> N
         pub.tag("latest")
         pub.tag("v1")
         with pytest.raises(CatalogError, match="not published yet"):
-            pub.record  # noqa: B018
+            pub.record  # noqa: B018 - reading the property is what raises
     ds = pub.record
     assert ds.uid == pub.uid and ds.splits == {"train": 5, "val": 4}
     assert list(cat.read_range(ds.uid, "train")) == [b"t0", b"t1", b"t2", b"t3", b"t4"]
@@ -149,13 +149,13 @@ def test_exception_inside_publisher_rolls_everything_back(catalog_url: str) -> N
     writer = Catalog(catalog_url)
     writer.create_database("main")
     kept = writer.publish("main", "acme", "dogs", template={}, splits={"train": rows("d", 3)})
-    with pytest.raises(RuntimeError, match="boom"):
-        with writer.publisher("main", "acme", "cats", template=TEMPLATE, batch_size=10) as pub:
+    with (pytest.raises(RuntimeError, match="boom"),
+          writer.publisher("main", "acme", "cats", template=TEMPLATE, batch_size=10) as pub):
             pub.add_many("train", rows("t", 95))  # several batches already written in the transaction
             pub.tag("latest")
             raise RuntimeError("boom")
-    with pytest.raises(RuntimeError, match="boom"):
-        with writer.publisher("main", "acme", "dogs", template=TEMPLATE, batch_size=10) as pub2:
+    with (pytest.raises(RuntimeError, match="boom"),
+          writer.publisher("main", "acme", "dogs", template=TEMPLATE, batch_size=10) as pub2):
             pub2.add_many("train", rows("x", 25))
             pub2.tag("latest")
             raise RuntimeError("boom")
@@ -170,7 +170,7 @@ def test_exception_inside_publisher_rolls_everything_back(catalog_url: str) -> N
         assert [d.uid for d in reader.datasets("main", "acme", "dogs")] == [kept.uid]
         assert len(reader.tag_history("main", "acme", "dogs")) == 1
         with pytest.raises(CatalogError, match="not published yet"):
-            pub.record  # noqa: B018
+            pub.record  # noqa: B018 - reading the property is what raises
     finally:
         reader.close()
         writer.close()
@@ -181,8 +181,8 @@ def test_bad_droplet_bytes_are_refused_and_nothing_is_published(cat: Catalog) ->
                          (b'{"a":\n1}', "contains a newline"), (None, "expected bytes")]:
         with pytest.raises(CatalogError, match=f"droplet 2 of split 'train'.*{message}"):
             cat.publish("main", "acme", "cats", template={}, splits={"train": [b"a", b"b", bad]})  # type: ignore[list-item]
-        with pytest.raises(CatalogError, match=f"droplet 1 of split 'val'.*{message}"):
-            with cat.publisher("main", "acme", "cats", template={}) as pub:
+        with (pytest.raises(CatalogError, match=f"droplet 1 of split 'val'.*{message}"),
+              cat.publisher("main", "acme", "cats", template={}) as pub):
                 pub.add("val", b"ok")
                 pub.add("val", bad)  # type: ignore[arg-type]
     assert cat.repositories("main") == []
@@ -285,7 +285,7 @@ def test_read_range_refuses_out_of_range(big: tuple[Catalog, str, list[bytes]]) 
 
 def test_read_ordinals(big: tuple[Catalog, str, list[bytes]]) -> None:
     cat, uid, data = big
-    wanted = [1233, 0, 17, 17, 600] + list(range(1200, 100, -2))  # > one IN batch, repeats, any order
+    wanted = [1233, 0, 17, 17, 600, *range(1200, 100, -2)]  # > one IN batch, repeats, any order
     assert cat.read_ordinals(uid, "train", wanted) == [data[i] for i in wanted]
     assert cat.read_ordinals(uid, "train", []) == []
     with pytest.raises(OutOfRangeError, match="ordinal 1234 is outside split 'train'"):

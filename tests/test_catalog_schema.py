@@ -89,7 +89,7 @@ def test_unknown_newer_schema_is_refused(tmp_path: object) -> None:
     with write_connection(engine) as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
     engine.dispose()
-    with pytest.raises(CatalogError, match="schema is at revision '9999'.*upgrade headwater"):
+    with pytest.raises(CatalogError, match=r"schema is at revision '9999'.*upgrade headwater"):
         Catalog(path)
 
 
@@ -178,7 +178,7 @@ def test_two_processes_publish_into_one_sqlite_file(tmp_path: object) -> None:
     cat.close()
 
 
-def _read_in_child(cat: Catalog, uid: str, queue: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _read_in_child(cat: Catalog, uid: str, queue: multiprocessing.Queue) -> None:
     queue.put(list(cat.read_range(uid, "t")))
 
 
@@ -192,7 +192,7 @@ def test_catalog_crosses_process_boundaries(catalog_url: str, method: str) -> No
     assert clone.dataset_by_uid(ds.uid) == ds
     ctx = multiprocessing.get_context(method)
     queue = ctx.Queue()
-    proc = ctx.Process(target=_read_in_child, args=(cat, ds.uid, queue))
+    proc = ctx.Process(target=_read_in_child, args=(cat, ds.uid, queue))  # type: ignore[attr-defined]  # (typeshed)
     proc.start()
     assert queue.get(timeout=60) == [b"a", b"b"]
     proc.join(60)

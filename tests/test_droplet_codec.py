@@ -110,7 +110,7 @@ def test_against_real_datatap(datatap_python: str) -> None:
                             timeout=120, check=True)
     outputs = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(outputs) == len(examples)
-    for x, expected in zip(examples, outputs):
+    for x, expected in zip(examples, outputs, strict=True):
         assert exact(roundtrip(x)) == exact(expected)
 
 
@@ -153,9 +153,9 @@ def test_constructed_droplet_encodes_like_datatap() -> None:
 
 def test_optional_fields_are_keyword_only() -> None:
     with pytest.raises(TypeError):
-        ImageAnnotation(Image(["a"]), {}, None, "uid")  # type: ignore[misc]
+        ImageAnnotation(Image(["a"]), {}, None, "uid")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        Instance("id")  # type: ignore[misc]
+        Instance("id")  # type: ignore[call-arg]
 
 
 def test_lines_roundtrip_and_blank_lines() -> None:
@@ -238,7 +238,10 @@ def test_decode_errors_name_the_path(doc: Any, path: str, words: str) -> None:
 
 def test_good_document_decodes() -> None:
     d = decode_droplet(json.dumps(GOOD))
-    assert d.classes["person"].instances[3].keypoints["left eye"].point == Point(0.2, 0.2)  # type: ignore[index]
+    keypoints = d.classes["person"].instances[3].keypoints
+    assert keypoints is not None
+    eye = keypoints["left eye"]
+    assert eye is not None and eye.point == Point(0.2, 0.2)
 
 
 def test_malformed_json() -> None:

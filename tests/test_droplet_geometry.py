@@ -6,6 +6,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import assume, given, settings
@@ -16,11 +17,11 @@ from headwater.droplet import Keypoint, Mask, Point, Polygon, Rectangle, Segment
 CORPUS = json.loads((Path(__file__).parent / "data" / "droplets" / "corpus.json").read_text(encoding="utf-8"))
 
 
-def R(x1: float, y1: float, x2: float, y2: float) -> Rectangle:
+def R(x1: float, y1: float, x2: float, y2: float) -> Rectangle:  # noqa: N802 - short like the cases it builds
     return Rectangle.from_xyxy(x1, y1, x2, y2)
 
 
-def P(*pts: tuple[float, float]) -> Polygon:
+def P(*pts: tuple[float, float]) -> Polygon:  # noqa: N802 - short like the cases it builds
     return Polygon([Point(x, y) for x, y in pts])
 
 
@@ -57,7 +58,8 @@ def test_polygon_known_values() -> None:
     assert tri.iou(tri) == 1.0
     # a unit square and the same square rotated 45° about its centre: overlap is a regular octagon
     c, h = 0.5, 0.5
-    diamond = P((c, c - h * math.sqrt(2)), (c + h * math.sqrt(2), c), (c, c + h * math.sqrt(2)), (c - h * math.sqrt(2), c))
+    r = h * math.sqrt(2)
+    diamond = P((c, c - r), (c + r, c), (c, c + r), (c - r, c))
     octagon = 2 * (math.sqrt(2) - 1)  # area of the regular octagon inscribed in the unit square this way
     assert diamond.iou(R(0, 0, 1, 1)) == pytest.approx(octagon / (2 - octagon), rel=1e-12)
     # an L-shaped (non-convex) polygon against a square covering its corner
@@ -97,8 +99,8 @@ def test_segmentation_wire_to_mask() -> None:
 
 
 @pytest.mark.parametrize("case", CORPUS["iou"], ids=lambda c: f"{c['iou']:.4f}")
-def test_polygon_iou_matches_shapely(case: dict[str, object]) -> None:
-    a, b = Polygon(case["a"]), Polygon(case["b"])  # type: ignore[arg-type]
+def test_polygon_iou_matches_shapely(case: dict[str, Any]) -> None:
+    a, b = Polygon(case["a"]), Polygon(case["b"])
     assert a.area() == pytest.approx(case["area_a"], rel=1e-9, abs=1e-15)
     assert b.area() == pytest.approx(case["area_b"], rel=1e-9, abs=1e-15)
     assert a.iou(b) == pytest.approx(case["iou"], rel=1e-9, abs=1e-12)
@@ -128,7 +130,8 @@ def test_rectangle_closed_form_equals_slab_algorithm(a: Rectangle, b: Rectangle)
         assert a.to_polygon().iou(b.to_polygon()) == pytest.approx(expected, abs=1e-9)
 
 
-@given(st.lists(st.tuples(coord, coord), min_size=3, max_size=8), st.lists(st.tuples(coord, coord), min_size=3, max_size=8))
+@given(st.lists(st.tuples(coord, coord), min_size=3, max_size=8),
+       st.lists(st.tuples(coord, coord), min_size=3, max_size=8))
 @settings(max_examples=100, deadline=None)
 def test_iou_bounds_and_symmetry(pa: list[tuple[float, float]], pb: list[tuple[float, float]]) -> None:
     a, b = Polygon(pa), Polygon(pb)

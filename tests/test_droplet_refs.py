@@ -71,7 +71,8 @@ def test_local_paths_of_file_urls() -> None:
 
 
 def test_format_image_ref_roundtrip() -> None:
-    for pool, key in [("coco", "000123.jpg"), ("p", 42), ("a.b-c_d", "dir/x.png")]:
+    cases: list[tuple[str, str | int]] = [("coco", "000123.jpg"), ("p", 42), ("a.b-c_d", "dir/x.png")]
+    for pool, key in cases:
         ref = parse_image_ref(format_image_ref(pool, key))
         assert (ref.pool, ref.key) == (pool, str(key))
     with pytest.raises(ImageRefError):
@@ -217,7 +218,7 @@ def test_fetch_many_mixes_sources_and_falls_back(seq_pool: tuple[str, dict[str, 
     pool_dir, files = seq_pool
     (tmp_path / "one.bin").write_bytes(b"one")
     fetcher = ImageFetcher({"imgs": pool_dir})
-    items = [
+    items: list[ImageAnnotation | Image] = [
         droplet("pool://imgs/000001.jpg"),
         droplet(str(tmp_path / "one.bin")),
         droplet("pool://imgs/missing.jpg", "pool://imgs/000002.jpg"),  # first path fails: fallback

@@ -98,7 +98,7 @@ def test_kind_is_optional_on_input_but_checked() -> None:
 def test_template_errors_name_the_path(doc: dict[str, Any], path: str, words: str) -> None:
     for source in (doc, json.dumps(doc), json.dumps(doc).encode()):
         with pytest.raises(TemplateError) as info:
-            decode_template(source)  # type: ignore[arg-type]
+            decode_template(source)
         assert info.value.path == path and words in info.value.message
         assert isinstance(info.value, DropletError)
 

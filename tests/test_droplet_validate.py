@@ -77,36 +77,36 @@ def test_good_droplet_passes() -> None:
 P3 = ["classes", "person", "instances", 3]
 GEOMETRY_CASES = [
     # coordinates outside [0, 1]
-    (P3 + ["boundingBox", "rectangle", 1, 0], 1.5, "$.classes.person.instances[3].boundingBox.rectangle[1][0]",
+    ([*P3, "boundingBox", "rectangle", 1, 0], 1.5, "$.classes.person.instances[3].boundingBox.rectangle[1][0]",
      "coordinate 1.5 is outside [0, 1]"),
-    (P3 + ["boundingBox", "rectangle", 0, 1], -0.1, "$.classes.person.instances[3].boundingBox.rectangle[0][1]",
+    ([*P3, "boundingBox", "rectangle", 0, 1], -0.1, "$.classes.person.instances[3].boundingBox.rectangle[0][1]",
      "outside [0, 1]"),
-    (P3 + ["segmentation", "mask", 0, 2, 0], 2, "$.classes.person.instances[3].segmentation.mask[0][2][0]",
+    ([*P3, "segmentation", "mask", 0, 2, 0], 2, "$.classes.person.instances[3].segmentation.mask[0][2][0]",
      "coordinate 2 is outside"),
-    (P3 + ["keypoints", "nose", "point", 1], 1.0000001, "$.classes.person.instances[3].keypoints.nose.point[1]",
+    ([*P3, "keypoints", "nose", "point", 1], 1.0000001, "$.classes.person.instances[3].keypoints.nose.point[1]",
      "outside [0, 1]"),
     (["mask", 0, 1, 1], -1, "$.mask[0][1][1]", "outside [0, 1]"),
     (["classes", "person", "multiInstances", 0, "boundingBox", "rectangle", 1, 1], 7,
      "$.classes.person.multiInstances[0].boundingBox.rectangle[1][1]", "outside"),
     # empty rectangles
-    (P3 + ["boundingBox", "rectangle"], [[0.5, 0.1], [0.5, 0.4]], "$.classes.person.instances[3].boundingBox.rectangle",
+    ([*P3, "boundingBox", "rectangle"], [[0.5, 0.1], [0.5, 0.4]], "$.classes.person.instances[3].boundingBox.rectangle",
      "no area"),
-    (P3 + ["boundingBox", "rectangle"], [[0.5, 0.4], [0.6, 0.1]], "$.classes.person.instances[3].boundingBox.rectangle",
+    ([*P3, "boundingBox", "rectangle"], [[0.5, 0.4], [0.6, 0.1]], "$.classes.person.instances[3].boundingBox.rectangle",
      "no area"),
-    (P3 + ["boundingBox", "rectangle"], [[0.6, 0.1], [0.5, 0.4]], "$.classes.person.instances[3].boundingBox.rectangle",
+    ([*P3, "boundingBox", "rectangle"], [[0.6, 0.1], [0.5, 0.4]], "$.classes.person.instances[3].boundingBox.rectangle",
      "x1 < x2"),
     # polygons under 3 points, masks without polygons
-    (P3 + ["segmentation", "mask", 0], [[0.1, 0.1], [0.2, 0.2]], "$.classes.person.instances[3].segmentation.mask[0]",
+    ([*P3, "segmentation", "mask", 0], [[0.1, 0.1], [0.2, 0.2]], "$.classes.person.instances[3].segmentation.mask[0]",
      "at least 3 points, got 2"),
-    (P3 + ["segmentation", "mask"], [], "$.classes.person.instances[3].segmentation.mask", "at least one polygon"),
+    ([*P3, "segmentation", "mask"], [], "$.classes.person.instances[3].segmentation.mask", "at least one polygon"),
     (["mask"], [[[0, 0], [1, 1], [0, 1]], []], "$.mask[1]", "at least 3 points, got 0"),
     (["mask"], [], "$.mask", "at least one polygon"),
     # confidences
-    (P3 + ["boundingBox", "confidence"], 1.5, "$.classes.person.instances[3].boundingBox.confidence",
+    ([*P3, "boundingBox", "confidence"], 1.5, "$.classes.person.instances[3].boundingBox.confidence",
      "confidence 1.5 is outside [0, 1]"),
-    (P3 + ["segmentation", "confidence"], -1, "$.classes.person.instances[3].segmentation.confidence", "outside"),
-    (P3 + ["keypoints", "nose", "confidence"], 2, "$.classes.person.instances[3].keypoints.nose.confidence", "outside"),
-    (P3 + ["attributes", "pose", 0, "confidence"], 1.01,
+    ([*P3, "segmentation", "confidence"], -1, "$.classes.person.instances[3].segmentation.confidence", "outside"),
+    ([*P3, "keypoints", "nose", "confidence"], 2, "$.classes.person.instances[3].keypoints.nose.confidence", "outside"),
+    ([*P3, "attributes", "pose", 0, "confidence"], 1.01,
      "$.classes.person.instances[3].attributes.pose[0].confidence", "outside"),
     # counts
     (["classes", "person", "multiInstances", 0, "count"], -1, "$.classes.person.multiInstances[0].count",
@@ -134,8 +134,9 @@ def test_bad_geometry_is_named(path: list[Any], value: Any, where: str, words: s
 
 
 def test_decode_does_not_validate_geometry() -> None:
-    d = edited(P3 + ["boundingBox", "rectangle"], [[0.9, 0.9], [0.1, 5]])
-    assert d.classes["person"].instances[3].bounding_box.rectangle.p2.y == 5  # type: ignore[union-attr]
+    d = edited([*P3, "boundingBox", "rectangle"], [[0.9, 0.9], [0.1, 5]])
+    box = d.classes["person"].instances[3].bounding_box
+    assert box is not None and box.rectangle.p2.y == 5
 
 
 def test_non_finite_numbers() -> None:
@@ -155,7 +156,7 @@ TEMPLATE_CASES = [
     # unknown classes
     (["classes", "cat"], {"instances": []}, False, "$.classes.cat", "class 'cat' is not in the template"),
     # fields the template does not allow
-    (P3 + ["id"], "x", False, "$.classes.person.instances[3].id", "does not allow an id"),
+    ([*P3, "id"], "x", False, "$.classes.person.instances[3].id", "does not allow an id"),
     (["classes", "traffic light", "instances", 0, "segmentation"], SEG, False,
      '$.classes["traffic light"].instances[0].segmentation', "does not allow a segmentation"),
     (["classes", "person", "multiInstances", 0, "segmentation"], SEG, False,
@@ -165,27 +166,27 @@ TEMPLATE_CASES = [
     (["classes", "dog"], {"multiInstances": [{"count": 1}]}, False, "$.classes.dog.multiInstances",
      "no multi-instances"),
     # keypoints and attributes the template does not list
-    (P3 + ["keypoints", "tail"], None, False, "$.classes.person.instances[3].keypoints.tail",
+    ([*P3, "keypoints", "tail"], None, False, "$.classes.person.instances[3].keypoints.tail",
      "keypoint 'tail' is not in the template"),
-    (P3 + ["attributes", "color"], [{"value": "red"}], False, "$.classes.person.instances[3].attributes.color",
+    ([*P3, "attributes", "color"], [{"value": "red"}], False, "$.classes.person.instances[3].attributes.color",
      "attribute 'color' is not in the template"),
-    (P3 + ["attributes", "pose", 0, "value"], "flying", False,
+    ([*P3, "attributes", "pose", 0, "value"], "flying", False,
      "$.classes.person.instances[3].attributes.pose[0].value", "value 'flying' is not allowed"),
-    (P3 + ["attributes", "pose"], "lying", False, "$.classes.person.instances[3].attributes.pose[0].value",
+    ([*P3, "attributes", "pose"], "lying", False, "$.classes.person.instances[3].attributes.pose[0].value",
      "value 'lying' is not allowed"),  # the legacy string form is checked the same way
     # required fields missing
-    (P3 + ["boundingBox"], None, True, "$.classes.person.instances[3].boundingBox", "missing a bounding box"),
-    (P3 + ["segmentation"], None, True, "$.classes.person.instances[3].segmentation", "missing a segmentation"),
+    ([*P3, "boundingBox"], None, True, "$.classes.person.instances[3].boundingBox", "missing a bounding box"),
+    ([*P3, "segmentation"], None, True, "$.classes.person.instances[3].segmentation", "missing a segmentation"),
     (["classes", "traffic light", "instances", 0, "id"], None, True, '$.classes["traffic light"].instances[0].id',
      "missing an id"),
     (["classes", "person", "multiInstances", 0, "count"], None, True, "$.classes.person.multiInstances[0].count",
      "missing a count"),
-    (P3 + ["keypoints", "left eye"], None, True, "$.classes.person.instances[3].keypoints",
+    ([*P3, "keypoints", "left eye"], None, True, "$.classes.person.instances[3].keypoints",
      "missing keypoint(s) ['left eye']"),
-    (P3 + ["keypoints"], None, True, "$.classes.person.instances[3].keypoints", "missing keypoints"),
-    (P3 + ["attributes", "pose"], None, True, "$.classes.person.instances[3].attributes",
+    ([*P3, "keypoints"], None, True, "$.classes.person.instances[3].keypoints", "missing keypoints"),
+    ([*P3, "attributes", "pose"], None, True, "$.classes.person.instances[3].attributes",
      "missing attribute(s) ['pose']"),
-    (P3 + ["attributes"], None, True, "$.classes.person.instances[3].attributes", "missing attributes"),
+    ([*P3, "attributes"], None, True, "$.classes.person.instances[3].attributes", "missing attributes"),
 ]
 
 

@@ -23,6 +23,7 @@ import tarfile
 import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,7 +65,7 @@ def _sha(url: str, revision: str = "main") -> str:
 
 
 # -- revision pinning --------------------------------------------------------------------------------------
-def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:
     ids = sorted(random.Random(11).sample(range(1, 5000), 200))
     pool_dir, files = _pack(str(tmp_path), ids, base_level=1, seed=12)
     by_shard: dict[int, list[int]] = defaultdict(list)
@@ -100,7 +101,8 @@ def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:  # type: igno
         c2 = r.json()["commit"]
         assert c2 != c1 and _sha(url) == c2
         new_index = httpx.get(f"{url}/datasets/{REPO}/resolve/main/images/07.json").json()
-        assert {n: f["offset"] for n, f in new_index["files"].items()} == {n: f["offset"] for n, f in index["files"].items()}
+        assert ({n: f["offset"] for n, f in new_index["files"].items()}
+                == {n: f["offset"] for n, f in index["files"].items()})
 
         # the download goes on: unchanged shards still read at c1; the changed one fails cleanly, naming both
         rest = kept[1::2]
@@ -125,9 +127,8 @@ def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:  # type: igno
         # it), so ids resolve through the per-shard indexes of c1 — unchanged shards work, shard 07 fails
         report = late.batch_download_to_directory(kept, str(tmp_path / "late"), silent=True)
         assert sorted(report.downloaded) == kept and not report.failed
-        with pytest.raises(PoolChangedError, match=c1):
-            with late.mock_resource(changed[1], None):
-                pass
+        with pytest.raises(PoolChangedError, match=c1), late.mock_resource(changed[1], None):
+            pass
 
         # a pool opened now reads the new version, consistently
         fresh = IncrementIDDataPool(REPO, base_level=1, endpoint=url)
@@ -140,10 +141,10 @@ def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:  # type: igno
         old = IncrementIDDataPool(REPO, c1, idx_revision=c1, base_level=1, endpoint=url)
         assert old.data_commit == old.idx_commit == c1 and old.data_store.stats.requests == 0
         with old.mock_resource(kept[0], None) as (folder, _):
-            assert open(os.path.join(folder, f"{kept[0]}.bin"), "rb").read() == files[kept[0]]
+            assert Path(folder, f"{kept[0]}.bin").read_bytes() == files[kept[0]]
 
 
-def test_pinning_reports_refused_tokens_and_skips_servers_without_commits(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pinning_reports_refused_tokens_and_skips_servers_without_commits(tmp_path) -> None:
     from headwater.pool import PoolAuthError
 
     ids = list(range(1, 60))
@@ -152,11 +153,12 @@ def test_pinning_reports_refused_tokens_and_skips_servers_without_commits(tmp_pa
     with live_server(config, handle=True) as server:
         key = make_user(server.app.state.catalog, "bob")
         with pytest.raises(PoolAuthError):  # the commit lookup is refused: an auth error, not "not found"
-            IncrementIDDataPool(REPO, base_level=1, endpoint=server.url).data_commit
+            IncrementIDDataPool(REPO, base_level=1, endpoint=server.url).data_commit  # noqa: B018 - it raises
         pool = IncrementIDDataPool(REPO, base_level=1, endpoint=server.url, hf_token=key)
-        assert pool.data_commit == httpx.get(f"{server.url}/api/datasets/{REPO}", headers=bearer(key, raw=True)).json()["sha"]
+        info = httpx.get(f"{server.url}/api/datasets/{REPO}", headers=bearer(key, raw=True)).json()
+        assert pool.data_commit == info["sha"]
         with pool.mock_resource(7, None) as (folder, _):
-            assert open(os.path.join(folder, "7.bin"), "rb").read() == files[7]
+            assert Path(folder, "7.bin").read_bytes() == files[7]
 
 
 # -- hf:// URLs through HfFileSystem ---------------------------------------------------------------------
@@ -176,13 +178,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield Served(server.url, files, server)
 
 
-def test_open_pool_on_hf_urls_with_an_endpoint_option(served: Served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_open_pool_on_hf_urls_with_an_endpoint_option(served: Served, tmp_path) -> None:
     from huggingface_hub import HfFileSystem
 
     options = {"endpoint": served.url, "token": False}  # explicit: never the default huggingface.co
     pool = open_pool(f"hf://datasets/{REPO}@main", layout="increment-id", base_level=2, storage_options=options)
     assert isinstance(pool.data_store.fs, HfFileSystem)
-    ids = sorted(served.files)[::4] + [19_999_999]
+    ids = [*sorted(served.files)[::4], 19_999_999]
     report = pool.batch_download_to_directory(ids, str(tmp_path / "out"), silent=True)
     assert sorted(report.downloaded) == ids[:-1] and report.missing == [19_999_999] and not report.failed
     for rid in ids[:-1]:
@@ -192,7 +194,7 @@ def test_open_pool_on_hf_urls_with_an_endpoint_option(served: Served, tmp_path) 
     scan = open_pool(f"hf://datasets/{REPO}@{commit}", storage_options=options)  # scan layout: the served manifest
     rid = ids[5]
     with scan.mock_resource(rid, {"k": 1}) as (folder, info):
-        assert open(os.path.join(folder, f"{rid}.bin"), "rb").read() == served.files[rid] and info == {"k": 1}
+        assert Path(folder, f"{rid}.bin").read_bytes() == served.files[rid] and info == {"k": 1}
 
 
 _HF_ENDPOINT_SCRIPT = textwrap.dedent('''
@@ -207,12 +209,12 @@ _HF_ENDPOINT_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_hf_urls_with_hf_endpoint_in_a_fresh_process(served: Served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_hf_urls_with_hf_endpoint_in_a_fresh_process(served: Served, tmp_path) -> None:
     env = {**os.environ, **_LOCAL_ONLY, "HF_ENDPOINT": served.url, "HF_HOME": str(tmp_path / "hf"),
            "HEADWATER_CACHE": str(tmp_path / "cache")}
     ids = sorted(served.files)[1::5]
     proc = subprocess.run([sys.executable, "-c", _HF_ENDPOINT_SCRIPT, REPO, str(tmp_path / "a"),
-                           json.dumps(ids + [19_999_999])], capture_output=True, text=True, timeout=120, env=env)
+                           json.dumps([*ids, 19_999_999])], capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result == {"fs": "HfFileSystem", "downloaded": ids, "missing": [19_999_999], "failed": {}}
@@ -225,7 +227,7 @@ def test_hf_urls_with_hf_endpoint_in_a_fresh_process(served: Served, tmp_path) -
            "--report", str(tmp_path / "report.json")]
     proc = subprocess.run(cli, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr
-    assert sorted(json.load(open(tmp_path / "report.json"))["downloaded"]) == ids[:10]
+    assert sorted(json.loads((tmp_path / "report.json").read_text())["downloaded"]) == ids[:10]
     for rid in ids[:10]:
         assert (tmp_path / "b" / f"{rid}.bin").read_bytes() == served.files[rid]
 

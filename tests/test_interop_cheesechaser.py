@@ -48,7 +48,7 @@ _SCRIPT = textwrap.dedent('''
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[int, bytes]]:
     root = str(tmp_path_factory.mktemp("cc"))
-    ids = sorted(random.Random(17).sample(range(1, 5_000_000), 120)) + [1234, 2234, 3234]  # shared shard 0234
+    ids = [*sorted(random.Random(17).sample(range(1, 5_000_000), 120)), 1234, 2234, 3234]  # shared shard 0234
     files = make_files(os.path.join(root, "src"), ids, seed=9, ext=".webp")
     pack_directory(os.path.join(root, "src"), os.path.join(root, "pool"), layout="increment-id", base_level=3,
                    silent=True)
@@ -63,13 +63,13 @@ def _run(python: str, url: str, out: str, ids: list[int], token: str = "") -> di
     proc = subprocess.run([python, "-c", _SCRIPT, REPO, out, json.dumps(ids), token], capture_output=True,
                           text=True, timeout=180, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_cheesechaser_downloads_by_id(cheesechaser_python: str, pool: tuple[str, dict[int, bytes]],
-                                      tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                      tmp_path) -> None:
     pool_dir, files = pool
-    ids = [1234, 2234, 3234] + sorted(files)[:57]
+    ids = [1234, 2234, 3234, *sorted(files)[:57]]
     sha = {f"{rid}.webp": hashlib.sha256(files[rid]).hexdigest() for rid in ids}
     config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir})
     with live_server(config) as url:
@@ -79,7 +79,7 @@ def test_cheesechaser_downloads_by_id(cheesechaser_python: str, pool: tuple[str,
 
 
 def test_cheesechaser_with_a_token_on_a_private_pool(cheesechaser_python: str, pool: tuple[str, dict[int, bytes]],
-                                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
+                                                     tmp_path) -> None:
     pool_dir, files = pool
     ids = sorted(files)[-5:]
     config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir}, anonymous_read=False)

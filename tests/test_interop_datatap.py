@@ -47,7 +47,7 @@ _SCRIPT = textwrap.dedent('''
 ''')
 
 
-def test_datatap_client_reads_everything(datatap_python: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_datatap_client_reads_everything(datatap_python: str, tmp_path) -> None:
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     cat, keys, db, v1, v2, _ = build(path, train=100)
     with live_server(ServerConfig(path)) as url:

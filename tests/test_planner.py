@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import itertools
 import time
 
 from hypothesis import given, settings
@@ -16,11 +17,11 @@ from headwater.storage.retry import RetryPolicy, classify, retry_after_seconds
 def batches(draw):
     shards = draw(st.lists(st.sampled_from(["a.tar", "b.tar", "c.tar"]), min_size=1, max_size=3, unique=True))
     sizes = {s: draw(st.integers(10_000, 5_000_000)) for s in shards}
-    items = []  # like real tar members: disjoint; a member may be wanted twice
+    items: list[Wanted] = []  # like real tar members: disjoint; a member may be wanted twice
     for shard in shards:
         starts = sorted(draw(st.sets(st.integers(0, sizes[shard] // 512 - 1), min_size=1, max_size=25)))
         bounds = [x * 512 for x in starts] + [sizes[shard]]
-        for off, nxt in zip(bounds, bounds[1:]):
+        for off, nxt in itertools.pairwise(bounds):
             size = draw(st.integers(0, min(20_000, nxt - off)))
             items.append(Wanted(shard, off, size, len(items)))
             if draw(st.booleans()) and draw(st.booleans()):
@@ -50,7 +51,7 @@ def test_every_item_served_once_inside_its_read(batch):
     # reads of one shard never overlap
     for shard in sizes:
         spans = sorted((r.start, r.end) for r in reads if r.shard == shard)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 @settings(max_examples=300, deadline=None)
@@ -68,11 +69,11 @@ def test_multi_range_plans_serve_every_item_once_without_carrying_gaps(batch, pa
         assert 2 <= len(r.parts) <= max_parts and all(p.shard == r.shard for p in r.parts)
         if len(r.items) > 1:
             assert sum(p.end - p.start for p in r.parts) <= policy.max_range
-        for p, q in zip(r.parts, r.parts[1:]):  # ascending, disjoint, separate unless max_range kept them so
+        for p, q in itertools.pairwise(r.parts):  # ascending, disjoint, separate unless max_range kept them so
             assert p.end <= q.start
             assert q.start - p.end > min(part_gap, policy.max_gap) or q.end - p.start > policy.max_range
-    for r in requests:
-        for part in r.parts if isinstance(r, MultiRangeRead) else [r]:
+    for request in requests:
+        for part in request.parts if isinstance(request, MultiRangeRead) else [request]:
             assert isinstance(part, RangeRead) and 0 <= part.start <= part.end <= sizes[part.shard]
             assert all(part.start <= w.offset and w.end <= part.end for w in part.items)
 
@@ -116,7 +117,8 @@ def test_classify_and_retry_after():
     assert classify(FileNotFoundError()) == "missing"
     assert retry_after_seconds(_HTTPError(429, {"Retry-After": "7"})) == 7.0
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
-    assert 25 <= retry_after_seconds(_HTTPError(503, {"Retry-After": future})) <= 31
+    wait = retry_after_seconds(_HTTPError(503, {"Retry-After": future}))
+    assert wait is not None and 25 <= wait <= 31
     assert RetryPolicy(max_delay=5).delay(0, _HTTPError(429, {"Retry-After": "100"})) == 5
 
 
@@ -130,7 +132,7 @@ def test_retry_policy_honours_retry_after_and_gives_up():
     policy = RetryPolicy(attempts=3, base_delay=0.0, max_delay=1.0)
     try:
         policy.call(always_429, what="x")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:  # noqa: BLE001 - any error type: the test is about the attempts it names
         assert "3 attempts" in str(err)
     else:  # pragma: no cover
         raise AssertionError("should have given up")

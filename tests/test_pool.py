@@ -6,6 +6,7 @@ import json
 import os
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -29,7 +30,7 @@ FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 
 
 def _read_dir(folder: str) -> dict[str, bytes]:
-    return {name: open(os.path.join(folder, name), "rb").read() for name in os.listdir(folder)}
+    return {name: Path(folder, name).read_bytes() for name in os.listdir(folder)}
 
 
 def test_mock_resource_local(id_pool):
@@ -40,9 +41,8 @@ def test_mock_resource_local(id_pool):
         assert info == {"x": 1}
         assert _read_dir(td) == {f"{rid}.bin": files[rid]}
     assert not os.path.exists(td)
-    with pytest.raises(ResourceNotFoundError):
-        with pool.mock_resource(999_999, None):
-            pass
+    with pytest.raises(ResourceNotFoundError), pool.mock_resource(999_999, None):
+        pass
 
 
 def test_batch_download_exact_metainfo_resume(id_pool, tmp_path):
@@ -91,7 +91,7 @@ def test_http_requests_are_coalesced(served_pool, tmp_path):
     report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), save_metainfo=False, silent=True)
     assert sorted(report.downloaded) == sorted(ids)
     for rid in ids:
-        assert open(tmp_path / "o" / f"{rid}.bin", "rb").read() == files[rid]
+        assert (tmp_path / "o" / f"{rid}.bin").read_bytes() == files[rid]
     # 100 shards, each read in one GET (several ranges as one multipart answer): far fewer requests than 1,000 files.
     assert report.requests == server.total
     assert pool.data_store.multi_range is True
@@ -176,7 +176,8 @@ def test_hf_increment_id_pool_over_resolve_urls(id_pool, file_server, tmp_path, 
         assert _read_dir(td) == {f"{ids[3]}.bin": files[ids[3]]}
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(PoolAuthError):
-        IncrementIDDataPool("owner/repo", base_level=2).batch_download_to_directory(ids, str(tmp_path / "p"), silent=True)
+        pool = IncrementIDDataPool("owner/repo", base_level=2)
+        pool.batch_download_to_directory(ids, str(tmp_path / "p"), silent=True)
 
 
 def test_table_layout_csv_and_parquet(tmp_path):
@@ -259,6 +260,6 @@ def test_batch_download_from_a_server_that_refuses_multi_range_keeps_the_budget(
     report = pool.batch_download_to_directory(ids, str(tmp_path / "o"), save_metainfo=False, silent=True)
     assert sorted(report.downloaded) == ids and report.requests == server.total
     for rid in ids:
-        assert open(tmp_path / "o" / f"{rid}.bin", "rb").read() == files[rid]
+        assert (tmp_path / "o" / f"{rid}.bin").read_bytes() == files[rid]
     tar_ranges = [spec for path, spec in server.ranges if path.endswith(".tar")]
     assert sum("," in (spec or "") for spec in tar_ranges) == 1 and len(tar_ranges) <= 150

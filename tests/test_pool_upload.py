@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -25,7 +26,7 @@ def _upload(url: str, key: str, pool: str, *extra: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_upload_a_local_pool_then_resume_and_read_it_back(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_upload_a_local_pool_then_resume_and_read_it_back(tmp_path) -> None:
     root = str(tmp_path)
     ids = sorted(random.Random(4).sample(range(1, 5_000), 300))
     files = make_files(os.path.join(root, "src"), ids, seed=8)
@@ -53,7 +54,7 @@ def test_upload_a_local_pool_then_resume_and_read_it_back(tmp_path) -> None:  # 
             ids[::7], os.path.join(root, "out"), silent=True)
         assert sorted(got.downloaded) == ids[::7]
         for rid in ids[::7]:
-            assert open(os.path.join(root, "out", f"{rid}.bin"), "rb").read() == files[rid]
+            assert Path(root, "out", f"{rid}.bin").read_bytes() == files[rid]
 
         # run again: everything is there with the same sha256, nothing is sent
         code, out = _upload(url, writer, local)

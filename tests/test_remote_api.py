@@ -6,6 +6,7 @@ test only), and stream resume through a real TCP proxy that cuts connections mid
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import socket
@@ -71,7 +72,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                          splits={"train": [droplet(i) for i in range(N_TRAIN)],
                                  "validation": [droplet(i) for i in range(5000, 5013)], "empty": []},
                          pools={"imgs": "https://images.example.org/pets"}).uid
-        v2 = cat.publish("main", "acme", "pets", template=TEMPLATE, splits={"train": [droplet(i, 2) for i in range(20)]}).uid
+        v2 = cat.publish("main", "acme", "pets", template=TEMPLATE,
+                         splits={"train": [droplet(i, 2) for i in range(20)]}).uid
         cat.publish("main", "acme", "birds", template=TEMPLATE, splits={"train": [droplet(2)]})
         cat.publish("other", "x", "y", template=TEMPLATE, splits={"train": [droplet(3)]})
         key = make_user(cat, "alice")
@@ -125,11 +127,10 @@ def test_streams_match_the_embedded_api(world: World, chunk: int, nchunks: int, 
                                         truncate: int | None) -> None:
     a = remote(world).get_database_by_name("main").get_dataset("acme/pets:v1")
     b = local(world).get_database_by_name("main").get_dataset("acme/pets:v1")
-    kw = {"shuffle_seed": seed, "offset": offset, "truncate": truncate}
-    want = list(b.stream_split("train", chunk, nchunks, raw=True, **kw))
-    got = list(a.stream_split("train", chunk, nchunks, raw=True, **kw))
+    want = list(b.stream_split("train", chunk, nchunks, raw=True, shuffle_seed=seed, offset=offset, truncate=truncate))
+    got = list(a.stream_split("train", chunk, nchunks, raw=True, shuffle_seed=seed, offset=offset, truncate=truncate))
     assert got == want and want
-    decoded = list(a.stream_split("train", chunk, nchunks, **kw))
+    decoded = list(a.stream_split("train", chunk, nchunks, shuffle_seed=seed, offset=offset, truncate=truncate))
     assert [d.uid for d in decoded] == [msgspec.json.decode(x)["uid"] for x in want]
 
 
@@ -242,7 +243,7 @@ def test_gives_up_with_the_servers_message_and_honours_retry_after(world: World)
     with live_server(flaky) as url:
         transport = HttpTransport(url, world.key, retry=RetryPolicy(attempts=2, base_delay=0.0))
         start = time.monotonic()
-        with pytest.raises(RemoteUnavailableError, match="injected failure.*still failing after 2") as info:
+        with pytest.raises(RemoteUnavailableError, match=r"injected failure.*still failing after 2") as info:
             transport.databases()
         assert time.monotonic() - start >= 0.9  # waited the Retry-After second, not the 0 s backoff
         assert info.value.status == 429 and len(flaky.hits) == 2
@@ -304,10 +305,8 @@ class CuttingProxy:
             pass
         finally:
             for s in (client, server):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 s.close()
 
     def close(self) -> None:

@@ -71,7 +71,7 @@ def build(location: str, *, train: int = 101) -> tuple[Catalog, dict[str, str], 
 
 
 @pytest.fixture
-def world(tmp_path) -> Iterator[World]:  # type: ignore[no-untyped-def]
+def world(tmp_path) -> Iterator[World]:
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     cat, keys, db, v1, v2, open_ds = build(path)
     with live_server(ServerConfig(path)) as url:
@@ -247,7 +247,7 @@ def test_anonymous_reads_public_databases_only(world: World) -> None:
     assert world.get(stream_path(world, world.open_ds, db="open", repo="pub/birds")).status_code == 404
 
 
-def test_no_anonymous_server(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_no_anonymous_server(tmp_path) -> None:
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     cat, keys, db, *_ = build(path, train=3)
     with live_server(ServerConfig(path, anonymous_read=False)) as url:
@@ -271,7 +271,7 @@ def test_revoked_key_is_refused(world: World) -> None:
     assert world.get("/api/user", "alice_w").status_code == 200  # her other key still works
 
 
-def test_client_disconnect_mid_stream_leaves_the_server_healthy(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_client_disconnect_mid_stream_leaves_the_server_healthy(tmp_path) -> None:
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     cat, keys, db, *_ = build(path, train=3)
     big = cat.publish("shared", "big", "set", template=TEMPLATE,
@@ -317,7 +317,7 @@ def test_openapi_docs(world: World) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_headwater_serve_command(tmp_path, workers: int) -> None:  # type: ignore[no-untyped-def]
+def test_headwater_serve_command(tmp_path, workers: int) -> None:
     """``headwater serve`` in its own process (``--workers 2``: uvicorn's factory path in fresh processes)."""
     import signal
     import subprocess
@@ -350,7 +350,7 @@ def test_headwater_serve_command(tmp_path, workers: int) -> None:  # type: ignor
     cat.close()
 
 
-def test_dataset_pools_are_shown_as_server_urls_not_disk_paths(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_dataset_pools_are_shown_as_server_urls_not_disk_paths(tmp_path) -> None:
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     served = os.path.join(str(tmp_path), "pools", "images")
     cat = Catalog(path)

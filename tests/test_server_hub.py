@@ -18,7 +18,8 @@ import tarfile
 import textwrap
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -96,7 +97,7 @@ def _index(hub: Hub, shard: str = "images/034.tar") -> dict[str, Any]:
 # -- resolve ------------------------------------------------------------------------------------------------
 def test_resolve_headers_and_single_ranges(hub: Hub) -> None:
     shard = "images/034.tar"
-    data = open(os.path.join(hub.pool, shard), "rb").read()
+    data = Path(hub.pool, shard).read_bytes()
     index = _index(hub, shard)
     size = len(data)
     base = f"/datasets/{REPO}/resolve/main/{shard}"
@@ -135,9 +136,10 @@ def test_resolve_headers_and_single_ranges(hub: Hub) -> None:
         assert r.status_code == 400 and "malformed Range header" in r.json()["error"], spec
 
     js = hub.get(f"/datasets/{REPO}/resolve/main/images/034.json")
-    raw = open(os.path.join(hub.pool, "images/034.json"), "rb").read()
+    raw = Path(hub.pool, "images/034.json").read_bytes()
     assert js.content == raw and "x-linked-etag" not in js.headers
-    assert js.headers["etag"] == '"%s"' % hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # git blob id
+    blob_id = hashlib.sha1(b"blob %d\0" % len(raw) + raw).hexdigest()  # git's id of the file
+    assert js.headers["etag"] == f'"{blob_id}"'
 
 
 def _multipart(r: httpx.Response) -> list[tuple[dict[str, str], bytes]]:
@@ -159,7 +161,7 @@ def _multipart(r: httpx.Response) -> list[tuple[dict[str, str], bytes]]:
 
 def test_several_ranges_answer_multipart_byteranges(hub: Hub) -> None:
     shard = "images/034.tar"
-    data = open(os.path.join(hub.pool, shard), "rb").read()
+    data = Path(hub.pool, shard).read_bytes()
     size = len(data)
     base = f"/datasets/{REPO}/resolve/main/{shard}"
     entries = sorted(_index(hub, shard)["files"].values(), key=lambda e: e["offset"])[::3]
@@ -168,7 +170,7 @@ def test_several_ranges_answer_multipart_byteranges(hub: Hub) -> None:
     assert r.status_code == 206 and "content-range" not in r.headers and len(r.headers["x-repo-commit"]) == 40
     parts = _multipart(r)
     assert len(parts) == len(entries)
-    for (headers, body), e in zip(parts, entries):  # every member exact, in the order asked
+    for (headers, body), e in zip(parts, entries, strict=True):  # every member exact, in the order asked
         assert headers["content-range"] == f"bytes {e['offset']}-{e['offset'] + e['size'] - 1}/{size}"
         assert headers["content-type"] == "application/x-tar"
         assert body == data[e["offset"]:e["offset"] + e["size"]]
@@ -207,7 +209,8 @@ def test_several_ranges_answer_multipart_byteranges(hub: Hub) -> None:
     many = [(i * 10, i * 10 + 4) for i in range(MAX_RANGES + 1)]
     r = hub.get(base, headers={"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in many[:MAX_RANGES])})
     parts = _multipart(r)
-    assert len(parts) == MAX_RANGES and all(b == data[a:a + 5] for (_, b), (a, _) in zip(parts, many))
+    assert len(parts) == MAX_RANGES
+    assert all(b == data[a:a + 5] for (_, b), (a, _) in zip(parts, many[:MAX_RANGES], strict=True))
     r = hub.get(base, headers={"Range": "bytes=" + ",".join(f"{a}-{b}" for a, b in many)})
     assert r.status_code == 200 and r.content == data and "content-range" not in r.headers
 
@@ -215,7 +218,7 @@ def test_several_ranges_answer_multipart_byteranges(hub: Hub) -> None:
 def test_multipart_bodies_larger_than_one_read_are_streamed_exactly(hub: Hub) -> None:
     """Parts above SMALL_BODY in all are streamed part by part, several chunks each; bytes exact."""
     from headwater.server.range_responses import CHUNK, SMALL_BODY
-    big = open(os.path.join(hub.pool, "big.bin"), "rb").read()
+    big = Path(hub.pool, "big.bin").read_bytes()
     spans = [(7, 7 + CHUNK + 3), (CHUNK * 2, CHUNK * 2 + SMALL_BODY), (len(big) - 1000, len(big) - 1)]
     spec = ",".join(f"{a}-{b - 1}" for a, b in spans)
     r = hub.get(f"/datasets/{REPO}/resolve/main/big.bin", headers={"Range": f"bytes={spec}"})
@@ -229,7 +232,7 @@ def test_store_reads_several_ranges_in_one_request_from_the_server(hub: Hub) -> 
     from headwater.storage import Store
 
     shard = "images/034.tar"
-    data = open(os.path.join(hub.pool, shard), "rb").read()
+    data = Path(hub.pool, shard).read_bytes()
     entries = sorted(_index(hub, shard)["files"].values(), key=lambda e: -e["offset"])  # descending
     spans = [(e["offset"], e["offset"] + e["size"]) for e in entries] + [(0, 512), (0, 512), (3, 3)]
     store = Store(hub.url + f"/datasets/{REPO}/resolve/main")
@@ -261,6 +264,7 @@ def _raw(hub: Hub, method: str, target: str, headers: dict[str, str] | None = No
          body: bytes | None = None) -> tuple[int, bytes]:
     """A request whose target goes on the wire exactly as written (no client-side dot-segment removal)."""
     parts = urlsplit(hub.url)
+    assert parts.hostname is not None
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
         conn.putrequest(method, target, skip_accept_encoding=True)
@@ -326,20 +330,21 @@ def test_client_hanging_up_mid_download_leaves_the_server_healthy(hub: Hub) -> N
         sock.close()  # … and the client goes away
     with httpx.stream("GET", hub.url + f"/datasets/{REPO}/resolve/main/big.bin", timeout=30) as r:
         next(r.iter_bytes())  # an httpx client that stops reading and closes
-    big = open(os.path.join(hub.pool, "big.bin"), "rb").read()
+    big = Path(hub.pool, "big.bin").read_bytes()
     assert hub.get(f"/datasets/{REPO}/resolve/main/big.bin").content == big
     assert hub.get("/healthz").json() == {"ok": True}
     if fds is not None:  # no descriptor leaked by the abandoned bodies
         deadline = time.monotonic() + 5
         while len(os.listdir("/proc/self/fd")) > fds + 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        leftover = [os.readlink(f"/proc/self/fd/{n}") for n in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{n}")]
+        leftover = [os.readlink(f"/proc/self/fd/{n}") for n in os.listdir("/proc/self/fd")
+                    if os.path.exists(f"/proc/self/fd/{n}")]
         assert len(leftover) <= fds + 2, "\n".join(leftover)
 
 
 # -- the real huggingface_hub ----------------------------------------------------------------------------------
-def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from huggingface_hub import HfApi, HfFileSystem, hf_hub_download
+def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> None:
+    from huggingface_hub import DatasetInfo, HfApi, HfFileSystem, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
     import headwater.server.routes.hub as hub_module
@@ -348,12 +353,12 @@ def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> No
     cache = str(tmp_path / "hf")
     kw: dict[str, Any] = {"repo_type": "dataset", "endpoint": hub.url, "token": False, "cache_dir": cache}
     path = hf_hub_download(REPO, "images/034.json", **kw)
-    assert open(path, "rb").read() == open(os.path.join(hub.pool, "images/034.json"), "rb").read()
+    assert Path(path).read_bytes() == Path(hub.pool, "images/034.json").read_bytes()
     commit = path.split(os.sep + "snapshots" + os.sep)[1].split(os.sep)[0]
     tar = hf_hub_download(REPO, "images/034.tar", **kw)
-    assert open(tar, "rb").read() == open(os.path.join(hub.pool, "images/034.tar"), "rb").read()
+    assert Path(tar).read_bytes() == Path(hub.pool, "images/034.tar").read_bytes()
     at_commit = hf_hub_download(REPO, "images/035.tar", revision=commit, **kw)
-    assert open(at_commit, "rb").read() == open(os.path.join(hub.pool, "images/035.tar"), "rb").read()
+    assert Path(at_commit).read_bytes() == Path(hub.pool, "images/035.tar").read_bytes()
     with pytest.raises(EntryNotFoundError):
         hf_hub_download(REPO, "images/nope.tar", **kw)
     with pytest.raises(RepositoryNotFoundError):
@@ -363,12 +368,14 @@ def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> No
 
     api = HfApi(endpoint=hub.url, token=False)
     info = api.repo_info(REPO, repo_type="dataset", files_metadata=True)
+    assert isinstance(info, DatasetInfo) and info.siblings is not None
     assert info.sha == commit and info.id == REPO
     on_disk = sorted(os.path.relpath(os.path.join(d, n), hub.pool).replace(os.sep, "/")
                      for d, _, names in os.walk(hub.pool) for n in names
                      if n != "evil.json" and ".headwater" not in d)
     assert sorted(s.rfilename for s in info.siblings) == on_disk
     sib = {s.rfilename: s for s in info.siblings}["images/034.tar"]
+    assert sib.lfs is not None
     assert sib.lfs.sha256 == _index(hub)["hash_lfs"] and sib.blob_id == _index(hub)["hash"]
     assert sorted(api.list_repo_files(REPO, repo_type="dataset")) == on_disk  # 200+ entries: several pages
     tree = list(api.list_repo_tree(REPO, "images", repo_type="dataset"))
@@ -380,7 +387,7 @@ def test_huggingface_hub_download_and_api(hub: Hub, tmp_path, monkeypatch) -> No
     assert not api.file_exists(REPO, "images/nope.tar", repo_type="dataset")
 
     fs = HfFileSystem(endpoint=hub.url, token=False)
-    assert sorted(fs.ls(f"datasets/{REPO}", detail=False)) == [f"datasets/{REPO}/{n}" for n in
+    assert sorted(cast("list[str]", fs.ls(f"datasets/{REPO}", detail=False))) == [f"datasets/{REPO}/{n}" for n in
                                                                ["big.bin", "headwater-manifest.sqlite", "images"]]
     assert sorted(fs.glob(f"datasets/{REPO}/images/*.tar")) == [f"datasets/{REPO}/{p}" for p in on_disk
                                                                 if p.endswith(".tar")]
@@ -408,7 +415,7 @@ _HFUTILS = textwrap.dedent('''
 ''')
 
 
-def test_hfutils_downloads_indexed_tar_members(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_hfutils_downloads_indexed_tar_members(hub: Hub, tmp_path) -> None:
     index = _index(hub)
     names = sorted(index["files"])[:4]
     env = {**os.environ, **_LOCAL_ONLY, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf")}
@@ -421,10 +428,10 @@ def test_hfutils_downloads_indexed_tar_members(hub: Hub, tmp_path) -> None:  # t
     assert out["files"] == {n: index["files"][n]["sha256"] for n in names}
 
 
-def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:
     from headwater.pool import HfBasedDataPool, IncrementIDDataPool
 
-    ids = sorted(hub.files)[::3] + [19_999_999]
+    ids = [*sorted(hub.files)[::3], 19_999_999]
     pool = IncrementIDDataPool(REPO, base_level=2, endpoint=hub.url)
     report = pool.batch_download_to_directory(ids, str(tmp_path / "out"), silent=True)
     assert sorted(report.downloaded) == ids[:-1] and report.missing == [19_999_999] and not report.failed
@@ -437,11 +444,11 @@ def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:  # 
     scan = HfBasedDataPool(REPO, endpoint=hub.url)  # resolves ids through the served manifest
     rid = ids[7]
     with scan.mock_resource(rid, {"k": 1}) as (folder, info):
-        assert open(os.path.join(folder, f"{rid}.bin"), "rb").read() == hub.files[rid] and info == {"k": 1}
+        assert Path(folder, f"{rid}.bin").read_bytes() == hub.files[rid] and info == {"k": 1}
 
 
 # -- commits ---------------------------------------------------------------------------------------------
-def test_commits_are_content_addressed_and_old_ones_serve_only_unchanged_files(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_commits_are_content_addressed_and_old_ones_serve_only_unchanged_files(hub: Hub, tmp_path) -> None:
     auth = bearer(hub.write_key, raw=True)
     r = httpx.put(hub.url + "/api/pools/acme/up/files/images/001.tar", content=_tar_bytes({"1.bin": b"one"}),
                   headers=auth)
@@ -454,7 +461,8 @@ def test_commits_are_content_addressed_and_old_ones_serve_only_unchanged_files(h
     assert c2 != c1
     # at the old commit: an unchanged file is served, with the old commit id
     r = hub.get(f"/datasets/acme/up/resolve/{c1}/images/001.tar")
-    assert r.status_code == 200 and r.headers["x-repo-commit"] == c1 and r.headers["cache-control"].endswith("immutable")
+    assert r.status_code == 200 and r.headers["x-repo-commit"] == c1
+    assert r.headers["cache-control"].endswith("immutable")
     # a file the old commit did not have is not found there
     r = hub.get(f"/datasets/acme/up/resolve/{c1}/images/002.tar")
     assert r.status_code == 404 and r.headers["x-error-code"] == "EntryNotFound"
@@ -495,7 +503,7 @@ def test_uploads(hub: Hub) -> None:
     index = hub.get("/datasets/acme/up/resolve/main/images/005.json").json()
     assert sorted(index["files"]) == sorted(members) and index["hash_lfs"] == body["sha256"]
     with StorePool(hub.up, layout="increment-id", base_level=2).mock_resource(2205, None) as (folder, _):
-        assert open(os.path.join(folder, "2205.bin"), "rb").read() == members["2205.bin"]  # manifest rebuilt
+        assert Path(folder, "2205.bin").read_bytes() == members["2205.bin"]  # manifest rebuilt
 
     auth = bearer(hub.write_key, raw=True)
     raw_index = json.dumps(index).encode()  # the hfutils order: tar first, then its index
@@ -540,7 +548,7 @@ def test_uploads(hub: Hub) -> None:
 
 
 # -- access ------------------------------------------------------------------------------------------------
-def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> None:
     from huggingface_hub import hf_hub_download
 
     config = ServerConfig(str(tmp_path / "private.sqlite"), pools={REPO: hub.pool}, anonymous_read=False)
@@ -555,10 +563,10 @@ def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> No
         assert httpx.get(f"{server.url}/api/datasets/{REPO}", headers=bearer(key, raw=True)).json()["private"] is True
         path = hf_hub_download(REPO, "images/034.json", repo_type="dataset", endpoint=server.url, token=key,
                                cache_dir=str(tmp_path / "hf"))
-        assert open(path, "rb").read() == open(os.path.join(hub.pool, "images/034.json"), "rb").read()
+        assert Path(path).read_bytes() == Path(hub.pool, "images/034.json").read_bytes()
 
 
-def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path, file_server) -> None:  # type: ignore[no-untyped-def]
+def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path, file_server) -> None:
     upstream = file_server(hub.pool)
     config = ServerConfig(str(tmp_path / "c.sqlite"), pools={"acme/http": upstream.url})
     with live_server(config, handle=True) as server:
@@ -584,11 +592,11 @@ def test_resolve_bodies_around_the_one_read_and_chunk_sizes(hub: Hub) -> None:
     size on either side of those limits (and of several chunks) is exact, for ranges and the whole file."""
     from headwater.server.range_responses import CHUNK, SMALL_BODY
 
-    big = open(os.path.join(hub.pool, "big.bin"), "rb").read()
+    big = Path(hub.pool, "big.bin").read_bytes()
     base = f"/datasets/{REPO}/resolve/main/big.bin"
     for length in (SMALL_BODY - 1, SMALL_BODY, SMALL_BODY + 1, CHUNK * 2 + 7, len(big) - 12_345):
         start = 12_345 if length == len(big) - 12_345 else 1_000
         r = hub.get(base, headers={"Range": f"bytes={start}-{start + length - 1}"})
         assert r.status_code == 206 and int(r.headers["content-length"]) == length
         assert r.content == big[start:start + length], length
-    assert SMALL_BODY < len(big) and CHUNK < len(big)  # both paths really ran
+    assert len(big) > SMALL_BODY and len(big) > CHUNK  # both paths really ran

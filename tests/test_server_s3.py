@@ -11,6 +11,7 @@ import random
 import socket
 import tarfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,13 +61,13 @@ def s3_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             moto.stop()
 
 
-def test_resolve_from_s3_with_ranges(s3_hub: dict[str, Any], tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_resolve_from_s3_with_ranges(s3_hub: dict[str, Any], tmp_path) -> None:
     import json
 
     url, pool = s3_hub["url"], s3_hub["pool"]
     shard = "images/03.tar"
-    data = open(os.path.join(pool, shard), "rb").read()
-    index = json.loads(open(os.path.join(pool, "images/03.json"), "rb").read())
+    data = Path(pool, shard).read_bytes()
+    index = json.loads(Path(pool, "images/03.json").read_bytes())
     base = f"{url}/datasets/{REPO}/resolve/main/{shard}"
     head = httpx.head(base)
     assert head.status_code == 200 and int(head.headers["content-length"]) == len(data)
@@ -80,7 +81,7 @@ def test_resolve_from_s3_with_ranges(s3_hub: dict[str, Any], tmp_path) -> None: 
     assert httpx.get(base, headers={"Range": "bytes=-100"}).content == data[-100:]
     r = httpx.get(base, headers={"Range": f"bytes={len(data)}-"})
     assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(data)}"
-    big = open(os.path.join(pool, "big.bin"), "rb").read()
+    big = Path(pool, "big.bin").read_bytes()
     r = httpx.get(f"{url}/datasets/{REPO}/resolve/main/big.bin", headers={"Range": "bytes=1000-17000000"})
     assert r.status_code == 206 and r.content == big[1000:17_000_001]
 
@@ -90,7 +91,7 @@ def test_resolve_from_s3_with_ranges(s3_hub: dict[str, Any], tmp_path) -> None: 
 
     path = hf_hub_download(REPO, "images/03.json", repo_type="dataset", endpoint=url, token=False,
                            cache_dir=str(tmp_path / "hf"))
-    assert json.loads(open(path, "rb").read()) == index
+    assert json.loads(Path(path).read_bytes()) == index
     ids = sorted(s3_hub["files"])[:40]
     report = IncrementIDDataPool(REPO, base_level=1, endpoint=url).batch_download_to_directory(
         ids, str(tmp_path / "out"), silent=True)
@@ -132,6 +133,6 @@ def test_upload_into_an_s3_pool(s3_hub: dict[str, Any]) -> None:
 
     pool = IncrementIDDataPool(REPO, base_level=1, endpoint=url)  # resolves through the rebuilt manifest
     with pool.mock_resource(90_017, None) as (folder, _):
-        assert open(os.path.join(folder, "90017.bin"), "rb").read() == b"90017" * 10
+        assert Path(folder, "90017.bin").read_bytes() == b"90017" * 10
     r = httpx.get(f"{url}/datasets/{REPO}/resolve/{before}/images/03.tar")  # unchanged since the old commit
     assert r.status_code == 200 and r.headers["x-repo-commit"] == before

@@ -222,7 +222,7 @@ def test_database_publish_in_remote_mode_matches_embedded(world: World, tmp_path
     with pytest.raises(PublishError, match="line 2: invalid JSON"):
         remote.publish("acme/cats", bad, pools=POOLS)
     # refused by the server (an unknown pool passes the local check): still the file's own line numbers
-    with pytest.raises(PublishError, match="line 3: .*'images'") as info:
+    with pytest.raises(PublishError, match=r"line 3: .*'images'") as info:
         remote.publish("acme/cats", path)
     assert info.value.total == 30 and info.value.problems[0].where == "line 1"
     # local image files cannot go over HTTP (they would need a pool upload first)
@@ -233,7 +233,8 @@ def test_database_publish_in_remote_mode_matches_embedded(world: World, tmp_path
         remote.publish("acme/cats", img)
     assert len(world.catalog.datasets("main", "acme", "cats")) == 1
     with pytest.raises(RemoteRequestError, match="maxProblems"):
-        HttpTransport(world.url, world.write).publish("main", "acme", "cats", iter([("train", rows[0])]), max_problems=0)
+        HttpTransport(world.url, world.write).publish("main", "acme", "cats", iter([("train", rows[0])]),
+                                                      max_problems=0)
 
 
 def test_cli_publish_tag_and_stream_against_a_server(world: World, tmp_path: Any) -> None:

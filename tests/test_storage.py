@@ -13,6 +13,7 @@ import time
 import pytest
 
 from headwater.storage import (
+    HttpStatusError,
     RetryPolicy,
     StorageError,
     Store,
@@ -24,7 +25,6 @@ from headwater.storage import (
     is_temp_name,
     write_bytes_atomic,
 )
-from headwater.storage.http_ranges import HttpStatusError
 
 from .support.httpserver import Fault
 

@@ -302,10 +302,8 @@ class FileServer:
         with self._lock:
             open_now = list(self._connections)
         for conn in open_now:  # idle keep-alive connections: their handler threads end too
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted (the standalone command)."""
@@ -414,7 +412,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out in separate writes
     server: _HTTPServer
 
-    def log_message(self, format: str, *args: object) -> None:
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
         pass
 
     def setup(self) -> None:
@@ -569,10 +567,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _close(self) -> None:
         """Close the connection now (no answer, or the rest of one, will come)."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _corrupt(body: list[_Segment], full: str | None) -> list[_Segment]:
@@ -657,10 +653,8 @@ def main(argv: list[str] | None = None) -> None:
     server = FileServer(args.root, port=args.port, latency_ms=args.latency_ms, token=args.token,
                         multi_range=args.multi_range, ignore_range=args.ignore_range, versioned=not args.unversioned)
     print(f"serving {server.root} at {server.url} (latency {args.latency_ms:g} ms); Ctrl-C to stop", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     snap = server.snapshot()
     print(f"{snap.requests} requests, {snap.bytes_sent} body bytes")
 

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import venv
+from pathlib import Path
 
 __all__ = ["peer_python"]
 
@@ -27,7 +28,7 @@ def peer_python(name: str, requirements: list[str]) -> str:
     python = os.path.join(home, "bin", "python")
     stamp = os.path.join(home, ".installed")
     wanted = "\n".join(requirements)
-    if os.path.exists(stamp) and open(stamp).read() == wanted:
+    if os.path.exists(stamp) and Path(stamp).read_text() == wanted:
         return python
     if not os.path.exists(python):
         print(f"creating {home} for the peer {name}", file=sys.stderr, flush=True)

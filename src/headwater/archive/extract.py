@@ -67,9 +67,8 @@ def extract_shard(root: str | Store, shard: str, dst_dir: str, *, index: TarInde
             report.refused[name] = "sha256 mismatch: shard is corrupt"
             continue
         try:
-            with atomic_path(target) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(data)
+            with atomic_path(target) as tmp, open(tmp, "wb") as f:
+                f.write(data)
         except OSError as err:  # e.g. both "a" and "a/b" in one tar: one of them cannot exist
             report.refused[name] = f"cannot write: {err}"
             continue

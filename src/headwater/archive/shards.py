@@ -40,4 +40,4 @@ def load_index(store: Store, shard: str) -> TarIndex:
 def load_indexes(store: Store, shards: list[str], *, max_workers: int = 8) -> list[tuple[str, TarIndex]]:
     """Indexes of many shards, fetched concurrently (one request each)."""
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
-        return list(zip(shards, pool.map(lambda s: load_index(store, s), shards)))
+        return list(zip(shards, pool.map(lambda s: load_index(store, s), shards), strict=True))

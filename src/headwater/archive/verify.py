@@ -93,7 +93,7 @@ def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
     try:
         size = store.size(shard)
     except StoreNotFoundError:
-        return problems + [Problem(shard, None, "missing-shard", "index present, tar missing")], 0
+        return [*problems, Problem(shard, None, "missing-shard", "index present, tar missing")], 0
     try:
         with store.open(shard) as stream:
             actual = index_stream(stream, size)
@@ -150,7 +150,8 @@ def _check_manifest(store: Store, shards: list[str]) -> list[Problem]:
     for shard in shards:
         row = listed.get(shard)
         if row is None:
-            out.append(Problem(MANIFEST_NAME, shard, "stale-manifest", "shard not in the manifest (run `headwater index`)"))
+            out.append(Problem(MANIFEST_NAME, shard, "stale-manifest",
+                               "shard not in the manifest (run `headwater index`)"))
             continue
         try:
             index = load_index(store, shard)

@@ -134,6 +134,5 @@ class ShardWriter:
             return
         self.index = TarIndex(self._pos, self._git.hexdigest(), self._lfs.hexdigest(), self._files)
         self._ctx.__exit__(None, None, None)
-        with atomic_path(self.index_path) as tmp:
-            with open(tmp, "wb") as f:
-                f.write(encode_index(self.index))
+        with atomic_path(self.index_path) as tmp, open(tmp, "wb") as f:
+            f.write(encode_index(self.index))

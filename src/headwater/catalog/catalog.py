@@ -299,7 +299,7 @@ class Catalog(UserCatalog):
                 names = conn.execute(select(splits.c.name).where(splits.c.dataset_id == row.dataset_id)
                                      .order_by(splits.c.id)).scalars().all()
                 raise NotFoundError(f"split {split!r} not found in dataset {uid!r} (splits: {list(names)})")
-        found = (int(row.id), int(row.count))
+        found = (int(row.id), int(row._mapping["count"]))  # row.count is the tuple method to a type checker
         if len(self._split_cache) >= 4096:
             self._split_cache.clear()
         self._split_cache[key] = found
@@ -335,7 +335,7 @@ class Catalog(UserCatalog):
             with self._read() as conn:
                 sql, params = driver_sql(conn.dialect, {"split_id": split_id, "start": position, "stop": page_stop,
                                                         "limit": batch_size})
-                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # None once closed
                 try:
                     cursor.execute(sql, params)
                     rows = cursor.fetchall()
@@ -359,7 +359,7 @@ class Catalog(UserCatalog):
         with self._read() as conn:
             for i in range(0, len(wanted), _IN_BATCH):
                 part = wanted[i:i + _IN_BATCH]
-                found.update(conn.execute(query, {"split_id": split_id, "ordinals": part}).all())
+                found.update(conn.execute(query, {"split_id": split_id, "ordinals": part}).tuples().all())
         return [found[o] for o in ordinals]
 
 

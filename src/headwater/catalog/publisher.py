@@ -159,7 +159,7 @@ class Publisher:
             state = self._splits[split] = [split_id, 0]
         return state
 
-    def add(self, split: str, data: bytes) -> int:
+    def add(self, split: str, data: bytes | bytearray | memoryview) -> int:
         """Append one droplet (compact JSON bytes, no newline) to ``split``; returns its ordinal."""
         self._open_conn()
         state = self._split(split)
@@ -170,7 +170,7 @@ class Publisher:
             self._flush()
         return ordinal
 
-    def add_many(self, split: str, items: Iterable[bytes]) -> int:
+    def add_many(self, split: str, items: Iterable[bytes | bytearray | memoryview]) -> int:
         """Append droplets to ``split`` in order; returns how many were added. An empty iterable still
         creates the split (with count 0)."""
         self._open_conn()
@@ -203,7 +203,7 @@ class Publisher:
             return
         conn = self._open_conn()
         if conn.dialect.name == "postgresql":
-            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # None once closed
             with cursor.copy(_PG_COPY) as copy:
                 copy.set_types(["int4", "int8", "bytea"])
                 for row in rows:

@@ -17,7 +17,7 @@ from .models import droplets
 __all__ = ["range_page", "ordinals_select", "driver_sql"]
 
 
-def range_page() -> Select[tuple[int, bytes]]:
+def range_page() -> Select[int, bytes]:
     """``(ordinal, data)`` rows of split ``:split_id`` with ``:start <= ordinal < :stop``, in order,
     at most ``:limit`` of them."""
     return (
@@ -30,7 +30,7 @@ def range_page() -> Select[tuple[int, bytes]]:
     )
 
 
-def ordinals_select() -> Select[tuple[int, bytes]]:
+def ordinals_select() -> Select[int, bytes]:
     """``(ordinal, data)`` rows of split ``:split_id`` whose ordinal is in the expanding ``:ordinals``."""
     return select(droplets.c.ordinal, droplets.c.data).where(
         droplets.c.split_id == bindparam("split_id"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = ["DatabaseRecord", "RepositoryRecord", "TagRecord", "TagEvent", "DatasetRecord", "to_ms"]
 
@@ -86,7 +87,7 @@ class DatasetRecord:
     database: str
     namespace: str
     name: str
-    template: dict
+    template: dict[str, Any]
     splits: dict[str, int]
     pools: dict[str, str]
     created_at: datetime

@@ -39,7 +39,7 @@ from .errors import ChunkError, OutOfRangeError
 try:  # optional: batches of shuffled positions are computed with numpy when it is installed
     import numpy as _np
 except ImportError:  # pragma: no cover - numpy ships with torch, the usual consumer
-    _np = None
+    _np = None  # type: ignore[assignment]  # mypy cannot type a module that may be missing
 
 __all__ = ["chunk_bounds", "Permutation", "ShardPlan"]
 

@@ -269,7 +269,7 @@ class UserCatalog:
                          key_id=row.key_id, default_database=row.default_database_uid)
 
     # -- ownership -------------------------------------------------------------------------------
-    def change_database_access(self, database: str, *, owner: str | None | _Keep = KEEP,
+    def change_database_access(self, database: str, *, owner: str | _Keep | None = KEEP,
                                public: bool | None = None) -> DatabaseRecord:
         """Give a database (name or uid) to ``owner`` (a username or uid; None: to nobody) and/or make it
         ``public`` (True) or private (False); arguments left out keep their value."""

@@ -97,8 +97,8 @@ class Api:
     """Entry point: a catalog (embedded) or a server URL and an API key (remote).
 
     ``catalog`` is a file path, a ``sqlite:///`` / ``postgresql://`` URL or an open
-    :class:`~headwater.catalog.Catalog` (default: :func:`~headwater.catalog.default_catalog_location`). ``cache`` is ``True``
-    (the default stream cache), ``False``/``None`` (no cache), a directory or a
+    :class:`~headwater.catalog.Catalog` (default: :func:`~headwater.catalog.default_catalog_location`).
+    ``cache`` is ``True`` (the default stream cache), ``False``/``None`` (no cache), a directory or a
     :class:`~headwater.client.stream_cache.StreamCache`. ``default_database`` (name or uid) decides what
     :meth:`get_default_database` returns in embedded mode. ``url``/``api_key``: a headwater server
     (remote mode, :class:`~headwater.client.transports.HttpTransport`: one pooled HTTP session,

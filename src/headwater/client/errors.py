@@ -78,7 +78,13 @@ class RemoteAuthError(RemoteError, PermissionError):
 
 
 class RemoteRequestError(RemoteError, ClientError):
-    """4xx other than 401/403/404: the request was malformed or refused (400, 409, 413, 416, 422…)."""
+    """4xx other than 401/403/404: the request was malformed or refused (400, 409, 413, 416, 422…).
+
+    A refused publish also carries the server's ``problems`` (``[(where, message)]``) and their ``total``.
+    """
+
+    problems: list[tuple[str, str]]  # set on a refused publish only
+    total: int
 
 
 class RemoteUnavailableError(RemoteError, ConnectionError):

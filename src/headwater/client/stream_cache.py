@@ -42,7 +42,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgspec
 from filelock import FileLock, Timeout
@@ -95,7 +95,7 @@ class CacheEntry:
 
 class _Meta(msgspec.Struct):
     format: int
-    key: dict[str, object]
+    key: dict[str, Any]
     bytes: int
     lines: int
     marks: list[tuple[int, int]]
@@ -285,7 +285,7 @@ class StreamCache:
                 continue
             if meta is None:
                 continue
-            key = StreamKey(**meta.key)  # type: ignore[arg-type]
+            key = StreamKey(**meta.key)
             found.append(CacheEntry(key, os.path.join(self.root, name), st.st_size, meta.lines, st.st_mtime,
                                     tuple((int(a), int(b)) for a, b in meta.marks)))
         found.sort(key=lambda e: e.last_used)

@@ -83,7 +83,8 @@ def decode_droplet_lines(data: bytes | str) -> list[ImageAnnotation]:
     except msgspec.MsgspecError:
         pass
     out = []
-    for number, line in enumerate(data.splitlines()):
+    lines: Iterable[bytes | str] = data.splitlines()
+    for number, line in enumerate(lines):
         if not line.strip():
             continue
         try:

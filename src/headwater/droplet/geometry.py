@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -111,7 +112,7 @@ class Polygon:
 
     __slots__ = ("points",)
 
-    def __init__(self, points: Iterable[Point]) -> None:
+    def __init__(self, points: Iterable[Point | tuple[float, float]]) -> None:
         self.points: tuple[Point, ...] = tuple(p if isinstance(p, Point) else Point(*p) for p in points)
 
     def __repr__(self) -> str:
@@ -131,7 +132,7 @@ class Polygon:
         pts = self.points
         if len(pts) < 3:
             return []
-        return [(a.x, a.y, b.x, b.y) for a, b in zip(pts, pts[1:] + pts[:1])]
+        return [(a.x, a.y, b.x, b.y) for a, b in zip(pts, pts[1:] + pts[:1], strict=True)]
 
     def area(self) -> float:
         """Exact even-odd area (equal to the shoelace area for a simple polygon).
@@ -234,7 +235,7 @@ def _areas(ea: list[Edge], eb: list[Edge]) -> tuple[float, float, float]:
     active: list[tuple[float, float, float, float, float, float, int]] = []
     nxt = 0
     area_a = area_b = inter = 0.0
-    for y0, y1 in zip(cuts, cuts[1:]):
+    for y0, y1 in itertools.pairwise(cuts):
         while nxt < len(pending) and pending[nxt][0] <= y0:
             active.append(pending[nxt])
             nxt += 1
@@ -246,12 +247,13 @@ def _areas(ea: list[Edge], eb: list[Edge]) -> tuple[float, float, float]:
         # multiply before dividing: a precomputed slope overflows for nearly horizontal edges
         xa = sorted(x + (ym - y) * dx / dy for _lo, _hi, x, y, dx, dy, side in active if side == 0)
         xb = sorted(x + (ym - y) * dx / dy for _lo, _hi, x, y, dx, dy, side in active if side == 1)
-        ia = list(zip(xa[0::2], xa[1::2]))
-        ib = list(zip(xb[0::2], xb[1::2]))
+        # a closed outline crosses a line through no vertex an even number of times
+        ia = list(zip(xa[0::2], xa[1::2], strict=True))
+        ib = list(zip(xb[0::2], xb[1::2], strict=True))
         if ia:
-            area_a += h * sum(r - l for l, r in ia)
+            area_a += h * sum(right - left for left, right in ia)
         if ib:
-            area_b += h * sum(r - l for l, r in ib)
+            area_b += h * sum(right - left for left, right in ib)
         if ia and ib:
             inter += h * _overlap(ia, ib)
     return area_a, area_b, inter
@@ -263,7 +265,7 @@ def _crossing_ys(edges: list[Edge]) -> list[float]:
         ((min(y1, y2), max(y1, y2), min(x1, x2), max(x1, x2), (x1, y1, x2, y2)) for x1, y1, x2, y2 in edges),
     )
     out: list[float] = []
-    for i, (ylo, yhi, xlo, xhi, (ax, ay, bx, by)) in enumerate(boxes):
+    for i, (_ylo, yhi, xlo, xhi, (ax, ay, bx, by)) in enumerate(boxes):
         dx1, dy1 = bx - ax, by - ay
         for ylo2, _yhi2, xlo2, xhi2, (cx, cy, ex, ey) in boxes[i + 1:]:
             if ylo2 >= yhi:

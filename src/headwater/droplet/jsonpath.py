@@ -41,7 +41,7 @@ def index_path(parent: str, index: int) -> str:
 
 
 def decode_error(
-    err: msgspec.MsgspecError, data: bytes | str | None, target: Any, raw: Any = None,
+    err: msgspec.MsgspecError, data: bytes | bytearray | memoryview | str | None, target: Any, raw: Any = None,
     error_type: type[DropletError] = DropletError,
 ) -> DropletError:
     """A :class:`DropletError` for ``err`` raised decoding ``data`` (or converting ``raw``) as ``target``."""
@@ -73,7 +73,7 @@ def _resolve(where: str, raw: Any, typ: Any) -> str:
             out, node, typ = f"{out}.{name}", node[name], _field_type(typ, name)
         elif index == "...":
             value_type = typing.get_args(typ)[1]
-            for key, value in node.items():
+            for key, value in node.items():  # noqa: B007 - the key that fails is used after the break
                 try:
                     msgspec.convert(value, value_type)
                 except msgspec.ValidationError:

@@ -39,7 +39,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import unquote
 
 from ..errors import HeadwaterError
@@ -54,7 +54,8 @@ POOL_SCHEME = "pool://"
 _POOL_NAME = re.compile(r"[A-Za-z0-9._-]+\Z")
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _IMAGE_EXTS = frozenset(
-    [".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl", ".jp2", ".ppm", ".pgm", ".pbm", ".ico"]
+    [".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif", ".jxl", ".jp2",
+     ".ppm", ".pgm", ".pbm", ".ico"]
 )
 
 ImageSource = ImageAnnotation | Image | str | Sequence[str]
@@ -87,10 +88,11 @@ def parse_image_ref(path: str) -> ImageRef:
 
     >>> parse_image_ref("pool://images/1234").key
     '1234'
-    >>> parse_image_ref("pool://images/")
+    >>> parse_image_ref("pool://images/")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    headwater.droplet.errors.ImageRefError: 'pool://images/': a pool reference is pool://{pool}/{key} and the key is empty
+    headwater.droplet.errors.ImageRefError: 'pool://images/': a pool reference is pool://{pool}/{key}
+    and the key is empty
     """
     if not isinstance(path, str) or not path:
         raise ImageRefError(f"{path!r}: an image path must be a non-empty string")
@@ -116,10 +118,11 @@ def parse_image_ref(path: str) -> ImageRef:
 def format_image_ref(pool: str, key: str | int) -> str:
     """``pool://{pool}/{key}``, checked so that :func:`parse_image_ref` reads it back.
 
-    >>> format_image_ref("my pool", "a.jpg")
+    >>> format_image_ref("my pool", "a.jpg")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    headwater.droplet.errors.ImageRefError: 'pool://my pool/a.jpg': a pool reference is pool://{pool}/{key} and 'my pool' is not a pool name (letters, digits, '.', '_', '-')
+    headwater.droplet.errors.ImageRefError: 'pool://my pool/a.jpg': a pool reference is pool://{pool}/{key}
+    and 'my pool' is not a pool name (letters, digits, '.', '_', '-')
     """
     ref = f"{POOL_SCHEME}{pool}/{key}"
     parsed = parse_image_ref(ref)
@@ -181,7 +184,7 @@ class ImageFetcher:
                 "max_workers": self.max_workers}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__init__(state["pools"], allow_local=state["allow_local"], base_dir=state["base_dir"],  # type: ignore[misc, arg-type]
+        self.__init__(state["pools"], allow_local=state["allow_local"], base_dir=state["base_dir"],  # type: ignore[misc]
                       max_workers=state["max_workers"])
 
     def pool(self, name: str) -> IndexedPool:
@@ -251,7 +254,8 @@ class ImageFetcher:
             ref = parse_image_ref(ref)
         if ref.kind == "pool":
             member = self.locate(ref)
-            for _member, data in self.pool(ref.pool).read_members([member]):  # type: ignore[arg-type]
+            assert ref.pool is not None  # locate() refuses a pool reference without one
+            for _member, data in self.pool(ref.pool).read_members([member]):
                 return data
             raise ResourceNotFoundError(f"{ref.path}: nothing read")  # pragma: no cover
         if ref.kind == "url":
@@ -299,7 +303,7 @@ class ImageFetcher:
             paths = _paths_of(item)
             try:
                 ref = parse_image_ref(paths[0]) if paths else None
-                if ref is None or ref.kind != "pool":
+                if ref is None or ref.kind != "pool" or ref.pool is None:  # locate() refuses no pool too
                     rest.append(i)
                     continue
                 member = self.locate(ref)
@@ -307,7 +311,7 @@ class ImageFetcher:
                 rest.append(i)
                 continue
             key = (member.location.tar_file, member.location.filename)
-            batch = batches.setdefault(ref.pool, {})  # type: ignore[arg-type]
+            batch = batches.setdefault(ref.pool, {})
             batch.setdefault(key, (member, []))[1].append(i)
         for name, batch in batches.items():
             try:
@@ -334,4 +338,4 @@ class ImageFetcher:
                 if isinstance(result, ImageFetchError):
                     raise ImageFetchError(f"item {i}: {result}", result.errors)
                 out[i] = result
-        return out  # type: ignore[return-value]
+        return cast("list[bytes]", out)  # every item is set: read in a batch, or by fetch(), which raises

@@ -194,7 +194,8 @@ class ImageAnnotation(_ImageAnnotationBase, kw_only=True, gc=False, tag_field="k
 
     def to_json(self) -> dict[str, Any]:
         """To a JSON-ready dict (datatap's name), exactly as :func:`encode_droplet` writes it."""
-        return msgspec.to_builtins(self)
+        builtins: dict[str, Any] = msgspec.to_builtins(self)  # a struct becomes a dict
+        return builtins
 
     def to_mask(self) -> Mask | None:
         """The region-of-interest mask, if any, as a :class:`~headwater.droplet.geometry.Mask`."""

@@ -51,7 +51,7 @@ __all__ = [
 def _no_repeats(values: list[str], what: str) -> None:
     if len(set(values)) != len(values):
         seen: set[str] = set()
-        dup = next(v for v in values if v in seen or seen.add(v))  # type: ignore[func-returns-value]
+        dup = next(v for v in values if v in seen or seen.add(v))  # type: ignore[func-returns-value]  # add: None
         raise ValueError(f"{what} {dup!r} is listed twice")
 
 
@@ -105,7 +105,8 @@ class ImageAnnotationTemplate(msgspec.Struct, rename="camel", tag_field="kind", 
         >>> ImageAnnotationTemplate({"cat": ClassAnnotationTemplate()}).to_json()
         {'kind': 'ImageAnnotationTemplate', 'classes': {'cat': {}}}
         """
-        return msgspec.to_builtins(self)
+        builtins: dict[str, Any] = msgspec.to_builtins(self)  # a struct becomes a dict
+        return builtins
 
 
 _DECODER = msgspec.json.Decoder(ImageAnnotationTemplate)
@@ -179,7 +180,7 @@ def infer_template(droplets: Iterable[ImageAnnotation]) -> ImageAnnotationTempla
                     if inst.attributes:
                         for attr, values in inst.attributes.items():
                             seen = attrs.setdefault(attr, {})
-                            seen.update(dict.fromkeys(v.value for v in values))  # type: ignore[union-attr]
+                            seen.update(dict.fromkeys(v.value for v in values))
             if annotation.multi_instances:
                 mt = ct.multi_instances = ct.multi_instances or MultiInstanceTemplate()
                 for multi in annotation.multi_instances:

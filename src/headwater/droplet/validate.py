@@ -19,10 +19,11 @@ Example:
     >>> from headwater.droplet import decode_droplet, decode_template
     >>> d = decode_droplet(b'{"image":{"paths":["a.jpg"]},"classes":{"cat":{"instances":'
     ...                    b'[{"boundingBox":{"rectangle":[[0.1,0.1],[1.5,0.4]]}}]}}}')
-    >>> validate_droplet(d)
+    >>> validate_droplet(d)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    headwater.droplet.errors.DropletError: $.classes.cat.instances[0].boundingBox.rectangle[1][0]: coordinate 1.5 is outside [0, 1]
+    headwater.droplet.errors.DropletError: $.classes.cat.instances[0].boundingBox.rectangle[1][0]:
+    coordinate 1.5 is outside [0, 1]
     >>> t = decode_template({"classes": {"dog": {"instances": {"boundingBox": True}}}})
     >>> [e.path for e in iter_droplet_errors(d, t)]
     ['$.classes.cat']

@@ -62,7 +62,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 try:
     import torch.distributed as dist
@@ -103,7 +103,7 @@ def worker_batches(remaining: list[int], batch_size: int, batches: int, *, drop_
     counts = [(n // batch_size) if drop_last else -(-n // batch_size) for n in remaining]
     taken = [0] * len(remaining)
     left = batches
-    while left > 0 and any(t < c for t, c in zip(taken, counts)):
+    while left > 0 and any(t < c for t, c in zip(taken, counts, strict=True)):
         for w, count in enumerate(counts):
             if left == 0:
                 break
@@ -112,7 +112,7 @@ def worker_batches(remaining: list[int], batch_size: int, batches: int, *, drop_
                 left -= 1
     if left > 0:
         raise ClientError(f"{batches} batches is more than the {sum(counts)} this epoch has")
-    return [min(t * batch_size, n) for t, n in zip(taken, remaining)]
+    return [min(t * batch_size, n) for t, n in zip(taken, remaining, strict=True)]
 
 
 def _distributed() -> tuple[int, int]:
@@ -121,7 +121,7 @@ def _distributed() -> tuple[int, int]:
     return 0, 1
 
 
-class DropletDataset(IterableDataset):
+class DropletDataset(IterableDataset[Any]):
     """Split ``split`` of a :class:`~headwater.client.Dataset` as a PyTorch ``IterableDataset``.
 
     ``images``: None (droplets only), ``"pil"`` or ``"bytes"``; images are read through
@@ -252,7 +252,7 @@ class DropletDataset(IterableDataset):
                 yield droplet, None
             return
         while group := list(itertools.islice(droplets, self.image_batch)):
-            yield from zip(group, self._fetch(group))
+            yield from zip(group, self._fetch(group), strict=True)
 
     def _fetch(self, group: list[ImageAnnotation]) -> list[Any]:
         if self._fetcher is None:  # built lazily: once per worker process, never pickled
@@ -291,12 +291,12 @@ class DropletDataset(IterableDataset):
             return list(self._resume)
         batch_size, num_workers, drop_last = self._loader if self._loader is not None else (1, 1, False)
         base = list(self._base) if self._base is not None else [0] * num_workers
-        remaining = [s - b for s, b in zip(self.worker_sizes(num_workers), base)]
+        remaining = [s - b for s, b in zip(self.worker_sizes(num_workers), base, strict=True)]
         if self._loader is not None:
             consumed = worker_batches(remaining, batch_size, self._batches, drop_last=drop_last)
         else:
             consumed = [min(self._yielded, remaining[0])]
-        return [b + c for b, c in zip(base, consumed)]
+        return [b + c for b, c in zip(base, consumed, strict=True)]
 
     def state_dict(self) -> dict[str, Any]:
         """Where this rank is in the epoch: enough for :meth:`load_state_dict` to resume exactly."""
@@ -325,7 +325,7 @@ class DropletDataset(IterableDataset):
                 raise ClientError(f"cannot resume: state has {name}={state.get(name)!r}, this dataset has {value!r}")
         offsets = [int(o) for o in state["offsets"]]
         sizes = self.worker_sizes(len(offsets))
-        if any(not 0 <= o <= s for o, s in zip(offsets, sizes)):
+        if any(not 0 <= o <= s for o, s in zip(offsets, sizes, strict=True)):
             raise ClientError(f"resume offsets {offsets} do not fit worker chunks of sizes {sizes}")
         self.epoch = int(state["epoch"])
         self._resume = offsets
@@ -334,7 +334,7 @@ class DropletDataset(IterableDataset):
         self._batches = self._yielded = 0
 
 
-class DropletLoader(DataLoader):
+class DropletLoader(DataLoader[Any]):
     """A ``DataLoader`` for a :class:`DropletDataset` that knows how far the epoch got.
 
     It counts the batches it hands out, which is what lets :meth:`DropletDataset.state_dict` compute
@@ -357,25 +357,35 @@ class DropletLoader(DataLoader):
         kwargs.setdefault("collate_fn", collate_samples)
         super().__init__(dataset, batch_size=batch_size, **kwargs)
 
-    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
-        dataset: DropletDataset = self.dataset  # type: ignore[assignment]
+    @property
+    def _droplets(self) -> DropletDataset:
+        return cast(DropletDataset, self.dataset)  # __init__ takes nothing else
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # counts batches: not torch's iterator type
+        dataset = self._droplets
         workers = max(self.num_workers, 1)
         dataset._begin(workers, (int(self.batch_size or 1), workers, bool(self.drop_last)))
         return _Counting(super().__iter__(), dataset)
 
     def state_dict(self) -> dict[str, Any]:
         """The dataset's :meth:`~DropletDataset.state_dict`."""
-        return self.dataset.state_dict()  # type: ignore[attr-defined]
+        return self._droplets.state_dict()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """The dataset's :meth:`~DropletDataset.load_state_dict`."""
-        self.dataset.load_state_dict(state)  # type: ignore[attr-defined]
+        self._droplets.load_state_dict(state)
+
+
+class _SizedIterator(Protocol):
+    def __next__(self) -> Any: ...
+
+    def __len__(self) -> int: ...
 
 
 class _Counting:
     """The loader's iterator, counting every batch it hands out."""
 
-    def __init__(self, inner: Iterator[Any], dataset: DropletDataset) -> None:
+    def __init__(self, inner: _SizedIterator, dataset: DropletDataset) -> None:
         self._inner = inner
         self._dataset = dataset
 
@@ -388,5 +398,5 @@ class _Counting:
         return batch
 
     def __len__(self) -> int:
-        return len(self._inner)  # type: ignore[arg-type]
+        return len(self._inner)
 

@@ -55,9 +55,8 @@ def split_resource_item(item: Any) -> tuple[Any, Any]:
 def write_metainfo(dst_dir: str, metainfo_fmt: str, resource_id: Any, info: Any) -> str:
     """Write a resource's info JSON into ``dst_dir`` atomically (cheesechaser writes it to a temp dir)."""
     target = safe_target(dst_dir, metainfo_fmt.format(resource_id=resource_id))
-    with atomic_path(target) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(info, f, indent=4, sort_keys=True, ensure_ascii=False)
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=4, sort_keys=True, ensure_ascii=False)
     return target
 
 

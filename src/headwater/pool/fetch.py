@@ -50,7 +50,8 @@ def fetch_wanted(
     the exception it raised — is yielded instead of the bytes. At most ``max_workers`` reads run at
     once. Authorisation failures are not yielded per item: they stop the whole fetch (raised).
     """
-    reads = plan_reads(wanted, shard_sizes, policy, multi_range=store.multi_range is not False)
+    reads: Sequence[RangeRead | MultiRangeRead] = plan_reads(wanted, shard_sizes, policy,
+                                                             multi_range=store.multi_range is not False)
     if store.multi_range is None:  # ask one multi-range request alone, then plan the rest by its answer
         first = next((read for read in reads if isinstance(read, MultiRangeRead)), None)
         if first is not None:
@@ -85,9 +86,9 @@ def fetch_wanted(
 
 
 def _probe(
-    store: Store, first: MultiRangeRead, reads: list[RangeRead | MultiRangeRead],
+    store: Store, first: MultiRangeRead, reads: Sequence[RangeRead | MultiRangeRead],
     process: Callable[[Wanted, memoryview], Any] | None, shard_sizes: Mapping[str, int | None], policy: PlanPolicy,
-) -> tuple[list[tuple[Wanted, Any]], list[RangeRead | MultiRangeRead]]:
+) -> tuple[list[tuple[Wanted, Any]], Sequence[RangeRead | MultiRangeRead]]:
     """Read ``first`` (the store learns whether its server does multi-range) and the plan for the rest:
     unchanged if it does; else the single-range plan for every other item and those ``first`` did not
     get, in a request budget one smaller (the probe was one request)."""
@@ -126,7 +127,7 @@ def _read_multi(
     out: list[tuple[Wanted, Any]] = []
     missing: list[Wanted] = []
     datas = store.fetch_ranges(read.shard, [(part.start, part.end) for part in read.parts])
-    for part, data in zip(read.parts, datas):
+    for part, data in zip(read.parts, datas, strict=True):
         if data is None:
             missing.extend(part.items)
         else:
@@ -134,7 +135,8 @@ def _read_multi(
     return out, missing
 
 
-def _serve(read: RangeRead, data: bytes, process: Callable[[Wanted, memoryview], Any] | None) -> list[tuple[Wanted, Any]]:
+def _serve(read: RangeRead, data: bytes,
+           process: Callable[[Wanted, memoryview], Any] | None) -> list[tuple[Wanted, Any]]:
     """Each item of ``read`` cut from its bytes ``data``, through ``process`` when given."""
     out: list[tuple[Wanted, Any]] = []
     for item in read.items:

@@ -34,10 +34,10 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence, Sized
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from tqdm import tqdm
 
@@ -94,7 +94,7 @@ class IndexedPool(DataPool):
         self.plan = plan or default_policy(self.data_store)
         self.batch_size = batch_size
         self._use_manifest = use_manifest
-        self._manifest: Manifest | None | bool = None  # False: looked, none there
+        self._manifest: Manifest | bool | None = None  # False: looked, none there
         self._tar_infos: dict[str, dict[Hashable, list[str]]] = {}
         self._indexes: dict[str, TarIndex | None] = {}
         self._lock = threading.RLock()
@@ -152,9 +152,8 @@ class IndexedPool(DataPool):
             data = store.read_bytes(MANIFEST_NAME)
             path = os.path.join(folder, "content-" + hashlib.sha256(data).hexdigest()[:40] + ".sqlite")
         if data is not None and not os.path.exists(path):
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(data)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                f.write(data)
         return Manifest(path)
 
     def shard_index(self, shard: str) -> TarIndex | None:
@@ -328,17 +327,18 @@ class IndexedPool(DataPool):
         os.makedirs(dst_dir, exist_ok=True)
         report = DownloadReport()
         items = iter(resource_ids)
-        total = len(resource_ids) if hasattr(resource_ids, "__len__") else None  # type: ignore[arg-type]
+        total = len(cast(Sized, resource_ids)) if hasattr(resource_ids, "__len__") else None
         if max_downloads is not None and total is not None:
             total = min(total, max_downloads)
         with tqdm(total=total, desc="Downloading", unit="res", disable=silent) as bar:
             while max_downloads is None or report.delivered < max_downloads:
-                room = self.batch_size if max_downloads is None else min(self.batch_size, max_downloads - report.delivered)
+                room = (self.batch_size if max_downloads is None
+                        else min(self.batch_size, max_downloads - report.delivered))
                 batch = self._take_batch(items, room, dst_dir, save_metainfo, metainfo_fmt, report, bar)
                 if batch is None:
                     break
                 self._download_batch(batch, dst_dir, max_workers, save_metainfo, metainfo_fmt, report, bar)
-        for store, (req, nbytes, retries) in zip(stores.values(), before):
+        for store, (req, nbytes, retries) in zip(stores.values(), before, strict=True):
             report.requests += store.stats.requests - req
             report.bytes_read += store.stats.bytes_read - nbytes
             report.retries += store.stats.retries - retries

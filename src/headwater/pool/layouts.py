@@ -105,7 +105,7 @@ class TableLayout:
         if self.table.endswith(".parquet"):
             pq = require_extra("table", "pyarrow.parquet", "reading a Parquet id table")
             data = pq.read_table(io.BytesIO(raw), columns=[id_col, arc_col, file_col]).to_pydict()
-            return list(zip(data[id_col], data[arc_col], data[file_col]))
+            return list(zip(data[id_col], data[arc_col], data[file_col], strict=True))
         reader = csv.DictReader(io.StringIO(raw.decode("utf-8")))
         missing = {id_col, arc_col, file_col} - set(reader.fieldnames or [])
         if missing:
@@ -145,6 +145,7 @@ def layout_from_name(name: str, *, base_level: int | Sequence[int] = 3, base_dir
         return IncrementIDLayout(base_level, base_dir)
     if name.endswith((".csv", ".parquet")):
         return TableLayout(name)
-    raise LayoutError(f"unknown layout {name!r}: use 'sequential' (alias 'scan'), 'increment-id' or a .csv/.parquet table")
+    raise LayoutError(f"unknown layout {name!r}: use 'sequential' (alias 'scan'), 'increment-id' "
+                      "or a .csv/.parquet table")
 
 

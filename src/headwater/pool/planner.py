@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal, overload
 
 __all__ = ["Wanted", "RangeRead", "MultiRangeRead", "PlanPolicy", "plan_reads", "default_policy"]
 
@@ -170,10 +170,24 @@ def _group_parts(parts: list[RangeRead], policy: PlanPolicy) -> list[RangeRead |
     return [g[0] if len(g) == 1 else MultiRangeRead(g[0].shard, g) for g in groups]
 
 
+@overload
+def plan_reads(
+    wanted: Iterable[Wanted], shard_sizes: Mapping[str, int | None], policy: PlanPolicy = ...,
+    *, multi_range: Literal[False] = False,
+) -> list[RangeRead]: ...
+
+
+@overload
+def plan_reads(
+    wanted: Iterable[Wanted], shard_sizes: Mapping[str, int | None], policy: PlanPolicy = ...,
+    *, multi_range: bool,
+) -> list[RangeRead | MultiRangeRead]: ...
+
+
 def plan_reads(
     wanted: Iterable[Wanted], shard_sizes: Mapping[str, int | None], policy: PlanPolicy = PlanPolicy(),
     *, multi_range: bool = False,
-) -> list[RangeRead | MultiRangeRead]:
+) -> list[RangeRead] | list[RangeRead | MultiRangeRead]:
     """Group ``wanted`` into requests, ordered by shard then offset (several ranges per request only with
     ``multi_range``)."""
     by_shard: dict[str, list[Wanted]] = defaultdict(list)

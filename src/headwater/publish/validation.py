@@ -46,8 +46,8 @@ from .errors import Problem, PublishError
 from .sources import JsonlSource, Source, SourceItem
 from .split_rule import SplitRule, choose_splits, split_key
 
-__all__ = ["PublishPlan", "PlannedItem", "prepare_publish", "resolve_image", "check_names", "as_sources", "load_template", "is_local_path",
-           "image_paths"]
+__all__ = ["PublishPlan", "PlannedItem", "prepare_publish", "resolve_image", "check_names", "as_sources",
+           "load_template", "is_local_path", "image_paths"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _EXT = re.compile(r"\.[A-Za-z0-9]{1,10}")
@@ -73,10 +73,11 @@ def image_paths(droplet: Mapping[str, Any]) -> list[str]:
 def check_names(**names: str | Iterable[str]) -> None:
     """Each name by the catalog's naming rule, as a :class:`PublishError` naming which one is wrong.
 
-    >>> check_names(namespace="acme", tag=["latest", "bad tag"])
+    >>> check_names(namespace="acme", tag=["latest", "bad tag"])  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    headwater.publish.errors.PublishError: invalid tag 'bad tag': use 1-128 characters of A-Z a-z 0-9 . _ - starting with a letter or digit
+    headwater.publish.errors.PublishError: invalid tag 'bad tag': use 1-128 characters of A-Z a-z 0-9 . _ -
+    starting with a letter or digit
     """
     try:
         for kind, values in names.items():

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import cast
 
 from fastapi import Depends, HTTPException, Request
 
@@ -107,7 +108,7 @@ def principal(request: Request) -> Principal | None:
     The result is memoised on the request, so several dependencies cost one catalog lookup.
     """
     if hasattr(request.state, "principal"):
-        return request.state.principal  # type: ignore[no-any-return]
+        return cast("Principal | None", request.state.principal)  # memoised below
     token = bearer_token(request)
     who = None
     if token is not None:
@@ -123,7 +124,7 @@ def principal_ignoring_foreign_tokens(request: Request) -> Principal | None:
     Hugging Face token that ``huggingface_hub`` sends whenever one is configured on the machine) counts as
     anonymous instead of 401. A headwater-shaped key that is unknown or revoked is still refused."""
     if hasattr(request.state, "principal"):
-        return request.state.principal  # type: ignore[no-any-return]
+        return cast("Principal | None", request.state.principal)  # memoised below
     try:
         token = bearer_token(request)
     except HTTPException:

@@ -83,7 +83,8 @@ def _specs(header: str) -> list[tuple[str, str]]:
     specs: list[tuple[str, str]] = []
     for m in matches:
         if m is None or (not m.group(1) and not m.group(2)):
-            raise MalformedRange(f"malformed Range header {header!r}: expected 'bytes=first-last', 'first-' or '-suffix'")
+            raise MalformedRange(f"malformed Range header {header!r}: "
+                                 "expected 'bytes=first-last', 'first-' or '-suffix'")
         specs.append((m.group(1), m.group(2)))
     for first, last in specs:
         if first and last and int(last) < int(first):
@@ -294,13 +295,13 @@ def read_multipart(store: Store, path: str, mp: Multipart) -> bytes:
             datas = [os.pread(fd, end - start, start) for start, end in spans]
         finally:
             os.close(fd)
-        for data, (start, end) in zip(datas, spans):
+        for data, (start, end) in zip(datas, spans, strict=True):
             if len(data) != end - start:
                 raise ShortReadError(f"{store.describe(path)}: got {len(data)} of {end - start} bytes at {start}")
     else:
         datas = store.read_ranges(path, spans)
     pieces: list[bytes] = []
-    for head, data in zip(mp.heads, datas):
+    for head, data in zip(mp.heads, datas, strict=True):
         pieces += (head, data)
     pieces.append(mp.tail)
     return b"".join(pieces)
@@ -321,7 +322,7 @@ class _MultipartChunks:
     def __init__(self, store: Store, path: str, mp: Multipart, chunk: int) -> None:
         self.store, self.path, self.chunk = store, path, chunk
         self._todo: deque[bytes | tuple[int, int] | Iterator[bytes]] = deque()
-        for i, (head, (first, last)) in enumerate(zip(mp.heads, mp.ranges)):
+        for i, (head, (first, last)) in enumerate(zip(mp.heads, mp.ranges, strict=True)):
             self._todo.append(head)
             self._todo.append(iter_file(store, path, first, last + 1, chunk=chunk) if i == 0 else (first, last + 1))
         self._todo.append(mp.tail)
@@ -351,7 +352,8 @@ class _MultipartChunks:
             piece = self._todo.popleft()
             if isinstance(piece, bytes):
                 return piece
-            self._part = iter_file(self.store, self.path, *piece, chunk=self.chunk) if isinstance(piece, tuple) else piece
+            self._part = (iter_file(self.store, self.path, *piece, chunk=self.chunk) if isinstance(piece, tuple)
+                          else piece)
 
     def _close(self) -> None:
         for it in [self._part, *self._todo]:

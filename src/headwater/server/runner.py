@@ -22,6 +22,7 @@ import os
 import socket
 import threading
 import time
+from contextlib import suppress
 from typing import Any
 
 import uvicorn
@@ -71,7 +72,7 @@ def app_from_env() -> FastAPI:
     return create_app(config_from_env())
 
 
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]  # a variable: h11's or httptools' class
     """uvicorn's HTTP protocol, with ``TCP_NODELAY`` set on every accepted connection.
 
     Why: with ``--workers N`` uvicorn binds the listening socket itself as ``socket(family)`` (protocol
@@ -82,10 +83,8 @@ class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
     def connection_made(self, transport: Any) -> None:
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
+            with suppress(OSError):  # a socket that went away already
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:  # pragma: no cover - a socket that went away already
-                pass
         super().connection_made(transport)
 
 

@@ -104,10 +104,11 @@ def check_repo_path(path: str) -> str:
 
     >>> check_repo_path("images/0234.tar")
     'images/0234.tar'
-    >>> check_repo_path("images/../../etc/passwd")
+    >>> check_repo_path("images/../../etc/passwd")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    headwater.server.errors.UnsafePathError: unsafe path 'images/../../etc/passwd': '.', '..' or empty parts are not allowed
+    headwater.server.errors.UnsafePathError: unsafe path 'images/../../etc/passwd': '.', '..' or empty parts
+    are not allowed
     """
     if not path:
         raise UnsafePathError("empty path")
@@ -469,7 +470,7 @@ class HubPool:
             return entry, info
 
         with ThreadPoolExecutor(max_workers=16) as pool:
-            for path, (entry, info) in zip(index_paths, pool.map(read_index, index_paths)):
+            for path, (entry, info) in zip(index_paths, pool.map(read_index, index_paths), strict=True):
                 files[path] = entry
                 index_info[path[:-5] + ".tar"] = info
 

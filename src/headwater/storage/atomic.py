@@ -26,7 +26,7 @@ import secrets
 import tempfile
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 __all__ = ["atomic_path", "write_bytes_atomic", "is_temp_name", "fsync_path", "fsync_tree", "umask"]
 
@@ -90,10 +90,8 @@ def write_bytes_atomic(target: str, data: bytes | memoryview) -> None:
             os.close(fd)
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
 
 

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from email.message import Message
 
 from ..errors import UNAVAILABLE, HeadwaterError
 
@@ -60,7 +61,7 @@ class HttpStatusError(StorageError):
     """An HTTP error status; ``status`` and ``headers`` let the retry policy classify it (401/403: auth,
     429/5xx: retried, honouring ``Retry-After``)."""
 
-    def __init__(self, url: str, status: int, reason: str, headers: Mapping[str, str]) -> None:
+    def __init__(self, url: str, status: int, reason: str, headers: Mapping[str, str] | Message) -> None:
         super().__init__(f"{status} {reason}: {url}")
         self.status = status
         self.headers = headers  # http.client's HTTPMessage: case-insensitive get('Retry-After')

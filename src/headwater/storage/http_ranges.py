@@ -4,8 +4,8 @@ Why not fsspec's aiohttp filesystem for this one call: a batch download is a few
 range reads of megabytes each, issued from worker threads. Through fsspec every read hops to fsspec's one
 event-loop thread, arrives there in many small socket reads that aiohttp queues and joins, and hops back —
 Python work per kilobyte, all on one thread, competing for the GIL with the threads that hash and write the
-files. Here each worker thread keeps its own ``http.client`` connection per host and reads a body of known length in one buffered ``read``, which
-fills one new ``bytes`` object in C with the GIL released.
+files. Here each worker thread keeps its own ``http.client`` connection per host and reads a body of known
+length in one buffered ``read``, which fills one new ``bytes`` object in C with the GIL released.
 Everything else a store does over HTTP (HEAD/size, whole-file reads, listing) still goes through fsspec.
 Why not httpx (the project's HTTP client elsewhere): measured on ``benchmarks/bench_server_download.py``,
 the same reader on a shared ``httpx.Client`` gave 2.5–2.7× cheesechaser's files/s against 5.9–6.1× with
@@ -78,7 +78,8 @@ def parse_multipart(body: bytes, boundary: str) -> list[tuple[int, bytes]]:
     ``CRLF--boundary``; a preamble and an epilogue are skipped).
 
     Example:
-        >>> body = b"--B\r\nContent-Range: bytes 2-3/9\r\n\r\nab\r\n--B\r\ncontent-range: bytes 7-8/9\r\n\r\n--\r\n--B--\r\n"
+        >>> body = (b"--B\r\nContent-Range: bytes 2-3/9\r\n\r\nab\r\n"
+        ...         b"--B\r\ncontent-range: bytes 7-8/9\r\n\r\n--\r\n--B--\r\n")
         >>> parse_multipart(body, "B")
         [(2, b'ab'), (7, b'--')]
     """

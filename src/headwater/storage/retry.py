@@ -60,9 +60,9 @@ def _status_of(err: BaseException) -> int | None:
         if isinstance(code, int):
             return code
         if isinstance(response, dict):  # botocore ClientError
-            meta = response.get("ResponseMetadata", {})
-            if isinstance(meta.get("HTTPStatusCode"), int):
-                return meta["HTTPStatusCode"]
+            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if isinstance(status, int):
+                return status
     return None
 
 
@@ -147,7 +147,7 @@ class RetryPolicy:
         hinted = retry_after_seconds(err)
         if hinted is not None:
             return min(hinted, self.max_delay)
-        backoff = min(self.max_delay, self.base_delay * (2 ** attempt))
+        backoff: float = min(self.max_delay, self.base_delay * (2 ** attempt))
         return backoff * (0.5 + random.random() / 2)
 
     def backoff(self, *, sleep: Callable[[float], None] = time.sleep) -> Backoff:

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -40,6 +40,8 @@ from .http_ranges import HttpRangeReader, RangePieces
 from .retry import RetryPolicy
 
 __all__ = ["Store", "StoreStats", "open_store"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -101,8 +103,8 @@ class Store:
     def _on_retry(self, _err: BaseException) -> None:
         self.stats.add(retries=1)
 
-    def _call(self, fn: Any, what: str) -> Any:
-        def attempt() -> Any:
+    def _call(self, fn: Callable[[], T], what: str) -> T:
+        def attempt() -> T:
             self.stats.add(requests=1)
             return fn()
 
@@ -145,7 +147,8 @@ class Store:
         """
         ranges = list(ranges)
         got = self.fetch_ranges(path, ranges)
-        return [data if data is not None else self.read_range(path, a, b) for data, (a, b) in zip(got, ranges)]
+        return [data if data is not None else self.read_range(path, a, b)
+                for data, (a, b) in zip(got, ranges, strict=True)]
 
     def fetch_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes | None]:
         """Bytes ``[start, end)`` for each of ``ranges`` from one multi-range request (retried), None for
@@ -169,10 +172,12 @@ class Store:
             return [None] * len(ranges)
         return self._fetch_multi(path, ranges, asked)
 
-    def _fetch_multi(self, path: str, ranges: list[tuple[int, int]], asked: list[tuple[int, int]]) -> list[bytes | None]:
+    def _fetch_multi(self, path: str, ranges: list[tuple[int, int]],
+                     asked: list[tuple[int, int]]) -> list[bytes | None]:
         assert self._ranges is not None
         reader, full = self._ranges, self.full_path(path)
-        got: RangePieces = self._call(lambda: reader.read_many(full, asked), f"{self.describe(path)} {len(asked)} ranges")
+        got: RangePieces = self._call(lambda: reader.read_many(full, asked),
+                                      f"{self.describe(path)} {len(asked)} ranges")
         self.stats.add(bytes_read=sum(len(data) for _, data in got.pieces))
         out = [_cut(got.pieces, a, b) for a, b in ranges]
         if got.multipart or (not got.whole and got.pieces and all(data is not None for data in out)):
@@ -184,14 +189,15 @@ class Store:
     def read_bytes(self, path: str) -> bytes:
         """The whole object (one request, retried)."""
         full = self.full_path(path)
-        data = self._call(lambda: self.fs.cat_file(full), self.describe(path))
+        data: bytes = self._call(lambda: self.fs.cat_file(full), self.describe(path))
         self.stats.add(bytes_read=len(data))
         return data
 
     def open(self, path: str) -> BinaryIO:
         """A forward-readable file object, for streaming a whole shard (e.g. to verify it)."""
         full = self.full_path(path)
-        return self._call(lambda: self.fs.open(full, "rb", block_size=8 << 20), self.describe(path))
+        stream: BinaryIO = self._call(lambda: self.fs.open(full, "rb", block_size=8 << 20), self.describe(path))
+        return stream
 
     def info(self, path: str) -> dict[str, Any]:
         """Backend metadata of ``path`` (size, and for HTTP the ``ETag``/``Last-Modified`` headers)."""
@@ -229,9 +235,8 @@ class Store:
     def put_bytes(self, path: str, data: bytes) -> None:
         """Write ``data`` so that readers see either the old object or the whole new one, never a part."""
         if self.is_local:
-            with atomic_path(self.full_path(path)) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(data)
+            with atomic_path(self.full_path(path)) as tmp, open(tmp, "wb") as f:
+                f.write(data)
             return
         if self.is_http:
             raise ReadOnlyStoreError(f"cannot write to {self.url}: plain HTTP stores are read-only")
@@ -259,7 +264,8 @@ def _filesystem(url: str, options: dict[str, Any]) -> tuple[Any, str]:
     """fsspec's filesystem and root for ``url``; a backend whose package is missing is named with the
     headwater extra that installs it (fsspec's own message names only the package)."""
     try:
-        return fsspec.core.url_to_fs(url, **options)  # type: ignore[no-any-return]
+        found: tuple[Any, str] = fsspec.core.url_to_fs(url, **options)
+        return found
     except ImportError as err:
         protocol = url.split("://", 1)[0].lower() if "://" in url else "file"
         if protocol in _EXTRAS:

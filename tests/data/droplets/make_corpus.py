@@ -13,7 +13,7 @@ Nothing is imported at module level: pytest's doctest collection imports this fi
 from __future__ import annotations
 
 
-def _inputs_droplets(rng):  # type: ignore[no-untyped-def]
+def _inputs_droplets(rng):
     cases = [
         {"kind": "ImageAnnotation", "image": {"paths": ["pool://coco/000001.jpg"]}, "classes": {}},
         {"image": {"paths": ["a.jpg", "https://example.com/a.jpg"], "uid": "img-1"}, "classes": {"cat": {}}},
@@ -53,7 +53,7 @@ def _inputs_droplets(rng):  # type: ignore[no-untyped-def]
     return cases
 
 
-def _coord(rng):  # type: ignore[no-untyped-def]
+def _coord(rng):
     r = rng.random()
     if r < 0.05:
         return rng.choice([0, 1])
@@ -62,17 +62,17 @@ def _coord(rng):  # type: ignore[no-untyped-def]
     return round(rng.random(), rng.choice([2, 4, 17]))
 
 
-def _rect(rng):  # type: ignore[no-untyped-def]
+def _rect(rng):
     xs = sorted({_coord(rng), _coord(rng)} | {rng.random()})[:2]
     ys = sorted({_coord(rng), _coord(rng)} | {rng.random()})[:2]
     return [[xs[0], ys[0]], [xs[1], ys[1]]]
 
 
-def _mask(rng):  # type: ignore[no-untyped-def]
+def _mask(rng):
     return [[[_coord(rng), _coord(rng)] for _ in range(rng.randint(3, 8))] for _ in range(rng.randint(1, 3))]
 
 
-def _maybe_conf(rng, obj):  # type: ignore[no-untyped-def]
+def _maybe_conf(rng, obj):
     r = rng.random()
     if r < 0.3:
         obj["confidence"] = rng.random()
@@ -83,7 +83,9 @@ def _maybe_conf(rng, obj):  # type: ignore[no-untyped-def]
     return obj
 
 
-def _random_droplet(rng, n):  # type: ignore[no-untyped-def]
+def _random_droplet(rng, n):
+    from typing import Any
+
     names = ["person", "car", "dog", "bicycle", "stop sign"]
     kps = ["nose", "neck", "left hand", "right hand"]
     classes = {}
@@ -92,7 +94,7 @@ def _random_droplet(rng, n):  # type: ignore[no-untyped-def]
         if rng.random() < 0.8:
             insts = []
             for i in range(rng.randint(0, 5)):
-                inst = {}
+                inst: dict[str, Any] = {}
                 if rng.random() < 0.3:
                     inst["id"] = f"{name}-{i}"
                 if rng.random() < 0.8:
@@ -115,8 +117,8 @@ def _random_droplet(rng, n):  # type: ignore[no-untyped-def]
                         if rng.random() < 0.4:
                             inst["attributes"][a] = rng.choice(["red", "blue", "yes"])
                         else:
-                            inst["attributes"][a] = [_maybe_conf(rng, {"value": v})
-                                                     for v in rng.sample(["red", "blue", "yes", "no"], rng.randint(0, 2))]
+                            values = rng.sample(["red", "blue", "yes", "no"], rng.randint(0, 2))
+                            inst["attributes"][a] = [_maybe_conf(rng, {"value": v}) for v in values]
                 insts.append(inst)
             ann["instances"] = insts
         if rng.random() < 0.4:
@@ -132,8 +134,9 @@ def _random_droplet(rng, n):  # type: ignore[no-untyped-def]
                 multis.append(multi)
             ann["multiInstances"] = multis
         classes[name] = ann
-    droplet = {"image": {"paths": [f"pool://coco/{n:06d}.jpg"] + ([f"https://x.test/{n}.jpg"] if n % 3 == 0 else [])},
-               "classes": classes}
+    droplet: dict[str, Any] = {
+        "image": {"paths": [f"pool://coco/{n:06d}.jpg"] + ([f"https://x.test/{n}.jpg"] if n % 3 == 0 else [])},
+        "classes": classes}
     if n % 2 == 0:
         droplet = {"kind": "ImageAnnotation", **droplet}
     if n % 4 == 1:
@@ -147,7 +150,7 @@ def _random_droplet(rng, n):  # type: ignore[no-untyped-def]
     return droplet
 
 
-def _inputs_templates():  # type: ignore[no-untyped-def]
+def _inputs_templates():
     return [
         {"kind": "ImageAnnotationTemplate", "classes": {}},
         {"classes": {"cat": {}}},
@@ -162,14 +165,14 @@ def _inputs_templates():  # type: ignore[no-untyped-def]
     ]
 
 
-def _star_polygon(rng, cx, cy, r):  # type: ignore[no-untyped-def]
+def _star_polygon(rng, cx, cy, r):
     import math
 
     angles = sorted(rng.uniform(0, 2 * math.pi) for _ in range(rng.randint(3, 9)))
     return [[cx + r * rng.uniform(0.3, 1) * math.cos(a), cy + r * rng.uniform(0.3, 1) * math.sin(a)] for a in angles]
 
 
-def _iou_cases(rng):  # type: ignore[no-untyped-def]
+def _iou_cases(rng):
     from shapely.geometry import Polygon
 
     cases = []
@@ -197,8 +200,8 @@ def main() -> None:
     except ImportError:
         pil = types.ModuleType("PIL")
         pil.Image = types.ModuleType("PIL.Image")  # type: ignore[attr-defined]
-        pil.Image.Image = object  # type: ignore[attr-defined]
-        sys.modules["PIL"], sys.modules["PIL.Image"] = pil, pil.Image  # type: ignore[attr-defined]
+        pil.Image.Image = object
+        sys.modules["PIL"], sys.modules["PIL.Image"] = pil, pil.Image
     from datatap.droplet import ImageAnnotation
     from datatap.template import ImageAnnotationTemplate
 

@@ -67,10 +67,7 @@ class EmbeddedTransport:
             default = self.catalog.database(self.default_database).uid
         else:
             dbs = self.catalog.databases()
-            if len(dbs) == 1:
-                default = dbs[0].uid
-            else:
-                default = next((d.uid for d in dbs if d.name == "default"), None)
+            default = dbs[0].uid if len(dbs) == 1 else next((d.uid for d in dbs if d.name == "default"), None)
         try:
             user = getpass.getuser()
         except (KeyError, OSError):  # no passwd entry (some containers)

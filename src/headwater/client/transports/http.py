@@ -40,7 +40,8 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Self
+from contextlib import suppress
+from typing import Any, Self, cast
 from urllib.parse import quote
 
 import httpx
@@ -190,10 +191,8 @@ class HttpTransport:
         """The exception for a non-2xx response (reads the body: call with a read response)."""
         status = response.status_code
         body: Any = None
-        try:
+        with suppress(ValueError, UnicodeDecodeError):
             body = response.json()
-        except (ValueError, UnicodeDecodeError):
-            pass
         message = body.get("error") if isinstance(body, dict) else None
         if not isinstance(message, str) or not message:
             text = response.text.strip()[:200] if response.content else ""
@@ -279,27 +278,27 @@ class HttpTransport:
             timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0), read=read_timeout)
         return self._request(method, path, params=params, content=content, headers=headers, timeout=timeout)
 
-    def _get(self, path: str, **params: Any) -> Any:
+    def _get(self, path: str, **params: Any) -> Any:  # the JSON answer: callers cast it to the API's shape
         return self._request("GET", path, params=params or None)
 
     # -- metadata (the Transport protocol) -------------------------------------------------------
     def current_user(self) -> dict[str, Any]:
-        return self._get("/api/user")  # type: ignore[no-any-return]
+        return cast("dict[str, Any]", self._get("/api/user"))
 
     def databases(self) -> list[dict[str, Any]]:
-        return self._get("/api/database")  # type: ignore[no-any-return]
+        return cast("list[dict[str, Any]]", self._get("/api/database"))
 
     def database(self, uid: str) -> dict[str, Any]:
-        return self._get(self._path(uid))  # type: ignore[no-any-return]
+        return cast("dict[str, Any]", self._get(self._path(uid)))
 
     def query_databases(self, name: str) -> list[dict[str, Any]]:
-        return self._request("POST", "/api/database/query", json={"name": name})  # type: ignore[no-any-return]
+        return cast("list[dict[str, Any]]", self._request("POST", "/api/database/query", json={"name": name}))
 
     def repositories(self, database: str) -> list[dict[str, Any]]:
-        return self._get(self._path(database, "repository"))  # type: ignore[no-any-return]
+        return cast("list[dict[str, Any]]", self._get(self._path(database, "repository")))
 
     def repository(self, database: str, namespace: str, name: str) -> dict[str, Any]:
-        return self._get(self._path(database, "repository", namespace, name))  # type: ignore[no-any-return]
+        return cast("dict[str, Any]", self._get(self._path(database, "repository", namespace, name)))
 
     def dataset(self, database: str, namespace: str, name: str, tag_or_uid: str) -> dict[str, Any]:
         key = (database, namespace, name, tag_or_uid)
@@ -310,7 +309,7 @@ class HttpTransport:
                 if len(self._datasets) >= 1024:
                     self._datasets.clear()
                 self._datasets[key] = found
-        return found  # type: ignore[no-any-return]
+        return found
 
     def split_count(self, database: str, namespace: str, name: str, uid: str, split: str) -> int:
         body = self.dataset(database, namespace, name, uid)
@@ -387,11 +386,11 @@ class HttpTransport:
             if seen > before:
                 backoff.reset()  # progress was made: the budget starts again
             if not backoff.failed(last):
-                error = getattr(last, "error", None)
+                cause = getattr(last, "error", None)
                 raise RemoteUnavailableError(
                     f"{what}: {backoff.gave_up()} ({seen} droplets received): "
-                    f"{error or f'{type(last).__name__}: {last}'}",
-                    status=getattr(error, "status", None)) from last
+                    f"{cause or f'{type(last).__name__}: {last}'}",
+                    status=getattr(cause, "status", None)) from last
             self.retried += 1
 
     # -- writes ----------------------------------------------------------------------------------
@@ -405,10 +404,11 @@ class HttpTransport:
         ``items``: ``(split, droplet)`` or ``(split, droplet, where)`` tuples — ``droplet`` a wire dict, a
         droplet struct or its JSON bytes; ``where`` names the item in *your* source (``"line 12"``) and is
         what the server's problems then quote. Pass a list, or a zero-argument callable returning the
-        items, to let the upload be retried when the server could not be reached (429/503, no connection). The body streams (chunked), so the
-        items are never all in memory. The server validates every droplet and commits all or nothing;
-        a refusal raises :class:`~headwater.client.errors.RemoteRequestError` whose ``problems`` lists
-        ``(where, message)`` pairs.
+        items, to let the upload be retried when the server could not be reached (429/503, no connection).
+        The body streams (chunked), so the items are never all in memory. The server validates every
+        droplet and commits all or nothing; a refusal raises
+        :class:`~headwater.client.errors.RemoteRequestError` whose ``problems`` lists ``(where, message)``
+        pairs.
 
         The server answers only once everything is validated and committed, which for millions of
         droplets takes minutes: ``answer_timeout`` bounds that wait (default None: no limit; connecting
@@ -432,10 +432,10 @@ class HttpTransport:
 
         path = self._path(database, "repository", namespace, name, "publish")
         try:
-            return self._request("POST", path, content=body, idempotent=False,  # type: ignore[no-any-return]
-                                 headers={"Content-Type": NDJSON},
-                                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0),
-                                                       read=answer_timeout))
+            answer: dict[str, Any] = self._request(
+                "POST", path, content=body, idempotent=False, headers={"Content-Type": NDJSON},
+                timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0), read=answer_timeout))
+            return answer
         except RemoteRequestError as err:
             raise _with_problems(err) from None
 
@@ -503,13 +503,14 @@ class HttpTransport:
     def move_tag(self, database: str, namespace: str, name: str, tag: str, dataset: str) -> dict[str, Any]:
         """Point ``tag`` at ``dataset`` (a uid, or another tag); returns the tag JSON plus ``previous``."""
         path = self._path(database, "repository", namespace, name, "tag", tag)
-        return self._request("PUT", path, json={"dataset": dataset})  # type: ignore[no-any-return]
+        return cast("dict[str, Any]", self._request("PUT", path, json={"dataset": dataset}))
 
     def tag_history(self, database: str, namespace: str, name: str, tag: str | None = None) -> list[dict[str, Any]]:
         """Every move of the repository's tags (or of ``tag``), oldest first:
         ``[{tag, dataset, previous, movedAt}]`` (``movedAt`` in ms)."""
         path = self._path(database, "repository", namespace, name, "tags", "history")
-        return self._request("GET", path, params={"tag": tag} if tag is not None else None)  # type: ignore[no-any-return]
+        params = {"tag": tag} if tag is not None else None
+        return cast("list[dict[str, Any]]", self._request("GET", path, params=params))
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -545,6 +546,6 @@ def _with_problems(err: RemoteRequestError) -> RemoteRequestError:
     body = err.body if isinstance(err.body, dict) else {}
     problems = [(str(p.get("where", "")), str(p.get("message", ""))) for p in body.get("problems", [])
                 if isinstance(p, dict)]
-    err.problems = problems  # type: ignore[attr-defined]
-    err.total = int(body.get("total", len(problems)))  # type: ignore[attr-defined]
+    err.problems = problems
+    err.total = int(body.get("total", len(problems)))
     return err

@@ -62,8 +62,8 @@ class Writer(Protocol):
     """The writes a transport may also offer (an embedded catalog and a headwater server do; a datatap
     server does not). Each returns the same wire JSON in both modes."""
 
-    def publish_source(self, database: str, namespace: str, name: str, source: str | os.PathLike[str] | Any | Sequence[Any],
-                       **options: Any) -> dict[str, Any]:
+    def publish_source(self, database: str, namespace: str, name: str,
+                       source: str | os.PathLike[str] | Any | Sequence[Any], **options: Any) -> dict[str, Any]:
         """Publish a source (see :func:`headwater.publish.publish`) as a new dataset; its JSON."""
         ...
 
@@ -72,5 +72,6 @@ class Writer(Protocol):
         ...
 
     def tag_history(self, database: str, namespace: str, name: str, tag: str | None = None) -> list[dict[str, Any]]:
-        """Every move of the repository's tags (or of ``tag``), oldest first: ``[{tag, dataset, previous, movedAt}]``."""
+        """Every move of the repository's tags (or of ``tag``), oldest first:
+        ``[{tag, dataset, previous, movedAt}]``."""
         ...

@@ -57,7 +57,8 @@ def detect_format(path: str | os.PathLike[str]) -> Format:
     raise SourceFormatError(f"cannot tell the format of {path!r}: give format='jsonl', 'coco' or 'yolo'")
 
 
-def open_source(path: str | os.PathLike[str], *, format: str | None = None,
+def open_source(path: str | os.PathLike[str], *,
+                format: str | None = None,  # noqa: A002 - the public keyword, as the CLI's --format
                 images: str | os.PathLike[str] | None = None, split: str | None = None) -> Source:
     """A publish source for ``path``: JSONL droplets, a COCO instances JSON or a YOLO folder.
 

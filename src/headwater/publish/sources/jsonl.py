@@ -43,7 +43,7 @@ class JsonlSource:
 
     def _open(self) -> io.BufferedIOBase:
         if self.path.endswith(".gz"):
-            return gzip.open(self.path, "rb")  # type: ignore[return-value]
+            return gzip.open(self.path, "rb")
         return open(self.path, "rb")
 
     def items(self) -> Iterator[SourceItem]:

@@ -214,7 +214,8 @@ class YoloSource:
             if direct or not subdirs:
                 return [(None, images, os.path.join(self.root, "labels"))]
             return [(s, os.path.join(images, s), os.path.join(self.root, "labels", s)) for s in subdirs]
-        groups = [(s, os.path.join(self.root, s, "images"), os.path.join(self.root, s, "labels"))
+        groups: list[tuple[str | None, str, str]] = [
+            (s, os.path.join(self.root, s, "images"), os.path.join(self.root, s, "labels"))
                   for s in sorted(os.listdir(self.root)) if os.path.isdir(os.path.join(self.root, s, "images"))]
         if not groups:
             raise YoloFormatError(f"{self.root}: no images/ folder (nor <split>/images/ folders)")

@@ -7,8 +7,8 @@ see :mod:`headwater.server.snapshots` for the commit model):
 * ``HEAD|GET /datasets/{repo}/resolve/{rev}/{path}`` — the file. One ``Range`` (``bytes=a-b``, ``a-``,
   ``-n``) → 206 + ``Content-Range``; out of range → 416 + ``Content-Range: bytes */size``; several ranges
   (GET) → 206 ``multipart/byteranges`` (one part per range, coalesced when they overlap; more than
-  ``MAX_RANGES`` → 200 with the whole file; HEAD → 200); malformed → 400. Headers: ``Accept-Ranges: bytes``, ``Content-Length``,
-  ``ETag`` (quoted; the sha256 for LFS-style files such as shards, else the git blob sha1),
+  ``MAX_RANGES`` → 200 with the whole file; HEAD → 200); malformed → 400. Headers: ``Accept-Ranges: bytes``,
+  ``Content-Length``, ``ETag`` (quoted; the sha256 for LFS-style files such as shards, else the git blob sha1),
   ``X-Linked-Etag`` (LFS files) and ``X-Linked-Size``, ``X-Repo-Commit``. No redirect: the bytes come
   straight from the pool's store, streamed in chunks.
 * ``GET /api/datasets/{repo}`` and ``GET /api/datasets/{repo}/revision/{rev}`` — repo info (``id``, ``sha``,
@@ -41,7 +41,8 @@ Example:
     >>> client = TestClient(app)
     >>> index = client.get("/datasets/acme/px/resolve/main/shard-00000.json").json()
     >>> offset = index["files"]["7.txt"]["offset"]
-    >>> r = client.get("/datasets/acme/px/resolve/main/shard-00000.tar", headers={"Range": f"bytes={offset}-{offset + 4}"})
+    >>> r = client.get("/datasets/acme/px/resolve/main/shard-00000.tar",
+    ...                headers={"Range": f"bytes={offset}-{offset + 4}"})
     >>> r.status_code, r.content, r.headers["content-range"].endswith(f"/{index['filesize']}")
     (206, b'seven', True)
 """
@@ -53,7 +54,7 @@ import json
 import mimetypes
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -127,7 +128,7 @@ def _pool(request: Request, owner: str, name: str) -> HubPool:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _pointer_size(f: PoolFile) -> int:
