@@ -2,8 +2,8 @@
 """One entry point for a fresh machine: ``python3 dev.py demo`` and ``python3 dev.py test``.
 
 Each command creates ``.venv`` if missing, installs the project with the extras it needs (again only
-when pyproject.toml changed), then runs. Only the standard library is used here, so it works with a
-bare Python 3.11.
+when pyproject.toml changed), then runs. ``test`` runs ``ruff check``, ``mypy`` and ``pytest`` (extra
+arguments go to pytest). Only the standard library is used here, so it works with a bare Python 3.11.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ EXTRAS = {"demo": "", "test": "[dev]", "bench": "[dev]"}
 
 
 def ensure_env(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file runs under any python3 and must say it is too old
         sys.exit(f"headwater needs Python >= 3.11, this is {sys.version.split()[0]}")
     if not os.path.exists(PY):
         print(f"creating {VENV}", flush=True)
@@ -31,7 +32,7 @@ def ensure_env(extras: str) -> None:
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         stamp = hashlib.sha256(f.read() + extras.encode()).hexdigest()
     stamp_file = os.path.join(VENV, f".headwater-installed{extras.strip('[]') and '-' + extras.strip('[]')}")
-    if os.path.exists(stamp_file) and open(stamp_file).read() == stamp:
+    if os.path.exists(stamp_file) and pathlib.Path(stamp_file).read_text() == stamp:
         return
     print(f"installing headwater{extras} into {VENV}", flush=True)
     subprocess.run([PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-e", f".{extras}"],
@@ -68,6 +69,23 @@ def ensure_postgres() -> None:
         sys.exit("installed postgresql but still found no initdb/pg_ctl on PATH or under /usr/lib/postgresql")
 
 
+def run_checks(pytest_args: list[str]) -> int:
+    """ruff (lint), mypy (types) and the test suite, all three even when one fails; the worst status wins."""
+    bin_dir = os.path.join(VENV, "bin")
+    steps = [("ruff", [os.path.join(bin_dir, "ruff"), "check", "src", "tests", "benchmarks", "dev.py"]),
+             ("mypy", [os.path.join(bin_dir, "mypy")]),
+             ("pytest", [PY, "-m", "pytest", *pytest_args])]
+    failed = []
+    for name, cmd in steps:
+        print(f"== {name}", flush=True)
+        if subprocess.call(cmd) != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in EXTRAS:
         print("usage: python3 dev.py demo|test|bench [args...]", file=sys.stderr)
@@ -79,7 +97,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call([os.path.join(VENV, "bin", "headwater"), "demo", *rest])
     if command == "test":
         ensure_postgres()
-        return subprocess.call([PY, "-m", "pytest", *rest])
+        return run_checks(rest)
     code = 0
     for script in sorted(os.listdir(os.path.join(ROOT, "benchmarks"))):
         if script.startswith("bench_") and script.endswith(".py"):

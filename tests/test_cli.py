@@ -77,7 +77,7 @@ def test_extract_refuses_traversal(tmp_path):
             info.size = 2
             tar.addfile(info, io.BytesIO(b"hi"))
     assert run("index", str(tmp_path / "pool"), "-q")[0] == 0
-    code, out = run("extract", str(tmp_path / "pool"), "evil.tar", str(tmp_path / "dst"))
+    code, _out = run("extract", str(tmp_path / "pool"), "evil.tar", str(tmp_path / "dst"))
     assert code == 1
     assert os.listdir(tmp_path / "dst") == ["ok.txt"]
     assert not (tmp_path / "escape.txt").exists()

@@ -60,7 +60,7 @@ def test_old_spellings_still_work_hidden_and_warned(tmp_path):
     make_files(str(tmp_path / "src"), [5, 6])
     pool = str(tmp_path / "pool")
     assert run("pack", str(tmp_path / "src"), pool, "-q")[0] == 0
-    code, out, err = run("download", pool, "5", "6", "-o", str(tmp_path / "out"), "--workers", "2", "--token", "t",
+    code, _, err = run("download", pool, "5", "6", "-o", str(tmp_path / "out"), "--workers", "2", "--token", "t",
                          "--quiet")
     assert code == 0, err
     assert "warning: --workers is deprecated and will be removed; use --max-workers" in err

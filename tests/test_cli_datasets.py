@@ -146,7 +146,7 @@ def test_publish_refuses_bad_source_with_line_numbers(tmp_path):
     assert "line 2: invalid JSON" in err and "line 3: image 'nope.png' not found" in err
     # a refused publish leaves nothing: no pool, no database, not even the catalog file it would have created
     assert not os.path.exists(catalog) and not (tmp_path / "pools").exists()
-    Catalog(catalog).create_database("other").uid  # an existing catalog: the database is not created either
+    Catalog(catalog).create_database("other")  # an existing catalog: the database is not created either
     code, _, err = run("publish", path, "--repo", "main/a/b", "--catalog", catalog, "--create-database", "-q")
     assert code == 2 and [d.name for d in Catalog(catalog).databases()] == ["other"]
 
@@ -156,7 +156,7 @@ def test_publish_usage_errors(tmp_path):
     path = write_jsonl(str(tmp_path / "d.jsonl"), [droplet("https://h/1.jpg")])
     code, _, err = run("publish", path, "--repo", "main/a/b", "--catalog", catalog)
     assert code == 2 and f"no catalog at {catalog} (add --create-database to create it)" in err
-    Catalog(catalog).create_database("other").uid
+    Catalog(catalog).create_database("other")
     code, _, err = run("publish", path, "--repo", "main/a/b", "--catalog", catalog)
     assert code == 2 and "database 'main' not found (add --create-database to create it)" in err
     code, _, err = run("publish", path, "--repo", "a/b", "--catalog", catalog)

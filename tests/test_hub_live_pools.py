@@ -232,7 +232,7 @@ def test_hf_urls_with_hf_endpoint_in_a_fresh_process(served: Served, tmp_path) -
         assert (tmp_path / "b" / f"{rid}.bin").read_bytes() == served.files[rid]
 
 
-def test_names_that_do_not_exist_are_errors_that_name_them(served: Served, tmp_path, file_server) -> None:  # type: ignore[no-untyped-def]
+def test_names_that_do_not_exist_are_errors_that_name_them(served: Served, tmp_path, file_server) -> None:
     from click.testing import CliRunner
 
     from headwater.cli import main

@@ -58,7 +58,8 @@ def test_users_keys_and_authentication(catalog_url: str) -> None:
     who = cat.authenticate(read_secret)
     assert who == Principal(uid=alice.uid, username="alice", email="alice@example.org", permission="read",
                             key_id=read_id, default_database=None)
-    assert not who.can_write and cat.authenticate(write_secret).can_write
+    writer = cat.authenticate(write_secret)
+    assert not who.can_write and writer is not None and writer.can_write
 
     # stored hashed: the secret is nowhere in the database
     with cat.engine.connect() as conn:
@@ -97,7 +98,8 @@ def test_database_owner_public_and_default(catalog_url: str) -> None:
     cat.change_database_access("private", owner="alice")
     assert cat.choose_default_database("alice", "private").default_database == db.uid
     _, secret = cat.create_api_key("alice")
-    assert cat.authenticate(secret).default_database == db.uid
+    principal = cat.authenticate(secret)
+    assert principal is not None and principal.default_database == db.uid
     with pytest.raises(NotFoundError, match="user 'bob' not found"):
         cat.create_database("x", owner="bob")
     assert [d.name for d in cat.databases()] == ["private", "shared"]  # the failed create left nothing
@@ -105,7 +107,7 @@ def test_database_owner_public_and_default(catalog_url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return os.path.join(str(tmp_path), "catalog.sqlite")
     return str(request.getfixturevalue("postgres_database"))
@@ -132,7 +134,7 @@ def test_0002_migrates_a_catalog_holding_data_both_ways(unmigrated_url: str) -> 
 
 
 # -- over HTTP ---------------------------------------------------------------------------------------
-def _app_with_probe_routes(config: ServerConfig):  # type: ignore[no-untyped-def]
+def _app_with_probe_routes(config: ServerConfig):
     """The real app plus two tiny routes that exercise the dependencies as write routes will."""
     app = create_app(config)
 
@@ -156,7 +158,7 @@ def _app_with_probe_routes(config: ServerConfig):  # type: ignore[no-untyped-def
 
 
 @pytest.fixture
-def probe(tmp_path):  # type: ignore[no-untyped-def]
+def probe(tmp_path):
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     cat = Catalog(path)
     keys = {"alice_read": make_user(cat, "alice"), "alice_write": make_user(cat, "alice", permission="write"),
@@ -168,7 +170,7 @@ def probe(tmp_path):  # type: ignore[no-untyped-def]
     cat.close()
 
 
-def test_bearer_forms(probe) -> None:  # type: ignore[no-untyped-def]
+def test_bearer_forms(probe) -> None:
     url, keys, _ = probe
     secret = keys["alice_read"]
     with httpx.Client(base_url=url) as http:
@@ -191,7 +193,7 @@ def test_bearer_forms(probe) -> None:  # type: ignore[no-untyped-def]
             assert r.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_foreign_tokens_can_be_treated_as_anonymous(probe) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_tokens_can_be_treated_as_anonymous(probe) -> None:
     url, keys, _ = probe
     with httpx.Client(base_url=url) as http:
         assert http.get("/probe/lenient", headers=bearer(keys["alice_read"], raw=True)).json() == {"user": "alice"}
@@ -203,7 +205,7 @@ def test_foreign_tokens_can_be_treated_as_anonymous(probe) -> None:  # type: ign
         assert r.status_code == 401 and r.json() == {"error": "invalid or revoked API key"}
 
 
-def test_write_rules_and_revocation(probe) -> None:  # type: ignore[no-untyped-def]
+def test_write_rules_and_revocation(probe) -> None:
     url, keys, cat = probe
     with httpx.Client(base_url=url) as http:
         assert http.post("/probe/write/alices", headers=bearer(keys["alice_write"])).json() == {"database": "alices"}
@@ -225,7 +227,7 @@ def test_write_rules_and_revocation(probe) -> None:  # type: ignore[no-untyped-d
         assert r.status_code == 401 and r.json() == {"error": "invalid or revoked API key"}
 
 
-def test_cli_keys_and_databases(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_keys_and_databases(tmp_path) -> None:
     path = os.path.join(str(tmp_path), "cat", "catalog.sqlite")
     runner = CliRunner()
 
@@ -254,7 +256,8 @@ def test_cli_keys_and_databases(tmp_path) -> None:  # type: ignore[no-untyped-de
     out = run("database", "create", "photos", "--owner", "alice")
     assert "photos" in out and "owner=alice" in out and "private" in out
     with Catalog(path) as cat:
-        assert cat.authenticate(read_secret).default_database == cat.database("photos").uid
+        reader = cat.authenticate(read_secret)
+        assert reader is not None and reader.default_database == cat.database("photos").uid
     assert "public" in run("database", "set", "photos", "--public")
     assert "owner=(no owner" in run("database", "set", "photos", "--no-owner")
     # an owner must exist: a typo'd user is refused by name, nothing is created
@@ -271,7 +274,7 @@ def test_cli_keys_and_databases(tmp_path) -> None:  # type: ignore[no-untyped-de
     assert "already exists" in run("database", "create", "photos", code=2)
 
 
-def test_cli_serve_rejects_bad_pools(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_cli_serve_rejects_bad_pools(tmp_path) -> None:
     result = CliRunner().invoke(main, ["serve", "--catalog", os.path.join(str(tmp_path), "c.sqlite"),
                                        "--pool", "no-slash=/tmp"])
     assert result.exit_code == 2 and "is not OWNER/REPO=URL" in result.output

@@ -53,9 +53,15 @@ def test_imports_point_only_down_the_layers():
 
 def _all_of(tree: ast.Module) -> list[str] | None:
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value is not None:
-            return [ast.literal_eval(elt) for elt in node.value.elts]  # type: ignore[attr-defined]
+        value: ast.expr | None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and isinstance(value, ast.List):
+            return [ast.literal_eval(elt) for elt in value.elts]
     return None
 
 
@@ -113,7 +119,7 @@ def test_every_error_lives_in_its_layers_errors_module_and_in_the_tree():
         assert f" {cls.__qualname__}" in tree or f"─ {cls.__qualname__}" in tree, \
             f"{cls.__qualname__} is missing from the tree in headwater/errors.py"
         layer_root = cls.__module__.split(".")[:2]
-        assert inspect.getmodule(cls) is importlib.import_module(".".join(layer_root + ["errors"])
+        assert inspect.getmodule(cls) is importlib.import_module(".".join([*layer_root, "errors"])
                                                                  if len(layer_root) > 1 and layer_root[1] != "errors"
                                                                  else "headwater.errors")
     drawn = [line.split("─ ")[1].split()[0] for line in tree.splitlines() if "─ " in line]
@@ -130,8 +136,9 @@ def test_the_remote_client_loads_no_database_machinery():
             "start = time.perf_counter()\n"
             "import headwater.client\n"
             "api = headwater.client.Api(url='http://127.0.0.1:9', api_key='hw_0123456789ab_x', cache=False)\n"
-            "print(json.dumps({'seconds': time.perf_counter() - start, 'loaded': sorted({m.split('.')[0] for m in "
-            "sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic', 'psycopg', 'fastapi', 'uvicorn', 'torch')})}))")
+            "heavy = ('sqlalchemy', 'alembic', 'psycopg', 'fastapi', 'uvicorn', 'torch')\n"
+            "loaded = sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy})\n"
+            "print(json.dumps({'seconds': time.perf_counter() - start, 'loaded': loaded}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
                           env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     result = json.loads(done.stdout)

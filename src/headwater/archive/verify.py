@@ -120,8 +120,9 @@ def _damaged_member(stored: TarIndex, size: int, err: TarFormatError) -> str | N
     return None
 
 
-def verify_pool(root: str | Store, *, silent: bool = False) -> VerifyReport:
-    """Verify every shard (and the manifest, if any) of the pool at ``root``."""
+def verify_pool(root: str | Store, *, silent: bool | None = False) -> VerifyReport:
+    """Verify every shard (and the manifest, if any) of the pool at ``root``; ``silent``: no progress bar
+    (None: a bar only when stderr is a terminal)."""
     store = root if isinstance(root, Store) else open_store(root)
     report = VerifyReport()
     shards = find_shards(store)

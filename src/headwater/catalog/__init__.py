@@ -31,6 +31,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .default_location import default_catalog_location
 from .errors import (
     CatalogBusyError,
     CatalogError,
@@ -40,7 +41,6 @@ from .errors import (
     NotFoundError,
     OutOfRangeError,
 )
-from .default_location import default_catalog_location
 from .name_rules import check_name
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
 from .sharding import Permutation, ShardPlan, chunk_bounds

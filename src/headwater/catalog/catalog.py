@@ -359,7 +359,8 @@ class Catalog(UserCatalog):
         with self._read() as conn:
             for i in range(0, len(wanted), _IN_BATCH):
                 part = wanted[i:i + _IN_BATCH]
-                found.update(conn.execute(query, {"split_id": split_id, "ordinals": part}).tuples().all())
+                for ordinal, data in conn.execute(query, {"split_id": split_id, "ordinals": part}):
+                    found[ordinal] = data
         return [found[o] for o in ordinals]
 
 

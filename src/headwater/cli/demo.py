@@ -70,7 +70,7 @@ def run_demo(work_dir: str, images: int = 500) -> None:
                + ("ok" if report.ok else f"{len(report.problems)} problems"))
 
     pool = StorePool(pool_dir, layout="increment-id", base_level=2)
-    wanted = random.Random(1).sample(ids, min(100, len(ids))) + [999_999_999]
+    wanted = [*random.Random(1).sample(ids, min(100, len(ids))), 999_999_999]
     infos = [(rid, {"id": rid, "source": "demo"}) for rid in wanted]
     got = pool.batch_download_to_directory(infos, out, max_downloads=80, silent=True)
     click.echo(f"4. batch download of {len(wanted)} ids (one unknown), max_downloads=80: {got.summary()}")

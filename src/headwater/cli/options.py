@@ -45,7 +45,7 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
-class SizeType(click.ParamType):
+class SizeType(click.ParamType[int]):
     """A byte size: ``4096``, ``512MB``, ``1GiB``."""
 
     name = "size"
@@ -107,7 +107,7 @@ class RepoRef:
         return f"{self.database}/{self.slug}" + (f":{self.tag}" if self.tag else "")
 
 
-class RepoRefType(click.ParamType):
+class RepoRefType(click.ParamType[RepoRef]):
     """``DB/NS/NAME[:TAG]``; ``NS/NAME[:TAG]`` too when the command was given ``--database``."""
 
     name = "DB/NS/NAME[:TAG]"
@@ -125,7 +125,7 @@ class RepoRefType(click.ParamType):
 REPO_REF = RepoRefType()
 
 
-class NameUrl(click.ParamType):
+class NameUrl(click.ParamType[tuple[str, str]]):
     """``NAME=URL``: a pool name in ``pool://NAME/…`` refs and where that pool is."""
 
     name = "NAME=URL"
@@ -140,7 +140,7 @@ class NameUrl(click.ParamType):
 NAME_URL = NameUrl()
 
 
-class ServedPool(click.ParamType):
+class ServedPool(click.ParamType[tuple[str, str]]):
     """``OWNER/REPO=URL``: a pool served as the Hub dataset repo ``OWNER/REPO`` (local paths made absolute)."""
 
     name = "OWNER/REPO=URL"

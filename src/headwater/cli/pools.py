@@ -82,7 +82,8 @@ def index(paths: tuple[str, ...], root: str | None, no_manifest: bool, progress:
     for path in paths:
         if os.path.isdir(path):
             for folder, _dirs, files in os.walk(path):
-                tars.extend(os.path.join(folder, f) for f in sorted(files) if f.endswith(".tar") and not is_temp_name(f))
+                tars.extend(os.path.join(folder, f) for f in sorted(files)
+                            if f.endswith(".tar") and not is_temp_name(f))
         else:
             tars.append(path)
     failed: dict[str, str] = {}

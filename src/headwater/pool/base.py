@@ -77,7 +77,7 @@ class DataPool:
         save_metainfo: bool = True,
         metainfo_fmt: str = "{resource_id}_metainfo.json",
         max_downloads: int | None = None,
-        silent: bool = False,
+        silent: bool | None = False,
     ) -> DownloadReport:
         """Download resources into ``dst_dir`` through :meth:`mock_resource`; see the module docstring."""
         start = time.perf_counter()

@@ -310,7 +310,7 @@ class IndexedPool(DataPool):
         save_metainfo: bool = True,
         metainfo_fmt: str = "{resource_id}_metainfo.json",
         max_downloads: int | None = None,
-        silent: bool = False,
+        silent: bool | None = False,
     ) -> DownloadReport:
         """Download resources into ``dst_dir`` with planned range reads.
 
@@ -320,6 +320,7 @@ class IndexedPool(DataPool):
         * Transient errors are retried by the store; an authorisation failure stops the batch and is
           raised as :class:`~headwater.pool.errors.PoolAuthError`.
         * Work in flight is bounded by ``batch_size`` resources and ``max_workers`` reads.
+        * ``silent``: no progress bar (None: a bar only when stderr is a terminal).
         """
         start = time.perf_counter()
         stores = {id(self.data_store): self.data_store, id(self.index_store): self.index_store}
