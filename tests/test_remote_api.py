@@ -370,3 +370,17 @@ def test_publish_is_retried_only_when_the_server_did_not_act(world: World) -> No
     with Catalog(world.path) as cat:
         assert [d.uid for d in cat.datasets("main", "acme", "retried")] == [made["uid"]]
         assert [r.name for r in cat.repositories("main")] == ["birds", "pets", "retried"]
+
+
+def test_remote_errors_keep_every_field_across_a_pickle():
+    import pickle
+
+    from headwater.client import RemoteRequestError
+
+    err = RemoteRequestError("refused", status=400, url="http://h/x", body={"error": "refused"},
+                             headers={"X-Error-Code": "Bad"})
+    err.problems, err.total = [("line 3", "invalid JSON")], 7
+    back = pickle.loads(pickle.dumps(err))
+    assert (type(back), str(back), back.status, back.url, back.body, back.headers, back.problems, back.total) == (
+        RemoteRequestError, "refused", 400, "http://h/x", {"error": "refused"}, {"X-Error-Code": "Bad"},
+        [("line 3", "invalid JSON")], 7)

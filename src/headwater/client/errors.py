@@ -60,11 +60,16 @@ class RemoteError(HeadwaterError):
         return str(self.args[0]) if self.args else "remote error"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), str(self), self.status, self.url, self.body))
+        """Picklable (DataLoader workers) with every field, ``problems``/``total`` of a refused publish too."""
+        extra = {k: v for k, v in vars(self).items() if k not in ("status", "url", "body", "headers")}
+        return (_rebuild, (type(self), str(self), self.status, self.url, self.body, dict(self.headers), extra))
 
 
-def _rebuild(cls: type[RemoteError], message: str, status: int | None, url: str | None, body: Any) -> RemoteError:
-    return cls(message, status=status, url=url, body=body)
+def _rebuild(cls: type[RemoteError], message: str, status: int | None, url: str | None, body: Any,
+             headers: Any = None, extra: dict[str, Any] | None = None) -> RemoteError:
+    error = cls(message, status=status, url=url, body=body, headers=headers)
+    vars(error).update(extra or {})
+    return error
 
 
 class RemoteNotFoundError(RemoteError, NotFoundError):
