@@ -12,28 +12,15 @@ import pytest
 
 from headwater.archive import pack_directory
 
-from .pgserver import PostgresServer
+from .support.files import make_files
 from .support.httpserver import FileServer
 from .support.peers import peer_python
+from .support.pgserver import PostgresServer
 
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HEADWATER_CACHE", str(tmp_path_factory.mktemp("hw-cache")))
-
-
-def make_files(folder: str, ids: list[int], *, seed: int = 0, ext: str = ".bin", lo: int = 50,
-               hi: int = 4000) -> dict[int, bytes]:
-    """Random-content files ``<id><ext>``; returns id → bytes."""
-    rng = random.Random(seed)
-    os.makedirs(folder, exist_ok=True)
-    out = {}
-    for rid in ids:
-        data = rng.randbytes(rng.randint(lo, hi))
-        with open(os.path.join(folder, f"{rid}{ext}"), "wb") as f:
-            f.write(data)
-        out[rid] = data
-    return out
 
 
 @pytest.fixture

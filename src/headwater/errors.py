@@ -11,7 +11,7 @@ Every class carries ``exit_code``, what the ``headwater`` command exits with whe
 ``3`` — nothing could be done (a store or server that cannot be reached, credentials refused). ``1`` is
 not an error class: a command exits 1 when it finished but some items failed, and says which.
 
-The tree (``tests/test_errors.py`` checks that it lists every class and that each lives in its layer's
+The tree (``tests/test_structure.py`` checks that it lists every class and that each lives in its layer's
 ``errors.py``)::
 
     HeadwaterError                                  headwater.errors

@@ -8,7 +8,7 @@
 * :mod:`.upload` — a local pool's shards into a served pool, resumably;
 * :mod:`.errors` — what a client call can raise.
 
-Importing this package for remote use loads neither SQLAlchemy nor Alembic (``tests/test_imports.py``).
+Importing this package for remote use loads neither SQLAlchemy nor Alembic (``tests/test_structure.py``).
 
 Example:
     >>> api = Api(url="http://127.0.0.1:8000", api_key="hw_0123456789ab_secret", cache=False)

@@ -1,0 +1,129 @@
+"""The one retry policy: how failures are sorted, Retry-After, which failures are retried (through a real
+HTTP store on 127.0.0.1 with injected faults), and the Backoff mechanism."""
+
+from __future__ import annotations
+
+import email.utils
+import errno
+import time
+
+import pytest
+
+from headwater.storage import (
+    HttpStatusError,
+    RetryPolicy,
+    StorageError,
+    Store,
+    StoreAuthError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+    classify,
+)
+
+from ..support.httpserver import Fault
+from .conftest import FAST_RETRY, SHARD
+
+
+def _status(code: int, headers: dict[str, str] | None = None) -> HttpStatusError:
+    return HttpStatusError("http://127.0.0.1/x", code, "reason", headers or {})
+
+
+@pytest.mark.parametrize(("err", "kind"), [
+    (_status(401), "auth"), (_status(403), "auth"), (_status(404), "missing"), (_status(429), "retry"),
+    (_status(500), "retry"), (_status(502), "retry"), (_status(503), "retry"), (_status(504), "retry"),
+    (_status(599), "retry"), (_status(408), "retry"), (_status(400), "other"), (_status(416), "other"),
+    (ConnectionResetError("reset by peer"), "retry"), (ConnectionRefusedError(), "retry"), (TimeoutError(), "retry"),
+    (BrokenPipeError(), "retry"), (OSError(errno.ETIMEDOUT, "timed out"), "retry"),
+    (OSError(errno.ENOSPC, "disk full"), "other"), (FileNotFoundError("gone"), "missing"),
+    (StoreNotFoundError("gone"), "missing"), (PermissionError("denied"), "auth"), (StoreAuthError("no"), "auth"),
+    (ValueError("a bug"), "other"),
+], ids=lambda v: v if isinstance(v, str) else f"{type(v).__name__}{getattr(v, 'status', '')}")
+def test_classify_sorts_failures(err, kind):
+    assert classify(err) == kind
+
+
+def test_retry_policy_honours_retry_after_seconds_and_http_dates():
+    policy = RetryPolicy(attempts=3, base_delay=1.0, max_delay=60.0)
+    assert policy.delay(0, _status(429, {"Retry-After": "7"})) == 7.0
+    assert policy.delay(5, _status(503, {"retry-after": "0"})) == 0.0  # the hint wins over the backoff
+    soon = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 28.0 <= policy.delay(0, _status(503, {"Retry-After": soon})) <= 30.0
+    past = email.utils.formatdate(time.time() - 300, usegmt=True)
+    assert policy.delay(0, _status(503, {"Retry-After": past})) == 0.0
+    assert RetryPolicy(max_delay=5.0).delay(0, _status(429, {"Retry-After": "120"})) == 5.0  # capped
+    for attempt in range(4):  # no (or an unreadable) hint: exponential backoff with jitter, capped
+        for err in (_status(503), _status(503, {"Retry-After": "soon"}), ConnectionResetError()):
+            assert 0.5 * 2**attempt <= policy.delay(attempt, err) <= 2**attempt
+    assert RetryPolicy(base_delay=1.0, max_delay=3.0).delay(10, ConnectionResetError()) <= 3.0
+
+
+def test_a_retry_after_from_the_server_replaces_the_backoff(file_server, blob):
+    root, data = blob
+    server = file_server(root)
+    server.inject(SHARD, Fault.status(503, {"Retry-After": "0.3"}))
+    store = Store(server.url, retry=RetryPolicy(attempts=2, base_delay=20.0, max_delay=30.0))
+    start = time.monotonic()
+    assert store.read_range(SHARD, 10, 20) == data[10:20]
+    assert 0.3 <= time.monotonic() - start < 5.0  # the backoff alone would wait 10-20 s
+    assert store.stats.requests == 2 and store.stats.retries == 1
+
+
+@pytest.mark.parametrize(("faults", "error", "requests"), [
+    ([Fault.status(401)], StoreAuthError, 1),
+    ([Fault.status(403)], StoreAuthError, 1),
+    ([Fault.status(404)], StoreNotFoundError, 1),
+    ([Fault.status(429, {"Retry-After": "0"})] * 4, StoreUnavailableError, 4),
+    ([Fault.status(500)] * 4, StoreUnavailableError, 4),
+    ([Fault.status(503)] * 4, StoreUnavailableError, 4),
+    ([Fault.reset()] * 4, StoreUnavailableError, 4),
+    ([Fault.truncate()] * 4, StoreUnavailableError, 4),
+    ([Fault.status(400)], HttpStatusError, 1),  # neither transient nor auth nor missing: raised as it is
+], ids=["401", "403", "404", "429", "500", "503", "reset", "truncate", "400"])
+def test_http_failures_are_sorted_and_only_transient_ones_retried(file_server, blob, faults, error, requests):
+    root, _data = blob
+    server = file_server(root)
+    server.inject(SHARD, *faults)
+    store = Store(server.url, retry=FAST_RETRY)
+    with pytest.raises(error) as info:
+        store.read_range(SHARD, 0, 100)
+    assert server.requests[SHARD] == requests == store.stats.requests
+    assert isinstance(info.value, StorageError)  # a 400 too: every failure of a store is a StorageError
+    with pytest.raises(StoreNotFoundError):  # a missing file: one request, no retry
+        store.read_range("nope.tar", 0, 1)
+    assert server.requests["nope.tar"] == 1
+
+
+@pytest.mark.parametrize("fault", [Fault.status(429, {"Retry-After": "0"}), Fault.status(502), Fault.reset(),
+                                   Fault.truncate(), Fault.short(), Fault.stall(0.2)],
+                         ids=["429", "502", "reset", "truncate", "short", "stall"])
+def test_a_transient_failure_is_retried_and_the_bytes_are_exact(file_server, blob, fault):
+    root, data = blob
+    server = file_server(root)
+    server.inject(SHARD, fault)
+    store = Store(server.url, retry=FAST_RETRY)
+    assert store.read_range(SHARD, 1_000, 51_000) == data[1_000:51_000]
+    retried = fault.kind != "stall"  # a late answer is still an answer
+    assert store.stats.retries == int(retried) and server.requests[SHARD] == 1 + int(retried)
+    assert store.stats.bytes_read == 50_000
+
+
+def test_backoff_gives_up_after_its_attempts_or_past_its_deadline_and_starts_again_after_progress():
+    slept: list[float] = []
+    backoff = RetryPolicy(attempts=3, base_delay=1.0, max_delay=8.0).backoff(sleep=slept.append)
+    err = ConnectionResetError("reset")
+    assert [backoff.failed(err) for _ in range(3)] == [True, True, False]
+    assert len(slept) == 2 and 0.5 <= slept[0] <= 1.0 and 1.0 <= slept[1] <= 2.0  # doubling, with jitter
+    assert backoff.gave_up() == "still failing after 3 attempts"
+    backoff.reset()  # progress: a new run of failures
+    assert backoff.failed(err) and backoff.failures == 1
+    # a deadline: no attempt starts once the next wait would end past it, however many attempts are left
+    deadline = RetryPolicy(attempts=1000, base_delay=0.02, max_delay=0.02, deadline=0.1).backoff()
+    start = time.monotonic()
+    while deadline.failed(err):
+        pass
+    assert 0.05 <= time.monotonic() - start <= 0.5 and deadline.failures < 20
+    assert "deadline 0.1 s" in deadline.gave_up()
+    with pytest.raises(ValueError, match="attempts must be an int >= 1"):
+        RetryPolicy(attempts=0)
+    with pytest.raises(ValueError, match="deadline must be >= 0"):
+        RetryPolicy(deadline=-1)

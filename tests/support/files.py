@@ -1,0 +1,29 @@
+"""Files to pack and fetch: random bytes under ids, reproducible from a seed.
+
+Example:
+    >>> import tempfile
+    >>> files = make_files(tempfile.mkdtemp(), [1, 2], lo=3, hi=3)
+    >>> sorted(files), len(files[1])
+    ([1, 2], 3)
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+__all__ = ["make_files"]
+
+
+def make_files(folder: str, ids: list[int], *, seed: int = 0, ext: str = ".bin", lo: int = 50,
+               hi: int = 4000) -> dict[int, bytes]:
+    """Random-content files ``<id><ext>``; returns id → bytes."""
+    rng = random.Random(seed)
+    os.makedirs(folder, exist_ok=True)
+    out = {}
+    for rid in ids:
+        data = rng.randbytes(rng.randint(lo, hi))
+        with open(os.path.join(folder, f"{rid}{ext}"), "wb") as f:
+            f.write(data)
+        out[rid] = data
+    return out
