@@ -245,7 +245,8 @@ def test_names_that_do_not_exist_are_errors_that_name_them(served: Served, tmp_p
             [1], str(tmp_path / "x"), silent=True)
     env = {"HF_ENDPOINT": served.url, "HF_TOKEN": ""}
     for url, message in (("hf://datasets/acme/livez@main", "dataset repo 'acme/livez' not found"),
-                         (f"hf://datasets/{REPO}@nope", "revision 'nope' not found in dataset repo acme/live")):
+                         (f"hf://datasets/{REPO}@nope", "revision 'nope' not found in dataset repo acme/live"),
+                         (f"{served.url}/datasets/acme/livez/resolve/main", "dataset repo 'acme/livez' not found")):
         result = CliRunner().invoke(main, ["download", url, "1", "2", "-o", str(tmp_path / "out"), "--layout",
                                            "increment-id", "--base-level", "2", "-q"], env=env)
         assert result.exit_code == 2 and result.stderr.startswith(f"error: {message}"), result.output

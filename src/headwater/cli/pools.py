@@ -120,19 +120,31 @@ def verify(pool: str, progress: bool | None) -> None:
         raise click.exceptions.Exit(1)
 
 
+_HF_URL = re.compile(r"hf://datasets/([^/@]+/[^/@]+)(?:@(.+))?")
+_RESOLVE_URL = re.compile(r"(https?://.+?)/datasets/([^/]+/[^/]+)/resolve/([^/]+)/?")
+
+
 def open_pool(url: str, layout: str = "sequential", base_level: tuple[int, ...] = (), base_dir: str = "images",
               table: str | None = None, api_key: str | None = None) -> Any:
-    """The pool at ``url``: a folder, ``http(s)://``, ``s3://`` or ``hf://datasets/OWNER/REPO[@REVISION]``."""
+    """The pool at ``url``: a folder, ``http(s)://``, ``s3://``, ``hf://datasets/OWNER/REPO[@REVISION]``, or a
+    Hub ``resolve`` URL (``http(s)://HOST/datasets/OWNER/REPO/resolve/REVISION``, e.g. a ``headwater serve``
+    pool) — the last two read as Hub pools: the revision pinned to its commit, a repo or revision the server
+    does not have named as such."""
     from ..pool import HfBasedDataPool, IncrementIDDataPool, StorePool, TableLayout
 
     levels: int | list[int] = list(base_level) if len(base_level) > 1 else (base_level[0] if base_level else 3)
-    hf = re.fullmatch(r"hf://datasets/([^/@]+/[^/@]+)(?:@(.+))?", url)
-    if hf:
-        repo, revision = hf.group(1), hf.group(2) or "main"
+    hub = _HF_URL.fullmatch(url)
+    resolve = _RESOLVE_URL.fullmatch(url)
+    if hub or resolve:
+        if resolve:
+            endpoint, repo, revision = resolve.group(1), resolve.group(2), resolve.group(3)
+        else:
+            assert hub is not None
+            endpoint, repo, revision = None, hub.group(1), hub.group(2) or "main"
         if layout == "increment-id":  # the indexes at the same revision as the shards
             return IncrementIDDataPool(repo, revision, repo, revision, base_level=levels, base_dir=base_dir,
-                                       hf_token=api_key)
-        return HfBasedDataPool(repo, revision, repo, revision, hf_token=api_key,
+                                       hf_token=api_key, endpoint=endpoint)
+        return HfBasedDataPool(repo, revision, repo, revision, hf_token=api_key, endpoint=endpoint,
                                layout=TableLayout(table) if table else None)
     if table:
         return StorePool(url, layout=TableLayout(table))
