@@ -16,11 +16,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .errors import ConflictError, NotFoundError
-from .lookup import database_row
 from .models import databases, repositories, tag_events, tags
 from .name_rules import check_name
 
@@ -32,19 +31,9 @@ def ensure_database(conn: Connection, name: str, *, exist_ok: bool, now: datetim
     """Return database ``name``, creating it (``public``, owned by user uid ``owner_uid``) if missing;
     ConflictError if it exists and not ``exist_ok`` (an existing one is returned unchanged)."""
     check_name("database name", name)
-    row = conn.execute(select(databases).where(databases.c.name == name)).first()
-    if row is not None:
-        if not exist_ok:
-            raise ConflictError(f"database {name!r} already exists")
-        return row
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(databases).values(uid=str(uuid.uuid4()), name=name, public=bool(public),
-                                                  created_at=now, owner_uid=owner_uid))
-    except IntegrityError:  # created concurrently by another writer (PostgreSQL)
-        if not exist_ok:
-            raise ConflictError(f"database {name!r} already exists") from None
-    return database_row(conn, name)
+    return _get_or_create(conn, databases, (databases.c.name == name),
+                          {"uid": str(uuid.uuid4()), "name": name, "public": bool(public), "created_at": now,
+                           "owner_uid": owner_uid}, exist_ok=exist_ok, what=f"database {name!r}")
 
 
 def ensure_repository(conn: Connection, db: Row[Any], namespace: str, name: str, *, exist_ok: bool,
@@ -55,22 +44,33 @@ def ensure_repository(conn: Connection, db: Row[Any], namespace: str, name: str,
     check_name("repository name", name)
     where = (repositories.c.database_id == db.id, repositories.c.namespace == namespace,
              repositories.c.name == name)
-    row = conn.execute(select(repositories).where(*where)).first()
-    if row is not None:
-        if not exist_ok:
-            raise ConflictError(f"repository '{namespace}/{name}' already exists in database {db.name!r}")
-        return row
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(repositories).values(database_id=db.id, namespace=namespace, name=name,
-                                                     created_at=now))
-    except IntegrityError:  # created concurrently by another writer (PostgreSQL)
-        if not exist_ok:
-            raise ConflictError(
-                f"repository '{namespace}/{name}' already exists in database {db.name!r}") from None
-    row = conn.execute(select(repositories).where(*where)).first()
+    return _get_or_create(conn, repositories, where,
+                          {"database_id": db.id, "namespace": namespace, "name": name, "created_at": now},
+                          exist_ok=exist_ok, what=f"repository '{namespace}/{name}'",
+                          place=f" in database {db.name!r}")
+
+
+def _get_or_create(conn: Connection, table: Table, where: Any, values: dict[str, Any], *, exist_ok: bool,
+                   what: str, place: str = "") -> Row[Any]:
+    """The row of ``table`` matching ``where``, inserted from ``values`` when there is none (also when
+    another writer inserts it at the same moment: PostgreSQL's unique constraint, then a re-read);
+    ConflictError when it existed and not ``exist_ok``."""
+    query = select(table).where(*(where if isinstance(where, tuple) else (where,)))
+    row = conn.execute(query).first()
     if row is None:
-        raise NotFoundError(f"repository '{namespace}/{name}' vanished from database {db.name!r}")
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table).values(**values))
+            created = True
+        except IntegrityError:  # created concurrently by another writer
+            created = False
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"{what} vanished{place} while it was being created")
+        if created:
+            return row
+    if not exist_ok:
+        raise ConflictError(f"{what} already exists{place}")
     return row
 
 

@@ -19,15 +19,9 @@ Stream blocks are ``bytes`` holding whole NDJSON lines, each ending with ``\\n``
 batch decode), not per droplet.
 
 Example:
-    >>> import os, tempfile
-    >>> from headwater.catalog import Catalog
-    >>> cat = Catalog(os.path.join(tempfile.mkdtemp(), "catalog.sqlite"))
-    >>> _ = cat.create_database("main")
-    >>> ds = cat.publish("main", "acme", "cats", template={"kind": "ImageAnnotationTemplate", "classes": {}},
-    ...                  splits={"train": [b'{"n":0}', b'{"n":1}', b'{"n":2}']})
-    >>> t = EmbeddedTransport(cat)
-    >>> isinstance(t, Transport), b"".join(t.stream_blocks("main", "acme", "cats", ds.uid, "train", 1, 2))
-    (True, b'{"n":1}\\n{"n":2}\\n')
+    >>> t = HttpTransport("http://127.0.0.1:8000", api_key=None)
+    >>> isinstance(t, Transport), isinstance(t, Writer)
+    (True, True)
 """
 
 from .embedded import EmbeddedTransport
