@@ -135,4 +135,4 @@ def test_plan_errors():
     with pytest.raises(ValueError, match="truncate"):
         ShardPlan(10, 0, 2, truncate=-1)
     assert ShardPlan(10, 1, 2).ordinal_range(2) == range(7, 10)
-    assert sharding.__all__ == ["chunk_bounds", "Permutation", "ShardPlan"]
+    assert sharding.__all__ == ["chunk_bounds", "check_chunk", "Permutation", "ShardPlan"]

@@ -98,7 +98,7 @@ def test_stream_errors(published):
     code, _, err = run("stream", "--catalog", catalog, "main/acme", "train")
     assert code == 2 and "is not DB/NS/NAME[:TAG]" in err
     code, _, err = run("stream", "--catalog", catalog, "main/acme/cats", "train", "--chunk", "4", "--nchunks", "4")
-    assert code == 2 and "chunk must be in [0, 4), got 4" in err
+    assert code == 2 and "error: Invalid chunk specification. 4 must be in the range [0, 4)" in err
     code, _, err = run("stream", "--catalog", catalog, "main/acme/cats", "train", "--offset", "99")
     assert code == 2 and "offset must be in [0, 6]" in err
     other = os.path.join(os.path.dirname(catalog), "other.sqlite")

@@ -198,7 +198,7 @@ def test_errors_are_clear_and_typed(world: World) -> None:
     with pytest.raises(ClientError):
         HttpTransport("ftp://x")
     with pytest.raises(ClientError, match="not both"):
-        Api(world.path, url=world.url)
+        Api(catalog=world.path, url=world.url)
 
 
 # -- retries: the real app behind a fault-injecting ASGI wrapper ---------------------------------------

@@ -171,9 +171,9 @@ def test_headwater_stream_extras(world: World) -> None:
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"chunk": 3, "nchunks": 3}, "chunk must be in [0, 3), got 3"),
-    ({"chunk": -1, "nchunks": 3}, "chunk must be in [0, 3), got -1"),
-    ({"chunk": 0, "nchunks": 0}, "nchunks must be >= 1, got 0"),
+    ({"chunk": 3, "nchunks": 3}, "Invalid chunk specification. 3 must be in the range [0, 3)"),
+    ({"chunk": -1, "nchunks": 3}, "Invalid chunk specification. -1 must be in the range [0, 3)"),
+    ({"chunk": 0, "nchunks": 0}, "Invalid chunk specification. 0 must be in the range [0, 0)"),
     ({"chunk": "x", "nchunks": 2}, "bad request: query.chunk"),
     ({"nchunks": "1.5"}, "bad request: query.nchunks"),
     ({"chunk": 0, "nchunks": 2, "offset": 52}, "offset must be in [0, 50] for chunk 0 of 2, got 52"),

@@ -43,7 +43,7 @@ from .errors import (
 )
 from .name_rules import check_name
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
-from .sharding import Permutation, ShardPlan, chunk_bounds
+from .sharding import Permutation, ShardPlan, check_chunk, chunk_bounds
 from .wire import (
     database_json,
     dataset_json,
@@ -82,6 +82,7 @@ __all__ = [
     "CatalogBusyError",
     "check_name",
     "chunk_bounds",
+    "check_chunk",
     "Permutation",
     "ShardPlan",
     "PAGE_SIZE",

@@ -41,7 +41,7 @@ try:  # optional: batches of shuffled positions are computed with numpy when it 
 except ImportError:  # pragma: no cover - numpy ships with torch, the usual consumer
     _np = None  # type: ignore[assignment]  # mypy cannot type a module that may be missing
 
-__all__ = ["chunk_bounds", "Permutation", "ShardPlan"]
+__all__ = ["chunk_bounds", "check_chunk", "Permutation", "ShardPlan"]
 
 _M64 = (1 << 64) - 1
 _ROUNDS = 4
@@ -65,14 +65,26 @@ def chunk_bounds(total: int, chunk: int, nchunks: int) -> tuple[int, int]:
     >>> chunk_bounds(5, 3, 3)
     Traceback (most recent call last):
     ...
-    headwater.catalog.errors.ChunkError: chunk must be in [0, 3), got 3
+    headwater.catalog.errors.ChunkError: Invalid chunk specification. 3 must be in the range [0, 3)
     """
     _check_int("total", total, 0)
-    _check_int("nchunks", nchunks, 1)
-    _check_int("chunk", chunk, 0)
-    if chunk >= nchunks:
-        raise ChunkError(f"chunk must be in [0, {nchunks}), got {chunk}")
+    check_chunk(chunk, nchunks)
     return chunk * total // nchunks, (chunk + 1) * total // nchunks
+
+
+def check_chunk(chunk: int, nchunks: int) -> None:
+    """:class:`ChunkError` unless ``0 <= chunk < nchunks`` (with datatap's message, which code written for
+    datatap may look for; ``nchunks = 0`` leaves no valid chunk).
+
+    >>> check_chunk(-1, 4)
+    Traceback (most recent call last):
+    ...
+    headwater.catalog.errors.ChunkError: Invalid chunk specification. -1 must be in the range [0, 4)
+    """
+    _check_int("chunk", chunk, -(1 << 62))
+    _check_int("nchunks", nchunks, -(1 << 62))
+    if not 0 <= chunk < nchunks:
+        raise ChunkError(f"Invalid chunk specification. {chunk} must be in the range [0, {nchunks})")
 
 
 def _round_keys(seed: int, salt: str | bytes) -> tuple[int, ...]:

@@ -2,7 +2,9 @@
 
 Why one module: the embedded client and the HTTP server must produce byte-for-byte the same shapes
 that the datatap 0.3.0 client parses (camelCase keys, ``updatedAt`` in ms, a dataset's ``splits`` as a
-list of split names), so they share these builders instead of each writing its own.
+list of split names), so they share these builders instead of each writing its own. The shapes are also
+written down as typed dicts with datatap's names (``JsonUser``, ``JsonDatabase``, ``JsonRepository``,
+``JsonDataset`` …), which the endpoint layer (:class:`~headwater.client.ApiEndpoints`) returns.
 
 Example:
     >>> from datetime import datetime, timezone
@@ -15,16 +17,103 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
 
 if TYPE_CHECKING:
     from .catalog import Catalog
 
-__all__ = ["database_json", "repository_json", "repositories_json", "tag_json", "tag_move_json", "tag_event_json",
-           "dataset_json", "user_json"]
+__all__ = [
+    "JsonUser", "JsonDatabaseOptions", "JsonDatabase", "JsonSplit", "JsonTag", "JsonTagMove", "JsonTagEvent",
+    "JsonRepository", "JsonDatasetRepository", "JsonDataset",
+    "database_json", "repository_json", "repositories_json", "tag_json", "tag_move_json", "tag_event_json",
+    "dataset_json", "user_json",
+]
+
+
+class JsonUser(TypedDict):
+    """``GET /user``: the caller (``defaultDatabase`` is a database uid or null)."""
+
+    uid: str
+    username: str
+    email: str
+    defaultDatabase: str | None
+
+
+class JsonDatabaseOptions(TypedDict):
+    """A database's ``connectionOptions``: never credentials (datatap's said how to reach Neo4j)."""
+
+    kind: str
+    public: NotRequired[bool]
+
+
+class JsonDatabase(TypedDict):
+    """One database."""
+
+    uid: str
+    name: str
+    connectionOptions: JsonDatabaseOptions
+
+
+class JsonSplit(TypedDict):
+    """A split of a tagged dataset and its droplet count."""
+
+    split: str
+    annotationCount: int
+
+
+class JsonTag(TypedDict):
+    """A tag: the dataset uid it points at, when it moved there (ms since the epoch), the splits."""
+
+    tag: str
+    dataset: str
+    updatedAt: int
+    splits: list[JsonSplit]
+
+
+class JsonTagMove(JsonTag):
+    """What a tag move answers: the tag, and the dataset it pointed at before (null for a new tag)."""
+
+    previous: str | None
+
+
+class JsonTagEvent(TypedDict):
+    """One move in a tag's history."""
+
+    tag: str
+    dataset: str
+    previous: str | None
+    movedAt: int
+
+
+class JsonRepository(TypedDict):
+    """A repository with its tags."""
+
+    namespace: str
+    name: str
+    tags: list[JsonTag]
+
+
+class JsonDatasetRepository(TypedDict):
+    """The repository a dataset belongs to."""
+
+    namespace: str
+    name: str
+
+
+class JsonDataset(TypedDict):
+    """A dataset: uid, database uid, repository, template, split names — and headwater's ``splitCounts``
+    (``{split: count}``) and ``pools`` (``{pool name: URL}``), which datatap ignores."""
+
+    uid: str
+    database: str
+    repository: JsonDatasetRepository
+    template: Mapping[str, Any]
+    splits: list[str]
+    splitCounts: NotRequired[dict[str, int]]
+    pools: NotRequired[dict[str, str]]
 
 
 def database_json(db: DatabaseRecord) -> dict[str, Any]:

@@ -226,8 +226,6 @@ def stream(dataset: RepoRef, split: str, chunk: int, nchunks: int, shuffle_seed:
     """
     from ..client import StreamCache
 
-    if chunk >= nchunks:
-        raise click.BadParameter(f"chunk must be in [0, {nchunks}), got {chunk}", param_hint="--chunk")
     with open_api(catalog, server, api_key, cache=StreamCache() if cache else False) as api:
         ds = api.get_database_by_name(dataset.database).get_dataset(dataset.namespace, dataset.name,
                                                                     dataset.tag or "latest")

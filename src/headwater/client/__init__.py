@@ -1,6 +1,8 @@
 """Layer 7 (client): datatap's ``Api`` over a catalog or a server, sharded streams, and their cache.
 
-* :mod:`.api` — ``Api → Database → Repository → Dataset → stream_split`` (datatap's names);
+* :mod:`.api` — ``Api → Database → Repository → Dataset → stream_split`` (datatap's entity layer);
+* :mod:`.endpoints` — :class:`ApiEndpoints` (datatap's endpoint layer: plain JSON dicts, same transport and cache);
+* :mod:`.session` — what both share: a transport and a stream cache, chosen from arguments and environment;
 * :mod:`.transports` — where the data is: :class:`EmbeddedTransport` (a local catalog) or
   :class:`HttpTransport` (a headwater server), behind one :class:`Transport` interface;
 * :mod:`.passes` — one pass: replayed from the cache, filled into it while streaming, or streamed;
@@ -17,6 +19,7 @@ Example:
 """
 
 from .api import Api, Database, Dataset, DatasetRepository, Repository, Split, Tag, User
+from .endpoints import ApiEndpoints
 from .errors import (
     CacheError,
     ClientError,
@@ -32,7 +35,7 @@ from .transports import EmbeddedTransport, HttpTransport, Transport, Writer
 from .upload import LocalShard, UploadReport, local_shards, upload_pool
 
 __all__ = [
-    "Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository",
+    "Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository", "ApiEndpoints",
     "StreamCache", "StreamKey", "CacheEntry", "CacheError", "DEFAULT_MAX_BYTES",
     "ClientError", "RemoteError", "RemoteNotFoundError", "RemoteAuthError", "RemoteRequestError",
     "RemoteUnavailableError",

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import msgspec
 
-from ..catalog import NotFoundError, chunk_bounds, default_catalog_location
+from ..catalog import NotFoundError, chunk_bounds
 from ..droplet import (
     ImageAnnotation,
     ImageAnnotationTemplate,
@@ -53,77 +53,51 @@ from ..droplet import (
 )
 from ..droplet.ndjson import iter_lines, join_lines, split_lines
 from ..storage import RetryPolicy
+from .endpoints import ApiEndpoints
 from .errors import ClientError
 from .passes import stream_pass
+from .session import CacheSpec, Context, open_cache, open_transport
 from .stream_cache import StreamCache
-from .transports import EmbeddedTransport, HttpTransport, Transport, Writer
-from .transports.http import DEFAULT_RETRY
+from .transports import Transport, Writer
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
 __all__ = ["Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository"]
 
-CacheSpec = StreamCache | str | os.PathLike[str] | bool | None
-
-
-def _open_cache(spec: CacheSpec) -> StreamCache | None:
-    if spec is None or spec is False:
-        return None
-    if spec is True:
-        return StreamCache()
-    if isinstance(spec, StreamCache):
-        return spec
-    return StreamCache(spec)
-
-
-class _Context:
-    """What every API object shares: the transport and the stream cache (picklable)."""
-
-    __slots__ = ("transport", "cache")
-
-    def __init__(self, transport: Transport, cache: StreamCache | None) -> None:
-        self.transport = transport
-        self.cache = cache
-
-    def __getstate__(self) -> tuple[Transport, StreamCache | None]:
-        return (self.transport, self.cache)
-
-    def __setstate__(self, state: tuple[Transport, StreamCache | None]) -> None:
-        self.transport, self.cache = state
-
-
 class Api:
     """Entry point: a catalog (embedded) or a server URL and an API key (remote).
 
+    ``Api(api_key, uri)`` is datatap's call, and works as it did there (``uri`` is datatap's name for
+    ``url``); headwater's own arguments are keywords.
+
     ``catalog`` is a file path, a ``sqlite:///`` / ``postgresql://`` URL or an open
-    :class:`~headwater.catalog.Catalog` (default: :func:`~headwater.catalog.default_catalog_location`).
+    :class:`~headwater.catalog.Catalog`. With neither ``catalog`` nor ``url``, the server named by
+    ``$HEADWATER_SERVER`` is used when it is set, else :func:`~headwater.catalog.default_catalog_location`.
     ``cache`` is ``True`` (the default stream cache), ``False``/``None`` (no cache), a directory or a
     :class:`~headwater.client.stream_cache.StreamCache`. ``default_database`` (name or uid) decides what
     :meth:`get_default_database` returns in embedded mode. ``url``/``api_key``: a headwater server
     (remote mode, :class:`~headwater.client.transports.HttpTransport`: one pooled HTTP session,
-    time-outs, retries, streams that resume); ``retry`` (a :class:`~headwater.storage.RetryPolicy` or a
-    number of attempts) sets how patient it is. ``transport`` plugs in any
+    time-outs, retries, streams that resume; the key defaults to ``$HEADWATER_API_KEY``); ``retry`` (a
+    :class:`~headwater.storage.RetryPolicy` or a number of attempts) sets how patient it is. ``transport`` plugs in any
     :class:`~headwater.client.transports.Transport` directly.
     """
 
-    def __init__(self, catalog: Catalog | str | os.PathLike[str] | None = None, *, url: str | None = None,
-                 api_key: str | None = None, cache: CacheSpec = True, default_database: str | None = None,
-                 retry: RetryPolicy | int | None = None, transport: Transport | None = None) -> None:
+    def __init__(self, api_key: str | None = None, uri: str | None = None, *,
+                 catalog: Catalog | str | os.PathLike[str] | None = None, url: str | None = None,
+                 cache: CacheSpec = True, default_database: str | None = None, retry: RetryPolicy | int | None = None,
+                 transport: Transport | None = None) -> None:
+        if uri is not None and url is not None and uri != url:
+            raise ClientError(f"uri={uri!r} and url={url!r}: give the server once")
         if transport is None:
-            if url is not None:
-                if catalog is not None:
-                    raise ClientError("give either a catalog (embedded mode) or a server url (remote mode), not both")
-                transport = HttpTransport(url, api_key, retry=DEFAULT_RETRY if retry is None else retry)
-            else:
-                if catalog is None:
-                    catalog = default_catalog_location()
-                    if "://" not in catalog and not os.path.exists(catalog):
-                        raise ClientError(f"no catalog at {catalog}: pass Api(catalog=path_or_url), set "
-                                          "HEADWATER_CATALOG, or publish a dataset there first")
-                transport = EmbeddedTransport(catalog, default_database=default_database)
+            transport = open_transport(catalog, url or uri, api_key, default_database=default_database, retry=retry)
         self.api_key = api_key
-        self._ctx = _Context(transport, _open_cache(cache))
+        self._ctx = Context(transport, open_cache(cache))
+
+    @property
+    def endpoints(self) -> ApiEndpoints:
+        """datatap's endpoint layer over the same transport and stream cache (see :class:`ApiEndpoints`)."""
+        return ApiEndpoints._of(self._ctx)
 
     @property
     def transport(self) -> Transport:
@@ -210,14 +184,14 @@ class User:
 class Database:
     """A named container of repositories."""
 
-    def __init__(self, ctx: _Context, uid: str, *, name: str, connection_options: dict[str, Any]) -> None:
+    def __init__(self, ctx: Context, uid: str, *, name: str, connection_options: dict[str, Any]) -> None:
         self._ctx = ctx
         self.uid = uid
         self.name = name
         self.connection_options = connection_options
 
     @staticmethod
-    def from_json(ctx: _Context, json: dict[str, Any]) -> Database:
+    def from_json(ctx: Context, json: dict[str, Any]) -> Database:
         return Database(ctx, json["uid"], name=json["name"], connection_options=json.get("connectionOptions", {}))
 
     def __repr__(self) -> str:
@@ -297,7 +271,7 @@ class Tag:
 class Repository:
     """``namespace/name`` in a database, with its tags."""
 
-    def __init__(self, ctx: _Context, database: str, *, namespace: str, name: str, tags: list[Tag]) -> None:
+    def __init__(self, ctx: Context, database: str, *, namespace: str, name: str, tags: list[Tag]) -> None:
         self._ctx = ctx
         self.database = database
         self.namespace = namespace
@@ -305,7 +279,7 @@ class Repository:
         self.tags = tags
 
     @staticmethod
-    def from_json(ctx: _Context, database: str, json: dict[str, Any]) -> Repository:
+    def from_json(ctx: Context, database: str, json: dict[str, Any]) -> Repository:
         return Repository(ctx, database, namespace=json["namespace"], name=json["name"],
                           tags=[Tag.from_json(t) for t in json.get("tags", [])])
 
@@ -350,7 +324,7 @@ class Dataset:
     workers as is.
     """
 
-    def __init__(self, ctx: _Context, uid: str, *, database: str, repository: DatasetRepository,
+    def __init__(self, ctx: Context, uid: str, *, database: str, repository: DatasetRepository,
                  splits: list[str], template: dict[str, Any], split_counts: dict[str, int] | None = None,
                  pools: dict[str, str] | None = None) -> None:
         self._ctx = ctx
@@ -365,7 +339,7 @@ class Dataset:
         """Pool name → pool URL, for ``pool://`` image references (see :class:`~headwater.droplet.ImageFetcher`)."""
 
     @staticmethod
-    def from_json(ctx: _Context, json: dict[str, Any]) -> Dataset:
+    def from_json(ctx: Context, json: dict[str, Any]) -> Dataset:
         return Dataset(ctx, json["uid"], database=json["database"],
                        repository=DatasetRepository(namespace=json["repository"]["namespace"],
                                                     name=json["repository"]["name"]),
@@ -481,7 +455,7 @@ class Dataset:
         return found if limit is None else itertools.islice(found, limit)
 
 
-def _publish(ctx: _Context, database: str, repository: str, source: Any, options: dict[str, Any]) -> Dataset:
+def _publish(ctx: Context, database: str, repository: str, source: Any, options: dict[str, Any]) -> Dataset:
     namespace, sep, name = repository.partition("/")
     if not sep or not namespace or not name or "/" in name:
         raise ClientError(f"repository must be 'namespace/name', got {repository!r}")

@@ -50,6 +50,7 @@ from ...catalog import (
     DatasetRecord,
     NotFoundError,
     Principal,
+    check_chunk,
     database_json,
     dataset_json,
     pass_blocks,
@@ -149,10 +150,7 @@ def stream_split(database: str, namespace: str, name: str, uid: str, split: str,
     ds = _stream_dataset(request, db.uid, namespace, name, uid)  # 404 unless the uid (or tag) is in this repository
     if split not in ds.splits:
         raise NotFoundError(f"split {split!r} not found in dataset {ds.uid!r} (splits: {list(ds.splits)})")
-    if nchunks < 1:
-        raise HTTPException(400, f"nchunks must be >= 1, got {nchunks}")
-    if not 0 <= chunk < nchunks:
-        raise HTTPException(400, f"chunk must be in [0, {nchunks}), got {chunk}")
+    check_chunk(chunk, nchunks)  # a ChunkError answers 400 with datatap's own message
     if truncate is not None and truncate < 0:
         raise HTTPException(400, f"truncate must be >= 0, got {truncate}")
     catalog = catalog_of(request)
