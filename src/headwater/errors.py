@@ -26,7 +26,8 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   └── MalformedMultipart (ConnectionError)
     ├── ArchiveError (ValueError)                   headwater.archive.errors
     │   ├── TarFormatError
-    │   │   └── TruncatedTarError
+    │   │   ├── TruncatedTarError
+    │   │   └── TooManyMembersError                 (a shard over a server's member cap)
     │   ├── IndexFormatError
     │   ├── ManifestError
     │   ├── UnsafeMemberError
@@ -68,9 +69,11 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
         │   ├── RevisionNotFound
         │   ├── EntryNotFound
         │   └── UnsafePathError
+        ├── UnsafeUrlError (ValueError)             (a publisher's URL readers must not be sent to)
         ├── RangeNotSatisfiable
         ├── MalformedRange (ValueError)
-        └── AddressInUseError                       (serve: another process listens there)
+        ├── AddressInUseError                       (serve: another process listens there)
+        └── ServerConfigError (ValueError)          (serve: settings that cannot work together)
 
 Example:
     >>> from headwater.storage import StoreUnavailableError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -13,6 +14,7 @@ import socket
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,11 +22,14 @@ from headwater.archive import (
     MANIFEST_NAME,
     Manifest,
     PackError,
+    TooManyMembersError,
     decode_index,
     encode_index,
     increment_id_shard,
     index_tar,
     pack_directory,
+    rebuild_manifest,
+    update_manifest,
 )
 from headwater.archive.writer import archive_size, member_footprint
 from headwater.pool import StorePool
@@ -353,6 +358,46 @@ def test_no_temp_files_left_after_a_write_failure(tmp_path: Path, blocked: str) 
 # --------------------------------------------------------------------------------------------------
 # manifest
 # --------------------------------------------------------------------------------------------------
+def _manifest_rows(path: str) -> tuple[list[Any], list[Any]]:
+    with Manifest(path) as m:
+        return ([(s.path, s.filesize, s.hash, s.hash_lfs, s.files) for s in m.shards()],
+                sorted((r.key, r.shard, r.name, r.offset, r.size, r.sha256) for k in m.keys() for r in m.lookup(k)))  # noqa: SIM118
+
+
+def test_an_updated_manifest_equals_a_rebuilt_one(tmp_path: Path) -> None:
+    rng = random.Random(4)
+    write_files(tmp_path / "src", {f"{i}.bin": rng.randbytes(rng.randint(1, 3000)) for i in range(1, 60)})
+    pool = tmp_path / "pool"
+    report = pack_directory(str(tmp_path / "src"), str(pool), max_shard_size=20 * 1024, silent=True)
+    assert len(report.shards) >= 4
+    added = tmp_path / "more"
+    write_files(added, {"500.bin": b"five hundred", "7.bin": b"a second 7"})
+    extra = next(iter(pack_directory(str(added), str(tmp_path / "pool2"), silent=True).shards))
+    shutil.copy(tmp_path / "pool2" / extra, pool / "added.tar")
+    shutil.copy((tmp_path / "pool2" / extra).with_suffix(".json"), pool / "added.json")
+    gone = sorted(report.shards)[1]
+    (pool / gone).unlink()
+    (pool / gone).with_suffix(".json").unlink()
+    update_manifest(str(pool), put={"added.tar": index_tar(pool / "added.tar")}, remove=[gone])
+    updated = _manifest_rows(str(pool / MANIFEST_NAME))
+    rebuild_manifest(str(pool))
+    assert updated == _manifest_rows(str(pool / MANIFEST_NAME))
+    (pool / MANIFEST_NAME).write_bytes(b"not a manifest")  # unreadable: rebuilt from the indexes instead
+    update_manifest(str(pool), remove=["nothing.tar"])
+    assert _manifest_rows(str(pool / MANIFEST_NAME)) == updated
+
+
+def test_indexing_stops_at_the_member_cap(tmp_path: Path) -> None:
+    path = tmp_path / "many.tar"
+    with tarfile.open(path, "w") as tar:
+        for i in range(30):
+            tar.addfile(tarfile.TarInfo(f"{i}.bin"), io.BytesIO(b""))
+    assert len(index_tar(path, max_members=30).files) == 30
+    with pytest.raises(TooManyMembersError, match="more than 29 members") as info:
+        index_tar(path, max_members=29)
+    assert info.value.offset == 29 * 512
+
+
 def test_manifest_matches_the_indexes(tmp_path: Path) -> None:
     rng = random.Random(9)
     files = {f"{i}.png": rng.randbytes(rng.randint(1, 4000)) for i in (1, 2, 1234, 2234, 99999)}

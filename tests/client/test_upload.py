@@ -38,7 +38,8 @@ def test_upload_a_local_pool_then_resume_and_read_it_back(tmp_path) -> None:
     os.makedirs(served)
     catalog = os.path.join(root, "catalog.sqlite")
     writer, reader = make_user(catalog, "alice", permission="write"), make_user(catalog, "bob")
-    with live_server(ServerConfig(catalog, pools={"acme/images": served})) as url:
+    config = ServerConfig(catalog, pools={"acme/images": served})
+    with live_server(config, public_pools=True, pool_owner="alice") as url:
         code, out = _upload(url, writer, local)
         assert code == 0, out
         report = json.loads(out)

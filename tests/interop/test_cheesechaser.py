@@ -72,7 +72,7 @@ def test_cheesechaser_downloads_by_id(cheesechaser_python: str, pool: tuple[str,
     ids = [1234, 2234, 3234, *sorted(files)[:57]]
     sha = {f"{rid}.webp": hashlib.sha256(files[rid]).hexdigest() for rid in ids}
     config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir})
-    with live_server(config) as url:
+    with live_server(config, public_pools=True) as url:
         out = _run(cheesechaser_python, url, str(tmp_path / "out"), ids)
     assert out["mock"] == {str(rid): [[f"{rid}.webp", sha[f"{rid}.webp"]]] for rid in ids[:3]}
     assert out["batch"] == sha  # every id, right bytes; the unknown id skipped
@@ -83,7 +83,7 @@ def test_cheesechaser_with_a_token_on_a_private_pool(cheesechaser_python: str, p
     pool_dir, files = pool
     ids = sorted(files)[-5:]
     config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir}, anonymous_read=False)
-    with live_server(config, handle=True) as server:
+    with live_server(config, handle=True, public_pools=True) as server:
         key = make_user(server.app.state.catalog, "dana")
         assert httpx.get(f"{server.url}/datasets/{REPO}/resolve/main/images/0234.json").status_code == 401
         out = _run(cheesechaser_python, server.url, str(tmp_path / "out"), ids, token=key)

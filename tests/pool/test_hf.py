@@ -74,7 +74,8 @@ def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:
     changed = by_shard[7]  # images/07.tar is replaced mid-download
     kept = [rid for rid in ids if rid % 10 != 7]
     out = tmp_path / "out"
-    with live_server(ServerConfig(str(tmp_path / "c.sqlite"), pools={REPO: pool_dir}), handle=True) as server:
+    with live_server(ServerConfig(str(tmp_path / "c.sqlite"), pools={REPO: pool_dir}), handle=True,
+                     public_pools=True, pool_owner="alice") as server:
         url, key = server.url, make_user(server.app.state.catalog, "alice", permission="write")
         c1 = _sha(url)
         pinned = IncrementIDDataPool(REPO, base_level=1, endpoint=url)
@@ -96,7 +97,8 @@ def test_a_pinned_pool_never_mixes_two_versions(tmp_path) -> None:
         names = sorted(index["files"], key=lambda n: index["files"][n]["offset"])
         new = {rid: bytes(b ^ 0xFF for b in files[rid]) for rid in changed}
         body = _tar_bytes([(n, new[int(n.split(".")[0])]) for n in names])
-        r = httpx.put(f"{url}/api/pools/{REPO}/files/images/07.tar", content=body, headers=bearer(key, raw=True))
+        r = httpx.put(f"{url}/api/pools/{REPO}/files/images/07.tar", content=body, headers=bearer(key, raw=True),
+                      params={"replace": "true"})
         assert r.status_code == 201, r.text
         c2 = r.json()["commit"]
         assert c2 != c1 and _sha(url) == c2
@@ -150,7 +152,7 @@ def test_pinning_reports_refused_tokens_and_skips_servers_without_commits(tmp_pa
     ids = list(range(1, 60))
     pool_dir, files = _pack(str(tmp_path), ids, base_level=1, seed=3)
     config = ServerConfig(str(tmp_path / "c.sqlite"), pools={REPO: pool_dir}, anonymous_read=False)
-    with live_server(config, handle=True) as server:
+    with live_server(config, handle=True, public_pools=True) as server:
         key = make_user(server.app.state.catalog, "bob")
         with pytest.raises(PoolAuthError):  # the commit lookup is refused: an auth error, not "not found"
             IncrementIDDataPool(REPO, base_level=1, endpoint=server.url).data_commit  # noqa: B018 - it raises
@@ -174,7 +176,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = str(tmp_path_factory.mktemp("hfurls"))
     ids = sorted(random.Random(5).sample(range(1, 20_000), 300))
     pool_dir, files = _pack(root, ids, base_level=2, seed=6)
-    with live_server(ServerConfig(os.path.join(root, "c.sqlite"), pools={REPO: pool_dir}), handle=True) as server:
+    with live_server(ServerConfig(os.path.join(root, "c.sqlite"), pools={REPO: pool_dir}), handle=True,
+                     public_pools=True) as server:
         yield Served(server.url, files, server)
 
 

@@ -15,7 +15,14 @@ from fastapi import Depends, Request
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, insert, inspect, select
 
 from headwater.catalog import Catalog, CatalogError, ConflictError, NotFoundError, Principal
-from headwater.catalog.engine import alembic_config, current_revision, migrate, open_engine, write_connection
+from headwater.catalog.engine import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    migrate,
+    open_engine,
+    write_connection,
+)
 from headwater.catalog.models import api_keys, utcnow
 from headwater.cli import main
 from headwater.server.app import ServerConfig, create_app
@@ -122,7 +129,7 @@ def test_0002_migrates_a_catalog_holding_data_both_ways(unmigrated_url: str) -> 
         conn.execute(insert(databases_v1).values(uid="db-1", name="old", public=False, created_at=utcnow()))
     engine.dispose()
     with Catalog(unmigrated_url) as cat:  # opening migrates to head
-        assert current_revision(cat.engine) == "0002"
+        assert current_revision(cat.engine) == head_revision()
         ds = cat.publish("old", "a", "b", template={}, splits={"s": [b"1", b"2"]})
         cat.create_user("alice")
         assert cat.change_database_access("old", owner="alice").owner == cat.user("alice").uid
@@ -278,3 +285,54 @@ def test_cli_serve_rejects_bad_pools(tmp_path) -> None:
     result = CliRunner().invoke(main, ["serve", "--catalog", os.path.join(str(tmp_path), "c.sqlite"),
                                        "--pool", "no-slash=/tmp"])
     assert result.exit_code == 2 and "is not OWNER/REPO=URL" in result.output
+
+
+def test_cli_pool_access(tmp_path) -> None:
+    path = os.path.join(str(tmp_path), "catalog.sqlite")
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, [*args, "--catalog", path])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run("keys", "create", "--user", "alice")
+    run("keys", "create", "--user", "bob")
+    out = run("pool", "set", "acme/images", "--owner", "alice", "--public")
+    assert out.strip() == "acme/images\towner=alice\tpublic\tgrants=-"
+    assert "grants=bob:write" in run("pool", "grant", "acme/images", "bob", "--write")
+    assert "grants=bob:read" in run("pool", "grant", "acme/images", "bob")
+    assert "acme/images" in run("pool", "list") and "1 pool(s) recorded" in run("pool", "list")
+    assert "grants=-" in run("pool", "revoke", "acme/images", "bob")
+    assert "user 'bob' has no grant on pool 'acme/images'" in run("pool", "revoke", "acme/images", "bob", code=2)
+    assert "private" in run("pool", "set", "acme/images", "--private")
+    assert "owner=(no owner" in run("pool", "set", "acme/images", "--no-owner")
+    assert "user 'carol' not found (create it with" in run("pool", "set", "acme/images", "--owner", "carol", code=2)
+    assert "user 'carol' not found" in run("pool", "grant", "acme/images", "carol", code=2)
+    assert "invalid pool 'images'" in run("pool", "set", "images", "--public", code=2)
+    assert "nothing to change" in run("pool", "set", "acme/images", code=2)
+
+
+def test_cli_serve_needs_a_public_url_on_a_wildcard_address(tmp_path) -> None:
+    result = CliRunner().invoke(main, ["serve", "--catalog", os.path.join(str(tmp_path), "c.sqlite"),
+                                       "--host", "0.0.0.0"])
+    assert result.exit_code == 2 and "give --public-url" in result.output
+    result = CliRunner().invoke(main, ["serve", "--catalog", os.path.join(str(tmp_path), "c.sqlite"),
+                                       "--public-url", "ftp://x"])
+    assert result.exit_code == 2 and "must be http(s)://" in result.output
+
+
+def test_pool_access_migration_upgrades_and_downgrades(unmigrated_url: str) -> None:
+    engine = open_engine(unmigrated_url, migrate_to_head=False)
+    migrate(engine, "0002")
+    engine.dispose()
+    with Catalog(unmigrated_url) as cat:  # opening migrates to head
+        cat.create_user("alice")
+        cat.change_pool_access("acme/images", owner="alice", public=True)
+        cat.grant_pool_access("acme/images", "alice", "write")
+        assert cat.pool_accesses()[0].grants == {cat.user("alice").uid: "write"}
+        with write_connection(cat.engine) as conn:
+            command.downgrade(alembic_config(conn), "0002")
+        assert "pools" not in inspect(cat.engine).get_table_names()
+    with Catalog(unmigrated_url) as cat:
+        assert cat.pool_access("acme/images").recorded is False  # migrated again, empty

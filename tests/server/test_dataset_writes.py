@@ -274,7 +274,7 @@ def test_cli_publish_tag_and_stream_against_a_server(world: World, tmp_path: Any
 
 def test_pools_served_by_the_server_are_stored_as_locations_and_read_as_its_urls(tmp_path: Any) -> None:
     from headwater.archive import pack_directory
-    from headwater.droplet import ImageFetcher
+    from headwater.droplet import ImageFetcher, ImageFetchError
 
     src, root = tmp_path / "src", tmp_path / "served"
     src.mkdir()
@@ -293,10 +293,12 @@ def test_pools_served_by_the_server_are_stored_as_locations_and_read_as_its_urls
         assert r.json()["pools"] == {"images": served}
         with Catalog(path) as cat:
             assert cat.dataset("main", "acme", "cats", "latest").pools == {"images": str(root / "cats" / "v1")}
-        droplets = list(Api(url=url, api_key=key, cache=False).get_database_by_name("main")
-                        .get_dataset("acme/cats:latest").stream_split("train"))
-        fetched = ImageFetcher(r.json()["pools"]).fetch_many([d.image for d in droplets])
+        dataset = Api(url=url, api_key=key, cache=False).get_database_by_name("main").get_dataset("acme/cats:latest")
+        droplets = list(dataset.stream_split("train"))
+        fetched = dataset.image_fetcher().fetch_many([d.image for d in droplets])  # with alice's key
         assert fetched == [b"jpeg 0", b"jpeg 1", b"jpeg 2"]
+        with pytest.raises(ImageFetchError):  # the pool holds a private database's images: not for anonymous
+            ImageFetcher(r.json()["pools"]).fetch_many([d.image for d in droplets])
         bad = f"{url}/datasets/acme/images/resolve/main/cats/../../../etc"
         r = httpx.post(url + PUBLISH, content=ndjson({"pools": {"images": bad}}, rows), headers=bearer(key))
         assert r.status_code == 400 and "unsafe path" in r.json()["error"]

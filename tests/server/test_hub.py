@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import io
 import json
 import os
 import random
 import socket
 import subprocess
 import sys
-import tarfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ import pytest
 from headwater.archive import pack_directory
 from headwater.server.app import ServerConfig
 
-from ..support.files import make_files
+from ..support.files import make_files, tar_bytes
 from ..support.servers import BackgroundServer, bearer, live_server, make_user
 
 REPO = "acme/pool"
@@ -56,16 +54,6 @@ class Hub:
         return self.server.app.state.pools.get(repo)
 
 
-def _tar_bytes(members: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Any:
     root = str(tmp_path_factory.mktemp("hub"))
@@ -83,7 +71,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Any:
     os.makedirs(up)
     config = ServerConfig(os.path.join(root, "catalog.sqlite"), pools={REPO: pool, "acme/up": up},
                           max_upload_bytes=256 << 10)
-    with live_server(config, handle=True) as server:
+    with live_server(config, handle=True, public_pools=True, pool_owner="alice") as server:
         catalog = server.app.state.catalog
         yield Hub(server.url, pool, up, files, server, make_user(catalog, "alice", permission="write"),
                   make_user(catalog, "bob"))
@@ -312,7 +300,7 @@ def test_path_traversal_is_refused(hub: Hub) -> None:
     for target in ["/api/pools/acme/up/files/..%2f..%2fx.tar", "/api/pools/acme/up/files/%2e%2e/x.tar",
                    "/api/pools/acme/up/files/a/../../x.tar", "/api/pools/acme/up/files/.headwater/x.json",
                    "/api/pools/acme/up/files/a%5cb.tar", "/api/pools/acme/up/files/%252e%252e/x.tar"]:
-        status, body = _raw(hub, "PUT", target, auth, _tar_bytes({"1.bin": b"x"}))
+        status, body = _raw(hub, "PUT", target, auth, tar_bytes({"1.bin": b"x"}))
         assert 400 <= status < 500, (target, status)
     assert not os.path.exists(os.path.join(os.path.dirname(hub.up), "x.tar"))
 
@@ -450,12 +438,12 @@ def test_headwater_hub_pools_against_the_server(hub: Hub, tmp_path) -> None:
 # -- commits ---------------------------------------------------------------------------------------------
 def test_commits_are_content_addressed_and_old_ones_serve_only_unchanged_files(hub: Hub, tmp_path) -> None:
     auth = bearer(hub.write_key, raw=True)
-    r = httpx.put(hub.url + "/api/pools/acme/up/files/images/001.tar", content=_tar_bytes({"1.bin": b"one"}),
+    r = httpx.put(hub.url + "/api/pools/acme/up/files/images/001.tar", content=tar_bytes({"1.bin": b"one"}),
                   headers=auth)
     assert r.status_code == 201, r.text
     c1 = r.json()["commit"]
     assert httpx.get(hub.url + "/api/datasets/acme/up").json()["sha"] == c1
-    r = httpx.put(hub.url + "/api/pools/acme/up/files/images/002.tar", content=_tar_bytes({"2.bin": b"two"}),
+    r = httpx.put(hub.url + "/api/pools/acme/up/files/images/002.tar", content=tar_bytes({"2.bin": b"two"}),
                   headers=auth)
     c2 = r.json()["commit"]
     assert c2 != c1
@@ -467,15 +455,15 @@ def test_commits_are_content_addressed_and_old_ones_serve_only_unchanged_files(h
     r = hub.get(f"/datasets/acme/up/resolve/{c1}/images/002.tar")
     assert r.status_code == 404 and r.headers["x-error-code"] == "EntryNotFound"
     # a changed file is not served under the old id (no other bytes than the commit's)
-    r = httpx.put(hub.url + "/api/pools/acme/up/files/images/001.tar", content=_tar_bytes({"1.bin": b"ONE!"}),
-                  headers=auth)
+    r = httpx.put(hub.url + "/api/pools/acme/up/files/images/001.tar", content=tar_bytes({"1.bin": b"ONE!"}),
+                  headers=auth, params={"replace": "true"})
     c3 = r.json()["commit"]
     r = hub.get(f"/datasets/acme/up/resolve/{c1}/images/001.tar")
     assert r.status_code == 404 and "changed since commit" in r.json()["error"]
     assert hub.get(f"/datasets/acme/up/resolve/{c3}/images/001.tar").status_code == 200
     # another server process over the same pool computes the same id and knows the recorded old commits
     config = ServerConfig(str(tmp_path / "other.sqlite"), pools={"acme/up": hub.up})
-    with live_server(config) as other:
+    with live_server(config, public_pools=True) as other:
         assert httpx.get(other + "/api/datasets/acme/up").json()["sha"] == c3
         assert httpx.get(other + f"/api/datasets/acme/up/revision/{c2}").json()["sha"] == c2
         assert httpx.get(other + f"/datasets/acme/up/resolve/{c2}/images/002.tar").status_code == 200
@@ -491,7 +479,7 @@ def test_uploads(hub: Hub) -> None:
 
     url = hub.url + "/api/pools/acme/up/files/"
     members = {f"{i}.bin": random.Random(i).randbytes(100 + i) for i in (1105, 2205, 3305)}
-    data = _tar_bytes(members)
+    data = tar_bytes(members)
     assert httpx.put(url + "images/005.tar", content=data).status_code == 401
     r = httpx.put(url + "images/005.tar", content=data, headers=bearer(hub.read_key, raw=True))
     assert r.status_code == 403 and "read-only" in r.json()["error"]
@@ -518,7 +506,7 @@ def test_uploads(hub: Hub) -> None:
     assert r.status_code == 400
     r = httpx.put(url + "images/006.tar", content=b"this is not a tar archive" * 40, headers=auth)
     assert r.status_code == 400 and "not a valid tar" in r.json()["error"]
-    r = httpx.put(url + "images/006.tar", content=_tar_bytes({"../../escape.bin": b"x"}), headers=auth)
+    r = httpx.put(url + "images/006.tar", content=tar_bytes({"../../escape.bin": b"x"}), headers=auth)
     assert r.status_code == 400 and "unsafe member name" in r.json()["error"]
     r = httpx.put(url + "notes.txt", content=b"hello", headers=auth)
     assert r.status_code == 400 and "only .tar" in r.json()["error"]
@@ -527,7 +515,7 @@ def test_uploads(hub: Hub) -> None:
     r = httpx.put(hub.url + "/api/pools/acme/nope/files/images/006.tar", content=data, headers=auth)
     assert r.status_code == 404
 
-    big = _tar_bytes({"9.bin": random.Random(9).randbytes(300 << 10)})  # over max_upload_bytes (256 KiB)
+    big = tar_bytes({"9.bin": random.Random(9).randbytes(300 << 10)})  # over max_upload_bytes (256 KiB)
     r = httpx.put(url + "images/009.tar", content=big, headers=auth)
     assert r.status_code == 413 and "limit" in r.json()["error"]
 
@@ -552,7 +540,7 @@ def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> No
     from huggingface_hub import hf_hub_download
 
     config = ServerConfig(str(tmp_path / "private.sqlite"), pools={REPO: hub.pool}, anonymous_read=False)
-    with live_server(config, handle=True) as server:
+    with live_server(config, handle=True, public_pools=True) as server:
         key = make_user(server.app.state.catalog, "carol")
         target = f"{server.url}/datasets/{REPO}/resolve/main/images/034.json"
         assert httpx.get(target).status_code == 401
@@ -569,7 +557,7 @@ def test_pools_need_a_key_when_anonymous_reads_are_off(hub: Hub, tmp_path) -> No
 def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path, file_server) -> None:
     upstream = file_server(hub.pool)
     config = ServerConfig(str(tmp_path / "c.sqlite"), pools={"acme/http": upstream.url})
-    with live_server(config, handle=True) as server:
+    with live_server(config, handle=True, public_pools=True, pool_owner="erin") as server:
         key = make_user(server.app.state.catalog, "erin", permission="write")
         info = httpx.get(server.url + "/api/datasets/acme/http").json()  # listed through its manifest
         shards = sorted(s["rfilename"] for s in info["siblings"] if s["rfilename"].endswith(".tar"))
@@ -583,7 +571,7 @@ def test_a_pool_on_plain_http_is_served_read_only(hub: Hub, tmp_path, file_serve
         assert r.status_code == 206 and hashlib.sha256(r.content).hexdigest() == entry["sha256"]
         assert r.headers["etag"] == f'"{index["hash_lfs"]}"'
         r = httpx.put(server.url + "/api/pools/acme/http/files/images/001.tar",
-                      content=_tar_bytes({"1.bin": b"x"}), headers=bearer(key, raw=True))
+                      content=tar_bytes({"1.bin": b"x"}), headers=bearer(key, raw=True))
         assert r.status_code == 405 and "read-only" in r.json()["error"]
 
 

@@ -54,7 +54,7 @@ def s3_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
             fs.put(pool + "/", f"{BUCKET}/pool/", recursive=True)
             config = ServerConfig(os.path.join(root, "catalog.sqlite"), pools={REPO: f"s3://{BUCKET}/pool"},
                                   max_upload_bytes=1 << 20)
-            with live_server(config, handle=True) as server:
+            with live_server(config, handle=True, public_pools=True, pool_owner="alice") as server:
                 key = make_user(server.app.state.catalog, "alice", permission="write")
                 yield {"url": server.url, "pool": pool, "files": files, "fs": fs, "key": key, "server": server}
         finally:
@@ -123,6 +123,9 @@ def test_upload_into_an_s3_pool(s3_hub: dict[str, Any]) -> None:
             tar.addfile(info, io.BytesIO(payload))
     r = httpx.put(f"{url}/api/pools/{REPO}/files/images/07.tar", content=raw.getvalue(),
                   headers={"Authorization": f"Bearer {s3_hub['key']}"})
+    assert r.status_code == 409 and "replace=true" in r.json()["error"]  # another shard is there
+    r = httpx.put(f"{url}/api/pools/{REPO}/files/images/07.tar", content=raw.getvalue(),
+                  headers={"Authorization": f"Bearer {s3_hub['key']}"}, params={"replace": "true"})
     assert r.status_code == 201, r.text
     commit = r.json()["commit"]
     assert commit != before and httpx.get(f"{url}/api/datasets/{REPO}").json()["sha"] == commit

@@ -9,10 +9,12 @@ Example:
 
 from __future__ import annotations
 
+import io
 import os
 import random
+import tarfile
 
-__all__ = ["make_files"]
+__all__ = ["make_files", "tar_bytes"]
 
 
 def make_files(folder: str, ids: list[int], *, seed: int = 0, ext: str = ".bin", lo: int = 50,
@@ -27,3 +29,14 @@ def make_files(folder: str, ids: list[int], *, seed: int = 0, ext: str = ".bin",
             f.write(data)
         out[rid] = data
     return out
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """A tar archive (GNU format) holding ``members`` (name → bytes), in that order."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()

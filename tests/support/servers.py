@@ -10,8 +10,11 @@ Stable API (other test modules rely on it)::
     with live_server(config, handle=True) as server:                   # a BackgroundServer
         server.url, server.app.state.catalog
 
+    with live_server(config, public_pools=True, pool_owner="alice"):   # every served pool public, alice's
+
 ``make_user(catalog, "alice", permission="write")`` creates a user (if missing) and a key and returns
-the secret; ``bearer(secret)`` gives datatap-style headers (base64 of the key), ``bearer(secret,
+the secret; ``share_pools(catalog, repos, owner=…, public=…)`` records pools' access settings;
+``bearer(secret)`` gives datatap-style headers (base64 of the key), ``bearer(secret,
 raw=True)`` Hugging-Face-style headers (the key as it is).
 """
 
@@ -26,16 +29,22 @@ from headwater.catalog import Catalog
 from headwater.server.app import ServerConfig
 from headwater.server.runner import BackgroundServer
 
-__all__ = ["live_server", "make_user", "bearer", "BackgroundServer"]
+__all__ = ["live_server", "make_user", "bearer", "share_pools", "BackgroundServer"]
 
 
 @contextmanager
-def live_server(config: ServerConfig | Any, *, handle: bool = False) -> Iterator[Any]:
+def live_server(config: ServerConfig | Any, *, handle: bool = False, public_pools: bool = False,
+                pool_owner: str | None = None) -> Iterator[Any]:
     """Run a server for ``config`` (a :class:`ServerConfig` or a FastAPI app) for the ``with`` block.
 
     Yields the base URL (``http://127.0.0.1:PORT``), or the :class:`BackgroundServer` when ``handle``.
+    ``public_pools`` / ``pool_owner``: record every served pool as public / owned by that user (created if
+    missing) before the server starts — a pool without a record is private and takes no uploads.
     """
     server = BackgroundServer(config)
+    if public_pools or pool_owner is not None:
+        state = server.app.state
+        share_pools(state.catalog, list(state.config.pools), owner=pool_owner, public=public_pools)
     server.start()
     try:
         yield server if handle else server.url
@@ -60,3 +69,11 @@ def bearer(secret: str | None, *, raw: bool = False) -> dict[str, str]:
         return {}
     token = secret if raw else base64.b64encode(secret.encode("ascii")).decode("ascii")
     return {"Authorization": f"Bearer {token}"}
+
+
+def share_pools(catalog: Catalog, repos: list[str], *, owner: str | None = None, public: bool = True) -> None:
+    """Record ``repos`` as owned by ``owner`` (created if missing; None: no owner) and public or not."""
+    if owner is not None:
+        catalog.create_user(owner, email=f"{owner}@example.org", exist_ok=True)
+    for repo in repos:
+        catalog.change_pool_access(repo, owner=owner, public=public)

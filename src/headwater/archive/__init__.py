@@ -20,6 +20,7 @@ from .errors import (
     ManifestError,
     PackError,
     TarFormatError,
+    TooManyMembersError,
     TruncatedTarError,
     UnsafeMemberError,
 )
@@ -35,7 +36,7 @@ from .index import (
     index_tar,
     normalize_member_name,
 )
-from .manifest import MANIFEST_NAME, Manifest, ManifestRow, rebuild_manifest, write_manifest
+from .manifest import MANIFEST_NAME, Manifest, ManifestRow, rebuild_manifest, update_manifest, write_manifest
 from .member_names import check_member_name, resource_key
 from .pack import PackReport, pack_directory, write_shards
 from .shards import find_shards, load_index, load_indexes
@@ -45,12 +46,12 @@ from .verify import Problem, VerifyReport, verify_pool, verify_shard
 
 __all__ = [
     "ArchiveError", "IndexFormatError", "ManifestError", "PackError", "TarFormatError", "TruncatedTarError",
-    "UnsafeMemberError",
+    "UnsafeMemberError", "TooManyMembersError",
     "ExtractReport", "extract_shard", "safe_target",
     "increment_id_shard",
     "FileEntry", "TarIndex", "decode_index", "encode_index", "index_path_for", "index_stream", "index_tar",
     "normalize_member_name",
-    "MANIFEST_NAME", "Manifest", "ManifestRow", "rebuild_manifest", "write_manifest",
+    "MANIFEST_NAME", "Manifest", "ManifestRow", "rebuild_manifest", "update_manifest", "write_manifest",
     "check_member_name", "resource_key",
     "PackReport", "pack_directory", "write_shards",
     "find_shards", "load_index", "load_indexes",

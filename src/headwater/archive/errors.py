@@ -22,6 +22,7 @@ __all__ = [
     "ManifestError",
     "UnsafeMemberError",
     "PackError",
+    "TooManyMembersError",
 ]
 
 
@@ -58,3 +59,8 @@ class UnsafeMemberError(ArchiveError):
 
 class PackError(ArchiveError):
     """The source directory cannot be packed as asked; nothing was written."""
+
+
+class TooManyMembersError(TarFormatError):
+    """A tar holds more members than the caller accepts (a server's per-shard cap); ``offset`` is where
+    the first member past the cap starts."""

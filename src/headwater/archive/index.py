@@ -29,7 +29,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from .errors import IndexFormatError, TarFormatError
+from .errors import IndexFormatError, TarFormatError, TooManyMembersError
 from .tarwalk import walk_tar
 
 __all__ = [
@@ -84,11 +84,14 @@ def git_blob_sha1_prefix(size: int) -> bytes:
     return f"blob {size}\0".encode()
 
 
-def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 4 << 20) -> TarIndex:
+def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 4 << 20,
+                 max_members: int | None = None) -> TarIndex:
     """Index a tar read front to back from ``stream`` whose total length is ``filesize``.
 
     Whole-file hashes and per-member sha256 are computed from the same bytes in the same pass;
-    nothing is extracted and the stream is never re-read.
+    nothing is extracted and the stream is never re-read. ``max_members`` stops at the first header past
+    that many (:class:`TooManyMembersError`), so an archive of millions of empty members costs no more
+    memory than the cap: a server indexing untrusted uploads sets it.
     """
     git = hashlib.sha1(git_blob_sha1_prefix(filesize))
     lfs = hashlib.sha256()
@@ -101,7 +104,10 @@ def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chu
         seen += len(chunk)
 
     files: dict[str, FileEntry] = {}
-    for member, digest in walk_tar(stream, hash_members=with_hash, on_chunk=on_chunk, chunk_size=chunk_size):
+    walk = walk_tar(stream, hash_members=with_hash, on_chunk=on_chunk, chunk_size=chunk_size)
+    for headers, (member, digest) in enumerate(walk, 1):
+        if max_members is not None and headers > max_members:
+            raise TooManyMembersError(f"more than {max_members} members (the limit per shard)", member.offset)
         if member.isreg:
             files[member.name] = FileEntry(member.offset_data, member.size, digest)
     if seen != filesize:
@@ -109,12 +115,12 @@ def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chu
     return TarIndex(filesize, git.hexdigest(), lfs.hexdigest(), files)
 
 
-def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True) -> TarIndex:
+def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True, max_members: int | None = None) -> TarIndex:
     """Index a local tar file in one streaming pass (see :func:`index_stream`); a damaged file raises the
     error with the file's path in front of what is wrong."""
     with open(path, "rb", buffering=0) as f:
         try:
-            return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash)
+            return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash, max_members=max_members)
         except TarFormatError as err:
             raise type(err)(f"{os.fspath(path)}: {err}", err.offset) from None
         except IndexFormatError as err:

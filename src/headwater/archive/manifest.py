@@ -18,18 +18,20 @@ Example:
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ..storage import Store, atomic_path, open_store
+from ..storage import Store, StoreNotFoundError, atomic_path, open_store
 from .errors import ManifestError
 from .index import TarIndex, index_path_for
 from .member_names import resource_key
 from .shards import find_shards, load_indexes
 
-__all__ = ["MANIFEST_NAME", "ManifestRow", "ShardRow", "Manifest", "write_manifest", "rebuild_manifest"]
+__all__ = ["MANIFEST_NAME", "ManifestRow", "ShardRow", "Manifest", "write_manifest", "rebuild_manifest",
+           "update_manifest"]
 
 MANIFEST_NAME = "headwater-manifest.sqlite"
 _FORMAT = "1"
@@ -68,6 +70,20 @@ class ManifestRow:
     shard_size: int
 
 
+def _insert_shard(db: sqlite3.Connection, shard_id: int, shard: str, index: TarIndex) -> None:
+    db.execute(
+        "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?)",
+        (shard_id, shard, index_path_for(shard), index.filesize, index.hash, index.hash_lfs),
+    )
+    db.executemany(
+        "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            (resource_key(name), shard_id, name, e.offset, e.size, bytes.fromhex(e.sha256) if e.sha256 else None)
+            for name, e in index.files.items()
+        ),
+    )
+
+
 def write_manifest(path: str, shards: Iterable[tuple[str, TarIndex]]) -> None:
     """Write a manifest for ``(shard path, index)`` pairs atomically (temp file, then rename)."""
     with atomic_path(path) as tmp:
@@ -77,18 +93,7 @@ def write_manifest(path: str, shards: Iterable[tuple[str, TarIndex]]) -> None:
             db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
             db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
             for shard_id, (shard, index) in enumerate(sorted(shards, key=lambda item: item[0])):
-                db.execute(
-                    "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?)",
-                    (shard_id, shard, index_path_for(shard), index.filesize, index.hash, index.hash_lfs),
-                )
-                db.executemany(
-                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        (resource_key(name), shard_id, name, e.offset, e.size,
-                         bytes.fromhex(e.sha256) if e.sha256 else None)
-                        for name, e in index.files.items()
-                    ),
-                )
+                _insert_shard(db, shard_id, shard, index)
             db.execute("CREATE INDEX files_by_key ON files(key)")
             db.commit()
         finally:
@@ -142,6 +147,64 @@ class Manifest:
 
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM files").fetchone()[0])
+
+
+def _apply_changes(path: str, put: dict[str, TarIndex], remove: Iterable[str]) -> bool:
+    """Apply shard changes to the manifest file at ``path`` in place; False if it is not a manifest."""
+    try:
+        db = sqlite3.connect(path)
+    except sqlite3.Error:
+        return False
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        if row is None or row[0] != _FORMAT:
+            return False
+        db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+                         "CREATE INDEX IF NOT EXISTS files_by_shard ON files(shard);")
+        for shard in [*remove, *put]:
+            found = db.execute("SELECT id FROM shards WHERE path = ?", (shard,)).fetchone()
+            if found is not None:
+                db.execute("DELETE FROM files WHERE shard = ?", found)
+                db.execute("DELETE FROM shards WHERE id = ?", found)
+        next_id = int(db.execute("SELECT COALESCE(MAX(id), -1) + 1 FROM shards").fetchone()[0])
+        for offset, (shard, index) in enumerate(sorted(put.items())):
+            _insert_shard(db, next_id + offset, shard, index)
+        db.commit()
+        return True
+    except sqlite3.DatabaseError:
+        return False
+    finally:
+        db.close()
+
+
+def update_manifest(root: str | Store, *, put: dict[str, TarIndex] | None = None,
+                    remove: Iterable[str] = ()) -> str:
+    """Record shards added or replaced (``put``: shard path → index) and removed in the manifest of
+    ``root``, without re-reading the other shards' indexes; returns the manifest's location.
+
+    Why: a rebuild parses every index of the pool, so with many (or huge) shards each upload would cost
+    seconds. The update edits a copy of the current manifest and renames it into place, so readers see
+    the old manifest or the new one, never a half-written one. A missing or unreadable manifest is
+    rebuilt from the indexes instead (:func:`rebuild_manifest`).
+    """
+    store = root if isinstance(root, Store) else open_store(root)
+    put = dict(put or {})
+    remove = list(remove)
+    local = store.local_path(MANIFEST_NAME)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = os.path.join(tmp, MANIFEST_NAME)
+        try:
+            if local is not None:
+                shutil.copyfile(local, work)
+            else:
+                with store.open(MANIFEST_NAME) as src, open(work, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 4 << 20)
+        except (FileNotFoundError, StoreNotFoundError):
+            return rebuild_manifest(store)
+        if not _apply_changes(work, put, remove):
+            return rebuild_manifest(store)
+        store.put_file(MANIFEST_NAME, work)
+    return local or store.describe(MANIFEST_NAME)
 
 
 def rebuild_manifest(root: str | Store) -> str:

@@ -7,6 +7,7 @@ chunk with :func:`plan_pass` and :func:`pass_blocks`.
 * :mod:`.catalog` — :class:`Catalog`; :mod:`.engine` — URL → engine, migrations; :mod:`.models` — tables;
 * :mod:`.publisher` — one dataset in one transaction; :mod:`.mutations` — row writes inside a transaction;
 * :mod:`.lookup`, :mod:`.queries` — reads by name, split pages; :mod:`.users` — users, API keys, access;
+  :mod:`.pool_access` — who may read and write a served pool;
 * :mod:`.sharding` — which droplets chunk ``k`` of ``n`` holds; :mod:`.streams` — a pass as NDJSON blocks;
 * :mod:`.records`, :mod:`.wire` — what queries return and its datatap JSON; :mod:`.name_rules`,
   :mod:`.default_location`, :mod:`.errors`.
@@ -57,6 +58,7 @@ from .wire import (
 
 if TYPE_CHECKING:
     from .catalog import Catalog
+    from .pool_access import PoolAccess
     from .publisher import Publisher
     from .streams import PAGE_SIZE, pass_blocks, plan_pass
     from .users import ApiKeyRecord, Principal, UserRecord
@@ -73,6 +75,7 @@ __all__ = [
     "UserRecord",
     "ApiKeyRecord",
     "Principal",
+    "PoolAccess",
     "CatalogError",
     "NotFoundError",
     "ConflictError",
@@ -106,6 +109,7 @@ _LAZY = {
     "pass_blocks": ".streams",
     "ApiKeyRecord": ".users",
     "Principal": ".users",
+    "PoolAccess": ".pool_access",
     "UserRecord": ".users",
 }
 

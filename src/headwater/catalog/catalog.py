@@ -44,6 +44,7 @@ from .lookup import (
 from .models import databases, datasets, repositories, splits, tag_events, tags, utcnow
 from .mutations import ensure_database, ensure_repository, set_tag
 from .name_rules import check_name
+from .pool_access import PoolAccessCatalog
 from .publisher import DEFAULT_BATCH_SIZE, Publisher
 from .queries import driver_sql, ordinals_select
 from .records import (
@@ -61,13 +62,14 @@ __all__ = ["Catalog"]
 _IN_BATCH = 500  # ordinals per IN (...) list: well under every backend's bound-parameter limit
 
 
-class Catalog(UserCatalog):
+class Catalog(UserCatalog, PoolAccessCatalog):
     """A catalog opened from a file path / ``sqlite:///path`` (embedded) or a ``postgresql://`` URL.
 
     Thread-safe (a connection pool underneath); safe to use after ``fork`` (the child opens its own
     connections) and picklable (a copy re-opens the same location), so DataLoader workers can share it.
     Users, API keys and database ownership (for the server) come from
-    :class:`~headwater.catalog.users.UserCatalog`.
+    :class:`~headwater.catalog.users.UserCatalog`, who may use a served pool from
+    :class:`~headwater.catalog.pool_access.PoolAccessCatalog`.
     """
 
     def __init__(self, url_or_path: str | os.PathLike[str], *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:

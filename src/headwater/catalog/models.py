@@ -46,6 +46,8 @@ __all__ = [
     "tag_events",
     "users",
     "api_keys",
+    "pools",
+    "pool_grants",
     "utcnow",
 ]
 
@@ -188,4 +190,23 @@ api_keys = Table(
     Column("permission", String(8), nullable=False),  # "read" | "write"
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+pools = Table(
+    "pools",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("repo_id", String(257), nullable=False, unique=True),  # the Hub repo id a server serves it as
+    Column("owner_uid", String(36), nullable=True, index=True),  # soft reference, as databases.owner_uid
+    Column("public", Boolean, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+pool_grants = Table(
+    "pool_grants",
+    metadata,
+    Column("pool_id", Integer, ForeignKey("pools.id"), primary_key=True),
+    Column("user_uid", String(36), primary_key=True),
+    Column("permission", String(8), nullable=False),  # "read" | "write"
+    Column("granted_at", UTCDateTime, nullable=False),
 )

@@ -59,6 +59,7 @@ __all__ = [
     "looks_like_secret",
     "user_row",
     "KEEP",
+    "Keep",
 ]
 
 Permission = Literal["read", "write"]
@@ -125,14 +126,14 @@ class Principal:
         return self.permission == "write"
 
 
-class _Keep:
+class Keep:
     """Type of :data:`KEEP`."""
 
     def __repr__(self) -> str:
         return "KEEP"
 
 
-KEEP = _Keep()
+KEEP = Keep()
 """Default of :meth:`UserCatalog.change_database_access`'s ``owner``: leave the owner as it is."""
 
 
@@ -269,14 +270,14 @@ class UserCatalog:
                          key_id=row.key_id, default_database=row.default_database_uid)
 
     # -- ownership -------------------------------------------------------------------------------
-    def change_database_access(self, database: str, *, owner: str | _Keep | None = KEEP,
+    def change_database_access(self, database: str, *, owner: str | Keep | None = KEEP,
                                public: bool | None = None) -> DatabaseRecord:
         """Give a database (name or uid) to ``owner`` (a username or uid; None: to nobody) and/or make it
         ``public`` (True) or private (False); arguments left out keep their value."""
         with self._write() as conn:
             db = database_row(conn, database)
             values: dict[str, Any] = {}
-            if not isinstance(owner, _Keep):
+            if not isinstance(owner, Keep):
                 values["owner_uid"] = user_row(conn, owner).uid if owner is not None else None
             if public is not None:
                 values["public"] = bool(public)

@@ -3,7 +3,7 @@
 * :mod:`.pools` — ``pack``, ``index``, ``verify``, ``download``, ``extract``, ``upload``;
 * :mod:`.datasets` — ``publish``, ``tag``, ``stream`` (a local catalog or a server, through one ``Api``);
 * :mod:`.listing` — ``ls`` (a pool, or what a catalog or server holds);
-* :mod:`.admin` — ``serve``, ``keys``, ``database``;
+* :mod:`.admin` — ``serve``, ``keys``, ``database``, ``pool``;
 * :mod:`.demo` — ``demo``;
 * :mod:`.options` — the options and argument types every command shares.
 
@@ -85,7 +85,7 @@ def main() -> None:
     \b
     Pools:     pack, index, verify, ls POOL, download, extract, upload
     Datasets:  publish, ls [DB[/NS/NAME[:TAG]]], tag, stream
-    Server:    serve, keys, database
+    Server:    serve, keys, database, pool
     Try:       headwater demo
     """
 

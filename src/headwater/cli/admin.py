@@ -1,9 +1,9 @@
-"""Running a server and administering its catalog: ``serve``, ``keys``, ``database``.
+"""Running a server and administering its catalog: ``serve``, ``keys``, ``database``, ``pool``.
 
 Example:
     >>> from click.testing import CliRunner
-    >>> sorted(keys.commands), sorted(database.commands)
-    (['create', 'list', 'revoke'], ['create', 'list', 'set'])
+    >>> sorted(keys.commands), sorted(database.commands), sorted(pool.commands)
+    (['create', 'list', 'revoke'], ['create', 'list', 'set'], ['grant', 'list', 'revoke', 'set'])
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .context import catalog_location, open_catalog
 from .options import SERVED_POOL, SIZE, HeadwaterCommand, catalog_option
 from .output import when
 
-__all__ = ["COMMANDS", "serve", "keys", "database"]
+__all__ = ["COMMANDS", "serve", "keys", "database", "pool"]
 
 
 @click.command(cls=HeadwaterCommand)
@@ -32,10 +32,28 @@ __all__ = ["COMMANDS", "serve", "keys", "database"]
 @click.option("--max-upload-size", type=SIZE, default="2GB", show_default=True,
               help="Largest request body a write may send.")
 @click.option("--no-anonymous", is_flag=True, help="Require an API key for every request (public databases too).")
+@click.option("--public-url", help="The URL clients reach this server at (written into pool URLs); default: "
+                                   "http://HOST:PORT. Needed with --host 0.0.0.0 or behind a proxy.")
+@click.option("--docs/--no-docs", default=None,
+              help="Serve /docs and /openapi.json. Default: only when anonymous reads are on.")
+@click.option("--allow-pool-scheme", "pool_schemes", multiple=True, metavar="SCHEME",
+              help="Let publishers name pools and images with SCHEME:// URLs besides this server's own pools "
+                   "(default: https and s3; readers' clients open them). Repeatable; replaces the default.")
+@click.option("--max-droplet-size", type=SIZE, default="4MB", show_default=True,
+              help="Largest droplet (one line of a published body).")
+@click.option("--max-shard-members", type=click.IntRange(1), default=200_000, show_default=True,
+              help="Most members an uploaded shard may hold.")
+@click.option("--spool-dir", type=click.Path(file_okay=False),
+              help="Where publish bodies wait while validated (emptied of dead servers' files at start); "
+                   "default: .headwater-spool beside a SQLite catalog, else in the temp dir.")
+@click.option("--spool-budget", type=SIZE, default="8GB", show_default=True,
+              help="Disk the spooled bodies may take together (more is refused with 507).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, port: int, workers: int,
-          max_upload_size: int, no_anonymous: bool, log_level: str) -> None:
+          max_upload_size: int, no_anonymous: bool, public_url: str | None, docs: bool | None,
+          pool_schemes: tuple[str, ...], max_droplet_size: int, max_shard_members: int, spool_dir: str | None,
+          spool_budget: int, log_level: str) -> None:
     """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…) and the OpenAPI docs (/docs).
 
     Needs the server extra: pip install 'headwater[server]'.
@@ -47,7 +65,7 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
     for module in ("fastapi", "uvicorn"):
         require_extra("server", module, "headwater serve")
     from ..server.app import ServerConfig
-    from ..server.runner import check_port
+    from ..server.runner import check_port, listen_url
     from ..server.runner import serve as run_server
 
     served: dict[str, str] = {}
@@ -56,12 +74,18 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
             raise click.BadParameter(f"pool {repo!r} given twice", param_hint="--pool")
         served[repo] = url
     loc = catalog_location(catalog)
+    if public_url is None:
+        listen_url(host, port)  # a wildcard address needs --public-url: say so before anything starts
     check_port(host, port)
     if "://" not in loc and not os.path.exists(loc):
         click.echo(f"warning: no catalog at {loc}: serving a new, empty one (give --catalog or $HEADWATER_CATALOG "
                    "to serve an existing catalog)", err=True)
     click.echo(f"serving catalog {loc}" + "".join(f"\n  pool {r} = {u}" for r, u in served.items()), err=True)
-    config = ServerConfig(catalog=loc, pools=served, max_upload_bytes=max_upload_size, anonymous_read=not no_anonymous)
+    config = ServerConfig(catalog=loc, pools=served, max_upload_bytes=max_upload_size, anonymous_read=not no_anonymous,
+                          public_url=public_url or listen_url(host, port), docs=docs,
+                          pool_url_schemes=pool_schemes or ServerConfig.pool_url_schemes,
+                          max_droplet_bytes=max_droplet_size, max_shard_members=max_shard_members,
+                          spool_dir=spool_dir, spool_budget_bytes=spool_budget)
     run_server(config, host=host, port=port, workers=workers, log_level=log_level)
 
 
@@ -171,4 +195,79 @@ def database_list(catalog: str | None) -> None:
             click.echo(_describe_db(cat, db))
 
 
-COMMANDS = [serve, keys, database]
+@click.group()
+def pool() -> None:
+    """Who may read and write the pools a server serves: owner, public flag, grants.
+
+    \b
+    A pool the catalog has no record of has no owner and is private: nobody may upload to it, and only
+    those who may read a database whose datasets use it may read it.
+    headwater pool set acme/images --owner alice --public
+    headwater pool grant acme/images bob --write
+    """
+
+
+def _describe_pool(cat: Any, access: Any) -> str:
+    owner = cat.user(access.owner).username if access.owner else "(no owner: takes no uploads)"
+    grants = ",".join(f"{cat.user(uid).username}:{perm}" for uid, perm in sorted(access.grants.items()))
+    return (f"{access.repo_id}\towner={owner}\t{'public' if access.public else 'private'}"
+            f"\tgrants={grants or '-'}")
+
+
+@pool.command(name="set", cls=HeadwaterCommand)
+@click.argument("repo", metavar="OWNER/NAME")
+@click.option("--owner", help="Give the pool to this user (must exist): their write keys may upload to it.")
+@click.option("--no-owner", is_flag=True, help="Remove the owner (the pool then takes no uploads).")
+@click.option("--public/--private", default=None,
+              help="Readable by everyone, or only by its owner, grantees and readers of databases that use it.")
+@catalog_option
+def pool_set(repo: str, owner: str | None, no_owner: bool, public: bool | None, catalog: str | None) -> None:
+    """Change who owns pool REPO (as served: serve --pool REPO=URL) and whether it is public."""
+    from ..catalog.users import KEEP
+
+    if owner is not None and no_owner:
+        raise click.UsageError("--owner and --no-owner exclude each other")
+    if owner is None and not no_owner and public is None:
+        raise click.UsageError("nothing to change: give --owner USER, --no-owner, --public or --private")
+    with open_catalog(catalog, create=True) as cat:
+        if owner is not None:
+            _existing_user(cat, owner)
+        access = cat.change_pool_access(repo, owner=None if no_owner else (owner or KEEP), public=public)
+        click.echo(_describe_pool(cat, access))
+
+
+@pool.command(name="grant", cls=HeadwaterCommand)
+@click.argument("repo", metavar="OWNER/NAME")
+@click.argument("username", metavar="USER")
+@click.option("--write", is_flag=True, help="Also let them upload and delete shards (default: read only).")
+@catalog_option
+def pool_grant(repo: str, username: str, write: bool, catalog: str | None) -> None:
+    """Let USER read (or, with --write, also change) pool REPO."""
+    with open_catalog(catalog, create=True) as cat:
+        _existing_user(cat, username)
+        click.echo(_describe_pool(cat, cat.grant_pool_access(repo, username, "write" if write else "read")))
+
+
+@pool.command(name="revoke", cls=HeadwaterCommand)
+@click.argument("repo", metavar="OWNER/NAME")
+@click.argument("username", metavar="USER")
+@catalog_option
+def pool_revoke(repo: str, username: str, catalog: str | None) -> None:
+    """Take back what `pool grant` gave USER on pool REPO."""
+    with open_catalog(catalog) as cat:
+        _existing_user(cat, username)
+        click.echo(_describe_pool(cat, cat.revoke_pool_access(repo, username)))
+
+
+@pool.command(name="list", cls=HeadwaterCommand)
+@catalog_option
+def pool_list(catalog: str | None) -> None:
+    """List the pools the catalog records access settings for."""
+    with open_catalog(catalog) as cat:
+        found = cat.pool_accesses()
+        for access in found:
+            click.echo(_describe_pool(cat, access))
+    click.echo(f"{len(found)} pool(s) recorded (a pool not listed has no owner and is private)", err=True)
+
+
+COMMANDS = [serve, keys, database, pool]

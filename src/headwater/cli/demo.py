@@ -92,7 +92,6 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
     """Publish the drawn boxes as a dataset, stream a chunk back, show a refused publish."""
     from ..catalog import Catalog
     from ..client import Api
-    from ..droplet import ImageFetcher
     from ..publish import PublishError, publish
 
     width, height = 64, 48
@@ -122,7 +121,7 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
         chunk = list(dataset.stream_split("train", chunk=0, nchunks=2))
         first = chunk[0]
         rect = first.classes["shape"].instances[0].bounding_box.rectangle  # type: ignore[union-attr]
-        data = ImageFetcher(dataset.pools).fetch(first)
+        data = dataset.image_fetcher().fetch(first)
         with open(os.path.join(images_dir, f"{first.uid}.png"), "rb") as f:
             same = f.read() == data
         click.echo(f"8. streamed chunk 0 of 2 of 'train': {len(chunk)} of {dataset.split_count('train')} droplets; "

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -47,6 +47,7 @@ from ..catalog import NotFoundError, chunk_bounds
 from ..droplet import (
     ImageAnnotation,
     ImageAnnotationTemplate,
+    ImageFetcher,
     decode_droplet_blocks,
     decode_droplet_lines,
     decode_template,
@@ -63,7 +64,11 @@ from .transports import Transport, Writer
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
-__all__ = ["Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository"]
+__all__ = ["Api", "User", "Database", "Repository", "Tag", "Split", "Dataset", "DatasetRepository",
+           "REMOTE_IMAGE_SCHEMES"]
+
+REMOTE_IMAGE_SCHEMES = ("https", "s3", "hf")
+"""The URL schemes a remote dataset's images and pools may use by default (besides the server's own URL)."""
 
 class Api:
     """Entry point: a catalog (embedded) or a server URL and an API key (remote).
@@ -356,6 +361,30 @@ class Dataset:
     @property
     def cache(self) -> StreamCache | None:
         return self._ctx.cache
+
+    def image_fetcher(self, pools: Mapping[str, Any] | None = None, *,
+                      allowed_schemes: Iterable[str] | Literal["default"] | None = "default",
+                      **options: Any) -> ImageFetcher:
+        """An :class:`~headwater.droplet.ImageFetcher` for this dataset's images (``pools``: the dataset's
+        own pool map unless given; ``options`` go to the fetcher).
+
+        For a dataset read from a server, the pool map and the image URLs in its droplets were written by
+        whoever published it, so by default the fetcher opens only the server's own URLs and
+        :data:`REMOTE_IMAGE_SCHEMES` URLs, never a local file (``allowed_schemes=None`` opens any URL;
+        pools given here are trusted). A local catalog's datasets are yours: nothing is refused.
+        """
+        server = self._ctx.transport.server_url
+        given = pools is not None
+        pool_map: dict[str, Any] = dict(pools) if pools is not None else dict(self.pools)
+        if server is None:
+            return ImageFetcher(pool_map, **options)
+        schemes = REMOTE_IMAGE_SCHEMES if allowed_schemes == "default" else allowed_schemes
+        trusted = [server + "/"] + ([v for v in pool_map.values() if isinstance(v, str)] if given else [])
+        options.setdefault("allow_local", False)
+        key = getattr(self._ctx.transport, "api_key", None)
+        if key:  # the server's own pool URLs serve a private database's images to whoever may read it
+            options.setdefault("url_headers", {server + "/": {"Authorization": f"Bearer {key}"}})
+        return ImageFetcher(pool_map, allowed_schemes=schemes, trusted_urls=trusted, **options)
 
     def get_stable_identifier(self) -> str:
         """``namespace/name:uid`` — names this exact dataset forever (tags move, uids do not)."""

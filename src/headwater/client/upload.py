@@ -167,6 +167,7 @@ def upload_pool(transport: HttpTransport, repo: str, root: str, *, prefix: str =
 
             answer = transport.request_json(
                 "PUT", f"/api/pools/{_quote_repo(repo)}/files/{quote(target)}", content=body,
+                params={"replace": "true"} if target in remote else None,  # the server refuses it otherwise
                 headers={"Content-Length": str(shard.size), "Content-Type": "application/x-tar"},
                 read_timeout=max(transport.timeout, 120.0 + shard.size / 20e6))  # the server indexes it first
             if not isinstance(answer, dict) or answer.get("sha256") != shard.sha256:

@@ -19,6 +19,13 @@ An ``image.paths`` entry is one of:
   files. A droplet is data, and data from elsewhere can name ``/etc/passwd``: pass
   ``allow_local=False`` where droplets are not trusted.
 
+Droplets and pool maps that come from elsewhere (a server's dataset) also choose which hosts a reader's
+machine connects to — a loopback admin port, a link-local metadata service. ``allowed_schemes`` limits
+the URLs (of images and of pools) to those schemes, except those under one of ``trusted_urls`` (e.g. the
+server's own URL); :meth:`headwater.client.Dataset.image_fetcher` sets both for a remote dataset, and
+``url_headers`` (URL prefix → headers, e.g. the server's key for the server's own pool URLs, so the images
+of a private database can be read by whoever may read the database).
+
 Paths are tried in order; the first that loads wins (datatap's rule).
 
 Example:
@@ -39,7 +46,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from urllib.parse import unquote
 
 from ..errors import HeadwaterError
@@ -169,8 +176,14 @@ class ImageFetcher:
         allow_local: bool = True,
         base_dir: str | None = None,
         max_workers: int = 8,
+        allowed_schemes: Iterable[str] | None = None,
+        trusted_urls: Iterable[str] = (),
+        url_headers: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
         self._pool_specs = dict(pools or {})
+        self.allowed_schemes = None if allowed_schemes is None else frozenset(s.lower() for s in allowed_schemes)
+        self.trusted_urls = tuple(trusted_urls)
+        self.url_headers = {prefix: dict(h) for prefix, h in (url_headers or {}).items()}
         self._pools: dict[str, IndexedPool] = {}
         self._stores: dict[str, Store] = {}
         self._lock = threading.Lock()
@@ -181,11 +194,27 @@ class ImageFetcher:
     def __getstate__(self) -> dict[str, object]:
         """Picklable (for DataLoader workers under ``spawn``): pools opened from URLs are reopened there."""
         return {"pools": self._pool_specs, "allow_local": self.allow_local, "base_dir": self.base_dir,
-                "max_workers": self.max_workers}
+                "max_workers": self.max_workers, "allowed_schemes": self.allowed_schemes,
+                "trusted_urls": self.trusted_urls, "url_headers": self.url_headers}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__init__(state["pools"], allow_local=state["allow_local"], base_dir=state["base_dir"],  # type: ignore[misc]
-                      max_workers=state["max_workers"])
+                      max_workers=state["max_workers"], allowed_schemes=state["allowed_schemes"],
+                      trusted_urls=state["trusted_urls"], url_headers=state["url_headers"])
+
+    def check_url(self, url: str) -> None:
+        """Raise :class:`ImageRefError` unless this fetcher may open ``url`` (see the module docstring)."""
+        if self.allowed_schemes is None or any(url.startswith(t) for t in self.trusted_urls):
+            return
+        match = _URL.match(url)
+        scheme = match.group(1).lower() if match else "file"
+        if scheme == "file" and self.allow_local:
+            return
+        if scheme not in self.allowed_schemes:
+            allowed = sorted(self.allowed_schemes) + [t + "…" for t in self.trusted_urls]
+            raise ImageRefError(f"{url!r}: this fetcher does not open {scheme}:// URLs (it opens "
+                                f"{', '.join(allowed)}); pass allowed_schemes=… to open them if you trust where "
+                                "the dataset came from")
 
     def pool(self, name: str) -> IndexedPool:
         """The pool called ``name`` (opened once); :class:`ImageRefError` if it is not configured."""
@@ -196,7 +225,9 @@ class ImageFetcher:
                 if spec is None:
                     known = ", ".join(sorted(self._pool_specs)) or "none"
                     raise ImageRefError(f"pool {name!r} is not configured (known pools: {known})")
-                pool = spec if isinstance(spec, IndexedPool) else open_pool(spec)
+                if not isinstance(spec, IndexedPool):
+                    self.check_url(spec)
+                pool = spec if isinstance(spec, IndexedPool) else open_pool(spec, **self._store_options(spec))
                 self._pools[name] = pool
             return pool
 
@@ -204,8 +235,12 @@ class ImageFetcher:
         with self._lock:
             store = self._stores.get(root)
             if store is None:
-                store = self._stores[root] = open_store(root)
+                store = self._stores[root] = open_store(root, **self._store_options(root))
             return store
+
+    def _store_options(self, url: str) -> dict[str, Any]:
+        headers = next((h for prefix, h in self.url_headers.items() if url.startswith(prefix)), None)
+        return {"headers": headers} if headers else {}
 
     def locate(self, ref: ImageRef | str) -> Member:
         """The pool member a ``pool://`` reference names (see the module docstring for the rules)."""
@@ -259,6 +294,7 @@ class ImageFetcher:
                 return data
             raise ResourceNotFoundError(f"{ref.path}: nothing read")  # pragma: no cover
         if ref.kind == "url":
+            self.check_url(ref.path)
             root, _, name = ref.path.rstrip("/").rpartition("/")
             return self._store(root).read_bytes(name)
         if not self.allow_local:

@@ -156,7 +156,7 @@ class DropletDataset(IterableDataset[Any]):
         self.split = split
         self.total = dataset.split_count(split)  # also checks that the split exists
         self.images = images
-        self.pools = dict(pools) if pools is not None else dict(dataset.pools)
+        self.pools = dict(pools) if pools is not None else None
         self.shuffle_seed = shuffle_seed
         self.equal_samples = equal_samples
         self.transform = transform
@@ -256,7 +256,7 @@ class DropletDataset(IterableDataset[Any]):
 
     def _fetch(self, group: list[ImageAnnotation]) -> list[Any]:
         if self._fetcher is None:  # built lazily: once per worker process, never pickled
-            self._fetcher = ImageFetcher(self.pools)
+            self._fetcher = self.dataset.image_fetcher(self.pools)  # a server's data: only safe URLs
         data = self._fetcher.fetch_many(group)
         if self.images == "bytes":
             return data

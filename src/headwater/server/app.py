@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,8 +32,12 @@ from ..catalog import (
     NotFoundError,
     OutOfRangeError,
 )
+from .bodies import BodyLimits
+from .errors import ServerConfigError
+from .pool_readers import PoolReaders
 from .routes import ROUTERS
 from .snapshots import PoolRegistry
+from .spool import Spool, default_spool_dir, remove_stale_uploads
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -47,12 +52,40 @@ class ServerConfig:
     (``owner/repo``) → pool URL (a local dir, ``s3://…``, ``http(s)://…``). ``max_upload_bytes``: the
     largest request body a write may send. ``anonymous_read``: serve public databases and pools without
     a key.
+
+    What is exposed and to whom: ``public_url`` is the URL clients reach the server at (used in the pool
+    URLs and ``Link`` headers the server writes; never taken from a request's ``Host``). ``docs`` serves
+    ``/docs`` and ``/openapi.json`` (None: only when anonymous reads are on). ``pool_url_schemes``: the
+    schemes a publisher may name a dataset's pool with, besides the pools this server serves (a reader's
+    client opens them). ``max_droplet_bytes`` caps one droplet of a published body, ``max_shard_members``
+    the members of one uploaded shard. ``spool_dir`` is where publish bodies wait to be validated (default:
+    ``.headwater-spool`` beside a SQLite catalog, else in the temp dir; emptied on start),
+    ``spool_budget_bytes`` the disk they may take together.
     """
 
     catalog: str
     pools: dict[str, str] = field(default_factory=dict)
     max_upload_bytes: int = 2 << 30
     anonymous_read: bool = True
+    public_url: str | None = None
+    docs: bool | None = None
+    pool_url_schemes: tuple[str, ...] = ("https", "s3")
+    max_droplet_bytes: int = 4 << 20
+    max_shard_members: int = 200_000
+    spool_dir: str | None = None
+    spool_budget_bytes: int = 8 << 30
+
+    def __post_init__(self) -> None:
+        # a config read back from JSON has lists where tuples were
+        object.__setattr__(self, "pool_url_schemes", tuple(s.lower() for s in self.pool_url_schemes))
+        if self.public_url is not None:
+            url = urlsplit(self.public_url)
+            if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
+                raise ServerConfigError(f"public URL {self.public_url!r} must be http(s)://HOST[:PORT][/PATH]")
+            object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        for name in ("max_upload_bytes", "max_droplet_bytes", "max_shard_members", "spool_budget_bytes"):
+            if getattr(self, name) < 1:
+                raise ServerConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 class _CollapseSlashes:
@@ -80,11 +113,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         yield
         app.state.catalog.close()
 
+    docs = config.anonymous_read if config.docs is None else config.docs
     app = FastAPI(title="headwater", description="datatap-compatible dataset API and Hub-compatible pool serving",
-                  version="0.1.0", lifespan=lifespan)
+                  version="0.1.0", lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.state.config = config
     app.state.catalog = Catalog(config.catalog)
     app.state.pools = PoolRegistry(config.pools)
+    app.state.pool_readers = PoolReaders(app.state.catalog, config.pools)
+    app.state.spool = Spool(config.spool_dir or default_spool_dir(config.catalog), config.spool_budget_bytes)
+    app.state.spool.clear_stale()  # bodies of server processes killed mid-request
+    remove_stale_uploads(config.pools)
     app.state.datasets_by_uid = {}
 
     @app.exception_handler(StarletteHTTPException)
@@ -135,6 +174,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     for router in ROUTERS.values():
         app.include_router(router)
-    app.add_middleware(_CollapseSlashes)
+    app.add_middleware(BodyLimits, upload_limit=config.max_upload_bytes)
+    app.add_middleware(_CollapseSlashes)  # outermost: every later layer sees /api/x for /api//x
     return app
 

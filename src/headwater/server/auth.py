@@ -18,6 +18,12 @@ Visibility (404 rather than 403, so the existence of a private database is not l
 Writing needs a ``write`` key whose user owns the database (or the database has no owner); a visible
 database that the key may not change gives 403, an anonymous request 401.
 
+Served pools follow the same rules, per pool (:mod:`headwater.server.pool_readers`): a **public** pool is
+readable like a public database; otherwise its owner, the users it was granted to, and whoever may read
+a database whose datasets use it may read it (so a private database's images are as private as it is);
+anyone else gets 404, exactly as for a pool that does not exist. Writing to a pool (uploads, deletes)
+needs a ``write`` key of its owner or of a user granted ``write``; a pool without owner takes no writes.
+
 Dependencies: :func:`principal` (the caller or None; 401 for a bad key), :func:`reader` (same, but 401
 for anonymous callers when anonymous reads are off), :func:`require_read` (any key), :func:`require_write`
 (a write key), :func:`principal_ignoring_foreign_tokens` (for Hub routes: a foreign ``hf_…`` token counts
@@ -57,7 +63,10 @@ from fastapi import Depends, HTTPException, Request
 
 from ..catalog import DatabaseRecord, NotFoundError, Principal
 from ..catalog.users import looks_like_secret
-from .state import catalog_of, config_of
+from .errors import RepoNotFound
+from .pool_readers import PoolRights
+from .snapshots import HubPool
+from .state import catalog_of, config_of, pool_readers_of, pools_of
 
 __all__ = [
     "Principal",
@@ -72,6 +81,11 @@ __all__ = [
     "readable_database",
     "writable_database",
     "visible_databases",
+    "can_read_pool",
+    "can_write_pool",
+    "pool_for_reading",
+    "pool_for_writing",
+    "visible_pools",
 ]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="headwater"'}
@@ -204,3 +218,54 @@ def writable_database(request: Request, who: Principal | None, name_or_uid: str)
 def visible_databases(request: Request, who: Principal | None) -> list[DatabaseRecord]:
     """Every database ``who`` may read, by name."""
     return [db for db in catalog_of(request).databases() if can_read(request, who, db)]
+
+
+def can_read_pool(request: Request, who: Principal | None, rights: PoolRights) -> bool:
+    """Whether ``who`` (None: anonymous) may read a served pool (see the module docstring)."""
+    access = rights.access
+    if access.public and (who is not None or _anonymous_read(request)):
+        return True
+    if who is not None and (who.uid == access.owner or who.uid in access.grants):
+        return True
+    readers = pool_readers_of(request)
+    return any(db is not None and can_read(request, who, db) for db in map(readers.database, rights.databases))
+
+
+def can_write_pool(who: Principal | None, rights: PoolRights) -> bool:
+    """Whether ``who`` may change a served pool: a write key of its owner or of a user granted ``write``."""
+    if who is None or not who.can_write:
+        return False
+    return who.uid == rights.access.owner or rights.access.grants.get(who.uid) == "write"
+
+
+def pool_for_reading(request: Request, who: Principal | None, repo_id: str) -> HubPool:
+    """The served pool ``repo_id`` if ``who`` may read it; else :class:`RepoNotFound`, exactly as when the
+    server does not serve it. May read the catalog: call it off the event loop unless the access is fresh."""
+    pool = pools_of(request).get(repo_id)
+    if not can_read_pool(request, who, pool_readers_of(request).get(repo_id)):
+        raise RepoNotFound(f"dataset repo {repo_id!r} not found")
+    return pool
+
+
+def pool_for_writing(request: Request, who: Principal | None, repo_id: str) -> HubPool:
+    """The served pool ``repo_id`` if ``who`` may write to it: 401 anonymous, 404 invisible, 403 visible but
+    not writable (read-only key, not the owner, no grant, or a pool without owner)."""
+    if who is None:
+        raise HTTPException(401, "authentication required: send 'Authorization: Bearer <api key>'",
+                            headers=_CHALLENGE)
+    pool = pool_for_reading(request, who, repo_id)
+    rights = pool_readers_of(request).get(repo_id)
+    if not can_write_pool(who, rights):
+        if not who.can_write:
+            raise HTTPException(403, f"API key {who.key_id} is read-only; this request needs a write key")
+        if rights.access.owner is None:
+            raise HTTPException(403, f"pool {repo_id} has no owner, so it takes no writes; its administrator can "
+                                     f"give it one: headwater pool set {repo_id} --owner USER")
+        raise HTTPException(403, f"user {who.username!r} may not write to pool {repo_id}")
+    return pool
+
+
+def visible_pools(request: Request, who: Principal | None) -> list[HubPool]:
+    """Every served pool ``who`` may read, by repo id."""
+    readers = pool_readers_of(request)
+    return [pool for pool in pools_of(request) if can_read_pool(request, who, readers.get(pool.repo_id))]

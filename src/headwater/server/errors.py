@@ -21,9 +21,11 @@ __all__ = [
     "RevisionNotFound",
     "EntryNotFound",
     "UnsafePathError",
+    "UnsafeUrlError",
     "RangeNotSatisfiable",
     "MalformedRange",
     "AddressInUseError",
+    "ServerConfigError",
 ]
 
 
@@ -69,6 +71,10 @@ class UnsafePathError(HubError):
     status = 400
 
 
+class UnsafeUrlError(ServerError, ValueError):
+    """A URL a publisher names (a pool, an image) that readers' clients must not be sent to (400)."""
+
+
 class RangeNotSatisfiable(ServerError):
     """No byte of the requested range exists (416)."""
 
@@ -83,3 +89,7 @@ class MalformedRange(ServerError, ValueError):
 
 class AddressInUseError(ServerError):
     """The address to serve on cannot be bound (another process listens there)."""
+
+
+class ServerConfigError(ServerError, ValueError):
+    """Server settings that cannot work as given (e.g. a wildcard address without ``--public-url``)."""

@@ -71,35 +71,44 @@ client sends at most 100 per request; 256 ranges of one file in one request is a
 attempt to make the server do many small reads for one request."""
 
 _SPEC = re.compile(r"(\d*)-(\d*)")
+_HUGE = 10**18  # past any file; a position with more digits means the same (and int() of 5000 digits fails)
+
+
+def _pos(digits: str) -> int:
+    return int(digits) if len(digits) <= 18 else _HUGE
+
+
+def _shown(header: str) -> str:
+    return repr(header if len(header) <= 100 else header[:100] + "…")
 
 
 def _specs(header: str) -> list[tuple[str, str]]:
     """The ``(first, last)`` strings of each range-spec of a ``bytes=`` header (either may be empty)."""
     unit, sep, spec = header.strip().partition("=")
     if not sep or unit.strip().lower() != "bytes":
-        raise MalformedRange(f"malformed Range header {header!r}: expected 'bytes=first-last'")
+        raise MalformedRange(f"malformed Range header {_shown(header)}: expected 'bytes=first-last'")
     parts = [p.strip() for p in spec.split(",")]
     matches = [_SPEC.fullmatch(p) for p in parts]
     specs: list[tuple[str, str]] = []
     for m in matches:
         if m is None or (not m.group(1) and not m.group(2)):
-            raise MalformedRange(f"malformed Range header {header!r}: "
+            raise MalformedRange(f"malformed Range header {_shown(header)}: "
                                  "expected 'bytes=first-last', 'first-' or '-suffix'")
         specs.append((m.group(1), m.group(2)))
     for first, last in specs:
-        if first and last and int(last) < int(first):
-            raise MalformedRange(f"malformed Range header {header!r}: the last byte is before the first")
+        if first and last and _pos(last) < _pos(first):
+            raise MalformedRange(f"malformed Range header {_shown(header)}: the last byte is before the first")
     return specs
 
 
 def _resolve(first: str, last: str, size: int) -> tuple[int, int] | None:
     """Inclusive positions of one range-spec in a ``size``-byte file, or None if no byte of it exists."""
     if first:
-        start = int(first)
+        start = _pos(first)
         if start >= size:
             return None
-        return start, min(int(last), size - 1) if last else size - 1
-    suffix = int(last)
+        return start, min(_pos(last), size - 1) if last else size - 1
+    suffix = _pos(last)
     if suffix == 0 or size == 0:
         return None
     return max(0, size - suffix), size - 1
@@ -107,8 +116,9 @@ def _resolve(first: str, last: str, size: int) -> tuple[int, int] | None:
 
 def _unsatisfiable(header: str, specs: list[tuple[str, str]], size: int) -> RangeNotSatisfiable:
     if len(specs) == 1 and specs[0][0]:
-        return RangeNotSatisfiable(f"range {header.strip()!r} starts at or after the end of a {size}-byte file", size)
-    return RangeNotSatisfiable(f"range {header.strip()!r} selects no byte of a {size}-byte file", size)
+        return RangeNotSatisfiable(f"range {_shown(header.strip())} starts at or after the end of a {size}-byte file",
+                                   size)
+    return RangeNotSatisfiable(f"range {_shown(header.strip())} selects no byte of a {size}-byte file", size)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:

@@ -30,10 +30,10 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .app import ServerConfig, create_app
-from .errors import AddressInUseError
+from .errors import AddressInUseError, ServerConfigError
 
-__all__ = ["serve", "check_port", "app_from_env", "config_to_env", "config_from_env", "BackgroundServer", "ENV_VAR",
-           "NoDelayHTTPProtocol"]
+__all__ = ["serve", "check_port", "listen_url", "app_from_env", "config_to_env", "config_from_env", "BackgroundServer",
+           "ENV_VAR", "NoDelayHTTPProtocol"]
 
 ENV_VAR = "HEADWATER_SERVER_CONFIG"
 """Environment variable holding the JSON of a :class:`ServerConfig` for :func:`app_from_env`."""
@@ -109,11 +109,32 @@ def check_port(host: str, port: int) -> None:
                                     "running there? pick another --port)") from None
 
 
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+def listen_url(host: str, port: int) -> str:
+    """``http://host:port``: the URL clients reach a server listening there at, when no ``--public-url`` says
+    otherwise. A wildcard address (``0.0.0.0``, ``::``) names no host a client could use: that needs the
+    public URL given (:class:`~headwater.server.errors.ServerConfigError`).
+
+    >>> listen_url("127.0.0.1", 8000), listen_url("::1", 8000)
+    ('http://127.0.0.1:8000', 'http://[::1]:8000')
+    """
+    if host in _WILDCARDS:
+        raise ServerConfigError(f"--host {host or '(all)'} listens on every address, so the server cannot tell which "
+                                "URL its clients use (it writes it into pool URLs): give --public-url, e.g. "
+                                f"--public-url http://data.example.org:{port}")
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, workers: int = 1,
           log_level: str = "info") -> None:
-    """Serve ``config`` until interrupted (SIGINT/SIGTERM: graceful shutdown)."""
+    """Serve ``config`` until interrupted (SIGINT/SIGTERM: graceful shutdown). Without
+    ``config.public_url`` the listening address is the public URL (see :func:`listen_url`)."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if config.public_url is None:
+        config = dataclasses.replace(config, public_url=listen_url(host, port))
     check_port(host, port)
     if workers == 1:
         uvicorn.run(create_app(config), host=host, port=port, **_uvicorn_options(log_level))
@@ -173,6 +194,9 @@ class BackgroundServer:
                 raise RuntimeError(f"the server on {self.url} did not start within {self.startup_timeout} s")
             time.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
+        state = getattr(self.app, "state", None)  # None: an ASGI wrapper around the app (tests)
+        if state is not None:
+            state.listen_url = self.url  # what the app writes into pool URLs unless public_url says otherwise
         return self
 
     def stop(self, timeout: float = 15.0) -> None:

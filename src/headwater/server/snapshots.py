@@ -73,6 +73,9 @@ __all__ = [
     "HubPool",
     "PoolRegistry",
     "check_repo_path",
+    "MAX_PATH_CHARS",
+    "MAX_PATH_DEPTH",
+    "MAX_NAME_BYTES",
     "commit_id",
     "is_commit_id",
 ]
@@ -87,6 +90,13 @@ HASH_LIMIT = 64 << 20
 
 INTERNAL_DIR = ".headwater"
 """Folder inside a pool where recorded commits live; never listed nor served."""
+
+MAX_PATH_CHARS = 1024
+"""Longest path inside a pool a request may name (Linux allows 4096 for a whole path on disk)."""
+MAX_PATH_DEPTH = 32
+"""Most folders a path inside a pool may have."""
+MAX_NAME_BYTES = 255
+"""Longest file or folder name (UTF-8 bytes): what most file systems store."""
 
 BRANCHES = ("main", "HEAD", "refs/heads/main")
 _COMMIT_RE = re.compile(r"[0-9a-f]{40}")
@@ -112,6 +122,8 @@ def check_repo_path(path: str) -> str:
     """
     if not path:
         raise UnsafePathError("empty path")
+    if len(path) > MAX_PATH_CHARS:
+        raise UnsafePathError(f"path of {len(path)} characters is longer than {MAX_PATH_CHARS}")
     if any(ord(c) < 32 or ord(c) == 127 for c in path):
         raise UnsafePathError(f"unsafe path {path!r}: control characters are not allowed")
     if "\\" in path:
@@ -120,8 +132,15 @@ def check_repo_path(path: str) -> str:
         raise UnsafePathError(f"unsafe path {path!r}: '%' is not allowed (encoded twice?)")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise UnsafePathError(f"unsafe path {path!r}: absolute paths are not allowed")
-    if any(part in ("", ".", "..") for part in path.split("/")):
+    parts = path.split("/")
+    if any(part in ("", ".", "..") for part in parts):
         raise UnsafePathError(f"unsafe path {path!r}: '.', '..' or empty parts are not allowed")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise UnsafePathError(f"path {path[:60]!r}… is {len(parts)} folders deep; at most {MAX_PATH_DEPTH} are allowed")
+    long = next((p for p in parts if len(p.encode()) > MAX_NAME_BYTES), None)
+    if long is not None:
+        raise UnsafePathError(f"name {long[:40]!r}… in the path is {len(long.encode())} bytes long; at most "
+                              f"{MAX_NAME_BYTES} are allowed")
     return path
 
 
@@ -380,7 +399,8 @@ class HubPool:
     def _list_local(self, root: str) -> Listing:
         listing: Listing = {}
         if not os.path.isdir(root):
-            raise RepoNotFound(f"pool {self.repo_id}: {root} is not a directory")
+            log.warning("pool %s: %s is not a directory", self.repo_id, root)  # the operator's log, not the client
+            raise RepoNotFound(f"pool {self.repo_id} is not available on this server")
         for folder, dirs, names in os.walk(root):
             rel_folder = os.path.relpath(folder, root).replace(os.sep, "/")
             rel_folder = "" if rel_folder == "." else rel_folder + "/"
@@ -417,7 +437,9 @@ class HubPool:
         try:
             info = store.info(MANIFEST_NAME)
         except StoreNotFoundError:
-            raise RepoNotFound(f"pool {self.repo_id}: {store.url} has no {MANIFEST_NAME} to list it by") from None
+            log.warning("pool %s: %s has no %s to list it by", self.repo_id, store.url, MANIFEST_NAME)
+            raise RepoNotFound(f"pool {self.repo_id} is not available on this server (it has no "
+                               f"{MANIFEST_NAME} to list it by)") from None
         version = "|".join(str(info.get(k) or "") for k in ("ETag", "Last-Modified"))
         listing: Listing = {MANIFEST_NAME: (int(info.get("size") or 0), version)}
         data = store.read_bytes(MANIFEST_NAME)

@@ -22,10 +22,12 @@ from fastapi import Request
 from ..catalog import Catalog, DatasetRecord
 from .snapshots import PoolRegistry
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: both modules import this one
     from .app import ServerConfig
+    from .pool_readers import PoolReaders
+    from .spool import Spool
 
-__all__ = ["catalog_of", "pools_of", "config_of", "dataset_cache_of"]
+__all__ = ["catalog_of", "pools_of", "pool_readers_of", "config_of", "dataset_cache_of", "spool_of"]
 
 
 def catalog_of(request: Request) -> Catalog:
@@ -40,6 +42,12 @@ def pools_of(request: Request) -> PoolRegistry:
     return pools
 
 
+def pool_readers_of(request: Request) -> PoolReaders:
+    """Who may read and write each of the app's pools (:class:`~headwater.server.pool_readers.PoolReaders`)."""
+    readers: PoolReaders = request.app.state.pool_readers
+    return readers
+
+
 def config_of(request: Request) -> ServerConfig:
     """The app's configuration."""
     config: ServerConfig = request.app.state.config
@@ -50,3 +58,9 @@ def dataset_cache_of(request: Request) -> dict[tuple[str, str, str, str], Datase
     """The app's datasets looked up by uid (immutable, so kept): ``(db, ns, name, uid)`` → record."""
     cache: dict[tuple[str, str, str, str], DatasetRecord] = request.app.state.datasets_by_uid
     return cache
+
+
+def spool_of(request: Request) -> Spool:
+    """Where the app receives request bodies before using them (:class:`~headwater.server.spool.Spool`)."""
+    spool: Spool = request.app.state.spool
+    return spool

@@ -49,6 +49,8 @@ class EmbeddedTransport:
     that re-opens the same catalog).
     """
 
+    server_url: str | None = None
+
     def __init__(self, catalog: Catalog | str | os.PathLike[str], *, default_database: str | None = None,
                  page_size: int | None = None) -> None:
         from ...catalog import PAGE_SIZE, Catalog

@@ -128,6 +128,7 @@ class HttpTransport:
         if block_bytes < 1:
             raise ClientError(f"block_bytes must be >= 1, got {block_bytes}")
         self.block_bytes = int(block_bytes)
+        self.server_url: str | None = base
         self._client: httpx.Client | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()

@@ -17,6 +17,10 @@ __all__ = ["Transport", "Writer"]
 class Transport(Protocol):
     """What the client needs from a catalog, in datatap wire JSON (see the module docstring)."""
 
+    server_url: str | None
+    """The server's base URL (None: a local catalog). Data from a server is someone else's: see
+    :meth:`headwater.client.Dataset.image_fetcher`."""
+
     def current_user(self) -> dict[str, Any]:
         """``{uid, username, email, defaultDatabase}``."""
         ...

@@ -81,6 +81,8 @@ class CocoSource:
                 raise CocoFormatError(f"cannot read COCO file {path!r}: {err}") from None
             except msgspec.DecodeError as err:
                 raise CocoFormatError(f"{path}: not valid JSON: {err}") from None
+            except RecursionError:
+                raise CocoFormatError(f"{path}: JSON nested too deeply") from None
         self.images_root = os.path.abspath(os.fspath(images)) if images is not None else default_root
         self.split = split
         self.tolerance_px = float(tolerance_px)

@@ -58,6 +58,9 @@ class JsonlSource:
                 except msgspec.DecodeError as err:
                     yield SourceItem(where, None, problems=(f"invalid JSON: {err}",))
                     continue
+                except RecursionError:
+                    yield SourceItem(where, None, problems=("JSON nested too deeply",))
+                    continue
                 if not isinstance(obj, dict):
                     yield SourceItem(where, None, problems=(f"expected a JSON object, got {type(obj).__name__}",))
                     continue

@@ -16,7 +16,10 @@ database is invisible to the caller):
   Answers 201 with the new dataset's JSON (as ``GET …/{uid}``) plus ``tags``. Pools are URLs readers can
   reach; a URL of a pool this server serves (``{server}/datasets/{owner}/{repo}/resolve/main/{path}``, e.g.
   after uploading shards there) is stored as that pool's location and shown as such a URL again (see
-  :mod:`headwater.server.public_urls`). A refusal is 400
+  :mod:`headwater.server.public_urls`). Other pool and image URLs must use a scheme of
+  ``ServerConfig.pool_url_schemes`` (default ``https``, ``s3``): readers' clients open them, so a publisher
+  may not point them at a file or a loopback service. A line longer than ``ServerConfig.max_droplet_bytes``
+  (plus 64 KiB for ``split``/``where``) is refused with 413 as it arrives. A refusal is 400
   ``{"error": summary, "problems": [{"where", "message"}], "total": n}`` naming *every* problem (up to
   ``maxProblems``) by line, and then nothing was written. Bodies over ``ServerConfig.max_upload_bytes``
   are refused with 413 (from ``Content-Length`` before a byte is read; counted for chunked bodies).
@@ -26,12 +29,12 @@ database is invisible to the caller):
 * ``GET /api/database/{db}/repository/{ns}/{name}/tags/history[?tag=]`` (read access) →
   ``[{tag, dataset, previous, movedAt}]``, oldest first (``movedAt`` in ms).
 
-Why the body is spooled to a temp file first: validation reads every droplet before anything is written
-(so the catalog's write transaction — on SQLite, the database's write lock — is held only for the insert
-pass, never while a slow client uploads), and the publish machinery reads its source twice (validate,
-then write) exactly as a local ``headwater publish`` does: one implementation, the same rules, the same
-messages. Image paths must be URLs or ``pool://`` references to pools named in the header: a droplet
-naming a local file would make the server read its own disk, so it is refused.
+Why the body is spooled to a file first (in the server's spool, :mod:`headwater.server.spool`): validation
+reads every droplet before anything is written (so the catalog's write transaction — on SQLite, the database's
+write lock — is held only for the insert pass, never while a slow client uploads), and the publish machinery
+reads its source twice (validate, then write) exactly as a local ``headwater publish`` does: one
+implementation, the same rules, the same messages. Image paths must be URLs or ``pool://`` references to pools
+named in the header: a droplet naming a local file would make the server read its own disk, so it is refused.
 
 Example:
     >>> import os, tempfile, json
@@ -53,14 +56,12 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import msgspec
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -69,9 +70,10 @@ from ...droplet import ImageRefError, parse_image_ref
 from ...publish import PublishError, SourceItem
 from ...publish import publish as publish_source
 from ..auth import readable_database, reader, require_write, writable_database
-from ..errors import UnsafePathError
-from ..public_urls import public_pools, stored_pools
-from ..state import catalog_of, config_of
+from ..bodies import read_json
+from ..errors import UnsafePathError, UnsafeUrlError
+from ..public_urls import public_pools, stored_pools, url_problem
+from ..state import catalog_of, config_of, spool_of
 
 __all__ = ["NDJSON", "PublishHeader", "router"]
 
@@ -103,7 +105,8 @@ _HEADER = msgspec.json.Decoder(PublishHeader)
 _LINE = msgspec.json.Decoder(_Line)
 
 
-def _image_problem(droplet: Mapping[str, Any], pools: Mapping[str, str]) -> str | None:
+def _image_problem(droplet: Mapping[str, Any], pools: Mapping[str, str],
+                   url_problem: Callable[[str], str | None]) -> str | None:
     """Why a droplet's image paths cannot be published over HTTP (None: they can)."""
     image = droplet.get("image")
     paths = image.get("paths") if isinstance(image, Mapping) else None
@@ -122,6 +125,10 @@ def _image_problem(droplet: Mapping[str, Any], pools: Mapping[str, str]) -> str 
         if ref.kind == "pool" and ref.pool not in pools:
             return (f"image {path!r} names pool {ref.pool!r}, which is not among the dataset's pools "
                     f"{sorted(pools)}")
+        if ref.kind == "url":
+            problem = url_problem(path)
+            if problem is not None:
+                return f"image {problem}"
     return None
 
 
@@ -131,10 +138,11 @@ class _BodySource:
     images_root = None
     template = None
 
-    def __init__(self, path: str, pools: Mapping[str, str]) -> None:
+    def __init__(self, path: str, pools: Mapping[str, str], url_problem: Callable[[str], str | None]) -> None:
         self.path = path
         self.name = "request body"
         self.pools = dict(pools)
+        self.url_problem = url_problem
 
     def items(self) -> Iterator[SourceItem]:
         with open(self.path, "rb") as f:
@@ -148,43 +156,34 @@ class _BodySource:
                 except msgspec.DecodeError as err:
                     yield SourceItem(where, None, problems=(f"invalid JSON: {err}",))
                     continue
+                except RecursionError:
+                    yield SourceItem(where, None, problems=("JSON nested too deeply",))
+                    continue
                 except msgspec.ValidationError as err:
                     yield SourceItem(where, None, problems=(f"expected {{\"split\", \"droplet\", \"where\"}}: {err}",))
                     continue
                 if line.where:
                     where = line.where
-                problem = _image_problem(line.droplet, self.pools)
+                problem = _image_problem(line.droplet, self.pools, self.url_problem)
                 if problem is not None:
                     yield SourceItem(where, None, problems=(problem,))
                     continue
                 yield SourceItem(where, line.droplet, split=line.split)
 
 
-async def _spool(request: Request, limit: int) -> str:
-    """Write the request body to a temp file (413 past ``limit`` bytes); returns its path."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise HTTPException(400, f"bad Content-Length {declared!r}") from None
-        if size > limit:
-            raise HTTPException(413, f"request body of {size} bytes is over the server's limit of {limit} bytes")
-    fd, path = tempfile.mkstemp(prefix="headwater-publish-", suffix=".ndjson")
-    received = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            async for chunk in request.stream():
-                received += len(chunk)
-                if received > limit:
-                    raise HTTPException(413, f"request body is over the server's limit of {limit} bytes")
-                f.write(chunk)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        raise
+_LINE_SLACK = 64 << 10
+"""Room for a line's ``split`` and ``where`` beside its droplet (``ServerConfig.max_droplet_bytes``)."""
+
+
+async def _spool(request: Request) -> str:
+    """Receive the body into the app's spool (413 past the upload limit or for a line past the droplet
+    limit, 507 when the spool is full); returns the file's path."""
+    config = config_of(request)
+    spool = spool_of(request)
+    path, received = await spool.receive(request, config.max_upload_bytes,
+                                         max_line=config.max_droplet_bytes + _LINE_SLACK, suffix=".ndjson")
     if received == 0:
-        os.unlink(path)
+        spool.discard(path)
         raise HTTPException(400, "empty body: expected a header line and one droplet a line (NDJSON)")
     return path
 
@@ -197,12 +196,10 @@ def _read_header(path: str) -> PublishHeader:
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
         raise HTTPException(400, f"line 1 must be the publish header {{template, tags, pools, strict, "
                                  f"maxProblems}}: {err}") from None
+    except RecursionError:
+        raise HTTPException(400, "line 1 (the publish header): JSON nested too deeply") from None
     if not 1 <= header.max_problems <= 10_000:
         raise HTTPException(400, f"maxProblems must be in [1, 10000], got {header.max_problems}")
-    for pool, url in header.pools.items():
-        if "://" not in url:
-            raise HTTPException(400, f"pool {pool!r}: {url!r} is not a URL; a pool given over HTTP must be a URL "
-                                     "(http(s)://, s3://, hf://…) that readers can reach")
     return header
 
 
@@ -220,14 +217,14 @@ async def publish_dataset(database: str, namespace: str, name: str, request: Req
     check_name("namespace", namespace)
     check_name("repository name", name)
     db = await run_in_threadpool(writable_database, request, who, database)
-    path = await _spool(request, config_of(request).max_upload_bytes)
+    path = await _spool(request)
     try:
         header = await run_in_threadpool(_read_header, path)
         try:
             pools = stored_pools(request, header.pools)
-        except UnsafePathError as err:
+        except (UnsafePathError, UnsafeUrlError) as err:
             raise HTTPException(400, f"pools: {err}") from None
-        source = _BodySource(path, header.pools)
+        source = _BodySource(path, header.pools, functools.partial(url_problem, request))
         try:
             record = await run_in_threadpool(
                 publish_source, catalog_of(request), db.uid, namespace, name, source,
@@ -236,20 +233,29 @@ async def publish_dataset(database: str, namespace: str, name: str, request: Req
         except PublishError as err:
             return _problems_response(err)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        spool_of(request).discard(path)
     body = dataset_json(record)
     body["pools"] = public_pools(request, body["pools"])
     return JSONResponse({**body, "tags": header.tags}, status_code=201)
 
 
-@router.put(_REPO + "/tag/{tag}", summary="Point a tag at a dataset (by uid, or where another tag points)")
-def move_tag(database: str, namespace: str, name: str, tag: str, request: Request,
-             dataset: str = Body(..., embed=True, min_length=1, description="a dataset uid, or another tag"),
-             who: Principal = Depends(require_write)) -> dict[str, Any]:
+@router.put(_REPO + "/tag/{tag}", summary="Point a tag at a dataset (by uid, or where another tag points)",
+            openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "properties": {"dataset": {"type": "string", "description": "a uid, or another tag"}},
+                "required": ["dataset"]}}}, "required": True}})
+async def move_tag(database: str, namespace: str, name: str, tag: str, request: Request,
+                   who: Principal = Depends(require_write)) -> dict[str, Any]:
+    body = await read_json(request, "tag move")  # after `require_write` authenticated the caller
+    dataset = body.get("dataset") if isinstance(body, dict) else None
+    if not isinstance(dataset, str) or not dataset:
+        raise HTTPException(400, "tag move: expected {\"dataset\": \"a dataset uid, or another tag\"}")
     check_name("tag", tag)
-    db = writable_database(request, who, database)
-    return tag_move_json(catalog_of(request).move_tag(db.uid, namespace, name, tag, dataset))
+
+    def move() -> dict[str, Any]:
+        db = writable_database(request, who, database)
+        return tag_move_json(catalog_of(request).move_tag(db.uid, namespace, name, tag, dataset))
+
+    return await run_in_threadpool(move)
 
 
 @router.get(_REPO + "/tags/history", summary="Every move of the repository's tags (or of one), oldest first")

@@ -43,8 +43,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from ...catalog import (
     DatasetRecord,
@@ -59,6 +60,7 @@ from ...catalog import (
     user_json,
 )
 from ..auth import readable_database, reader, require_read, visible_databases
+from ..bodies import read_json
 from ..public_urls import public_pools
 from ..state import catalog_of, dataset_cache_of
 
@@ -94,14 +96,24 @@ def list_databases(request: Request, who: Principal | None = Depends(reader)) ->
     return [database_json(db) for db in visible_databases(request, who)]
 
 
-@router.post("/database/query", summary="Databases with this exact name (a list of zero or one)")
-def query_databases(request: Request, name: str = Body(..., embed=True, min_length=1),
-                    who: Principal | None = Depends(reader)) -> list[dict[str, Any]]:
-    try:
-        db = readable_database(request, who, name)
-        return [database_json(db)] if db.name == name else []
-    except NotFoundError:
-        return []
+@router.post("/database/query", summary="Databases with this exact name (a list of zero or one)",
+             openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
+                 "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}},
+                 "required": True}})
+async def query_databases(request: Request, who: Principal | None = Depends(reader)) -> list[dict[str, Any]]:
+    body = await read_json(request, "database query")  # after `reader` authenticated the caller
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or not name:
+        raise HTTPException(400, "database query: expected {\"name\": \"…\"}")
+
+    def find() -> list[dict[str, Any]]:
+        try:
+            db = readable_database(request, who, name)
+            return [database_json(db)] if db.name == name else []
+        except NotFoundError:
+            return []
+
+    return await run_in_threadpool(find)
 
 
 @router.get("/database/{database}", summary="One database, by uid (or name)")

@@ -24,10 +24,12 @@ see :mod:`headwater.server.snapshots` for the commit model):
 Errors are ``{"error": message}`` plus the ``X-Error-Code`` header huggingface_hub maps to its exceptions
 (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``) and ``X-Error-Message``.
 
-Access: every pool is readable anonymously when ``ServerConfig.anonymous_read`` is on, else with any valid
-key (``Authorization: Bearer <key>``, raw as the HF clients send it, or base64 as datatap does). A token
-that is not shaped like a headwater key — a real ``hf_…`` token the client machine has configured —
-counts as anonymous rather than failing.
+Access (:func:`headwater.server.auth.pool_for_reading`): a pool is readable by its owner and grantees, by
+whoever may read a database whose datasets use it, and — if it is public — by every key holder and, when
+``ServerConfig.anonymous_read`` is on, anonymously; to anyone else it is ``RepoNotFound``, as if it were
+not served. Keys come as ``Authorization: Bearer <key>``, raw as the HF clients send them, or base64 as
+datatap does. A token that is not shaped like a headwater key — a real ``hf_…`` token the client machine
+has configured — counts as anonymous rather than failing.
 
 Example:
     >>> import os, tempfile
@@ -38,6 +40,7 @@ Example:
     >>> _ = open(os.path.join(src, "7.txt"), "w").write("seven")
     >>> _ = pack_directory(src, pool, silent=True)
     >>> app = create_app(ServerConfig(catalog=os.path.join(tempfile.mkdtemp(), "c.sqlite"), pools={"acme/px": pool}))
+    >>> _ = app.state.catalog.change_pool_access("acme/px", public=True)  # else only its databases' readers
     >>> client = TestClient(app)
     >>> index = client.get("/datasets/acme/px/resolve/main/shard-00000.json").json()
     >>> offset = index["files"]["7.txt"]["offset"]
@@ -50,7 +53,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
 import mimetypes
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,8 +67,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ...catalog import Principal
 from ...storage import ShortReadError, StoreAuthError
-from ..auth import principal_ignoring_foreign_tokens
+from ..auth import pool_for_reading, principal_ignoring_foreign_tokens, visible_pools
+from ..bodies import PATHS_INFO_BODY, decode_json, read_body
 from ..errors import HubError, MalformedRange, RangeNotSatisfiable, RepoNotFound
+from ..public_urls import public_base_url
 from ..range_responses import (
     SMALL_BODY,
     BodyResponse,
@@ -78,11 +83,12 @@ from ..range_responses import (
     read_small,
 )
 from ..snapshots import HubPool, PoolFile, Snapshot, check_repo_path
-from ..state import config_of, pools_of
+from ..state import config_of, pool_readers_of
 
 __all__ = ["router", "hub_reader", "hub_error", "PAGE_LIMIT", "EXPAND_PAGE_LIMIT"]
 
 router = APIRouter(tags=["hub"])
+log = logging.getLogger(__name__)
 
 PAGE_LIMIT = 1000
 """Tree entries per page (the Hub's own limit)."""
@@ -120,11 +126,19 @@ def hub_error(err: HubError) -> HTTPException:
     return HTTPException(err.status, message, headers=headers)
 
 
-def _pool(request: Request, owner: str, name: str) -> HubPool:
+def _pool(request: Request, owner: str, name: str, who: Principal | None) -> HubPool:
+    """The pool if the caller may read it, else the Hub's RepoNotFound (as for a pool not served here)."""
     try:
-        return pools_of(request).get(f"{owner}/{name}")
+        return pool_for_reading(request, who, f"{owner}/{name}")
     except RepoNotFound as err:
         raise hub_error(err) from None
+
+
+async def _pool_async(request: Request, owner: str, name: str, who: Principal | None) -> HubPool:
+    """:func:`_pool` for async routes: on the event loop when the access rules are fresh in memory."""
+    if pool_readers_of(request).fresh:
+        return _pool(request, owner, name, who)
+    return await run_in_threadpool(_pool, request, owner, name, who)
 
 
 def _iso(ts: float) -> str:
@@ -170,8 +184,8 @@ def _flag(value: str | None) -> bool:
 @router.head("/datasets/{owner}/{name}/resolve/{revision}/{path:path}", operation_id="resolve_file_head",
              summary="Headers of a pool file (size, ETag, X-Repo-Commit)")
 async def resolve_file(owner: str, name: str, revision: str, path: str, request: Request,
-                       _who: Principal | None = Depends(hub_reader)) -> Response:
-    pool = _pool(request, owner, name)
+                       who: Principal | None = Depends(hub_reader)) -> Response:
+    pool = await _pool_async(request, owner, name, who)
     try:
         if pool.without_io(revision):  # the common case: answered from memory, no thread hop
             snap, f = pool.resolve(revision, path)
@@ -243,17 +257,24 @@ def _store_errors(pool: HubPool, path: str) -> Iterator[None]:
     try:
         yield
     except StoreAuthError as err:  # the server's own credentials for the store: not the client's fault
-        raise HTTPException(502, f"the store of {pool.repo_id} refused the server: {err}") from None
+        log.warning("pool %s: the store refused the server: %s", pool.repo_id, err)
+        raise HTTPException(502, f"the store of {pool.repo_id} refused the server's credentials") from None
     except (FileNotFoundError, PermissionError, ShortReadError):  # gone / shrunk / symlinked since the snapshot
         pool.invalidate()
         raise HTTPException(404, f"{path!r} is no longer in {pool.repo_id}; retry",
                             headers={"X-Error-Code": "EntryNotFound"}) from None
     except OSError as err:  # StoreUnavailableError after retries, local I/O errors
-        raise HTTPException(503, f"the store of {pool.repo_id} is unavailable: {err}",
+        log.warning("pool %s: the store is unavailable: %s", pool.repo_id, err)  # names paths: the log only
+        raise HTTPException(503, f"the store of {pool.repo_id} is unavailable ({type(err).__name__}); retry",
                             headers={"Retry-After": "1"}) from None
 
 
 # -- repo info ---------------------------------------------------------------------------------------
+def _private(request: Request, repo_id: str) -> bool:
+    """Whether the Hub clients should see the pool as private: not readable by everyone."""
+    return not (pool_readers_of(request).get(repo_id).access.public and config_of(request).anonymous_read)
+
+
 def _repo_json(pool: HubPool, snap: Snapshot, request: Request, blobs: bool) -> dict[str, Any]:
     siblings = []
     for path in sorted(snap.files):
@@ -272,7 +293,7 @@ def _repo_json(pool: HubPool, snap: Snapshot, request: Request, blobs: bool) -> 
         "sha": snap.commit,
         "lastModified": _iso(snap.created),
         "createdAt": _iso(snap.created),
-        "private": not config_of(request).anonymous_read,
+        "private": _private(request, pool.repo_id),
         "gated": False,
         "disabled": False,
         "downloads": 0,
@@ -285,14 +306,14 @@ def _repo_json(pool: HubPool, snap: Snapshot, request: Request, blobs: bool) -> 
 
 @router.get("/api/datasets/{owner}/{name}", summary="Dataset repo info at main")
 def repo_info(owner: str, name: str, request: Request, blobs: str | None = Query(None),
-              _who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
-    return repo_info_at(owner, name, "main", request, blobs, _who)
+              who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
+    return repo_info_at(owner, name, "main", request, blobs, who)
 
 
 @router.get("/api/datasets/{owner}/{name}/revision/{revision:path}", summary="Dataset repo info at a revision")
 def repo_info_at(owner: str, name: str, revision: str, request: Request, blobs: str | None = Query(None),
-                 _who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
-    pool = _pool(request, owner, name)
+                 who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
+    pool = _pool(request, owner, name, who)
     try:
         snap = pool.snapshot(revision)
     except HubError as err:
@@ -301,15 +322,15 @@ def repo_info_at(owner: str, name: str, revision: str, request: Request, blobs: 
 
 
 @router.get("/api/datasets", summary="The pools this caller may read")
-def list_repos(request: Request, _who: Principal | None = Depends(hub_reader)) -> list[dict[str, Any]]:
+def list_repos(request: Request, who: Principal | None = Depends(hub_reader)) -> list[dict[str, Any]]:
     return [{"_id": hashlib.sha1(p.repo_id.encode()).hexdigest()[:24], "id": p.repo_id,
-             "author": p.repo_id.split("/", 1)[0], "private": not config_of(request).anonymous_read,
-             "tags": []} for p in pools_of(request)]
+             "author": p.repo_id.split("/", 1)[0], "private": _private(request, p.repo_id),
+             "tags": []} for p in visible_pools(request, who)]
 
 
 @router.get("/api/datasets/{owner}/{name}/refs", summary="Branches of a pool (main only)")
-def refs(owner: str, name: str, request: Request, _who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
-    pool = _pool(request, owner, name)
+def refs(owner: str, name: str, request: Request, who: Principal | None = Depends(hub_reader)) -> dict[str, Any]:
+    pool = _pool(request, owner, name, who)
     try:
         snap = pool.head()
     except HubError as err:
@@ -321,8 +342,8 @@ def refs(owner: str, name: str, request: Request, _who: Principal | None = Depen
 @router.get("/api/datasets/{owner}/{name}/commits/{revision:path}",
             summary="The commit a revision names (pools keep no history chain)")
 def commits(owner: str, name: str, revision: str, request: Request,
-            _who: Principal | None = Depends(hub_reader)) -> list[dict[str, Any]]:
-    pool = _pool(request, owner, name)
+            who: Principal | None = Depends(hub_reader)) -> list[dict[str, Any]]:
+    pool = _pool(request, owner, name, who)
     try:
         found = pool.commits(revision)
     except HubError as err:
@@ -333,8 +354,8 @@ def commits(owner: str, name: str, revision: str, request: Request,
 
 # -- tree and paths-info -------------------------------------------------------------------------------
 def _tree(owner: str, name: str, revision: str, path: str, request: Request, recursive: bool, expand: bool,
-          cursor: str | None, limit: int | None) -> Response:
-    pool = _pool(request, owner, name)
+          cursor: str | None, limit: int | None, who: Principal | None) -> Response:
+    pool = _pool(request, owner, name, who)
     path = path.strip("/")
     try:
         if path:
@@ -368,7 +389,7 @@ def _tree(owner: str, name: str, revision: str, path: str, request: Request, rec
     if start + size < len(paths):
         encoded = "/" + quote(path, safe="/") if path else ""
         query = f"recursive={str(recursive).lower()}&expand={str(expand).lower()}&cursor={start + size}&limit={size}"
-        url = str(request.base_url).rstrip("/") + f"/api/datasets/{pool.repo_id}/tree/{snap.commit}{encoded}?{query}"
+        url = public_base_url(request) + f"/api/datasets/{pool.repo_id}/tree/{snap.commit}{encoded}?{query}"
         headers["Link"] = f'<{url}>; rel="next"'
     return JSONResponse(page, headers=headers)
 
@@ -376,29 +397,24 @@ def _tree(owner: str, name: str, revision: str, path: str, request: Request, rec
 @router.get("/api/datasets/{owner}/{name}/tree/{revision}", summary="List the pool's root folder")
 def tree_root(owner: str, name: str, revision: str, request: Request, recursive: str | None = Query(None),
               expand: str | None = Query(None), cursor: str | None = Query(None), limit: int | None = Query(None),
-              _who: Principal | None = Depends(hub_reader)) -> Response:
-    return _tree(owner, name, revision, "", request, _flag(recursive), _flag(expand), cursor, limit)
+              who: Principal | None = Depends(hub_reader)) -> Response:
+    return _tree(owner, name, revision, "", request, _flag(recursive), _flag(expand), cursor, limit, who)
 
 
 @router.get("/api/datasets/{owner}/{name}/tree/{revision}/{path:path}", summary="List a folder of the pool")
 def tree_path(owner: str, name: str, revision: str, path: str, request: Request, recursive: str | None = Query(None),
               expand: str | None = Query(None), cursor: str | None = Query(None), limit: int | None = Query(None),
-              _who: Principal | None = Depends(hub_reader)) -> Response:
-    return _tree(owner, name, revision, path, request, _flag(recursive), _flag(expand), cursor, limit)
+              who: Principal | None = Depends(hub_reader)) -> Response:
+    return _tree(owner, name, revision, path, request, _flag(recursive), _flag(expand), cursor, limit, who)
 
 
 @router.post("/api/datasets/{owner}/{name}/paths-info/{revision:path}", summary="Info about given paths")
 async def paths_info(owner: str, name: str, revision: str, request: Request,
-                     _who: Principal | None = Depends(hub_reader)) -> Response:
+                     who: Principal | None = Depends(hub_reader)) -> Response:
     content_type = request.headers.get("content-type", "")
-    body = await request.body()
-    if len(body) > 1 << 20:
-        raise HTTPException(413, "paths-info request larger than 1 MiB")
+    body = await read_body(request, PATHS_INFO_BODY)  # after `hub_reader` let the caller in
     if content_type.startswith("application/json"):
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            raise HTTPException(400, "paths-info: body is not JSON") from None
+        doc = decode_json(body, "paths-info")
         paths = doc.get("paths", []) if isinstance(doc, dict) else []
         expand = _flag(str(doc.get("expand"))) if isinstance(doc, dict) else False
     else:  # application/x-www-form-urlencoded, what huggingface_hub sends (paths=a&paths=b&expand=False)
@@ -409,7 +425,7 @@ async def paths_info(owner: str, name: str, revision: str, request: Request,
         paths = [paths]
     if not isinstance(paths, list):
         raise HTTPException(400, "paths-info: 'paths' must be a list of paths")
-    pool = _pool(request, owner, name)
+    pool = await _pool_async(request, owner, name, who)
     try:
         snap = await run_in_threadpool(pool.snapshot, revision)
     except HubError as err:

@@ -2,23 +2,31 @@
 
 Routes (a ``write`` key required; ``{repo}`` is ``owner/name``, a key of ``ServerConfig.pools``):
 
-* ``PUT /api/pools/{repo}/files/{path}.tar`` — body: the tar. Received to a temp file (beside the
-  target for a local pool, so publishing is one rename), indexed in one streaming pass (a body that is
-  not a tar, or holds a member named ``/abs``, ``../x``, …, is refused with 400), then published: the
-  shard, then the index JSON the server built from it, then the pool manifest is rebuilt. Answers 201
+* ``PUT /api/pools/{repo}/files/{path}.tar[?replace=true]`` — body: the tar. Received to a temp file
+  (beside the target for a local pool, so publishing is one rename), indexed in one streaming pass (a body
+  that is not a tar, or holds a member named ``/abs``, ``../x``, …, is refused with 400; more than
+  ``ServerConfig.max_shard_members`` members, 413), then published: the shard, then the index JSON the
+  server built from it, then the shard's rows in the pool manifest. A shard already at that path with
+  other bytes is replaced only with ``?replace=true`` (else 409: its members would silently change under
+  its readers); the same bytes again are accepted as they are (a retried upload). Answers 201
   ``{path, size, oid, sha256, files, index, commit}`` — ``commit`` is the pool's new commit id.
 * ``PUT /api/pools/{repo}/files/{path}.json`` — an index for a shard already uploaded (hfutils' upload
   order: tar, then json). It is checked against the shard's actual bytes (re-indexed); a mismatch is 422
   naming the first difference. The index kept is always the server's, so an index never disagrees with
   its tar. Answers 200 ``{path, verified: true, commit}``.
-* ``DELETE /api/pools/{repo}/files/{path}.tar`` — removes the shard and its index; rebuilds the manifest.
+* ``DELETE /api/pools/{repo}/files/{path}.tar`` — removes the shard and its index and their manifest rows.
+
+Who: a write key of the pool's owner, or of a user granted ``write`` on it (``headwater pool set|grant``,
+:mod:`headwater.catalog.pool_access`); 401 without a key, 404 for a pool the caller may not even read
+(as for one not served here), 403 for one it may read but not write. A pool without owner takes no
+writes.
 
 Refused: any other file type (400), unsafe paths (``..``, absolute, backslash, NUL, ``%``, hidden parts;
 400), bodies over ``ServerConfig.max_upload_bytes`` (413 — from ``Content-Length`` before a byte is read,
 and counted while streaming for chunked bodies), pools on plain HTTP (405, read-only). Uploads to one
 pool publish one at a time within a process (a lock around rename + index + manifest); two server
 processes uploading to the same pool at the same moment can leave the manifest one upload behind until
-the next upload or ``headwater index`` (the shards and indexes themselves are always consistent).
+the next ``headwater index`` (the shards and indexes themselves are always consistent).
 
 Example:
     >>> import io, os, tarfile, tempfile
@@ -28,6 +36,7 @@ Example:
     >>> app = create_app(ServerConfig(catalog=os.path.join(tempfile.mkdtemp(), "c.sqlite"), pools={"acme/px": pool}))
     >>> _ = app.state.catalog.create_user("alice")
     >>> _, key = app.state.catalog.create_api_key("alice", "write")
+    >>> _ = app.state.catalog.change_pool_access("acme/px", owner="alice")
     >>> raw = io.BytesIO()
     >>> with tarfile.open(fileobj=raw, mode="w") as tar:
     ...     info = tarfile.TarInfo("7.txt"); info.size = 5
@@ -45,7 +54,7 @@ import posixpath
 import tempfile
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -53,21 +62,21 @@ from ...archive import (
     IndexFormatError,
     TarFormatError,
     TarIndex,
+    TooManyMembersError,
     UnsafeMemberError,
     check_member_name,
     decode_index,
     encode_index,
     index_path_for,
     index_stream,
-    index_tar,
-    rebuild_manifest,
+    update_manifest,
 )
 from ...catalog import Principal
 from ...storage import StorageError, StoreNotFoundError
-from ..auth import require_write
+from ..auth import pool_for_writing, require_write
 from ..errors import HubError
 from ..snapshots import HubPool, check_repo_path
-from ..state import config_of, pools_of
+from ..state import config_of
 
 __all__ = ["router", "MAX_INDEX_BYTES"]
 
@@ -79,9 +88,10 @@ MAX_INDEX_BYTES = 256 << 20
 _WRITE_CHUNK = 1 << 20
 
 
-def _writable_pool(request: Request, owner: str, name: str, path: str) -> tuple[HubPool, str]:
+def _writable_pool(request: Request, owner: str, name: str, path: str, who: Principal) -> tuple[HubPool, str]:
+    """The pool if ``who`` may write to it, and the checked path (reads the catalog: call it in a thread)."""
     try:
-        pool = pools_of(request).get(f"{owner}/{name}")
+        pool = pool_for_writing(request, who, f"{owner}/{name}")
         path = check_repo_path(path)
     except HubError as err:
         raise HTTPException(err.status, str(err)) from None
@@ -90,7 +100,7 @@ def _writable_pool(request: Request, owner: str, name: str, path: str) -> tuple[
     if not path.endswith((".tar", ".json")):
         raise HTTPException(400, f"cannot upload {path!r}: only .tar shards and their .json indexes are accepted")
     if not pool.writable:
-        raise HTTPException(405, f"pool {pool.repo_id} is served from {pool.url}, which is read-only")
+        raise HTTPException(405, f"pool {pool.repo_id} is served read-only (from plain HTTP or the Hub)")
     return pool, path
 
 
@@ -133,18 +143,50 @@ def _check_members(index: TarIndex, path: str) -> None:
             raise HTTPException(400, f"{path}: {err}") from None
 
 
-def _publish_tar(pool: HubPool, path: str, tmp: str, index: TarIndex) -> str:
-    """Move the received shard into place, write its index, rebuild the manifest; the new commit id."""
+def _stored_sha256(pool: HubPool, path: str) -> str | None:
+    """The sha256 of the shard at ``path`` in the pool (None: no shard there), from its index when it has
+    one (the server wrote it: it matches the bytes), else by reading the shard."""
+    store = pool.store
+    if not store.exists(path):
+        return None
+    try:
+        return decode_index(store.read_bytes(index_path_for(path)), source=path).hash_lfs
+    except (StoreNotFoundError, IndexFormatError):
+        with store.open(path) as f:
+            return index_stream(f, store.size(path), with_hash=False).hash_lfs
+
+
+def _publish_tar(pool: HubPool, path: str, tmp: str, index: TarIndex, replace: bool) -> str:
+    """Move the received shard into place, write its index, update the manifest; the new commit id.
+    409 when another shard is at ``path`` and ``replace`` is off (checked under the pool's write lock)."""
     store = pool.store
     with pool.write_lock:
-        if store.is_local:
-            os.replace(tmp, store.full_path(path))
-        else:
-            store.put_file(path, tmp)
-        store.put_bytes(index_path_for(path), encode_index(index))
-        rebuild_manifest(store)
+        current = _stored_sha256(pool, path)
+        if current is not None and current != index.hash_lfs and not replace:
+            raise HTTPException(409, f"{path!r} in {pool.repo_id} already holds another shard (sha256 {current}); "
+                                     "replacing it changes what its members' ids return: send ?replace=true "
+                                     "(headwater upload --replace) to replace it, or upload under another path")
+        if current != index.hash_lfs:
+            if store.is_local:
+                os.replace(tmp, store.full_path(path))
+            else:
+                store.put_file(path, tmp)
+            store.put_bytes(index_path_for(path), encode_index(index))
+            update_manifest(store, put={path: index})
     pool.invalidate()
     return pool.head().commit
+
+
+def _index_upload(tmp: str, path: str, max_members: int) -> TarIndex:
+    """Index the received shard; errors name the shard's path in the pool, never the server's temp file."""
+    with open(tmp, "rb", buffering=0) as f:
+        try:
+            return index_stream(f, os.fstat(f.fileno()).st_size, max_members=max_members)
+        except TooManyMembersError:
+            raise HTTPException(413, f"{path} has more than {max_members} members; this server takes at most "
+                                     f"{max_members} per shard: split it into smaller shards") from None
+        except (TarFormatError, IndexFormatError) as err:
+            raise HTTPException(400, f"{path} is not a valid tar archive: {err}") from None
 
 
 def _difference(uploaded: TarIndex, truth: TarIndex) -> str | None:
@@ -193,7 +235,7 @@ def _verify_index(pool: HubPool, path: str, data: bytes) -> dict[str, Any]:
             current = None
         if current != canonical:
             store.put_bytes(path, canonical)
-            rebuild_manifest(store)
+            update_manifest(store, put={tar: truth})
     pool.invalidate()
     return {"path": path, "verified": True, "commit": pool.head().commit}
 
@@ -201,8 +243,9 @@ def _verify_index(pool: HubPool, path: str, data: bytes) -> dict[str, Any]:
 @router.put("/api/pools/{owner}/{name}/files/{path:path}", status_code=201,
             summary="Upload a shard (indexed by the server) or check an index against its shard")
 async def upload_file(owner: str, name: str, path: str, request: Request,
-                      _who: Principal = Depends(require_write)) -> JSONResponse:
-    pool, path = _writable_pool(request, owner, name, path)
+                      replace: bool = Query(False, description="replace a shard already at this path with other bytes"),
+                      who: Principal = Depends(require_write)) -> JSONResponse:
+    pool, path = await run_in_threadpool(_writable_pool, request, owner, name, path, who)
     limit = config_of(request).max_upload_bytes
     if path.endswith(".json"):
         limit = min(limit, MAX_INDEX_BYTES)
@@ -232,12 +275,9 @@ async def upload_file(owner: str, name: str, path: str, request: Request,
             raise HTTPException(400, f"empty upload for {path!r}")
         if declared is not None and size != declared:
             raise HTTPException(400, f"received {size} bytes but Content-Length said {declared}")
-        try:
-            index = await run_in_threadpool(index_tar, tmp)
-        except (TarFormatError, IndexFormatError) as err:
-            raise HTTPException(400, f"{path} is not a valid tar archive: {err}") from None
+        index = await run_in_threadpool(_index_upload, tmp, path, config_of(request).max_shard_members)
         _check_members(index, path)
-        commit = await run_in_threadpool(_publish_tar, pool, path, tmp, index)
+        commit = await run_in_threadpool(_publish_tar, pool, path, tmp, index, replace)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -258,16 +298,16 @@ def _delete(pool: HubPool, path: str) -> str:
             except FileNotFoundError:
                 pass
             except (OSError, StorageError) as err:
-                raise HTTPException(500, f"cannot delete {target!r}: {err}") from None
-        rebuild_manifest(store)
+                raise HTTPException(500, f"cannot delete {target!r}: {type(err).__name__}") from None
+        update_manifest(store, remove=[path])
     pool.invalidate()
     return pool.head().commit
 
 
 @router.delete("/api/pools/{owner}/{name}/files/{path:path}", summary="Delete a shard and its index")
 async def delete_file(owner: str, name: str, path: str, request: Request,
-                      _who: Principal = Depends(require_write)) -> dict[str, Any]:
-    pool, path = _writable_pool(request, owner, name, path)
+                      who: Principal = Depends(require_write)) -> dict[str, Any]:
+    pool, path = await run_in_threadpool(_writable_pool, request, owner, name, path, who)
     if not path.endswith(".tar"):
         raise HTTPException(400, f"cannot delete {path!r}: delete the shard (.tar); its index goes with it")
     commit = await run_in_threadpool(_delete, pool, path)
