@@ -31,6 +31,7 @@ from ..catalog import (
     NotFoundError,
     OutOfRangeError,
 )
+from .limits import Limits
 from .routes import ROUTERS
 from .snapshots import PoolRegistry
 
@@ -47,12 +48,33 @@ class ServerConfig:
     (``owner/repo``) → pool URL (a local dir, ``s3://…``, ``http(s)://…``). ``max_upload_bytes``: the
     largest request body a write may send. ``anonymous_read``: serve public databases and pools without
     a key.
+
+    Connection limits (:mod:`headwater.server.limits` says what each bounds and why these defaults; all
+    per server process): ``timeout_header`` (10 s to send a request head), ``timeout_keep_alive`` (5 s
+    idle between requests), ``timeout_body`` (60 s pause inside a request body → 408), ``timeout_send``
+    (60 s without the client reading any of a response → connection cut), ``limit_concurrency`` (1024
+    connections open or requests running, then 503), ``max_header_size`` (16 KiB request head, then 431).
+    :attr:`limits` gives them as one :class:`~headwater.server.limits.Limits` (and checks them).
     """
 
     catalog: str
     pools: dict[str, str] = field(default_factory=dict)
     max_upload_bytes: int = 2 << 30
     anonymous_read: bool = True
+    # -- connection limits: flat fields (the config travels to worker processes as JSON), see `limits` ----
+    timeout_header: float = Limits.timeout_header
+    timeout_keep_alive: float = Limits.timeout_keep_alive
+    timeout_body: float = Limits.timeout_body
+    timeout_send: float = Limits.timeout_send
+    limit_concurrency: int = Limits.limit_concurrency
+    max_header_size: int = Limits.max_header_size
+
+    @property
+    def limits(self) -> Limits:
+        """The connection limits as one object (raises ValueError if one is not positive)."""
+        return Limits(timeout_header=self.timeout_header, timeout_keep_alive=self.timeout_keep_alive,
+                      timeout_body=self.timeout_body, timeout_send=self.timeout_send,
+                      limit_concurrency=self.limit_concurrency, max_header_size=self.max_header_size)
 
 
 class _CollapseSlashes:
