@@ -31,7 +31,7 @@ from ..catalog import (
     NotFoundError,
     OutOfRangeError,
 )
-from .limits import Limits
+from .limits import BodyTimeout, Limits
 from .routes import ROUTERS
 from .snapshots import PoolRegistry
 
@@ -158,5 +158,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     for router in ROUTERS.values():
         app.include_router(router)
     app.add_middleware(_CollapseSlashes)
+    app.add_middleware(BodyTimeout, timeout_body=config.limits.timeout_body)  # outermost of ours: every route
     return app
 

@@ -17,7 +17,7 @@ What uvicorn (0.54, read from its source) covers and what it does not:
   connected (measured: 200 clients that requested a 60 MB file and never read: +1.1 GB of server RSS,
   5.7 MB each, and 400 descriptors, forever).
 
-What this module adds:
+What this module adds, in the two places where each can be enforced:
 
 * On the connection (:class:`LimitedHTTPProtocol`, a subclass of uvicorn's protocol using only what its
   h11 and httptools protocols share): the bytes before the app sees a request and after it handed them over.
@@ -33,6 +33,13 @@ What this module adds:
     at all once the connection is closing), some must leave every ``timeout_send`` seconds; else the
     connection is aborted and its buffer dropped (checked every quarter of the timeout: a stalled client is
     cut between 1 and 1.25 × ``timeout_send`` after its last progress).
+
+* In the app, for every route:
+
+  - *Body inactivity* (:class:`BodyTimeout`, ASGI middleware): a ``receive()`` that waits more than
+    ``timeout_body`` seconds for the next piece of an unfinished request body ends the request (the route
+    is cancelled): 408 with ``Connection: close`` when no response has started, else the connection is
+    closed.
 
 Example:
     >>> limits = Limits(timeout_header=2)
@@ -58,10 +65,13 @@ from dataclasses import dataclass, fields
 from http import HTTPStatus
 from typing import Any
 
+import anyio
+import anyio.lowlevel
 import h11
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-__all__ = ["Limits", "LimitedHTTPProtocol", "uvicorn_options"]
+__all__ = ["Limits", "LimitedHTTPProtocol", "BodyTimeout", "uvicorn_options"]
 
 logger = logging.getLogger("uvicorn.error")  # where uvicorn reports its own refusals (400, 503)
 
@@ -278,4 +288,72 @@ class LimitedHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]  #
             self._send_timer.cancel()
             self._send_timer = None
         super().connection_lost(exc)
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding":
+            return True
+    return False
+
+
+class BodyTimeout:
+    """ASGI middleware: a request body that pauses for more than ``timeout_body`` seconds ends its request
+    (module docstring). Requests that declare no body pass through untouched.
+
+    Example (the test client sends whole bodies, so the deadline does not fire here; ``tests/server/
+    test_limits.py`` has a real stalled client):
+        >>> from starlette.applications import Starlette
+        >>> from starlette.responses import PlainTextResponse
+        >>> from starlette.routing import Route
+        >>> from starlette.testclient import TestClient
+        >>> async def echo(request):
+        ...     return PlainTextResponse(await request.body())
+        >>> app = BodyTimeout(Starlette(routes=[Route("/", echo, methods=["POST"])]), timeout_body=1)
+        >>> TestClient(app).post("/", content=b"hello").text
+        'hello'
+    """
+
+    def __init__(self, app: ASGIApp, *, timeout_body: float = Limits.timeout_body) -> None:
+        self.app = app
+        self.timeout_body = timeout_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        started = body_done = stalled = False
+        request_scope = anyio.CancelScope()
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        async def timed_receive() -> Message:
+            nonlocal body_done, stalled
+            if body_done:
+                return await receive()
+            with anyio.move_on_after(self.timeout_body):
+                message = await receive()
+                body_done = not (message["type"] == "http.request" and message.get("more_body", False))
+                return message
+            stalled = True
+            request_scope.cancel()
+            await anyio.lowlevel.checkpoint()  # the cancellation surfaces here, inside the route
+            return {"type": "http.disconnect"}  # (a route that swallowed it sees the client as gone)
+
+        with request_scope:
+            await self.app(scope, timed_receive, tracked_send)
+        if not stalled:
+            return
+        client = scope.get("client")
+        logger.info("%s: request body paused for %g s; %s", f"{client[0]}:{client[1]}" if client else "a client",
+                    self.timeout_body, "closing the connection" if started else "408")
+        if not started:  # else: returning mid-response makes uvicorn close the connection
+            body = json.dumps({"error": f"request body paused for more than {self.timeout_body:g} s"}).encode()
+            await send({"type": "http.response.start", "status": 408,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
 
