@@ -162,8 +162,9 @@ def main() -> None:
     from headwater.server.app import ServerConfig, create_app
 
     pools = dict(spec.split("=", 1) for spec in args.pool)
-    app = _Instrument(create_app(ServerConfig(catalog=args.catalog, pools=pools)), args.latency_ms)
-    options = runner._uvicorn_options(args.log_level)  # what `headwater serve` passes to uvicorn
+    config = ServerConfig(catalog=args.catalog, pools=pools)
+    app = _Instrument(create_app(config), args.latency_ms)
+    options = runner._uvicorn_options(args.log_level, config.limits)  # what `headwater serve` passes to uvicorn
     uvicorn.run(app, host="127.0.0.1", port=args.port, lifespan="on", **options)
 
 

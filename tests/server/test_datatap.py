@@ -377,7 +377,7 @@ def test_accepted_connections_get_tcp_nodelay_even_on_a_protocol_0_socket() -> N
 
     from headwater.server.runner import NoDelayHTTPProtocol, _uvicorn_options
 
-    assert _uvicorn_options("info")["http"] is NoDelayHTTPProtocol  # what serve() hands uvicorn
+    assert _uvicorn_options("info")["http"].func is NoDelayHTTPProtocol  # what serve() hands uvicorn (bound to limits)
 
     async def nodelay_of(protocol_class: type) -> int:
         async def app(scope: Any, receive: Any, send: Any) -> None:  # never called: no request is sent

@@ -11,18 +11,16 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 
 from headwater.catalog import Catalog
 
-from ..support.ports import free_port, wait_ready
-from ..support.servers import make_user
+from ..support.servers import ServeProcess, make_user, serve_process
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads RSS from /proc")
 
@@ -32,43 +30,38 @@ GROWTH = 64 << 20  # what the server may grow by meanwhile (allocator noise, a w
 
 @dataclass
 class Served:
-    proc: subprocess.Popen[bytes]
-    host: str
-    port: int
+    process: ServeProcess
     key: str
     spool: str
 
+    @property
+    def host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
     def rss(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS")
+        return self.process.rss()
 
 
-def _start(root: str, *extra: str) -> Served:
+@contextmanager
+def _serving(root: str, *options: str) -> Iterator[Served]:
     catalog = os.path.join(root, "catalog.sqlite")
     spool = os.path.join(root, "spool")
     with Catalog(catalog) as cat:
         key = make_user(cat, "alice", permission="write")
         if not cat.databases():
             cat.create_database("main", owner="alice")
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "headwater.cli", "serve", "--catalog", catalog, "--port", str(port),
-                             "--spool-dir", spool, "--log-level", "warning", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_ready(f"http://127.0.0.1:{port}", proc)
-    return Served(proc, "127.0.0.1", port, key, spool)
+    with serve_process(catalog, "--spool-dir", spool, *options) as process:
+        yield Served(process, key, spool)
 
 
 @pytest.fixture
 def served(tmp_path) -> Iterator[Served]:
-    server = _start(str(tmp_path), "--no-anonymous")
-    try:
+    with _serving(str(tmp_path), "--no-anonymous") as server:
         yield server
-    finally:
-        server.proc.terminate()
-        server.proc.wait(20)
 
 
 def _send(server: Served, method: str, path: str, *, size: int, chunked: bool, headers: dict[str, str] | None = None,
@@ -162,29 +155,25 @@ def test_a_one_line_droplet_is_cut_off_at_the_droplet_cap(served: Served) -> Non
                             chunked=True, headers=_auth(served), content_type="application/x-ndjson", line=b"x")
     assert status == 413 and b"line 1" in body, body[:300]
     assert served.rss() - before < GROWTH
-    assert not os.listdir(os.path.join(served.spool, str(served.proc.pid)))
+    assert not os.listdir(os.path.join(served.spool, str(served.process.pid)))
 
 
 def test_a_killed_servers_spooled_body_is_removed_when_the_next_one_starts(tmp_path) -> None:
-    server = _start(str(tmp_path))
-    sock = socket.create_connection((server.host, server.port))
-    head = (f"POST /api/database/main/repository/acme/cats/publish HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Bearer {server.key}\r\nContent-Type: application/x-ndjson\r\n"
-            f"Content-Length: {50 << 20}\r\n\r\n")
-    sock.sendall(head.encode() + json.dumps({"tags": ["latest"]}).encode() + b"\n" + b" " * (8 << 20))
-    folder = os.path.join(server.spool, str(server.proc.pid))
-    deadline = time.monotonic() + 30
-    while not (os.path.isdir(folder) and os.listdir(folder)
-               and os.path.getsize(os.path.join(folder, os.listdir(folder)[0])) > 0):
-        assert time.monotonic() < deadline, "the body never reached the spool"
-        time.sleep(0.05)
-    server.proc.send_signal(signal.SIGKILL)
-    server.proc.wait(20)
-    sock.close()
-    assert os.listdir(folder)  # left behind by the killed process
-    again = _start(str(tmp_path))
-    try:
+    with _serving(str(tmp_path)) as server:
+        sock = socket.create_connection((server.host, server.port))
+        head = (f"POST /api/database/main/repository/acme/cats/publish HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {server.key}\r\nContent-Type: application/x-ndjson\r\n"
+                f"Content-Length: {50 << 20}\r\n\r\n")
+        sock.sendall(head.encode() + json.dumps({"tags": ["latest"]}).encode() + b"\n" + b" \n" * (4 << 20))
+        folder = os.path.join(server.spool, str(server.process.pid))
+        deadline = time.monotonic() + 30
+        while not (os.path.isdir(folder) and os.listdir(folder)
+                   and os.path.getsize(os.path.join(folder, os.listdir(folder)[0])) > 0):
+            assert time.monotonic() < deadline, "the body never reached the spool"
+            time.sleep(0.05)
+        server.process.proc.send_signal(signal.SIGKILL)
+        server.process.proc.wait(20)
+        sock.close()
+        assert os.listdir(folder)  # left behind by the killed process
+    with _serving(str(tmp_path)):
         assert not os.path.exists(folder)
-    finally:
-        again.proc.terminate()
-        again.proc.wait(20)

@@ -12,6 +12,9 @@ Stable API (other test modules rely on it)::
 
     with live_server(config, public_pools=True, pool_owner="alice"):   # every served pool public, alice's
 
+    with serve_process(catalog_path, "--pool", "acme/px=/dir", "--timeout-header", "1") as server:
+        server.url, server.pid, server.fds(), server.rss()               # `headwater serve` in a child process
+
 ``make_user(catalog, "alice", permission="write")`` creates a user (if missing) and a key and returns
 the secret; ``share_pools(catalog, repos, owner=…, public=…)`` records pools' access settings;
 ``bearer(secret)`` gives datatap-style headers (base64 of the key), ``bearer(secret,
@@ -21,15 +24,24 @@ raw=True)`` Hugging-Face-style headers (the key as it is).
 from __future__ import annotations
 
 import base64
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import headwater
 from headwater.catalog import Catalog
 from headwater.server.app import ServerConfig
 from headwater.server.runner import BackgroundServer
 
-__all__ = ["live_server", "make_user", "bearer", "share_pools", "BackgroundServer"]
+from .ports import free_port, wait_ready
+
+__all__ = ["live_server", "serve_process", "ServeProcess", "make_user", "bearer", "share_pools", "BackgroundServer"]
 
 
 @contextmanager
@@ -50,6 +62,71 @@ def live_server(config: ServerConfig | Any, *, handle: bool = False, public_pool
         yield server if handle else server.url
     finally:
         server.stop()
+
+
+@dataclass
+class ServeProcess:
+    """A ``headwater serve`` child process; its resources are read from ``/proc/<pid>/`` (Linux)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Any
+    """A temporary file holding the process's stderr."""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def fds(self) -> int:
+        """Open file descriptors of the server process (sockets and files)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss(self) -> int:
+        """Resident memory of the server process, in bytes (``VmRSS``)."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS in /proc/{self.pid}/status")
+
+    def stderr(self) -> str:
+        """What the server wrote to stderr so far."""
+        self.log.seek(0)
+        return str(self.log.read().decode(errors="replace"))
+
+
+@contextmanager
+def serve_process(catalog: str, *options: str) -> Iterator[ServeProcess]:
+    """Run ``python -m headwater.cli serve --catalog CATALOG --port <free> OPTIONS…`` with this interpreter
+    and this tree's headwater until the block ends; yields once it answers ``/healthz``. Stopped with SIGINT
+    (graceful), killed if that takes more than 30 s. stderr goes to a temporary file (a pipe nobody reads
+    would block a server that logs a lot)."""
+    port = free_port()
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(headwater.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH")) if p)}
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the block ends, below
+    proc = subprocess.Popen([sys.executable, "-m", "headwater.cli", "serve", "--catalog", catalog,
+                             "--port", str(port), "--log-level", "warning", *options],
+                            stdout=subprocess.DEVNULL, stderr=log, env=env)
+    server = ServeProcess(proc, port, log)
+    try:
+        try:
+            wait_ready(server.url, proc)
+        except RuntimeError as err:
+            raise RuntimeError(f"{err}\n{server.stderr()}") from None
+        yield server
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait()
+        log.close()
 
 
 def make_user(catalog: Catalog | str, username: str, *, permission: str = "read", email: str = "") -> str:

@@ -21,6 +21,10 @@ from .output import when
 
 __all__ = ["COMMANDS", "serve", "keys", "database", "pool"]
 
+_SECONDS = click.FloatRange(min=0, min_open=True)
+# the defaults of the limit options are those of headwater.server.limits.Limits (a test keeps them equal);
+# they are repeated here because this module must import without the server extra
+
 
 @click.command(cls=HeadwaterCommand)
 @catalog_option
@@ -48,12 +52,28 @@ __all__ = ["COMMANDS", "serve", "keys", "database", "pool"]
                    "default: .headwater-spool beside a SQLite catalog, else in the temp dir.")
 @click.option("--spool-budget", type=SIZE, default="8GB", show_default=True,
               help="Disk the spooled bodies may take together (more is refused with 507).")
+@click.option("--timeout-header", type=_SECONDS, default=10.0, show_default=True,
+              help="Seconds to send a complete request head, from connecting or from the previous response "
+                   "(then 408 and close).")
+@click.option("--timeout-keep-alive", type=_SECONDS, default=5.0, show_default=True,
+              help="Seconds an idle connection is kept open for its next request.")
+@click.option("--timeout-body", type=_SECONDS, default=60.0, show_default=True,
+              help="Seconds a request body may pause between two pieces (then 408 and close).")
+@click.option("--timeout-send", type=_SECONDS, default=60.0, show_default=True,
+              help="Seconds a client may leave a response unread before its connection is cut (any progress "
+                   "resets it).")
+@click.option("--limit-concurrency", type=click.IntRange(min=1), default=1024,
+              show_default=True, help="Open connections (idle ones too) or running requests per process at which "
+                                      "further requests get 503.")
+@click.option("--max-header-size", type=SIZE, default="16KiB", show_default=True,
+              help="Largest request head (request line + headers; then 431).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, port: int, workers: int,
           max_upload_size: int, no_anonymous: bool, public_url: str | None, docs: bool | None,
           pool_schemes: tuple[str, ...], max_droplet_size: int, max_shard_members: int, spool_dir: str | None,
-          spool_budget: int, log_level: str) -> None:
+          spool_budget: int, timeout_header: float, timeout_keep_alive: float, timeout_body: float,
+          timeout_send: float, limit_concurrency: int, max_header_size: int, log_level: str) -> None:
     """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…) and the OpenAPI docs (/docs).
 
     Needs the server extra: pip install 'headwater[server]'.
@@ -61,6 +81,10 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
     \b
     headwater serve --catalog catalog.sqlite --pool acme/images=pool/ --port 8000
     headwater serve --catalog postgresql://u@db/cat --pool acme/images=s3://bucket/pool --workers 8
+
+    The --timeout-*, --limit-concurrency and --max-header-size options bound what one client can cost a
+    server process (each applies per process): slow or stalled clients are cut, not waited for. A client
+    that stops reading holds at most ~4 MiB of a response in memory until --timeout-send cuts it.
     """
     for module in ("fastapi", "uvicorn"):
         require_extra("server", module, "headwater serve")
@@ -85,7 +109,10 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
                           public_url=public_url or listen_url(host, port), docs=docs,
                           pool_url_schemes=pool_schemes or ServerConfig.pool_url_schemes,
                           max_droplet_bytes=max_droplet_size, max_shard_members=max_shard_members,
-                          spool_dir=spool_dir, spool_budget_bytes=spool_budget)
+                          spool_dir=spool_dir, spool_budget_bytes=spool_budget,
+                          timeout_header=timeout_header, timeout_keep_alive=timeout_keep_alive,
+                          timeout_body=timeout_body, timeout_send=timeout_send, limit_concurrency=limit_concurrency,
+                          max_header_size=max_header_size)
     run_server(config, host=host, port=port, workers=workers, log_level=log_level)
 
 

@@ -10,7 +10,8 @@ run behind a load balancer.
 * :mod:`.routes` — one router per contract; :mod:`.state` — what the app owns and hands to them;
 * :mod:`.auth` — keys, visibility, write access; :mod:`.public_urls` — pool locations as client URLs;
 * :mod:`.snapshots` — served pools as Hub repos: commits, revisions, which bytes a path names;
-* :mod:`.range_responses` — ``Range`` parsing and file bodies; :mod:`.errors` — the server's own errors.
+* :mod:`.range_responses` — ``Range`` parsing and file bodies; :mod:`.errors` — the server's own errors;
+* :mod:`.limits` — what one connection may cost: timeouts, head size, concurrency, paced response bodies.
 
 Example:
     >>> import os, tempfile

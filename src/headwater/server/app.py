@@ -34,6 +34,7 @@ from ..catalog import (
 )
 from .bodies import BodyLimits
 from .errors import ServerConfigError
+from .limits import BodyTimeout, Limits
 from .pool_readers import PoolReaders
 from .routes import ROUTERS
 from .snapshots import PoolRegistry
@@ -61,6 +62,13 @@ class ServerConfig:
     the members of one uploaded shard. ``spool_dir`` is where publish bodies wait to be validated (default:
     ``.headwater-spool`` beside a SQLite catalog, else in the temp dir; emptied on start),
     ``spool_budget_bytes`` the disk they may take together.
+
+    Connection limits (:mod:`headwater.server.limits` says what each bounds and why these defaults; all
+    per server process): ``timeout_header`` (10 s to send a request head), ``timeout_keep_alive`` (5 s
+    idle between requests), ``timeout_body`` (60 s pause inside a request body → 408), ``timeout_send``
+    (60 s without the client reading any of a response → connection cut), ``limit_concurrency`` (1024
+    connections open or requests running, then 503), ``max_header_size`` (16 KiB request head, then 431).
+    :attr:`limits` gives them as one :class:`~headwater.server.limits.Limits` (and checks them).
     """
 
     catalog: str
@@ -75,6 +83,14 @@ class ServerConfig:
     spool_dir: str | None = None
     spool_budget_bytes: int = 8 << 30
 
+    # -- connection limits: flat fields (the config travels to worker processes as JSON), see `limits` ----
+    timeout_header: float = Limits.timeout_header
+    timeout_keep_alive: float = Limits.timeout_keep_alive
+    timeout_body: float = Limits.timeout_body
+    timeout_send: float = Limits.timeout_send
+    limit_concurrency: int = Limits.limit_concurrency
+    max_header_size: int = Limits.max_header_size
+
     def __post_init__(self) -> None:
         # a config read back from JSON has lists where tuples were
         object.__setattr__(self, "pool_url_schemes", tuple(s.lower() for s in self.pool_url_schemes))
@@ -86,6 +102,17 @@ class ServerConfig:
         for name in ("max_upload_bytes", "max_droplet_bytes", "max_shard_members", "spool_budget_bytes"):
             if getattr(self, name) < 1:
                 raise ServerConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        try:
+            _ = self.limits
+        except ValueError as err:
+            raise ServerConfigError(str(err)) from None
+
+    @property
+    def limits(self) -> Limits:
+        """The connection limits as one object (raises ValueError if one is not positive)."""
+        return Limits(timeout_header=self.timeout_header, timeout_keep_alive=self.timeout_keep_alive,
+                      timeout_body=self.timeout_body, timeout_send=self.timeout_send,
+                      limit_concurrency=self.limit_concurrency, max_header_size=self.max_header_size)
 
 
 class _CollapseSlashes:
@@ -175,6 +202,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     for router in ROUTERS.values():
         app.include_router(router)
     app.add_middleware(BodyLimits, upload_limit=config.max_upload_bytes)
-    app.add_middleware(_CollapseSlashes)  # outermost: every later layer sees /api/x for /api//x
+    app.add_middleware(_CollapseSlashes)  # every later layer sees /api/x for /api//x
+    app.add_middleware(BodyTimeout, timeout_body=config.limits.timeout_body)  # outermost of ours: every route
     return app
 

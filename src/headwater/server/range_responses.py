@@ -43,11 +43,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ..storage import ShortReadError, Store
 from .errors import MalformedRange, RangeNotSatisfiable
+from .limits import PacedStreamingResponse
 
 __all__ = [
     "CHUNK", "REMOTE_CHUNK", "SMALL_BODY", "MAX_RANGES", "read_small",
@@ -381,9 +381,10 @@ class _MultipartChunks:
         self._close()
 
 
-class BodyResponse(StreamingResponse):
+class BodyResponse(PacedStreamingResponse):
     """A streamed file body whose iterator is closed when the response ends, however it ends — a client
-    that hangs up mid-download releases its file descriptor at once instead of whenever GC runs."""
+    that hangs up mid-download releases its file descriptor at once instead of whenever GC runs. Paced: a
+    client that stops reading holds at most one chunk (:class:`~headwater.server.limits.PacedStreamingResponse`)."""
 
     def __init__(self, chunks: Iterator[bytes], **kwargs: Any) -> None:
         self._chunks = chunks

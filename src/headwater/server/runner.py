@@ -6,6 +6,10 @@ string, in fresh processes, so the :class:`ServerConfig` travels to them as JSON
 ``$HEADWATER_SERVER_CONFIG`` and :func:`app_from_env` rebuilds the app there. The app is stateless
 (everything lives in the catalog and the pool stores), so workers need nothing else in common.
 
+The connection limits of the config (:mod:`headwater.server.limits`) reach every process twice: the app's
+middleware reads them from the config, uvicorn and the protocol from the options :func:`serve` and
+:class:`BackgroundServer` build (``uvicorn.Config`` is pickled to the worker processes).
+
 Example:
     >>> import os, tempfile, urllib.request
     >>> config = ServerConfig(catalog=os.path.join(tempfile.mkdtemp(), "catalog.sqlite"))
@@ -27,10 +31,10 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from .app import ServerConfig, create_app
 from .errors import AddressInUseError, ServerConfigError
+from .limits import LimitedHTTPProtocol, Limits, uvicorn_options
 
 __all__ = ["serve", "check_port", "listen_url", "app_from_env", "config_to_env", "config_from_env", "BackgroundServer",
            "ENV_VAR", "NoDelayHTTPProtocol"]
@@ -72,8 +76,9 @@ def app_from_env() -> FastAPI:
     return create_app(config_from_env())
 
 
-class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]  # a variable: h11's or httptools' class
-    """uvicorn's HTTP protocol, with ``TCP_NODELAY`` set on every accepted connection.
+class NoDelayHTTPProtocol(LimitedHTTPProtocol):
+    """uvicorn's HTTP protocol with headwater's connection limits (:class:`~headwater.server.limits.
+    LimitedHTTPProtocol`), and ``TCP_NODELAY`` set on every accepted connection.
 
     Why: with ``--workers N`` uvicorn binds the listening socket itself as ``socket(family)`` (protocol
     number 0), so asyncio does not recognise the accepted sockets as TCP and leaves Nagle's algorithm on;
@@ -88,10 +93,12 @@ class NoDelayHTTPProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]  #
         super().connection_made(transport)
 
 
-def _uvicorn_options(log_level: str) -> dict[str, Any]:
+def _uvicorn_options(log_level: str, limits: Limits | None = None) -> dict[str, Any]:
+    """What ``serve`` and :class:`BackgroundServer` hand ``uvicorn.Config``: ``limits`` (default: the
+    defaults of :class:`~headwater.server.limits.Limits`) enforced by :class:`NoDelayHTTPProtocol`."""
     # proxy_headers: behind a load balancer, trust X-Forwarded-* only from 127.0.0.1 (uvicorn's default)
     return {"log_level": log_level, "timeout_graceful_shutdown": 10, "server_header": False,
-            "http": NoDelayHTTPProtocol}
+            **uvicorn_options(limits or Limits(), NoDelayHTTPProtocol)}
 
 
 def check_port(host: str, port: int) -> None:
@@ -135,14 +142,15 @@ def serve(config: ServerConfig, host: str = "127.0.0.1", port: int = 8000, *, wo
         raise ValueError(f"workers must be >= 1, got {workers}")
     if config.public_url is None:
         config = dataclasses.replace(config, public_url=listen_url(host, port))
+    options = _uvicorn_options(log_level, config.limits)
     check_port(host, port)
     if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, **_uvicorn_options(log_level))
+        uvicorn.run(create_app(config), host=host, port=port, **options)
         return
     create_app(config).state.catalog.close()  # fail here, once, on a bad catalog; also migrates before the fork
     os.environ[ENV_VAR] = config_to_env(config)
     uvicorn.run("headwater.server.runner:app_from_env", factory=True, host=host, port=port, workers=workers,
-                **_uvicorn_options(log_level))
+                **options)  # each worker gets the limits twice: in the pickled uvicorn config and in ENV_VAR
 
 
 class BackgroundServer:
@@ -159,7 +167,9 @@ class BackgroundServer:
         self.host = host
         self.port: int = port
         """The port (the one the system chose, once started, when ``port`` was 0)."""
-        options = _uvicorn_options(log_level) | {"timeout_graceful_shutdown": 3}
+        config = getattr(getattr(self.app, "state", None), "config", None)  # None: not made by create_app (tests)
+        limits = config.limits if isinstance(config, ServerConfig) else None
+        options = _uvicorn_options(log_level, limits) | {"timeout_graceful_shutdown": 3}
         # uvicorn binds the port itself (port 0: the system picks a free one, no race between tests). Handing
         # it a pre-bound socket instead costs ~40 ms a request here (Nagle + delayed ACK on accepted sockets).
         self._server = uvicorn.Server(uvicorn.Config(self.app, host=host, port=port, lifespan="on", **options))

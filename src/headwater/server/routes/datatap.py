@@ -61,6 +61,7 @@ from ...catalog import (
 )
 from ..auth import readable_database, reader, require_read, visible_databases
 from ..bodies import read_json
+from ..limits import PacedStreamingResponse
 from ..public_urls import public_pools
 from ..state import catalog_of, dataset_cache_of
 
@@ -170,9 +171,9 @@ def stream_split(database: str, namespace: str, name: str, uid: str, split: str,
     if not 0 <= offset <= len(plan):
         raise HTTPException(400, f"offset must be in [0, {len(plan)}] for chunk {chunk} of {nchunks}, got {offset}")
     blocks = pass_blocks(catalog, ds.uid, split, plan, offset=offset, page_size=STREAM_PAGE)
-    return StreamingResponse(_closing(blocks), media_type=NDJSON,
-                             headers={"X-Headwater-Items": str(len(plan) - offset),
-                                      "X-Headwater-Dataset": ds.uid, "Cache-Control": "no-store"})
+    return PacedStreamingResponse(_closing(blocks), media_type=NDJSON,  # a stalled reader pins one block
+                                  headers={"X-Headwater-Items": str(len(plan) - offset),
+                                           "X-Headwater-Dataset": ds.uid, "Cache-Control": "no-store"})
 
 
 def _stream_dataset(request: Request, db_uid: str, namespace: str, name: str, ref: str) -> DatasetRecord:
