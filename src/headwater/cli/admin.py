@@ -169,6 +169,17 @@ def _describe_db(cat: Any, db: Any) -> str:
     return f"{db.name}\t{db.uid}\towner={owner}\t{'public' if db.public else 'private'}"
 
 
+def _owner_change(owner: str | None, no_owner: bool, public: bool | None) -> Any:
+    """What ``--owner``/``--no-owner`` ask for (a username, None, or KEEP); a usage error if nothing changes."""
+    from ..catalog.users import KEEP
+
+    if owner is not None and no_owner:
+        raise click.UsageError("--owner and --no-owner exclude each other")
+    if owner is None and not no_owner and public is None:
+        raise click.UsageError("nothing to change: give --owner USER, --no-owner, --public or --private")
+    return None if no_owner else (owner or KEEP)
+
+
 def _existing_user(cat: Any, username: str) -> Any:
     try:
         return cat.user(username)
@@ -200,16 +211,11 @@ def database_create(name: str, owner: str | None, public: bool, catalog: str | N
 @catalog_option
 def database_set(name: str, owner: str | None, no_owner: bool, public: bool | None, catalog: str | None) -> None:
     """Change who owns database NAME and whether it is public."""
-    from ..catalog.users import KEEP
-
-    if owner is not None and no_owner:
-        raise click.UsageError("--owner and --no-owner exclude each other")
-    if owner is None and not no_owner and public is None:
-        raise click.UsageError("nothing to change: give --owner USER, --no-owner, --public or --private")
+    new_owner = _owner_change(owner, no_owner, public)
     with open_catalog(catalog) as cat:
         if owner is not None:
             _existing_user(cat, owner)
-        db = cat.change_database_access(name, owner=None if no_owner else (owner or KEEP), public=public)
+        db = cat.change_database_access(name, owner=new_owner, public=public)
         click.echo(_describe_db(cat, db))
 
 
@@ -250,16 +256,11 @@ def _describe_pool(cat: Any, access: Any) -> str:
 @catalog_option
 def pool_set(repo: str, owner: str | None, no_owner: bool, public: bool | None, catalog: str | None) -> None:
     """Change who owns pool REPO (as served: serve --pool REPO=URL) and whether it is public."""
-    from ..catalog.users import KEEP
-
-    if owner is not None and no_owner:
-        raise click.UsageError("--owner and --no-owner exclude each other")
-    if owner is None and not no_owner and public is None:
-        raise click.UsageError("nothing to change: give --owner USER, --no-owner, --public or --private")
+    new_owner = _owner_change(owner, no_owner, public)
     with open_catalog(catalog, create=True) as cat:
         if owner is not None:
             _existing_user(cat, owner)
-        access = cat.change_pool_access(repo, owner=None if no_owner else (owner or KEEP), public=public)
+        access = cat.change_pool_access(repo, owner=new_owner, public=public)
         click.echo(_describe_pool(cat, access))
 
 
