@@ -206,13 +206,19 @@ def download(pool_url: str, ids: tuple[str, ...], dst_dir: str, ids_file: TextIO
 @click.argument("dst_dir", type=click.Path(file_okay=False))
 def extract(pool: str, shard: str, dst_dir: str) -> None:
     """Extract SHARD's members into DST_DIR (unsafe names are refused, never written outside); exit 1 when a
-    member was refused."""
+    member was refused.
+
+    A damaged shard (cut short, or bytes that do not match the index) still gives every intact member;
+    each damaged one is named. Members already in DST_DIR whole (an earlier run stopped by a full disk)
+    are kept, not read again.
+    """
     from ..archive import extract_shard
 
     report = extract_shard(pool, shard, dst_dir)
     for name, reason in report.refused.items():
         click.echo(f"refused {name!r}: {reason}", err=True)
-    click.echo(f"extracted {len(report.written)} file(s)")
+    click.echo(f"extracted {len(report.written)} file(s)"
+               + (f", {len(report.kept)} already there" if report.kept else ""))
     if report.refused:
         raise click.exceptions.Exit(1)
 
