@@ -15,6 +15,7 @@ from headwater.pool import InvalidResourceDataError, StorePool, TruncatedMemberE
 from headwater.storage import RetryPolicy
 
 from ..support.files import make_files
+from ..support.httpserver import Fault
 
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 SHARD = "shard-00000.tar"
@@ -102,3 +103,42 @@ def test_mock_resource_of_a_cut_member_names_it_at_once_and_others_still_work(tm
     intact = _rid(order[14])
     with pool.mock_resource(intact, None) as (td, _):
         assert Path(td, f"{intact}.bin").read_bytes() == files[intact]
+
+
+def test_one_shards_bad_index_fails_only_the_resources_of_that_shard(id_pool, tmp_path):
+    """Without a manifest the indexes are fetched up front for the whole batch; one that is not an index
+    fails the resources that would be in its shard, named, and every other resource is downloaded."""
+    pool_dir, files = id_pool
+    os.unlink(os.path.join(pool_dir, MANIFEST_NAME))
+    Path(pool_dir, "images", "007.json").write_text('{"not": "an index"}')
+    ids = sorted(files)[:400]
+    bad = [rid for rid in ids if rid % 100 == 7]
+    assert bad
+    pool = StorePool(pool_dir, layout="increment-id", base_level=2, retry=FAST_RETRY)
+    report = pool.batch_download_to_directory(ids, str(tmp_path / "out"), save_metainfo=False, silent=True)
+    assert sorted(report.failed) == bad
+    assert sorted(report.downloaded) == sorted(set(ids) - set(bad))
+    for rid in bad:
+        assert report.failed[rid].startswith("IndexFormatError: ") and "images/007.json: not a tar index" in \
+            report.failed[rid]
+    for rid in report.downloaded[:20]:
+        assert (tmp_path / "out" / f"{rid}.bin").read_bytes() == files[rid]
+
+
+def test_an_unreachable_index_is_asked_once_per_batch_not_once_per_resource(id_pool, file_server, tmp_path):
+    pool_dir, files = id_pool
+    os.unlink(os.path.join(pool_dir, MANIFEST_NAME))
+    server = file_server(pool_dir)
+    server.inject("images/007.json", *[Fault.status(503)] * FAST_RETRY.attempts)
+    ids = sorted(files)[:400]
+    bad = [rid for rid in ids if rid % 100 == 7]
+    pool = StorePool(server.url, layout="increment-id", base_level=2, retry=FAST_RETRY)
+    report = pool.batch_download_to_directory(ids, str(tmp_path / "out"), save_metainfo=False, silent=True)
+    assert sorted(report.failed) == bad and len(report.downloaded) == len(ids) - len(bad)
+    assert all("images/007.json" in reason and "StoreUnavailableError" in reason for reason in report.failed.values())
+    assert server.requests["images/007.json"] == FAST_RETRY.attempts
+    # the failure belonged to that batch: the next one asks again, and gets the index now
+    again = pool.batch_download_to_directory(bad, str(tmp_path / "out"), save_metainfo=False, silent=True)
+    assert sorted(again.downloaded) == bad and again.failed == {}
+    for rid in bad:
+        assert (tmp_path / "out" / f"{rid}.bin").read_bytes() == files[rid]
