@@ -201,3 +201,60 @@ def test_extract_stopped_by_a_full_disk_says_which_file_and_resumes(tmp_path):
     assert f"extracted {40 - len(left)} file(s), {len(left)} already there" in text
     for rid, data in files.items():
         assert (out / f"{rid}.bin").read_bytes() == data
+
+
+def test_one_name_policy_for_download_extract_and_verify_and_non_regular_members_are_named(tmp_path):
+    """A foreign tar holding an escaping name, a name too long for any file system, and members that are
+    not regular files. ``index`` indexes the files and names each member it skipped; ``verify`` lists every
+    one as a problem; ``extract`` and ``download`` refuse the same two names (download would otherwise
+    write their harmless-looking base names ``7.bin`` and ``8.bin``)."""
+    import io
+    import tarfile
+
+    long_dir = "d" * 300
+    os.makedirs(tmp_path / "pool")
+    with tarfile.open(tmp_path / "pool" / "foreign.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+        folder = tarfile.TarInfo("ok")
+        folder.type = tarfile.DIRTYPE
+        tar.addfile(folder)
+        for name, data in (("ok/1.bin", b"one"), ("../evil/7.bin", b"seven"), (f"{long_dir}/8.bin", b"eight")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, kind, link in (("link.bin", tarfile.SYMTYPE, "ok/1.bin"), ("hard.bin", tarfile.LNKTYPE, "ok/1.bin"),
+                                 ("pipe", tarfile.FIFOTYPE, ""), ("null", tarfile.CHRTYPE, ""),
+                                 ("disk", tarfile.BLKTYPE, "")):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, link
+            tar.addfile(info)
+    pool = str(tmp_path / "pool")
+    result = CliRunner().invoke(main, ["index", pool, "-q"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "indexed 1 shard(s), skipped 5 member(s) that are not regular files" in result.stdout
+    skipped = sorted(line for line in result.stderr.splitlines() if line.startswith("skipped"))
+    shard = os.path.join(pool, "foreign.tar")
+    assert skipped == sorted(f"skipped {shard}: {name!r}: {kind}, not a regular file (not indexed)" for name, kind in (
+        ("link.bin", "symlink"), ("hard.bin", "hardlink"), ("pipe", "fifo"), ("null", "character device"),
+        ("disk", "block device")))
+    assert sorted(json.loads((tmp_path / "pool" / "foreign.json").read_text())["files"]) == sorted(
+        ["ok/1.bin", "../evil/7.bin", f"{long_dir}/8.bin"])
+
+    code, out = run("verify", pool, "-q")
+    assert code == 1
+    problems = sorted(line.split(": ")[1:3] for line in out.splitlines() if line.startswith("foreign.tar"))
+    assert problems == sorted([["../evil/7.bin", "unsafe-name"], [f"{long_dir}/8.bin", "unsafe-name"],
+                               ["link.bin", "not-a-file"], ["hard.bin", "not-a-file"], ["pipe", "not-a-file"],
+                               ["null", "not-a-file"], ["disk", "not-a-file"]])
+    assert "too long (300 bytes in one part" in out
+
+    result = CliRunner().invoke(main, ["extract", pool, "foreign.tar", str(tmp_path / "x")], catch_exceptions=False)
+    assert result.exit_code == 1
+    refused = sorted(line.split("'")[1] for line in result.stderr.splitlines() if line.startswith("refused"))
+    assert refused == sorted(["../evil/7.bin", f"{long_dir}/8.bin"])
+    assert os.listdir(tmp_path / "x") == ["ok"]
+
+    code, out = run("download", pool, "1", "7", "8", "-o", str(tmp_path / "dl"), "-q")
+    assert code == 1
+    assert os.listdir(tmp_path / "dl") == ["1.bin"]
+    failed = sorted(line.split(":")[0] for line in out.splitlines() if line.startswith("failed"))
+    assert failed == ["failed 7", "failed 8"] and out.count("UnsafeMemberError: unsafe member name") == 2

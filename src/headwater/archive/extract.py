@@ -32,6 +32,7 @@ from .errors import UnsafeMemberError
 from .index import TarIndex, index_stream
 from .member_names import check_member_name
 from .shards import load_index
+from .tarwalk import TarMember
 
 __all__ = ["ExtractReport", "safe_target", "extract_shard", "holds_member"]
 
@@ -75,13 +76,16 @@ def extract_shard(root: str | Store, shard: str, dst_dir: str, *, index: TarInde
     """Write every regular member of ``shard`` below ``dst_dir``; unsafe names and damaged members are
     refused (named in the report), not written; members already there whole are kept."""
     store = root if isinstance(root, Store) else open_store(root)
+    report = ExtractReport()
     if index is None:
         try:
             index = load_index(store, shard)
-        except StoreNotFoundError:
+        except StoreNotFoundError:  # no index: walk the tar, which also shows what is not a regular file
+            def not_a_file(member: TarMember) -> None:
+                report.refused[member.name] = f"{member.kind}: not a regular file, not extracted"
+
             with store.open(shard) as stream:
-                index = index_stream(stream, store.size(shard))
-    report = ExtractReport()
+                index = index_stream(stream, store.size(shard), on_skipped=not_a_file)
     os.makedirs(dst_dir, exist_ok=True)
     shard_end: int | None = None  # where the shard ends, once a read found it shorter than its index
     for name, entry in index.files.items():
