@@ -22,6 +22,8 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── StoreUnavailableError                   exit 3
     │   ├── ReadOnlyStoreError
     │   ├── ShortReadError (ConnectionError)
+    │   ├── TruncatedFileError                      (a file shorter than its index says: not retried)
+    │   ├── DiskFullError                           exit 3   (ENOSPC, EDQUOT, EFBIG on a local write)
     │   ├── HttpStatusError
     │   └── MalformedMultipart (ConnectionError)
     ├── ArchiveError (ValueError)                   headwater.archive.errors
@@ -36,6 +38,7 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── InvalidResourceDataError                (cheesechaser name)
     │   │   ├── ResourceNotFoundError               (cheesechaser name)
     │   │   ├── IntegrityError
+    │   │   ├── TruncatedMemberError (TruncatedTarError)  a shard that ends inside the member
     │   │   └── PoolChangedError
     │   ├── FileUnrecognizableError                 (cheesechaser name)
     │   ├── PoolNotFoundError (StoreNotFoundError)  a pool, Hub repo or revision that does not exist
