@@ -9,8 +9,11 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -23,6 +26,7 @@ from headwater.archive import (
     ArchiveError,
     Manifest,
     PackError,
+    PackWriteError,
     TooManyMembersError,
     decode_index,
     encode_index,
@@ -351,7 +355,7 @@ def test_no_temp_files_left_after_a_write_failure(tmp_path: Path, blocked: str) 
     (dst / blocked).mkdir(parents=True)  # a directory where a shard or an index must go
     with pytest.raises(PackError, match="not empty"):  # not a pool, but not empty either
         pack_directory(str(tmp_path / "src"), str(dst), max_shard_size=16 * 1024, silent=True)
-    with pytest.raises(OSError):
+    with pytest.raises(PackWriteError, match=re.escape(blocked)):  # staged whole, then cannot be moved in
         pack_directory(str(tmp_path / "src"), str(dst), max_shard_size=16 * 1024, add=True, silent=True)
     leftovers = [p for p in dst.rglob("*") if is_temp_name(p.name) or p.name.endswith(".tmp")]
     assert leftovers == []
@@ -501,3 +505,58 @@ def test_pack_add_refuses_to_carry_over_a_damaged_member(tmp_path: Path) -> None
         pack_directory(str(tmp_path / "b"), str(pool), layout="increment-id", base_level=1, add=True, silent=True)
     assert shard.read_bytes() == bytes(data)  # the damaged shard is left as it was, for verify to name
     assert [p.name for p in pool.rglob("*") if is_temp_name(p.name)] == []
+
+
+# --------------------------------------------------------------------------------------------------
+# a full disk (RLIMIT_FSIZE: no mount needed; SIGXFSZ ignored, so a write past it raises EFBIG)
+# --------------------------------------------------------------------------------------------------
+_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from headwater.cli import main
+main(sys.argv[2:], prog_name="headwater")
+"""
+
+
+def pack_limited(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """``headwater pack ARGS`` in a child process whose files may not grow past ``limit`` bytes."""
+    return subprocess.run([sys.executable, "-c", _LIMITED, str(limit), "pack", *args, "-q"],
+                          capture_output=True, text=True, timeout=120)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["sequential", "increment-id"])
+def test_pack_that_hits_the_file_size_limit_leaves_nothing_and_reruns(tmp_path: Path, layout: str) -> None:
+    make_files(str(tmp_path / "src"), list(range(1, 41)), lo=30_000, hi=40_000)  # shards of 120 KB and more
+    dst = tmp_path / "pool"
+    done = pack_limited(100_000, str(tmp_path / "src"), str(dst), "--layout", layout, "--base-level", "1")
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: packing into") and "file-size limit" in lines[0]
+    assert "run the same command again" in lines[0] and "Traceback" not in done.stderr
+    assert not dst.exists() and os.listdir(tmp_path) == ["src"]  # no shard, index, manifest, staging folder
+    again = pack_limited(resource.RLIM_INFINITY, str(tmp_path / "src"), str(dst), "--layout", layout,
+                         "--base-level", "1")
+    assert again.returncode == 0, again.stderr
+    report = verify_pool(str(dst), silent=True)
+    assert report.ok and report.members == 40
+
+
+def test_pack_add_that_hits_the_limit_leaves_the_pool_as_it_was(tmp_path: Path) -> None:
+    make_files(str(tmp_path / "a"), list(range(1, 11)), lo=8000, hi=9000)
+    make_files(str(tmp_path / "b"), list(range(11, 41)), lo=8000, hi=9000, seed=1)
+    dst = tmp_path / "pool"
+    pack_directory(str(tmp_path / "a"), str(dst), silent=True)
+    before = tree(dst)
+    done = pack_limited(150_000, str(tmp_path / "b"), str(dst), "--add")
+    assert done.returncode == 3 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert tree(dst) == before and sorted(os.listdir(tmp_path)) == ["a", "b", "pool"]
+    again = pack_limited(resource.RLIM_INFINITY, str(tmp_path / "b"), str(dst), "--add")
+    assert again.returncode == 0, again.stderr
+    report = verify_pool(str(dst), silent=True)
+    assert report.ok and report.members == 40 and report.shards == 2

@@ -14,8 +14,10 @@ one pool used to leave two members of the same name in two shards, which every l
 fails on. Adding refuses names the pool already holds (naming them), numbers new sequential shards after
 the existing ones, and rewrites an existing increment-id shard with its old members (checked against their
 sha256) and the new ones, so each id still lives in the one shard cheesechaser looks in.
-Every shard, index and the manifest is written to a temp file and renamed, so a failure never leaves a
-partial file; shards completed before the failure stay (each with its index), the manifest is not written.
+Everything is written into a staging folder beside ``dst_dir`` (:mod:`.staging`) and moved into place only
+when every shard, index and the manifest is complete: a failure — a full disk, a file-size limit — leaves
+nothing under a final name (the staging folder is removed), and :class:`PackWriteError` says what happened,
+so running the same command again after freeing space just works.
 
 Example:
     >>> import tempfile, os
@@ -29,9 +31,11 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
+import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,13 +43,14 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..storage import StoreNotFoundError, is_temp_name, open_store
-from .errors import IndexFormatError, PackError, UnsafeMemberError
+from ..storage import StoreNotFoundError, fsync_tree, is_temp_name, open_store, umask
+from .errors import IndexFormatError, PackError, PackWriteError, UnsafeMemberError
 from .increment_id import increment_id_shard
-from .index import TarIndex
-from .manifest import rebuild_manifest
+from .index import TarIndex, index_path_for
+from .manifest import MANIFEST_NAME, rebuild_manifest
 from .member_names import check_member_name, resource_key
 from .shards import find_shards, load_indexes, member_shards
+from .staging import move_into_place, new_staging_dir
 from .writer import ShardWriter, archive_size, member_footprint
 
 __all__ = ["PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory", "write_shards"]
@@ -198,7 +203,40 @@ def pack_directory(
     )
     if existing:
         _join_existing(plan, existing, dst_dir)
-    return write_shards(plan, dst_dir, max_shard_size=max_shard_size, silent=silent)
+    staging = ""
+    try:
+        staging = new_staging_dir(dst_dir)
+        os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it private; a pool is shared like any folder
+        report = write_shards(plan, staging, max_shard_size=max_shard_size, silent=silent)
+        fsync_tree(staging)
+        if not os.path.isdir(dst_dir) or not os.listdir(dst_dir):
+            move_into_place(staging, dst_dir)
+            report.manifest = os.path.join(dst_dir, MANIFEST_NAME)
+        else:  # --add: the new and rewritten shards join the pool, then its manifest is rebuilt
+            for shard in report.shards:
+                for name in (shard, index_path_for(shard)):
+                    final = os.path.join(dst_dir, *name.split("/"))
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.replace(os.path.join(staging, *name.split("/")), final)
+            report.manifest = rebuild_manifest(dst_dir)
+    except OSError as err:
+        raise PackWriteError(_write_failure(err, dst_dir)) from err
+    finally:
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+_FULL = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file grew past the file-size limit",
+         errno.EDQUOT: "the disk quota is used up"}
+
+
+def _write_failure(err: OSError, dst_dir: str) -> str:
+    what = _FULL.get(err.errno or 0) or err.strerror or str(err)
+    where = f" ({err.filename})" if err.filename else ""
+    again = "free space (or lift the limit) and run the same command again" if err.errno in _FULL else \
+        "fix that and run the same command again"
+    return f"packing into {dst_dir!r} stopped: {what}{where}; nothing was written there: {again}"
 
 
 _SEQUENTIAL = re.compile(r"shard-(\d+)\.tar")
