@@ -258,3 +258,22 @@ def test_one_name_policy_for_download_extract_and_verify_and_non_regular_members
     assert os.listdir(tmp_path / "dl") == ["1.bin"]
     failed = sorted(line.split(":")[0] for line in out.splitlines() if line.startswith("failed"))
     assert failed == ["failed 7", "failed 8"] and out.count("UnsafeMemberError: unsafe member name") == 2
+
+
+def test_readme_pack_examples_keep_every_name_unique(tmp_path):
+    # the README packed photos/ twice into pool/ (increment-id, then sequential): every name twice, verify ok
+    make_files(str(tmp_path / "photos"), [1, 2, 1001], ext=".jpg")
+    pool = str(tmp_path / "pool")
+    assert run("pack", str(tmp_path / "photos"), pool, "--layout", "increment-id", "--base-level", "3", "-q")[0] == 0
+    code, out = run("pack", str(tmp_path / "photos"), pool, "--max-shard-size", "1GB", "-q")
+    assert code == 2 and "error:" in out and "--add" in out
+    code, out = run("pack", str(tmp_path / "photos"), pool, "--add", "-q")
+    assert code == 2 and "already holds 3" in out and "1.jpg (in images/0001.tar)" in out
+    code, out = run("verify", pool, "-q")
+    assert code == 0 and out.strip().endswith("ok")  # the refused packs wrote nothing
+    make_files(str(tmp_path / "more"), [3], ext=".jpg")
+    code, out = run("pack", str(tmp_path / "more"), pool, "--add", "--layout", "increment-id", "--base-level", "3",
+                    "-q")
+    assert code == 0 and "packed 1 files" in out
+    assert run("verify", pool, "-q")[0] == 0
+    assert run("pack", str(tmp_path / "photos"), str(tmp_path / "pool-seq"), "-q")[0] == 0  # README's second

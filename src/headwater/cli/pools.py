@@ -38,15 +38,19 @@ __all__ = ["COMMANDS", "pack", "index", "verify", "download", "extract", "upload
 @click.argument("dst_dir", type=click.Path(file_okay=False))
 @click.option("--max-shard-size", type=SIZE, default="1GB", show_default=True,
               help="Cap per shard (sequential layout).")
+@click.option("--add", is_flag=True,
+              help="DST_DIR already holds a pool: add these files to it (names it holds are refused).")
 @layout_options(reading=False)
 @progress_option
-def pack(src_dir: str, dst_dir: str, max_shard_size: int, layout: str, base_level: tuple[int, ...], base_dir: str,
-         progress: bool | None) -> None:
-    """Pack SRC_DIR into tar shards with hfutils indexes and a pool manifest in DST_DIR.
+def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str, base_level: tuple[int, ...],
+         base_dir: str, progress: bool | None) -> None:
+    """Pack SRC_DIR into tar shards with hfutils indexes and a pool manifest in DST_DIR (new or empty,
+    unless --add).
 
     \b
     headwater pack photos/ pool/ --layout increment-id --base-level 3
-    headwater pack photos/ pool/ --max-shard-size 1GB
+    headwater pack photos/ pool-seq/ --max-shard-size 1GB
+    headwater pack more-photos/ pool/ --add --layout increment-id --base-level 3
     """
     from ..archive import pack_directory
 
@@ -55,7 +59,7 @@ def pack(src_dir: str, dst_dir: str, max_shard_size: int, layout: str, base_leve
                                  param_hint="--base-level")
     report = pack_directory(src_dir, dst_dir, layout=layout,  # type: ignore[arg-type]
                             max_shard_size=max_shard_size, base_level=base_level[0] if base_level else 3,
-                            base_dir=base_dir, silent=silent_of(progress))
+                            base_dir=base_dir, add=add, silent=silent_of(progress))
     click.echo(f"packed {report.files} files into {len(report.shards)} shard(s), {report.bytes} bytes; "
                f"manifest {report.manifest}")
     for shard in report.oversized:
