@@ -51,10 +51,12 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     ├── CatalogError                                headwater.catalog.errors
     │   ├── NotFoundError (KeyError)
     │   ├── ConflictError
+    │   │   └── AlreadyPublishedError               (a publish's idempotency key was used before)
     │   ├── InvalidNameError (ValueError)
     │   ├── OutOfRangeError (IndexError)
     │   ├── ChunkError (ValueError)                 a chunk outside [0, nchunks), a bad offset
-    │   └── CatalogBusyError                        exit 3
+    │   ├── CatalogBusyError                        exit 3
+    │   └── CatalogUnavailableError                 exit 3   (the database is unreachable or dropped us)
     ├── PublishError (ValueError)                   headwater.publish.errors
     │   ├── SourceFormatError
     │   │   ├── CocoFormatError
