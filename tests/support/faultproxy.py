@@ -5,9 +5,10 @@ middle of a body, a body cut short, a peer that stops sending, a slow link, a fr
 429/503 on its own) happen *between* two correct programs. A proxy injects them without touching either, so
 the same test runs against ``headwater serve --workers 2`` exactly as deployed, and against any client.
 
-Per connection, after the first request head arrived (so a fault can be aimed at a path), the proxy picks
-at most one fault — from a queue filled by :meth:`FaultProxy.inject` (deterministic tests) or else at random
-with the probabilities of :class:`FaultPlan` — and applies it to that connection (all its keep-alive requests):
+Per request — the proxy follows HTTP/1.1 framing on the way in (``Content-Length`` and chunked bodies), so
+every request of a kept-alive connection is seen — it picks at most one fault, from a queue filled by
+:meth:`FaultProxy.inject` (deterministic tests; a fault may aim at a path) or else at random with the
+probabilities of :class:`FaultPlan`, and applies it to that request's answer:
 
 * ``reset``    — relay the request, relay up to ``cut_after`` bytes of the answer, then abort with a TCP RST;
 * ``truncate`` — the same, but close cleanly (FIN): the client sees a body shorter than ``Content-Length``;
@@ -16,10 +17,12 @@ with the probabilities of :class:`FaultPlan` — and applies it to that connecti
 * ``status``   — never reach the server: answer ``429`` or ``503`` with ``Retry-After: retry_after`` and a
   JSON ``{"error": …}`` body, then close (a rate-limiting or overloaded front end).
 
-``cut_after`` is a number of answer bytes, or a ``(lo, hi)`` range drawn from per connection; the cut
-happens once the server has started to answer, so 0 cuts before the first byte of the answer reaches the
-client but after the server got (and acted on) the whole request — the case that tests idempotency.
-Counters: :attr:`FaultProxy.connections` and :attr:`FaultProxy.faults` (by kind).
+``cut_after`` is a number of answer bytes, or a ``(lo, hi)`` range drawn from per fault; the cut happens once
+the server has started to answer, so 0 cuts before the first byte of the answer reaches the client but after
+the server got (and acted on) the whole request — the case that tests idempotency. ``slow`` lasts for the
+rest of the connection; the others end it. Bytes the proxy cannot frame as HTTP/1.1 requests are passed on
+unchanged (no more faults on that connection). Counters: :attr:`FaultProxy.connections`,
+:attr:`FaultProxy.requests` and :attr:`FaultProxy.faults` (by kind).
 
 Example:
     >>> import http.client, http.server, threading
@@ -39,10 +42,10 @@ Example:
     ...         answer = conn.getresponse()
     ...         print(answer.status, answer.getheader("Retry-After"), answer.read()[:5])
     ...         conn.close()
-    ...     print(proxy.connections, dict(proxy.faults))
+    ...     print(proxy.connections, proxy.requests, dict(proxy.faults))
     503 1 b'{"err'
     200 None b'hello'
-    2 {'status': 1}
+    2 2 {'status': 1}
     >>> upstream.shutdown(); upstream.server_close()
 """
 
@@ -62,7 +65,7 @@ from typing import Any
 __all__ = ["FAULT_KINDS", "ProxyFault", "FaultPlan", "FaultProxy"]
 
 FAULT_KINDS = ("reset", "truncate", "stall", "slow", "status")
-_HEAD_LIMIT = 64 << 10
+_HEAD_LIMIT = 1 << 20
 _PIPE = 64 << 10
 
 
@@ -79,7 +82,7 @@ class ProxyFault:
     """429 or 503 for ``status``; None: either, at random."""
     retry_after: int = 1
     path: str | None = None
-    """Only a connection whose first request's target contains this string takes the fault (queued faults)."""
+    """Only a request whose target contains this string takes the fault (queued faults)."""
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -129,6 +132,7 @@ class FaultProxy:
         self.plan = plan or FaultPlan()
         self.port = 0
         self.connections = 0
+        self.requests = 0
         self.faults: collections.Counter[str] = collections.Counter()
         self._queue: collections.deque[ProxyFault] = collections.deque()
         self._rng = random.Random(self.plan.seed)
@@ -137,6 +141,7 @@ class FaultProxy:
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._upstream_ports: set[int] = set()
 
     # -- control (any thread) ---------------------------------------------------------------------------
     @property
@@ -153,9 +158,14 @@ class FaultProxy:
         with self._lock:
             return len(self._queue)
 
+    def upstream_ports(self) -> set[int]:
+        """Local ports of the proxy's open connections to the server (to find which server process holds one)."""
+        with self._lock:
+            return set(self._upstream_ports)
+
     def reset_counters(self) -> None:
         with self._lock:
-            self.connections = 0
+            self.connections = self.requests = 0
             self.faults.clear()
 
     def start(self) -> FaultProxy:
@@ -164,7 +174,8 @@ class FaultProxy:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+            self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0,
+                                                                              limit=_HEAD_LIMIT))
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             loop.run_forever()
@@ -199,7 +210,7 @@ class FaultProxy:
 
     def _choose(self, target: str) -> ProxyFault | None:
         with self._lock:
-            self.connections += 1
+            self.requests += 1
             fault = next((f for f in self._queue if f.path is None or f.path in target), None)
             if fault is not None:
                 self._queue.remove(fault)
@@ -219,35 +230,65 @@ class FaultProxy:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        with self._lock:
+            self.connections += 1
         upstream: asyncio.StreamWriter | None = None
+        port = None
         try:
-            try:
-                head = await reader.readuntil(b"\r\n\r\n")
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            head = await _read_head(reader)
+            if head is None:
                 return
-            target = head.split(b"\r\n", 1)[0].decode("latin-1")
-            fault = self._choose(target)
-            if fault is not None and fault.kind == "status":
-                await self._answer_status(writer, fault)
+            answer = _Answer()
+            if not answer.arm(self._choose(_target(head)), self._cut):
+                await self._answer_status(writer, answer.fault)
                 return
             up_reader, upstream = await asyncio.open_connection(*self.upstream, limit=_PIPE)
-            upstream.write(head)
-            await upstream.drain()
-            to_server = asyncio.ensure_future(self._pipe(reader, upstream, None))
+            port = upstream.get_extra_info("sockname")[1]
+            with self._lock:
+                self._upstream_ports.add(port)
+            to_server = asyncio.ensure_future(self._requests(head, reader, upstream, writer, answer))
             try:
-                await self._pipe(up_reader, writer, fault)
+                await self._answers(up_reader, writer, answer)
             finally:
                 to_server.cancel()
                 await asyncio.gather(to_server, return_exceptions=True)
-        except (ConnectionError, OSError, asyncio.CancelledError):
+        except (ConnectionError, OSError, asyncio.CancelledError, asyncio.IncompleteReadError):
             pass
         finally:
             for w in (writer, upstream):
                 if w is not None and not w.is_closing():
                     w.close()
+            with self._lock:
+                self._upstream_ports.discard(port or 0)
             self._tasks.discard(task)
 
-    async def _answer_status(self, writer: asyncio.StreamWriter, fault: ProxyFault) -> None:
+    async def _requests(self, head: bytes, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                        client: asyncio.StreamWriter, answer: _Answer) -> None:
+        """Relay the client's requests one by one, arming each one's fault before it is sent on."""
+        while True:
+            dst.write(head)
+            await dst.drain()
+            framed = await _relay_body(head, src, dst)
+            if not framed:  # not HTTP/1.1 as we know it: pass the rest on unchanged
+                while data := await src.read(_PIPE):
+                    dst.write(data)
+                    await dst.drain()
+                break
+            next_head = await _read_head(src)
+            if next_head is None:
+                break
+            head = next_head
+            if not answer.arm(self._choose(_target(head)), self._cut):
+                await self._answer_status(client, answer.fault)
+                client.close()
+                dst.close()
+                return
+        if dst.can_write_eof():
+            with suppress(OSError):
+                dst.write_eof()
+
+    async def _answer_status(self, writer: asyncio.StreamWriter, fault: ProxyFault | None) -> None:
+        assert fault is not None
         status = fault.status or self._rng.choice((429, 503))
         reason = "Too Many Requests" if status == 429 else "Service Unavailable"
         body = json.dumps({"error": f"{reason} (injected by the fault proxy); retry after {fault.retry_after} s"})
@@ -257,35 +298,31 @@ class FaultProxy:
         with suppress(ConnectionError):
             await writer.drain()
 
-    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, fault: ProxyFault | None) -> None:
-        """Copy ``src`` to ``dst`` until EOF, applying ``fault`` (the answer direction only)."""
-        kind = fault.kind if fault is not None else None
-        budget = self._cut(fault) if fault is not None and kind in ("reset", "truncate") else None
-        if kind == "stall" and fault is not None:
-            first = await src.read(_PIPE)
-            await asyncio.sleep(fault.stall_seconds)
-            if not first:
-                return
-            dst.write(first)
-            await dst.drain()
+    async def _answers(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, answer: _Answer) -> None:
+        """Copy the server's answers to the client until EOF, applying the fault armed for the current one."""
         while True:
-            data = await src.read(fault.slow_chunk if kind == "slow" and fault is not None else _PIPE)
+            fault = answer.fault
+            data = await src.read(fault.slow_chunk if answer.slow and fault is not None else _PIPE)
             if not data:
                 if dst.can_write_eof():
                     with suppress(OSError):
                         dst.write_eof()
                 return
-            if budget is not None and len(data) >= budget:  # the answer is under way: cut it here
-                dst.write(data[:budget])
+            fault = answer.fault
+            if answer.stall and fault is not None:
+                answer.stall = False
+                await asyncio.sleep(fault.stall_seconds)
+            if answer.budget is not None and fault is not None and len(data) >= answer.budget:
+                dst.write(data[: answer.budget])  # the answer is under way: cut it here
                 with suppress(ConnectionError):
                     await dst.drain()
-                self._end(dst, abort=kind == "reset")
+                self._end(dst, abort=fault.kind == "reset")
                 return
-            if budget is not None:
-                budget -= len(data)
+            if answer.budget is not None:
+                answer.budget -= len(data)
             dst.write(data)
             await dst.drain()
-            if kind == "slow" and fault is not None:
+            if answer.slow and fault is not None:
                 await asyncio.sleep(fault.slow_delay)
 
     @staticmethod
@@ -299,3 +336,77 @@ class FaultProxy:
         else:
             writer.close()
 
+
+class _Answer:
+    """The fault armed for the answer now being relayed on one connection (set by the request side)."""
+
+    __slots__ = ("fault", "budget", "stall", "slow")
+
+    def __init__(self) -> None:
+        self.fault: ProxyFault | None = None
+        self.budget: int | None = None
+        self.stall = self.slow = False
+
+    def arm(self, fault: ProxyFault | None, cut: Any) -> bool:
+        """Arm ``fault`` for the next answer; False when the proxy must answer itself (``status``)."""
+        if fault is None:
+            return True
+        self.fault = fault
+        if fault.kind == "status":
+            return False
+        self.budget = cut(fault) if fault.kind in ("reset", "truncate") else None
+        self.stall = fault.kind == "stall"
+        self.slow = self.slow or fault.kind == "slow"
+        return True
+
+
+def _target(head: bytes) -> str:
+    return head.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
+    """The next request head (through the blank line), or None at end of input or when it is not one."""
+    try:
+        return await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+        return None
+
+
+async def _relay_body(head: bytes, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> bool:
+    """Relay the body that ``head`` announces; False when its framing is not understood."""
+    headers = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers[name.strip().lower()] = value.strip().lower()
+    if headers.get(b"transfer-encoding", b"").endswith(b"chunked"):
+        while True:
+            line = await src.readuntil(b"\r\n")
+            dst.write(line)
+            try:
+                size = int(line.split(b";")[0], 16)
+            except ValueError:
+                return False
+            if size == 0:
+                while (trailer := await src.readuntil(b"\r\n")) != b"\r\n":
+                    dst.write(trailer)
+                dst.write(trailer)
+                await dst.drain()
+                return True
+            await _relay_exactly(size + 2, src, dst)
+    try:
+        length = int(headers.get(b"content-length", b"0"))
+    except ValueError:
+        return False
+    await _relay_exactly(length, src, dst)
+    return True
+
+
+async def _relay_exactly(n: int, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    while n > 0:
+        data = await src.read(min(n, _PIPE))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", n)
+        dst.write(data)
+        await dst.drain()
+        n -= len(data)
