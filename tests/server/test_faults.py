@@ -16,6 +16,7 @@ lane in its reason, so the mark comes off when their fix is merged.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -297,3 +298,40 @@ def test_a_publish_whose_answer_is_lost_is_retried_and_commits_exactly_once(worl
     api.transport.publish("main", "acme", "retried", publish_items(300, "retried"),  # type: ignore[attr-defined]
                           tags=["latest"])
     assert committed(world, "retried") == [{"train": 300}]
+
+
+# -- Retry-After and long outages (client-faults' lane) --------------------------------------------------------
+def gaps_after_refusals(proxy: FaultProxy, path: str) -> list[float]:
+    """Seconds between each refused request for ``path`` and the next request for it."""
+    seen = [(t, kind) for t, target, kind in proxy.log if path in target]
+    return [later[0] - t for (t, kind), later in itertools.pairwise(seen) if kind == "status"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_stream_refused_with_retry_after_waits_that_long(world: World, proxy: FaultProxy, status: int) -> None:
+    proxy.inject("status", status=status, retry_after=2, path="/stream")
+    assert remote_stream(Api(url=proxy.url, api_key=world.key, cache=False)) == embedded_stream(world)
+    assert gaps_after_refusals(proxy, "/stream") and min(gaps_after_refusals(proxy, "/stream")) >= 2
+
+
+@pytest.mark.xfail(strict=True, reason="client-faults: Retry-After — the pool client retries a 503 at once, "
+                                       "ignoring its Retry-After")
+def test_a_download_refused_with_retry_after_waits_that_long(world: World, proxy: FaultProxy, tmp_path) -> None:
+    proxy.inject("status", status=503, retry_after=2, path=".tar")
+    out = str(tmp_path / "out")
+    code, report, stderr = download(world, proxy, out)
+    assert code == 0, stderr
+    assert_every_file_correct_or_reported(world, out, report)
+    gaps = gaps_after_refusals(proxy, ".tar")
+    assert gaps and min(gaps) >= 2, gaps
+
+
+@pytest.mark.xfail(strict=True, reason="client-faults: retry deadline — a stream gives up after 6 attempts, "
+                                       "so ~7 s of 503s end it")
+def test_a_stream_survives_refusals_for_longer_than_six_attempts(world: World, proxy: FaultProxy) -> None:
+    """Seven 503s in a row with ``Retry-After: 1`` (~7 s of a restarting server): the default client keeps
+    trying (the issue asks for a deadline that survives a 60 s rolling restart) and the pass is exact."""
+    for _ in range(7):
+        proxy.inject("status", status=503, retry_after=1, path="/stream")
+    api = Api(url=proxy.url, api_key=world.key, cache=False)
+    assert remote_stream(api) == embedded_stream(world)

@@ -58,6 +58,7 @@ import random
 import socket
 import struct
 import threading
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -133,6 +134,8 @@ class FaultProxy:
         self.port = 0
         self.connections = 0
         self.requests = 0
+        self.log: list[tuple[float, str, str | None]] = []
+        """``(time.monotonic(), request line, fault kind or None)`` of every request, in arrival order."""
         self.faults: collections.Counter[str] = collections.Counter()
         self._queue: collections.deque[ProxyFault] = collections.deque()
         self._rng = random.Random(self.plan.seed)
@@ -167,6 +170,7 @@ class FaultProxy:
         with self._lock:
             self.connections = self.requests = 0
             self.faults.clear()
+            self.log.clear()
 
     def start(self) -> FaultProxy:
         ready = threading.Event()
@@ -218,6 +222,7 @@ class FaultProxy:
                 fault = self.plan.draw(self._rng)
             if fault is not None:
                 self.faults[fault.kind] += 1
+            self.log.append((time.monotonic(), target, fault.kind if fault is not None else None))
             return fault
 
     def _cut(self, fault: ProxyFault) -> int:
