@@ -89,6 +89,14 @@ def _nti(field: bytes, where: int) -> int:
         raise TarFormatError(f"invalid number field in tar header at offset {where}", where) from None
 
 
+def _size(size: int, where: int) -> int:
+    """A header's size, refused when negative: a negative size (a minus sign in the octal field, base-256
+    with the sign bit, a pax ``size=-5``) would move the walk backwards over bytes it already read."""
+    if size < 0:
+        raise TarFormatError(f"negative member size {size} in the tar header at offset {where}", where)
+    return size
+
+
 def _checksum_ok(buf: bytes, where: int) -> bool:
     stored = _nti(buf[148:156], where)
     unsigned = sum(buf[:148]) + 256 + sum(buf[156:])
@@ -218,7 +226,7 @@ def walk_tar(
         if not _checksum_ok(buf, where):
             raise TarFormatError(f"bad header checksum at offset {where} (after {last!r})", where)
         kind = buf[156:157]
-        size = _nti(buf[124:136], where)
+        size = _size(_nti(buf[124:136], where), where)
         if kind in (b"L", b"K", b"x", b"g", b"X"):
             data = reader.take(block_ceil(size))
             if len(data) < block_ceil(size):
@@ -252,7 +260,8 @@ def walk_tar(
             try:
                 size = int(pax["size"])
             except ValueError:
-                size = 0
+                size = 0  # what tarfile does with a size that is not a number
+            size = _size(size, where)
         if long_name is not None:
             name = long_name
         if long_link is not None:
