@@ -317,18 +317,18 @@ def test_a_pass_beside_a_killed_one_leaves_exactly_one_complete_entry(tmp_path):
     assert temps(root) == []  # the dead pass's copy was swept when this one was promoted
 
 
-def _worker_race(root: str, n: int, start: float, die_after: int | None, queue: multiprocessing.Queue) -> None:
-    while time.time() < start:
-        time.sleep(0.001)
+def _worker_race(root: str, n: int, go: multiprocessing.synchronize.Barrier, die_after: int | None,
+                 queue: multiprocessing.Queue, delay: float = 0.01) -> None:
     cache = StreamCache(root)
     data = lines_for(n)
 
     def source(off: int) -> Iterator[bytes]:
-        for i, block in enumerate(blocks_of(data[off:], per_block=5, delay=0.002)):
+        for i, block in enumerate(blocks_of(data[off:], per_block=5, delay=delay)):
             if die_after is not None and i == die_after:
                 os.kill(os.getpid(), signal.SIGKILL)
             yield block
 
+    go.wait(60)  # every pass starts before any can complete (each takes ~0.8 s)
     out = b"".join(cache.stream(KEY, source))
     queue.put(out == b"".join(data))
 
@@ -341,11 +341,14 @@ def test_racing_passes_some_killed_never_show_a_partial_entry(tmp_path):
     root = str(tmp_path)
     n = 400
     data = b"".join(lines_for(n))
-    start = time.time() + 1.5
-    dying = [ctx.Process(target=_worker_race, args=(root, n, start, die, queue)) for die in (5, 40)]
-    living = [ctx.Process(target=_worker_race, args=(root, n, start, None, queue)) for _ in range(4)]
+    go = ctx.Barrier(7)
+    dying = [ctx.Process(target=_worker_race, args=(root, n, go, die, queue)) for die in (5, 20)]
+    # the last one is slower: the reader keeps polling after the first copy was promoted
+    living = [ctx.Process(target=_worker_race, args=(root, n, go, None, queue, delay))
+              for delay in (0.01, 0.01, 0.01, 0.03)]
     for p in dying + living:
         p.start()
+    go.wait(60)
     cache = StreamCache(root)
     seen = set()
     while any(p.is_alive() for p in living):
