@@ -116,7 +116,7 @@ def test_backoff_gives_up_after_its_attempts_or_past_its_deadline_and_starts_aga
     assert backoff.gave_up() == "still failing after 3 attempts"
     backoff.reset()  # progress: a new run of failures
     assert backoff.failed(err) and backoff.failures == 1
-    # a deadline: no attempt starts once the next wait would end past it, however many attempts are left
+    # a deadline: the last wait ends at it, and no attempt starts after it, however many attempts are left
     deadline = RetryPolicy(attempts=1000, base_delay=0.02, max_delay=0.02, deadline=0.1).backoff()
     start = time.monotonic()
     while deadline.failed(err):
@@ -125,5 +125,6 @@ def test_backoff_gives_up_after_its_attempts_or_past_its_deadline_and_starts_aga
     assert "deadline 0.1 s" in deadline.gave_up()
     with pytest.raises(ValueError, match="attempts must be an int >= 1"):
         RetryPolicy(attempts=0)
-    with pytest.raises(ValueError, match="deadline must be >= 0"):
-        RetryPolicy(deadline=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="deadline must be a finite number of seconds >= 0"):
+            RetryPolicy(deadline=bad)
