@@ -17,7 +17,8 @@ from headwater.storage import RetryPolicy
 from ..support.files import make_files
 from ..support.httpserver import Fault
 
-FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+ATTEMPTS = 4
+FAST_RETRY = RetryPolicy(attempts=ATTEMPTS, base_delay=0.01, max_delay=0.05)
 SHARD = "shard-00000.tar"
 
 
@@ -129,14 +130,14 @@ def test_an_unreachable_index_is_asked_once_per_batch_not_once_per_resource(id_p
     pool_dir, files = id_pool
     os.unlink(os.path.join(pool_dir, MANIFEST_NAME))
     server = file_server(pool_dir)
-    server.inject("images/007.json", *[Fault.status(503)] * FAST_RETRY.attempts)
+    server.inject("images/007.json", *[Fault.status(503)] * ATTEMPTS)
     ids = sorted(files)[:400]
     bad = [rid for rid in ids if rid % 100 == 7]
     pool = StorePool(server.url, layout="increment-id", base_level=2, retry=FAST_RETRY)
     report = pool.batch_download_to_directory(ids, str(tmp_path / "out"), save_metainfo=False, silent=True)
     assert sorted(report.failed) == bad and len(report.downloaded) == len(ids) - len(bad)
     assert all("images/007.json" in reason and "StoreUnavailableError" in reason for reason in report.failed.values())
-    assert server.requests["images/007.json"] == FAST_RETRY.attempts
+    assert server.requests["images/007.json"] == ATTEMPTS
     # the failure belonged to that batch: the next one asks again, and gets the index now
     again = pool.batch_download_to_directory(bad, str(tmp_path / "out"), save_metainfo=False, silent=True)
     assert sorted(again.downloaded) == bad and again.failed == {}

@@ -88,11 +88,13 @@ def test_read_ranges_matches_parts_by_content_range_and_never_returns_wrong_byte
     assert store.read_ranges(SHARD, _SPANS[:3]) == want[:3] and store.stats.requests == 3 + 3
     assert all("," not in spec for _, spec in server.ranges[1:])
     server = file_server(root)  # parts of the wrong length: retried, then an error (no bytes)
-    server.inject(SHARD, *[Fault.short()] * FAST_RETRY.attempts)
+    attempts = FAST_RETRY.attempts
+    assert attempts is not None
+    server.inject(SHARD, *[Fault.short()] * attempts)
     store = Store(server.url, retry=FAST_RETRY)
     with pytest.raises(StoreUnavailableError, match="MalformedMultipart"):
         store.read_ranges(SHARD, _SPANS)
-    assert store.stats.requests == FAST_RETRY.attempts and store.multi_range is None
+    assert store.stats.requests == attempts and store.multi_range is None
 
 
 def test_read_ranges_of_servers_without_multi_range(file_server, blob):

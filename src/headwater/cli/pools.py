@@ -243,7 +243,7 @@ def extract(pool: str, shard: str, dst_dir: str) -> None:
 @server_options
 @progress_option
 def upload(pool_dir: str, repo: str, prefix: str, replace: bool, server: str | None, api_key: str | None,
-           progress: bool | None) -> None:
+           retry_for: float | None, progress: bool | None) -> None:
     """Upload the tar shards under POOL_DIR into pool OWNER/NAME of a headwater server (needs a write key).
 
     The server indexes each shard and rebuilds the pool manifest. Shards already there with the same
@@ -257,7 +257,7 @@ def upload(pool_dir: str, repo: str, prefix: str, replace: bool, server: str | N
 
     if not server:
         raise click.UsageError("upload needs --server (or $HEADWATER_SERVER)")
-    with HttpTransport(server, api_key) as transport:
+    with HttpTransport(server, api_key, retry_for=retry_for) as transport:
         report = upload_pool(transport, repo, pool_dir, prefix=prefix, replace=replace, silent=silent_of(progress))
     click.echo(json.dumps(report.to_dict()))
 
