@@ -344,3 +344,27 @@ def test_extract_reports_file_dir_clash_and_verify_ignores_foreign_json(tmp_path
     assert report.written == ["a"] and "a/b" in report.refused
     (pool / "meta.json").write_text('{"about": "not an index"}')
     assert verify_pool(str(pool), silent=True).ok
+
+
+def test_extract_without_an_index_names_members_that_are_not_files(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    with tarfile.open(pool / "s.tar", "w") as tar:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+        for name, kind in (("l", tarfile.SYMTYPE), ("f", tarfile.FIFOTYPE), ("d", tarfile.DIRTYPE)):
+            other = tarfile.TarInfo(name)
+            other.type, other.linkname = kind, "a.txt" if kind == tarfile.SYMTYPE else ""
+            tar.addfile(other)
+    report = extract_shard(str(pool), "s.tar", str(tmp_path / "out"))
+    assert report.written == ["a.txt"]
+    assert report.refused == {"l": "symlink: not a regular file, not extracted",
+                              "f": "fifo: not a regular file, not extracted"}  # a directory is no problem
+
+
+@pytest.mark.parametrize("name", ["x" * 256 + ".bin", "/".join(["y" * 200] * 21)], ids=["part", "whole"])
+def test_names_no_file_system_holds_are_unsafe_everywhere(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UnsafeMemberError, match="too long"):
+        safe_target(str(tmp_path), name)
+    assert safe_target(str(tmp_path), "x" * 255) == str(tmp_path / ("x" * 255))

@@ -300,10 +300,8 @@ class IndexedPool(DataPool):
         for member in members:
             check_member_name(member.location.filename)
         with tempfile.TemporaryDirectory(prefix="headwater-") as td:
-            for member, data in self.read_members(members):
-                target = safe_target(td, self._get_dst_filename(member.location))
-                with open(target, "wb") as f:
-                    f.write(data)
+            for member, data in self.read_members(members):  # a full disk: DiskFullError naming the file
+                write_bytes_atomic(safe_target(td, self._get_dst_filename(member.location)), data)
             yield td, resource_info
 
     # -- batch download ----------------------------------------------------------------------------
