@@ -142,3 +142,26 @@ def test_an_unreachable_index_is_asked_once_per_batch_not_once_per_resource(id_p
     assert sorted(again.downloaded) == bad and again.failed == {}
     for rid in bad:
         assert (tmp_path / "out" / f"{rid}.bin").read_bytes() == files[rid]
+
+
+def test_with_the_scan_layout_a_bad_index_fails_only_ids_found_nowhere_else(tmp_path):
+    """Any shard may hold an id: those found in a readable shard are delivered; the rest are failed with the
+    unreadable index as the reason (they may be in that shard), not reported as missing."""
+    files = make_files(str(tmp_path / "src"), list(range(1, 41)), seed=2, lo=500, hi=1500)
+    pool_dir = str(tmp_path / "pool")
+    shards = sorted(pack_directory(str(tmp_path / "src"), pool_dir, max_shard_size=16 << 10, silent=True).shards)
+    assert len(shards) >= 3
+    os.unlink(os.path.join(pool_dir, MANIFEST_NAME))
+    bad = shards[1]
+    lost = {_rid(n) for n in _index_of(pool_dir, bad)}
+    Path(pool_dir, bad[:-4] + ".json").write_text("[]")
+    pool = StorePool(pool_dir, retry=FAST_RETRY)
+    report = pool.batch_download_to_directory([*files, 999], str(tmp_path / "out"), save_metainfo=False, silent=True)
+    assert sorted(report.downloaded) == sorted(set(files) - lost)
+    assert sorted(report.failed) == sorted(lost | {999}) and report.missing == []
+    assert all(reason.startswith("IndexFormatError: ") and bad[:-4] + ".json" in reason
+               for reason in report.failed.values())
+
+
+def _index_of(pool_dir: str, shard: str) -> dict[str, dict[str, int]]:
+    return json.loads(Path(pool_dir, shard[:-4] + ".json").read_text())["files"]

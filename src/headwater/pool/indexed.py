@@ -209,7 +209,11 @@ class IndexedPool(DataPool):
             return
         shards: set[str] = set()
         for rid in resource_ids:
-            shards.update(self._request_possible_archives(rid) or ())
+            candidates = self._request_possible_archives(rid)
+            if candidates is None:  # any shard may hold it (scan layout): locate() reads them all anyway
+                shards.update(self._all_shards())
+                break
+            shards.update(candidates)
         with self._lock:
             shards -= self._indexes.keys() | self._index_failures.keys()
         if len(shards) > 1:
