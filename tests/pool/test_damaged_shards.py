@@ -165,3 +165,21 @@ def test_with_the_scan_layout_a_bad_index_fails_only_ids_found_nowhere_else(tmp_
 
 def _index_of(pool_dir: str, shard: str) -> dict[str, dict[str, int]]:
     return json.loads(Path(pool_dir, shard[:-4] + ".json").read_text())["files"]
+
+
+def test_a_hub_pool_served_by_headwater_with_a_cut_shard_delivers_every_intact_member(tmp_path):
+    """The same through the Hub contract: ``headwater serve`` answers a range past the cut shard's end with
+    206 clipped to its size (or 416); the Hub pool delivers the intact members and names the rest."""
+    from headwater.pool import HfBasedDataPool
+    from headwater.server import ServerConfig
+
+    from ..support.servers import live_server
+
+    pool_dir, files, order, cut, size = _cut_pool(tmp_path)
+    config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={"acme/cut": pool_dir})
+    with live_server(config, public_pools=True) as url:
+        pool = HfBasedDataPool("acme/cut", endpoint=url)
+        out = tmp_path / "out"
+        report = pool.batch_download_to_directory(sorted(files), str(out), save_metainfo=False, silent=True)
+    _check_report(report, out, files, order, cut, size, _index(pool_dir))
+    assert report.retries == 0
