@@ -383,3 +383,43 @@ def test_duplicate_uids_are_refused_naming_both_lines(tmp_path):
     unique = write_jsonl(str(tmp_path / "e.jsonl"), [*rows[:2], rows[3], rows[5], rows[5]])
     record = publish(cat, "main", "a", "b", unique, silent=True)
     assert record.splits == {"train": 5}  # droplets without a uid may be many
+
+
+_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from headwater.cli import main
+main(sys.argv[2:], prog_name="headwater")
+"""
+
+
+def test_publish_that_fills_the_disk_leaves_no_pool_and_reruns(tmp_path):
+    import random
+    import resource
+    import subprocess
+    import sys
+
+    rng = random.Random(0)
+    rows = []
+    for i in range(6):
+        (tmp_path / f"{i}.jpg").write_bytes(rng.randbytes(60_000))  # one shard of ~360 KB
+        rows.append(droplet(f"{i}.jpg", f"img-{i}"))
+    path = write_jsonl(str(tmp_path / "d.jsonl"), rows)
+    catalog = str(tmp_path / "catalog.sqlite")
+    args = ["publish", path, "--repo", "main/acme/cats", "--catalog", catalog, "--create-database",
+            "--pool-dir", str(tmp_path / "pools" / "cats"), "-q"]
+
+    def run(limit: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _LIMITED, str(limit), *args], capture_output=True, text=True,
+                              timeout=120)
+
+    done = run(250_000)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("error: packing into") and "file-size limit" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "pools" / "cats").exists() and os.listdir(tmp_path / "pools") == []  # no staging left
+    again = run(resource.RLIM_INFINITY)
+    assert again.returncode == 0, again.stderr
+    assert verify_pool(str(tmp_path / "pools" / "cats"), silent=True).ok

@@ -53,7 +53,8 @@ from .shards import find_shards, load_indexes, member_shards
 from .staging import move_into_place, new_staging_dir
 from .writer import ShardWriter, archive_size, member_footprint
 
-__all__ = ["PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory", "write_shards"]
+__all__ = ["PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory", "write_shards",
+           "write_failure"]
 
 Layout = Literal["sequential", "increment-id"]
 
@@ -220,7 +221,7 @@ def pack_directory(
                     os.replace(os.path.join(staging, *name.split("/")), final)
             report.manifest = rebuild_manifest(dst_dir)
     except OSError as err:
-        raise PackWriteError(_write_failure(err, dst_dir)) from err
+        raise write_failure(err, dst_dir) from err
     finally:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
@@ -231,12 +232,14 @@ _FULL = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file grew past the fi
          errno.EDQUOT: "the disk quota is used up"}
 
 
-def _write_failure(err: OSError, dst_dir: str) -> str:
+def write_failure(err: OSError, dst_dir: str) -> PackWriteError:
+    """The :class:`PackWriteError` for ``err`` (a full disk, a file-size limit …) raised while writing the pool
+    ``dst_dir`` — after which nothing is left under a final name, so the advice is to run the command again."""
     what = _FULL.get(err.errno or 0) or err.strerror or str(err)
     where = f" ({err.filename})" if err.filename else ""
     again = "free space (or lift the limit) and run the same command again" if err.errno in _FULL else \
         "fix that and run the same command again"
-    return f"packing into {dst_dir!r} stopped: {what}{where}; nothing was written there: {again}"
+    return PackWriteError(f"packing into {dst_dir!r} stopped: {what}{where}; nothing was written there: {again}")
 
 
 _SEQUENTIAL = re.compile(r"shard-(\d+)\.tar")
