@@ -25,7 +25,7 @@ from .errors import (
     TruncatedTarError,
     UnsafeMemberError,
 )
-from .extract import ExtractReport, extract_shard, safe_target
+from .extract import ExtractReport, extract_shard, holds_member, safe_target
 from .increment_id import increment_id_shard
 from .index import (
     FileEntry,
@@ -48,7 +48,7 @@ from .verify import Problem, VerifyReport, verify_pool, verify_shard
 __all__ = [
     "ArchiveError", "IndexFormatError", "ManifestError", "PackError", "PackWriteError", "TarFormatError",
     "TruncatedTarError", "UnsafeMemberError", "TooManyMembersError",
-    "ExtractReport", "extract_shard", "safe_target",
+    "ExtractReport", "extract_shard", "holds_member", "safe_target",
     "increment_id_shard",
     "FileEntry", "TarIndex", "decode_index", "encode_index", "index_path_for", "index_stream", "index_tar",
     "normalize_member_name",

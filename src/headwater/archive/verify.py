@@ -2,8 +2,11 @@
 
 Each shard is streamed once (the same single pass as indexing) and the fresh result is compared with
 the stored index, so every difference is reported with the shard and member it concerns — not just
-"bad pool". A member name held by more than one shard is reported too (``ambiguous-name``, naming each
-shard): every shard may be intact, yet a lookup of that name finds two members and fails.
+"bad pool". Member names are judged by :func:`~headwater.archive.member_names.check_member_name`, the
+policy ``extract`` and a pool download apply to the same members; a member that is not a regular file
+(symlink, hardlink, device, fifo) is listed as a problem, since no reader of the pool delivers it. A member
+name held by more than one shard is reported too (``ambiguous-name``, naming each shard): every shard may be
+intact, yet a lookup of that name finds two members and fails.
 
 Example:
     >>> import tempfile, os
@@ -27,6 +30,7 @@ from .index import TarIndex, index_path_for, index_stream
 from .manifest import MANIFEST_NAME, Manifest
 from .member_names import check_member_name
 from .shards import find_shards, load_index, member_shards
+from .tarwalk import TarMember
 
 __all__ = ["Problem", "VerifyReport", "verify_shard", "verify_pool"]
 
@@ -95,13 +99,19 @@ def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
         size = store.size(shard)
     except StoreNotFoundError:
         return [*problems, Problem(shard, None, "missing-shard", "index present, tar missing")], 0
+    skipped: list[Problem] = []
+
+    def not_a_file(member: TarMember) -> None:
+        skipped.append(Problem(shard, member.name, "not-a-file",
+                               f"{member.kind}: not indexed, so never extracted or downloaded"))
+
     try:
         with store.open(shard) as stream:
-            actual = index_stream(stream, size)
+            actual = index_stream(stream, size, on_skipped=not_a_file)
     except TarFormatError as err:
         problems.append(Problem(shard, _damaged_member(stored, size, err), "corrupt", str(err)))
-        return problems, len(stored.files)
-    return problems + _compare(shard, stored, actual), len(stored.files)
+        return problems + skipped, len(stored.files)
+    return problems + _compare(shard, stored, actual) + skipped, len(stored.files)
 
 
 def _damaged_member(stored: TarIndex, size: int, err: TarFormatError) -> str | None:
