@@ -16,8 +16,9 @@ the existing ones, and rewrites an existing increment-id shard with its old memb
 sha256) and the new ones, so each id still lives in the one shard cheesechaser looks in.
 Everything is written into a staging folder beside ``dst_dir`` (:mod:`.staging`) and moved into place only
 when every shard, index and the manifest is complete: a failure — a full disk, a file-size limit — leaves
-nothing under a final name (the staging folder is removed), and :class:`PackWriteError` says what happened,
-so running the same command again after freeing space just works.
+nothing under a final name (the staging folder is removed) and is raised as
+:class:`~headwater.storage.DiskFullError` naming the pool folder (any other write failure as a
+:class:`PackError`), so running the same command again after freeing space just works.
 
 Example:
     >>> import tempfile, os
@@ -43,8 +44,8 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..storage import StoreNotFoundError, fsync_tree, is_temp_name, open_store, umask
-from .errors import IndexFormatError, PackError, PackWriteError, UnsafeMemberError
+from ..storage import DiskFullError, StoreNotFoundError, fsync_tree, is_temp_name, open_store, umask
+from .errors import IndexFormatError, PackError, UnsafeMemberError
 from .increment_id import increment_id_shard
 from .index import TarIndex, index_path_for
 from .manifest import MANIFEST_NAME, rebuild_manifest
@@ -228,18 +229,15 @@ def pack_directory(
     return report
 
 
-_FULL = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file grew past the file-size limit",
-         errno.EDQUOT: "the disk quota is used up"}
-
-
-def write_failure(err: OSError, dst_dir: str) -> PackWriteError:
-    """The :class:`PackWriteError` for ``err`` (a full disk, a file-size limit …) raised while writing the pool
-    ``dst_dir`` — after which nothing is left under a final name, so the advice is to run the command again."""
-    what = _FULL.get(err.errno or 0) or err.strerror or str(err)
-    where = f" ({err.filename})" if err.filename else ""
-    again = "free space (or lift the limit) and run the same command again" if err.errno in _FULL else \
-        "fix that and run the same command again"
-    return PackWriteError(f"packing into {dst_dir!r} stopped: {what}{where}; nothing was written there: {again}")
+def write_failure(err: OSError, dst_dir: str) -> DiskFullError | PackError:
+    """What to raise for ``err``, met while writing the pool ``dst_dir`` into its staging folder (so nothing
+    is left under a final name): :class:`~headwater.storage.DiskFullError` naming ``dst_dir`` for a full disk,
+    a quota or a file-size limit (exit 3: run again once there is room), else :class:`PackError`."""
+    if isinstance(err, DiskFullError):
+        return DiskFullError(dst_dir, err.cause)
+    if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):  # a write outside storage's atomic helpers
+        return DiskFullError(dst_dir, err)
+    return PackError(f"cannot write the pool {dst_dir!r}: {err}; nothing was written there")
 
 
 _SEQUENTIAL = re.compile(r"shard-(\d+)\.tar")

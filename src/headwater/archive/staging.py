@@ -52,7 +52,7 @@ def stage_pool(files: Iterable[tuple[str, str, int]], target: str, *, extra_file
 
     Returns the staging folder (shards in sequential layout, indexes, manifest, and ``extra_files``: name →
     bytes at the pool's root), durable on disk. On any failure nothing is left behind; a full disk or a file-size
-    limit is a :class:`~headwater.archive.PackWriteError` naming it.
+    limit is a :class:`~headwater.storage.DiskFullError` naming ``target``.
     """
     from .pack import plan_shards, write_failure, write_shards  # pack stages through this module too (a cycle)
 
