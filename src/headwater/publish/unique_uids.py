@@ -4,7 +4,7 @@ Why: two droplets with one uid (``cat-1`` twice) make a dataset whose uid no lon
 counts look right (``train=4``) while a lookup, a join with predictions or an evaluation silently keeps one
 of the two. So a publish with a repeated uid is refused, naming the second occurrence and the first.
 
-Memory: pass 1 keeps one machine-word hash per uid (a Python set: ~60 bytes a droplet, so ~600 MB for 10M
+Memory: pass 1 keeps one machine-word hash per uid (a Python set: ~70 bytes a droplet, so ~700 MB for 10M
 droplets with uids), not the uids; a hash seen twice makes the uid a suspect, and only when there are
 suspects are the sources read once more to confirm them and find the first occurrence's place.
 
