@@ -344,3 +344,15 @@ def test_extract_reports_file_dir_clash_and_verify_ignores_foreign_json(tmp_path
     assert report.written == ["a"] and "a/b" in report.refused
     (pool / "meta.json").write_text('{"about": "not an index"}')
     assert verify_pool(str(pool), silent=True).ok
+
+
+def test_a_name_held_by_two_shards_is_ambiguous(tmp_path: Path) -> None:
+    # what two `pack` runs into one folder used to leave (see the README): intact shards, two '1.jpg'
+    pool = tmp_path / "pool"
+    write_tar(pool / "images" / "1.tar", {"1.jpg": b"increment-id copy", "11.jpg": b"x"})
+    write_tar(pool / "shard-00000.tar", {"1.jpg": b"sequential copy", "2.jpg": b"y"})
+    for shard in ("images/1.tar", "shard-00000.tar"):
+        (pool / shard).with_suffix(".json").write_bytes(encode_index(index_tar(str(pool / shard))))
+    report = verify_pool(str(pool), silent=True)
+    assert kinds(report) == [("images/1.tar", "1.jpg", "ambiguous-name")]
+    assert "images/1.tar, shard-00000.tar" in str(report.problems[0])

@@ -8,8 +8,9 @@ Why it looks like this:
 * **Retries that are safe.** Connection failures, time-outs, 429 and 5xx are retried with capped
   exponential backoff and decorrelated jitter, honouring ``Retry-After``, by the one retry policy of
   headwater (:class:`~headwater.storage.RetryPolicy` and its :class:`~headwater.storage.Backoff`). Reads
-  are idempotent, so any of those is retried; a publish is retried only when the server certainly did not
-  act on it (the connection could not be made, or 429/503 — refused before the work started).
+  are idempotent, so any of those is retried; so is a publish, which carries an ``Idempotency-Key`` (new
+  per publish, the same on each retry): the server commits it at most once and answers a retry of one
+  that committed with the same dataset.
 * **Patience is a deadline.** A request (and a stream, per stretch without progress) is retried for
   ``retry_for`` seconds — default 60, enough for a rolling restart of the server; ``$HEADWATER_RETRY_FOR``
   or ``Api(retry_for=)`` / ``--retry-for`` change it — however many attempts that takes, with waits of at
@@ -43,6 +44,7 @@ import base64
 import dataclasses
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, Self, cast
@@ -457,8 +459,9 @@ class HttpTransport:
 
         The server answers only once everything is validated and committed, which for millions of
         droplets takes minutes: ``answer_timeout`` bounds that wait (default None: no limit; connecting
-        and sending still time out after ``timeout`` seconds). A connection lost after the body was sent
-        is not retried (the publish may have committed) and says so.
+        and sending still time out after ``timeout`` seconds). Every attempt carries the same
+        ``Idempotency-Key`` (one per call), so a retry after a lost connection or answer is safe: the server
+        commits the dataset once and answers the retry with it.
         """
         tags = list(tags)
         header = {"template": dict(template) if template is not None else None, "tags": tags,
@@ -478,7 +481,7 @@ class HttpTransport:
         path = self._path(database, "repository", namespace, name, "publish")
         try:
             answer: dict[str, Any] = self._request(
-                "POST", path, content=body, idempotent=False, headers={"Content-Type": NDJSON},
+                "POST", path, content=body, headers={"Content-Type": NDJSON, "Idempotency-Key": uuid.uuid4().hex},
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0), read=answer_timeout))
             return answer
         except RemoteRequestError as err:
