@@ -36,7 +36,7 @@ Example:
     >>> backoff = RetryPolicy(attempts=2, base_delay=0.0).backoff()
     >>> backoff.failed(ConnectionResetError()), backoff.failed(ConnectionResetError())
     (True, False)
-    >>> patient = RetryPolicy(attempts=UNLIMITED, deadline=60.0, max_delay=5.0, jitter="decorrelated")
+    >>> patient = RetryPolicy.lasting(60.0)   # a server: as many attempts as fit in 60 s
     >>> all(0.25 <= patient.delay(n, ConnectionResetError(), previous=4.0) <= 5.0 for n in range(20))
     True
 """
@@ -180,6 +180,13 @@ class RetryPolicy:
         if self.jitter == "equal":
             return backoff * (0.5 + random.random() / 2)
         return backoff
+
+    @classmethod
+    def lasting(cls, seconds: float) -> RetryPolicy:
+        """The policy for a server that may be restarting: retry for ``seconds``, as many attempts as fit,
+        waits from 0.25 s up to 5 s (so a server that is back is found quickly) with decorrelated jitter
+        (so the clients it cut off do not come back in step)."""
+        return cls(attempts=UNLIMITED, base_delay=0.25, max_delay=5.0, deadline=seconds, jitter="decorrelated")
 
     def backoff(self, *, sleep: Callable[[float], None] = time.sleep) -> Backoff:
         """A fresh :class:`Backoff` for one operation under this policy."""
