@@ -166,3 +166,28 @@ def test_a_retry_after_past_the_deadline_is_cut_to_it_and_tried_once_more(file_s
     server.inject(SHARD, *[Fault.status(503, {"Retry-After": "3600"})] * 3)
     with pytest.raises(StoreUnavailableError, match=r"still failing after 2 attempts over 1\.\d s \(deadline 1 s\)"):
         store.read_range(SHARD, 10, 20)
+
+
+def test_jitter_schemes_stay_within_their_bounds_and_spread():
+    err = ConnectionResetError()
+    full = RetryPolicy(base_delay=1.0, max_delay=8.0, jitter="full")
+    draws = [full.delay(2, err) for _ in range(400)]
+    assert all(0.0 <= d <= 4.0 for d in draws) and min(draws) < 1.0 < 3.0 < max(draws)  # 0-100 % of 1 * 2**2
+    assert RetryPolicy(base_delay=1.0, max_delay=8.0, jitter="none").delay(2, err) == 4.0
+    assert RetryPolicy(base_delay=1.0, max_delay=8.0, jitter="none").delay(10, err) == 8.0  # capped
+    decorrelated = RetryPolicy.lasting(60.0)
+    assert decorrelated.deadline == 60.0 and decorrelated.jitter == "decorrelated"
+    draws = [decorrelated.delay(0, err, previous=p) for p in (None, 0.25, 1.0, 4.0, 5.0) for _ in range(100)]
+    assert all(0.25 <= d <= 5.0 for d in draws) and len({round(d, 3) for d in draws}) > 100
+    # a Backoff feeds each wait back as the previous one: waits grow from 0.25 s and never pass the cap
+    slept: list[float] = []
+    backoff = RetryPolicy(attempts=40, base_delay=0.25, max_delay=5.0, jitter="decorrelated").backoff(
+        sleep=slept.append)
+    while backoff.failed(err):
+        pass
+    assert len(slept) == 39 and all(0.25 <= s <= 5.0 for s in slept) and max(slept) > 2.0
+    with pytest.raises(ValueError, match="jitter must be one of"):
+        RetryPolicy(jitter="random")  # type: ignore[arg-type]
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(ValueError, match="delays must be >= 0"):
+            RetryPolicy(base_delay=bad)
