@@ -54,3 +54,12 @@ def test_download_refuses_a_bad_retry_for(served_pool: Any, tmp_path: Any) -> No
     for bad in ("-3", "later"):
         result = CliRunner().invoke(main, ["download", server.url, "7", "-o", str(tmp_path), "--retry-for", bad])
         assert result.exit_code == 2 and "--retry-for" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ls_of_a_served_pool_keeps_trying_for_retry_for_seconds(served_pool: Any) -> None:
+    server, files = served_pool
+    server.inject("headwater-manifest.sqlite", *[Fault.status(503, {"Retry-After": "0"})] * 10)
+    result = CliRunner().invoke(main, ["ls", server.url, "--retry-for", "30"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith(f"100 shard(s), {len(files)} files")
+    assert server.requests["headwater-manifest.sqlite"] > 10

@@ -191,3 +191,31 @@ def test_jitter_schemes_stay_within_their_bounds_and_spread():
     for bad in (float("nan"), -1.0):
         with pytest.raises(ValueError, match="delays must be >= 0"):
             RetryPolicy(base_delay=bad)
+
+
+def test_a_failing_server_behind_fsspecs_file_not_found_is_retried_not_missing(file_server, blob):
+    """fsspec's HTTP ``info`` turns any failure of its HEAD and GET into ``FileNotFoundError``: on main a 503
+    (or a refused connection) on a pool's manifest read as "no manifest", and was never retried."""
+    root, _ = blob
+    server = file_server(root)
+    server.inject(SHARD, Fault.status(503, {"Retry-After": "1"}), Fault.status(503, {"Retry-After": "1"}))
+    store = Store(server.url, retry=PATIENT)
+    assert store.info(SHARD)["size"] == 100_000
+    assert [r.method for r in server.seen] == ["HEAD", "GET", "HEAD"]  # fsspec: HEAD, then GET; then retried
+    assert server.seen[2].at - server.seen[1].at >= 0.9 and store.stats.retries == 1  # as long as Retry-After said
+    with pytest.raises(StoreNotFoundError):  # a real 404 stays "not found", at once
+        store.info("nothing.tar")
+    assert store.stats.retries == 1
+    closed = Store(f"http://127.0.0.1:{server.port}", retry=RetryPolicy(attempts=2, base_delay=0.0))
+    server.stop()
+    with pytest.raises(StoreUnavailableError, match="still failing after 2 attempts"):
+        closed.size(SHARD)
+    assert classify(_wrapped_in_fnf(_status(429))) == "retry"
+    assert classify(_wrapped_in_fnf(_status(403))) == "auth" and classify(_wrapped_in_fnf(_status(404))) == "missing"
+
+
+def _wrapped_in_fnf(err: BaseException) -> FileNotFoundError:
+    try:
+        raise FileNotFoundError("http://127.0.0.1/x") from err
+    except FileNotFoundError as wrapped:
+        return wrapped

@@ -83,11 +83,23 @@ def _status_of(err: BaseException) -> int | None:
     return None
 
 
+def _wrapped(err: BaseException) -> BaseException | None:
+    """The failure behind a ``FileNotFoundError`` that is not one: fsspec's HTTP ``info``/``size``/``exists``
+    raise ``FileNotFoundError(url)`` for *any* failure of their HEAD and GET — a 503, a 429, a refused
+    connection — with the real error as its cause."""
+    cause = err.__cause__
+    if isinstance(err, FileNotFoundError) and cause is not None and not isinstance(cause, FileNotFoundError):
+        return cause
+    return None
+
+
 def _headers_of(err: BaseException) -> Mapping[str, str]:
     headers = getattr(err, "headers", None)
     if headers is None:
         response = getattr(err, "response", None)
         headers = getattr(response, "headers", None)
+    if headers is None and (cause := _wrapped(err)) is not None:
+        return _headers_of(cause)
     return headers or {}
 
 
@@ -95,6 +107,8 @@ def classify(err: BaseException) -> Kind:
     """Sort an exception raised by a store backend into retry / auth / missing / other."""
     if isinstance(err, StoreAuthError):
         return "auth"
+    if (cause := _wrapped(err)) is not None and (kind := classify(cause)) in ("retry", "auth"):
+        return kind  # a refused, throttled or failing server, not a missing file
     if isinstance(err, (FileNotFoundError, StoreNotFoundError)):
         return "missing"
     status = _status_of(err)
