@@ -17,7 +17,8 @@ from headwater.storage import RetryPolicy
 from ..support.files import make_files
 from ..support.httpserver import Fault
 
-FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+ATTEMPTS = 4
+FAST_RETRY = RetryPolicy(attempts=ATTEMPTS, base_delay=0.01, max_delay=0.05)
 SHARD = "shard-00000.tar"
 
 
@@ -129,16 +130,57 @@ def test_an_unreachable_index_is_asked_once_per_batch_not_once_per_resource(id_p
     pool_dir, files = id_pool
     os.unlink(os.path.join(pool_dir, MANIFEST_NAME))
     server = file_server(pool_dir)
-    server.inject("images/007.json", *[Fault.status(503)] * FAST_RETRY.attempts)
+    server.inject("images/007.json", *[Fault.status(503)] * ATTEMPTS)
     ids = sorted(files)[:400]
     bad = [rid for rid in ids if rid % 100 == 7]
     pool = StorePool(server.url, layout="increment-id", base_level=2, retry=FAST_RETRY)
     report = pool.batch_download_to_directory(ids, str(tmp_path / "out"), save_metainfo=False, silent=True)
     assert sorted(report.failed) == bad and len(report.downloaded) == len(ids) - len(bad)
     assert all("images/007.json" in reason and "StoreUnavailableError" in reason for reason in report.failed.values())
-    assert server.requests["images/007.json"] == FAST_RETRY.attempts
+    assert server.requests["images/007.json"] == ATTEMPTS
     # the failure belonged to that batch: the next one asks again, and gets the index now
     again = pool.batch_download_to_directory(bad, str(tmp_path / "out"), save_metainfo=False, silent=True)
     assert sorted(again.downloaded) == bad and again.failed == {}
     for rid in bad:
         assert (tmp_path / "out" / f"{rid}.bin").read_bytes() == files[rid]
+
+
+def test_with_the_scan_layout_a_bad_index_fails_only_ids_found_nowhere_else(tmp_path):
+    """Any shard may hold an id: those found in a readable shard are delivered; the rest are failed with the
+    unreadable index as the reason (they may be in that shard), not reported as missing."""
+    files = make_files(str(tmp_path / "src"), list(range(1, 41)), seed=2, lo=500, hi=1500)
+    pool_dir = str(tmp_path / "pool")
+    shards = sorted(pack_directory(str(tmp_path / "src"), pool_dir, max_shard_size=16 << 10, silent=True).shards)
+    assert len(shards) >= 3
+    os.unlink(os.path.join(pool_dir, MANIFEST_NAME))
+    bad = shards[1]
+    lost = {_rid(n) for n in _index_of(pool_dir, bad)}
+    Path(pool_dir, bad[:-4] + ".json").write_text("[]")
+    pool = StorePool(pool_dir, retry=FAST_RETRY)
+    report = pool.batch_download_to_directory([*files, 999], str(tmp_path / "out"), save_metainfo=False, silent=True)
+    assert sorted(report.downloaded) == sorted(set(files) - lost)
+    assert sorted(report.failed) == sorted(lost | {999}) and report.missing == []
+    assert all(reason.startswith("IndexFormatError: ") and bad[:-4] + ".json" in reason
+               for reason in report.failed.values())
+
+
+def _index_of(pool_dir: str, shard: str) -> dict[str, dict[str, int]]:
+    return json.loads(Path(pool_dir, shard[:-4] + ".json").read_text())["files"]
+
+
+def test_a_hub_pool_served_by_headwater_with_a_cut_shard_delivers_every_intact_member(tmp_path):
+    """The same through the Hub contract: ``headwater serve`` answers a range past the cut shard's end with
+    206 clipped to its size (or 416); the Hub pool delivers the intact members and names the rest."""
+    from headwater.pool import HfBasedDataPool
+    from headwater.server import ServerConfig
+
+    from ..support.servers import live_server
+
+    pool_dir, files, order, cut, size = _cut_pool(tmp_path)
+    config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={"acme/cut": pool_dir})
+    with live_server(config, public_pools=True) as url:
+        pool = HfBasedDataPool("acme/cut", endpoint=url)
+        out = tmp_path / "out"
+        report = pool.batch_download_to_directory(sorted(files), str(out), save_metainfo=False, silent=True)
+    _check_report(report, out, files, order, cut, size, _index(pool_dir))
+    assert report.retries == 0

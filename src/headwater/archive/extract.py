@@ -28,11 +28,11 @@ import os
 from dataclasses import dataclass, field
 
 from ..storage import DiskFullError, Store, StoreNotFoundError, TruncatedFileError, atomic_path, open_store
-from .errors import UnsafeMemberError
-from .index import TarIndex, index_stream
+from .errors import TarFormatError, UnsafeMemberError
+from .index import FileEntry, TarIndex
 from .member_names import check_member_name
 from .shards import load_index
-from .tarwalk import TarMember
+from .tarwalk import walk_tar
 
 __all__ = ["ExtractReport", "safe_target", "extract_shard", "holds_member"]
 
@@ -62,6 +62,23 @@ def holds_member(path: str, size: int, sha256: str | None) -> bool:
     return digest.hexdigest() == sha256
 
 
+def _walk_members(store: Store, shard: str, report: ExtractReport) -> dict[str, FileEntry]:
+    """The regular members of a shard without an index, found by walking it: what is not a regular file is
+    refused by name, and a damaged tar (cut short, a broken header) yields the members before the damage —
+    the damaged one is refused with what :func:`walk_tar` says about it (its name, bytes got/expected)."""
+    files: dict[str, FileEntry] = {}
+    try:
+        with store.open(shard) as stream:
+            for member, digest in walk_tar(stream):
+                if member.isreg:
+                    files[member.name] = FileEntry(member.offset_data, member.size, digest)
+                elif not member.isdir:
+                    report.refused[member.name] = f"{member.kind}: not a regular file, not extracted"
+    except TarFormatError as err:
+        report.refused[f"{shard} from byte {err.offset}"] = f"damaged: {err}"
+    return files
+
+
 def safe_target(dst_dir: str, name: str) -> str:
     """The path ``name`` extracts to inside ``dst_dir``; raises :class:`UnsafeMemberError` if it escapes."""
     rel = check_member_name(name)
@@ -79,16 +96,14 @@ def extract_shard(root: str | Store, shard: str, dst_dir: str, *, index: TarInde
     report = ExtractReport()
     if index is None:
         try:
-            index = load_index(store, shard)
-        except StoreNotFoundError:  # no index: walk the tar, which also shows what is not a regular file
-            def not_a_file(member: TarMember) -> None:
-                report.refused[member.name] = f"{member.kind}: not a regular file, not extracted"
-
-            with store.open(shard) as stream:
-                index = index_stream(stream, store.size(shard), on_skipped=not_a_file)
+            files = load_index(store, shard).files
+        except StoreNotFoundError:
+            files = _walk_members(store, shard, report)
+    else:
+        files = index.files
     os.makedirs(dst_dir, exist_ok=True)
     shard_end: int | None = None  # where the shard ends, once a read found it shorter than its index
-    for name, entry in index.files.items():
+    for name, entry in files.items():
         try:
             target = safe_target(dst_dir, name)
         except UnsafeMemberError as err:

@@ -209,7 +209,11 @@ class IndexedPool(DataPool):
             return
         shards: set[str] = set()
         for rid in resource_ids:
-            shards.update(self._request_possible_archives(rid) or ())
+            candidates = self._request_possible_archives(rid)
+            if candidates is None:  # any shard may hold it (scan layout): locate() reads them all anyway
+                shards.update(self._all_shards())
+                break
+            shards.update(candidates)
         with self._lock:
             shards -= self._indexes.keys() | self._index_failures.keys()
         if len(shards) > 1:
@@ -300,10 +304,8 @@ class IndexedPool(DataPool):
         for member in members:
             check_member_name(member.location.filename)
         with tempfile.TemporaryDirectory(prefix="headwater-") as td:
-            for member, data in self.read_members(members):
-                target = safe_target(td, self._get_dst_filename(member.location))
-                with open(target, "wb") as f:
-                    f.write(data)
+            for member, data in self.read_members(members):  # a full disk: DiskFullError naming the file
+                write_bytes_atomic(safe_target(td, self._get_dst_filename(member.location)), data)
             yield td, resource_info
 
     # -- batch download ----------------------------------------------------------------------------

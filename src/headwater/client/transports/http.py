@@ -9,8 +9,8 @@ Why it looks like this:
   exponential backoff and decorrelated jitter, honouring ``Retry-After``, by the one retry policy of
   headwater (:class:`~headwater.storage.RetryPolicy` and its :class:`~headwater.storage.Backoff`). Reads
   are idempotent, so any of those is retried; so is a publish, which carries an ``Idempotency-Key`` (new
-  per publish, the same on each retry): the server commits it at most once and answers a retry of one
-  that committed with the same dataset.
+  per publish, the same on each retry): the server commits it at most once and answers a retry of one that
+  committed with the same dataset.
 * **Patience is a deadline.** A request (and a stream, per stretch without progress) is retried for
   ``retry_for`` seconds — default 60, enough for a rolling restart of the server; ``$HEADWATER_RETRY_FOR``
   or ``Api(retry_for=)`` / ``--retry-for`` change it — however many attempts that takes, with waits of at
