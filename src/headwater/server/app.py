@@ -26,6 +26,7 @@ from ..catalog import (
     Catalog,
     CatalogBusyError,
     CatalogError,
+    CatalogUnavailableError,
     ChunkError,
     ConflictError,
     InvalidNameError,
@@ -185,6 +186,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(CatalogBusyError)
     async def _busy(_: Request, exc: CatalogBusyError) -> JSONResponse:
         return _error(503, str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(CatalogUnavailableError)
+    async def _unavailable(_: Request, exc: CatalogUnavailableError) -> JSONResponse:
+        return _error(503, str(exc), {"Retry-After": "2"})  # e.g. PostgreSQL restarting: back in seconds
 
     @app.exception_handler(OutOfRangeError)
     async def _out_of_range(_: Request, exc: OutOfRangeError) -> JSONResponse:
