@@ -42,12 +42,8 @@ def _publish(url: str, key: str, repo: str, body: bytes) -> httpx.Response:
 @pytest.fixture
 def restartable_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server of this test's own (the session's is shared: it is not restarted)."""
-    server = PostgresServer()
-    try:
-        server.start()
+    with PostgresServer() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _wait_for_a_lock_waiter(url: str) -> None:

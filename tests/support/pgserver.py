@@ -41,7 +41,8 @@ def find_pg_bin() -> str:
 
 
 class PostgresServer:
-    """Start with :meth:`start`, stop and delete everything with :meth:`stop` (also after a failed start)."""
+    """Start with :meth:`start`, stop and delete everything with :meth:`stop` (also after a failed start); or
+    ``with PostgresServer() as server:``."""
 
     def __init__(self) -> None:
         self.bin = find_pg_bin()
@@ -87,6 +88,16 @@ class PostgresServer:
         self._options = options
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o", options, "start")
         return self
+
+    def __enter__(self) -> PostgresServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def restart(self) -> None:
         """Restart the server on the same port (``-m fast``: every session is ended, open transactions are
