@@ -148,3 +148,25 @@ def test_processes_writing_one_sqlite_file_at_once(tmp_path) -> None:
         assert repos == published
         for name in repos:
             assert [d.splits for d in catalog.datasets("main", "acme", name)] == [{"train": 3000}]
+
+
+def test_a_sqlite_catalog_locked_too_long_is_answered_503_and_then_works(tmp_path) -> None:
+    path = str(tmp_path / "catalog.sqlite")
+    with Catalog(path) as catalog:
+        key = make_user(catalog, "alice", permission="write")
+        catalog.create_database("main", owner="alice")
+    with serve_process(path, "--catalog-busy-timeout", "0.3") as server:
+        url = server.url
+        other = sqlite3.connect(path, isolation_level=None)  # another process's long publish, as it holds the lock
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            refused = _publish(url, key, "cats", _body(10))
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert "is locked by another writer" in refused.json()["error"]
+            assert httpx.get(url + "/api/database", headers=bearer(key)).status_code == 200  # reads go on
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert _publish(url, key, "cats", _body(10)).status_code == 201
+    with Catalog(path) as catalog:
+        assert [d.splits for d in catalog.datasets("main", "acme", "cats")] == [{"train": 10}]
