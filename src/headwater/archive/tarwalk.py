@@ -35,6 +35,8 @@ _SUPPORTED = (b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"L", b"K",
 _GNU_TYPES = (b"L", b"K", b"S")
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 _ZERO_BLOCK = bytes(BLOCK)
+_KINDS = {b"1": "hardlink", b"2": "symlink", b"3": "character device", b"4": "block device", b"5": "directory",
+          b"6": "fifo"}
 
 
 @dataclass(slots=True)
@@ -55,6 +57,14 @@ class TarMember:
     @property
     def isdir(self) -> bool:
         return self.type == b"5"
+
+    @property
+    def kind(self) -> str:
+        """What the member is, in words: ``file``, ``directory``, ``symlink``, ``hardlink``, ``fifo``, ``character
+        device``, ``block device``, or ``type 'X'`` for a type tar readers do not know."""
+        if self.isreg:
+            return "file"
+        return _KINDS.get(self.type, f"type {self.type.decode('latin-1')!r}")
 
 
 def block_ceil(n: int) -> int:
@@ -77,6 +87,14 @@ def _nti(field: bytes, where: int) -> int:
         return int(_nts(field, "ascii").strip() or "0", 8)
     except (ValueError, UnicodeDecodeError):
         raise TarFormatError(f"invalid number field in tar header at offset {where}", where) from None
+
+
+def _size(size: int, where: int) -> int:
+    """A header's size, refused when negative: a negative size (a minus sign in the octal field, base-256
+    with the sign bit, a pax ``size=-5``) would move the walk backwards over bytes it already read."""
+    if size < 0:
+        raise TarFormatError(f"negative member size {size} in the tar header at offset {where}", where)
+    return size
 
 
 def _checksum_ok(buf: bytes, where: int) -> bool:
@@ -208,7 +226,7 @@ def walk_tar(
         if not _checksum_ok(buf, where):
             raise TarFormatError(f"bad header checksum at offset {where} (after {last!r})", where)
         kind = buf[156:157]
-        size = _nti(buf[124:136], where)
+        size = _size(_nti(buf[124:136], where), where)
         if kind in (b"L", b"K", b"x", b"g", b"X"):
             data = reader.take(block_ceil(size))
             if len(data) < block_ceil(size):
@@ -242,7 +260,8 @@ def walk_tar(
             try:
                 size = int(pax["size"])
             except ValueError:
-                size = 0
+                size = 0  # what tarfile does with a size that is not a number
+            size = _size(size, where)
         if long_name is not None:
             name = long_name
         if long_link is not None:

@@ -35,7 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import MissingExtraError
 from .atomic import atomic_path
-from .errors import ReadOnlyStoreError, ShortReadError, StorageError, StoreNotFoundError
+from .errors import ReadOnlyStoreError, ShortReadError, StorageError, StoreNotFoundError, TruncatedFileError
 from .http_ranges import HttpRangeReader, RangePieces
 from .retry import RetryPolicy
 
@@ -111,7 +111,13 @@ class Store:
         return self.retry.call(attempt, what=what, on_retry=self._on_retry)
 
     def read_range(self, path: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of ``path`` in one request (retried); exactly ``end - start`` bytes."""
+        """Bytes ``[start, end)`` of ``path`` in one request (retried); exactly ``end - start`` bytes.
+
+        A file that ends before ``end`` raises :class:`~headwater.storage.errors.TruncatedFileError` at once,
+        with the bytes that exist: a local file (a short read from a disk is a damaged file, not a flaky
+        network), or a server whose ``Content-Range`` or 416 names a smaller size. A body cut on the way
+        (fewer bytes than the server announced) is a :class:`ShortReadError` and retried.
+        """
         want = end - start
         if want <= 0:
             return b""
@@ -124,6 +130,8 @@ class Store:
                 data = self.fs.cat_file(full, start=start, end=end)
             if len(data) > want and len(data) >= end:  # the server ignored Range and sent everything
                 data = data[start:end]
+            if len(data) < want and self.is_local:
+                raise TruncatedFileError(self.describe(path), start, end, data, os.path.getsize(full))
             if len(data) != want:
                 raise ShortReadError(f"{self.describe(path)} [{start}:{end}): got {len(data)} of {want} bytes")
             return data
