@@ -33,7 +33,6 @@ import headwater
 from headwater.archive import pack_directory
 from headwater.catalog import Catalog
 from headwater.client import Api
-from headwater.client.errors import RemoteUnavailableError
 from headwater.storage import RetryPolicy
 
 from ..support.faultproxy import FaultPlan, FaultProxy, ProxyFault
@@ -276,27 +275,17 @@ def test_a_publish_refused_with_503_or_429_is_retried_and_commits_once(world: Wo
 
 
 @pytest.mark.parametrize("kind", ["reset", "truncate"])
-def test_a_publish_whose_answer_is_lost_commits_once_or_not_at_all(world: World, proxy: FaultProxy,
-                                                                    kind: str) -> None:
-    """The connection dies after the server got the whole body: the client must not silently publish again;
-    it says the outcome is unknown, and the catalog holds the whole dataset once (or nothing)."""
+def test_a_publish_whose_answer_is_lost_is_retried_and_commits_exactly_once(world: World, proxy: FaultProxy,
+                                                                            kind: str) -> None:
+    """The connection dies after the server got the whole body: the client sends the publish again with the
+    same Idempotency-Key, and the server answers with the dataset the first attempt committed (once)."""
     name = f"lost-{kind}"
     proxy.inject(kind, path="/publish", cut_after=0)
     api = remote(world, proxy)
-    with pytest.raises(RemoteUnavailableError, match=r"check whether it took effect|may have"):
-        api.transport.publish("main", "acme", name, publish_items(800, name), tags=["latest"])  # type: ignore[attr-defined]
-    assert committed(world, name) in ([], [{"train": 800}])
-
-
-@pytest.mark.xfail(strict=True, reason="server-faults: publish idempotency — a publish whose answer was lost "
-                                       "cannot be retried safely, so the client gives up instead of committing once")
-def test_a_publish_whose_answer_is_lost_is_retried_and_commits_exactly_once(world: World,
-                                                                            proxy: FaultProxy) -> None:
-    proxy.inject("reset", path="/publish", cut_after=0)
-    api = remote(world, proxy)
-    api.transport.publish("main", "acme", "retried", publish_items(300, "retried"),  # type: ignore[attr-defined]
-                          tags=["latest"])
-    assert committed(world, "retried") == [{"train": 300}]
+    answer = api.transport.publish("main", "acme", name, publish_items(800, name),  # type: ignore[attr-defined]
+                                   tags=["latest"])
+    assert committed(world, name) == [{"train": 800}]
+    assert answer["splitCounts"] == {"train": 800} and proxy.faults[kind] == 1
 
 
 # -- Retry-After and long outages (client-faults' lane) --------------------------------------------------------
