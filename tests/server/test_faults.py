@@ -129,24 +129,6 @@ def test_streams_survive_a_mix_of_faults_on_a_third_of_the_connections(world: Wo
     assert sum(proxy.faults.values()) >= 3, proxy.faults
 
 
-def workers(server: ServeProcess) -> list[int]:
-    """The pids of the serve process's worker processes (its children that hold the listening socket)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == server.pid and b"resource_tracker" not in cmdline:
-                out.append(int(entry))
-    return sorted(out)
-
-
 def worker_with_connection_from(server: ServeProcess, client_port: int) -> int | None:
     """The worker holding the server end of the TCP connection whose other end is ``127.0.0.1:client_port``."""
     inodes = set()
@@ -158,7 +140,7 @@ def worker_with_connection_from(server: ServeProcess, client_port: int) -> int |
                 if int(remote.rsplit(":", 1)[1], 16) == client_port and \
                         int(local.rsplit(":", 1)[1], 16) == server.port:
                     inodes.add(fields[9])
-    for pid in workers(server):
+    for pid in server.workers():
         try:
             links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
         except OSError:
@@ -171,7 +153,7 @@ def worker_with_connection_from(server: ServeProcess, client_port: int) -> int |
 def test_a_worker_killed_mid_stream_is_survived_exactly(world: World, proxy: FaultProxy) -> None:
     """SIGKILL of the worker serving a stream, after part of it arrived: the client resumes on the other
     worker, the pass equals the embedded one, and the server replaces the dead worker."""
-    before = workers(world.server)
+    before = world.server.workers()
     assert len(before) == 2, before
     proxy.inject("slow", path="/stream", slow_chunk=4096, slow_delay=0.01)  # keep the stream in flight
     api = remote(world, proxy)
@@ -188,9 +170,9 @@ def test_a_worker_killed_mid_stream_is_survived_exactly(world: World, proxy: Fau
     got += list(stream)
     assert got == embedded_stream(world)
     deadline = time.monotonic() + 20
-    while (len(workers(world.server)) < 2 or victim in workers(world.server)) and time.monotonic() < deadline:
+    while (len(world.server.workers()) < 2 or victim in world.server.workers()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert victim not in workers(world.server) and len(workers(world.server)) == 2
+    assert victim not in world.server.workers() and len(world.server.workers()) == 2
     assert httpx.get(world.server.url + "/healthz").status_code == 200
 
 
