@@ -103,7 +103,8 @@ class Tally:
     examples: list[str] = field(default_factory=list)
 
     def note(self, what: str) -> None:
-        if len(self.examples) < 8:
+        kind = what.split(":", 1)[0]
+        if sum(1 for e in self.examples if e.startswith(kind + ":")) < 3:
             self.examples.append(what[:300])
 
 
@@ -380,9 +381,12 @@ def main() -> int:
     for k in GOALS:
         print(f"  {k:<{width}} {total.goals[k]}")
     if total.examples:
-        print("first notes:")
-        for e in total.examples[:10]:
-            print("  " + e)
+        print("notes (the first few of each kind):")
+        by_kind: collections.Counter[str] = collections.Counter()
+        for e in total.examples:
+            by_kind[e.split(":", 1)[0]] += 1
+            if by_kind[e.split(":", 1)[0]] <= 3:
+                print("  " + e)
     if any(total.goals[k] for k in GOALS):
         return 1
     if share < 0.05:
