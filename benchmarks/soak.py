@@ -5,8 +5,9 @@ What is run
     (SQLite) holding one dataset of ``--droplets`` droplets, each with its own uid, are served by the real
     ``headwater serve --workers 2`` (a child process). Between the clients and the server sits the fault
     proxy (``tests/support/faultproxy.py``), which draws a fault for ``--fault-rate`` of the requests
-    (default 0.1, spread evenly over: reset inside the answer, truncated answer, stall of 0.3 s, slow
-    answer, 429/503 with ``Retry-After: 1``). With ``--kill-every S`` (default 20) one server worker is
+    (default 0.1, spread evenly over: reset inside the answer, truncated answer — both after 0–16 KiB of it,
+    so an answer shorter than the draw passes whole and is not counted as cut — stall of 0.3 s, slow answer,
+    429/503 with ``Retry-After: 1``). With ``--kill-every S`` (default 20) one server worker is
     SIGKILLed every S seconds (uvicorn starts a new one).
 
     ``--clients`` threads (default 16) loop for ``--seconds`` (default 60); each picks, at random:
@@ -324,7 +325,7 @@ def main() -> int:
         expected = Expected(site.catalog)
         print(f"data: {args.files} files, {len(site.members)} members, {args.droplets} droplets "
               f"({time.monotonic() - t0:.1f} s)", flush=True)
-        plan = FaultPlan.uniform(args.fault_rate, seed=args.seed, cut_after=(0, 60_000), stall_seconds=0.3,
+        plan = FaultPlan.uniform(args.fault_rate, seed=args.seed, cut_after=(0, 16_384), stall_seconds=0.3,
                                  slow_chunk=8192, slow_delay=0.002, retry_after=1)
         with serve_process(site.catalog, "--pool", f"{REPO}={site.pool}", "--workers", "2") as server, \
                 FaultProxy(server.port, plan) as proxy:
@@ -342,7 +343,7 @@ def main() -> int:
                 t.join()
             elapsed = time.monotonic() - deadline + args.seconds
             tracebacks = server.stderr().count("Traceback")
-            connections, requests, faults = proxy.connections, proxy.requests, dict(proxy.faults)
+            connections, requests, faults, cuts = proxy.connections, proxy.requests, dict(proxy.faults), proxy.cuts
         total = Tally()
         for tally in tallies:
             total.ok.update(tally.ok)
@@ -366,6 +367,7 @@ def main() -> int:
         ("requests through the proxy", requests), ("connections through the proxy", connections),
         ("requests straight to the server (bad input)", total.direct_requests),
         *[(f"faults injected: {k}", faults.get(k, 0)) for k in FAULT_KINDS],
+        ("answers cut by those resets / truncations", f"{cuts['reset']} / {cuts['truncate']}"),
         ("faults per connection", f"{share:.1%}"),
         ("faults per request", f"{sum(faults.values()) / max(requests, 1):.1%}"),
         ("workers SIGKILLed", len(kills)), ("server tracebacks in its log", tracebacks),
