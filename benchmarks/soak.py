@@ -21,9 +21,10 @@ What is run
       directory (a file of a failed id, a temp file) — else *files corrupt*; failed ids are client-visible;
     * ``range`` (15 %) — one ``httpx`` GET of a member with ``Range: bytes=a-b`` (a Hub client's read, no
       retries): a 206 whose body does not match the member's sha256 is *corrupt*; an error is visible;
-    * ``publish`` (10 %) — ``transport.publish`` of 40 new droplets into a repository of its own: after
-      the run each repository must hold one whole dataset if the call succeeded, none or one whole if it
-      failed with "may have" (outcome unknown) — else *publishes lost or doubled*;
+    * ``publish`` (10 %) — ``transport.publish`` of 40 new droplets into a repository of its own (for one
+      publish in five the proxy is told to cut the answer after the server got the whole body): after the
+      run each repository must hold one whole dataset if the call succeeded, none or one whole if it failed
+      with "may have" (outcome unknown), none if it failed otherwise — else *publishes lost or doubled*;
     * ``bad input`` (10 %) — a hostile request sent straight to the server (garbage ``Range``, bad base64
       auth, ``%00`` / ``%2e%2e`` paths, invalid NDJSON publish, a huge header): a 5xx is *5xx on bad input*.
 
@@ -76,6 +77,7 @@ REPO = "acme/px"
 BASE_LEVEL = 2
 NCHUNKS = 8
 PUBLISH_SIZE = 40
+LOSE_ANSWER = 0.2
 OPS = [("stream", 0.40), ("download", 0.25), ("range", 0.15), ("publish", 0.10), ("bad input", 0.10)]
 
 
@@ -209,7 +211,9 @@ def op_range(site: Site, rng: random.Random, tally: Tally, client: httpx.Client)
         tally.note(f"range {shard}@{offset}+{size}: 206 with other bytes")
 
 
-def op_publish(site: Site, rng: random.Random, tally: Tally, api: Api, name: str) -> None:
+def op_publish(site: Site, rng: random.Random, tally: Tally, api: Api, name: str, proxy: FaultProxy) -> None:
+    if rng.random() < LOSE_ANSWER:  # the answer is lost after the server got the whole publish
+        proxy.inject(rng.choice(["reset", "truncate"]), path=f"/{name}/publish", cut_after=0)
     items = [("train", json.loads(droplet(i).replace(b'"s%d"' % i, f'"{name}-{i}"'.encode())))
              for i in range(PUBLISH_SIZE)]
     try:
@@ -257,7 +261,8 @@ def op_bad_input(site: Site, rng: random.Random, tally: Tally, client: httpx.Cli
         tally.note(f"bad input answered {status}")
 
 
-def client_loop(index: int, site: Site, deadline: float, expected: Expected, tally: Tally) -> None:
+def client_loop(index: int, site: Site, deadline: float, expected: Expected, tally: Tally,
+                proxy: FaultProxy) -> None:
     rng = random.Random(index)
     api = Api(url=site.proxy_url, api_key=site.key, cache=False)
     out = os.path.join(site.root, f"out-{index}")
@@ -274,7 +279,7 @@ def client_loop(index: int, site: Site, deadline: float, expected: Expected, tal
                     op_range(site, rng, tally, client)
                 elif kind == "publish":
                     count += 1
-                    op_publish(site, rng, tally, api, f"soak-{index}-{count}")
+                    op_publish(site, rng, tally, api, f"soak-{index}-{count}", proxy)
                 else:
                     op_bad_input(site, rng, tally, client)
             except (HeadwaterError, httpx.HTTPError, OSError, RuntimeError) as err:
@@ -333,7 +338,7 @@ def main() -> int:
             deadline = time.monotonic() + args.seconds
             tallies = [Tally() for _ in range(args.clients)]
             kills: list[int] = []
-            threads = [threading.Thread(target=client_loop, args=(i, site, deadline, expected, tallies[i]))
+            threads = [threading.Thread(target=client_loop, args=(i, site, deadline, expected, tallies[i], proxy))
                        for i in range(args.clients)]
             if args.kill_every > 0:
                 threads.append(threading.Thread(target=killer, args=(server, args.kill_every, deadline, kills)))
