@@ -289,17 +289,19 @@ def client_loop(index: int, site: Site, deadline: float, expected: Expected, tal
                 tally.ok[kind] += 1
 
 
-def check_publishes(site: Site, publishes: list[tuple[str, str]]) -> tuple[int, list[str]]:
-    bad, notes = 0, []
+def check_publishes(site: Site, publishes: list[tuple[str, str]]) -> tuple[int, int, list[str]]:
+    """(publishes lost or doubled, unknown outcomes that did commit, notes) from what the catalog holds."""
+    bad, landed, notes = 0, 0, []
     with Catalog(site.catalog) as cat:
         names = {r.name for r in cat.repositories("main")}
         for name, outcome in publishes:
             found = [d.splits for d in cat.datasets("main", "acme", name)] if name in names else []
             whole = found in ([], [{"train": PUBLISH_SIZE}])
+            landed += outcome == "unknown" and bool(found)
             if not whole or (outcome == "ok" and not found) or (outcome == "failed" and found):
                 bad += 1
                 notes.append(f"publish {name} ({outcome}): catalog holds {found}")
-    return bad, notes
+    return bad, landed, notes
 
 
 def killer(server: ServeProcess, every: float, deadline: float, kills: list[int]) -> None:
@@ -357,7 +359,7 @@ def main() -> int:
             total.direct_requests += tally.direct_requests
             total.publishes += tally.publishes
             total.examples += tally.examples
-        bad_publishes, notes = check_publishes(site, total.publishes)
+        bad_publishes, landed, notes = check_publishes(site, total.publishes)
         total.goals["publishes lost or doubled"] += bad_publishes
         total.examples += notes
     finally:
@@ -379,6 +381,7 @@ def main() -> int:
         *[(f"{k}: ok / client-visible failures", f"{total.ok[k]} / {total.failed[k]}") for k, _ in OPS],
         ("client-visible failures", sum(total.failed.values())),
         ("publishes with an unknown outcome (answer lost)", sum(1 for _, o in total.publishes if o == "unknown")),
+        ("  of which committed (once, whole)", landed),
     ]
     width = max(len(k) for k, _ in rows) + 2
     for k, v in rows:
