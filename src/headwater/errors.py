@@ -8,7 +8,7 @@ an unreachable store an ``OSError``), so generic code keeps working.
 Every class carries ``exit_code``, what the ``headwater`` command exits with when the error ends it
 (the CLI prints one ``error: …`` line and exits with it; commands never print and exit themselves):
 ``2`` — the input or the request is wrong (a bad argument, a name that does not exist, damaged data);
-``3`` — nothing could be done (a store or server that cannot be reached, credentials refused). ``1`` is
+``3`` — nothing could be done (a store or server that cannot be reached, credentials refused, a full disk). ``1`` is
 not an error class: a command exits 1 when it finished but some items failed, and says which.
 
 The tree (``tests/test_structure.py`` checks that it lists every class and that each lives in its layer's
@@ -22,6 +22,8 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── StoreUnavailableError                   exit 3
     │   ├── ReadOnlyStoreError
     │   ├── ShortReadError (ConnectionError)
+    │   ├── TruncatedFileError                      (a file shorter than its index says: not retried)
+    │   ├── DiskFullError                           exit 3   (ENOSPC, EDQUOT, EFBIG on a local write)
     │   ├── HttpStatusError
     │   └── MalformedMultipart (ConnectionError)
     ├── ArchiveError (ValueError)                   headwater.archive.errors
@@ -32,10 +34,12 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── ManifestError
     │   ├── UnsafeMemberError
     │   └── PackError
+    │       └── PackWriteError                      exit 3   (disk full or a file-size limit while packing)
     ├── PoolError                                   headwater.pool.errors
     │   ├── InvalidResourceDataError                (cheesechaser name)
     │   │   ├── ResourceNotFoundError               (cheesechaser name)
     │   │   ├── IntegrityError
+    │   │   ├── TruncatedMemberError (TruncatedTarError)  a shard that ends inside the member
     │   │   └── PoolChangedError
     │   ├── FileUnrecognizableError                 (cheesechaser name)
     │   ├── PoolNotFoundError (StoreNotFoundError)  a pool, Hub repo or revision that does not exist
@@ -47,10 +51,12 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     ├── CatalogError                                headwater.catalog.errors
     │   ├── NotFoundError (KeyError)
     │   ├── ConflictError
+    │   │   └── AlreadyPublishedError               (a publish's idempotency key was used before)
     │   ├── InvalidNameError (ValueError)
     │   ├── OutOfRangeError (IndexError)
     │   ├── ChunkError (ValueError)                 a chunk outside [0, nchunks), a bad offset
-    │   └── CatalogBusyError                        exit 3
+    │   ├── CatalogBusyError                        exit 3
+    │   └── CatalogUnavailableError                 exit 3   (the database is unreachable or dropped us)
     ├── PublishError (ValueError)                   headwater.publish.errors
     │   ├── SourceFormatError
     │   │   ├── CocoFormatError

@@ -9,8 +9,11 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -20,8 +23,10 @@ import pytest
 
 from headwater.archive import (
     MANIFEST_NAME,
+    ArchiveError,
     Manifest,
     PackError,
+    PackWriteError,
     TooManyMembersError,
     decode_index,
     encode_index,
@@ -30,10 +35,13 @@ from headwater.archive import (
     pack_directory,
     rebuild_manifest,
     update_manifest,
+    verify_pool,
 )
 from headwater.archive.writer import archive_size, member_footprint
 from headwater.pool import StorePool
 from headwater.storage import is_temp_name
+
+from ..support.files import make_files
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,8 +353,10 @@ def test_no_temp_files_left_after_a_write_failure(tmp_path: Path, blocked: str) 
     write_files(tmp_path / "src", {f"{i}.bin": rng.randbytes(6000) for i in range(8)})
     dst = tmp_path / "dst"
     (dst / blocked).mkdir(parents=True)  # a directory where a shard or an index must go
-    with pytest.raises(OSError):
+    with pytest.raises(PackError, match="not empty"):  # not a pool, but not empty either
         pack_directory(str(tmp_path / "src"), str(dst), max_shard_size=16 * 1024, silent=True)
+    with pytest.raises(PackWriteError, match=re.escape(blocked)):  # staged whole, then cannot be moved in
+        pack_directory(str(tmp_path / "src"), str(dst), max_shard_size=16 * 1024, add=True, silent=True)
     leftovers = [p for p in dst.rglob("*") if is_temp_name(p.name) or p.name.endswith(".tmp")]
     assert leftovers == []
     assert not (dst / MANIFEST_NAME).exists()
@@ -421,3 +431,132 @@ def test_manifest_matches_the_indexes(tmp_path: Path) -> None:
             (s, i["filesize"], i["hash"], i["hash_lfs"], len(i["files"])) for s, i in sorted(indexes.items())
         ]
         assert manifest.lookup("12") == []
+
+
+# --------------------------------------------------------------------------------------------------
+# packing into a folder that already holds a pool
+# --------------------------------------------------------------------------------------------------
+def test_pack_refuses_a_non_empty_pool_and_adds_only_when_asked(tmp_path: Path) -> None:
+    first = make_files(str(tmp_path / "a"), [1, 2, 1001])
+    pool = str(tmp_path / "pool")
+    pack_directory(str(tmp_path / "a"), pool, layout="increment-id", base_level=1, silent=True)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "pool").rglob("*") if p.is_file()}
+    # the same files again, in either layout: refused before a byte is written
+    for layout in ("increment-id", "sequential"):
+        with pytest.raises(PackError, match=r"not empty.*--add"):
+            pack_directory(str(tmp_path / "a"), pool, layout=layout, silent=True)
+    # --add with names the pool holds: refused, naming them and their shard
+    make_files(str(tmp_path / "b"), [2, 3, 1101], seed=5)
+    with pytest.raises(PackError, match=r"(?s)already holds 1 .*\n  2\.bin \(in images/02\.tar\)"):
+        pack_directory(str(tmp_path / "b"), pool, layout="increment-id", base_level=1, add=True, silent=True)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "pool").rglob("*") if p.is_file()} == before
+    # --add of new names: 3 and 1101 join the shards cheesechaser looks in (03.tar new, 01.tar rewritten)
+    os.remove(tmp_path / "b" / "2.bin")
+    second = make_files(str(tmp_path / "c"), [3, 1101], seed=5)
+    report = pack_directory(str(tmp_path / "c"), pool, layout="increment-id", base_level=1, add=True, silent=True)
+    assert report.shards == {"images/01.tar": 3, "images/03.tar": 1}
+    assert verify_pool(pool, silent=True).ok
+    files = {**{f"{k}.bin": v for k, v in first.items()}, **{f"{k}.bin": v for k, v in second.items()}}
+    got = {}
+    for shard in (tmp_path / "pool").rglob("*.tar"):
+        with tarfile.open(shard) as tar:
+            names = tar.getnames()
+            assert names == sorted(names, key=lambda n: int(n.split(".")[0]))  # id order, as one pack gives
+            got.update({n: tar.extractfile(n).read() for n in names})  # type: ignore[union-attr]
+    assert got == files
+    with Manifest(os.path.join(pool, MANIFEST_NAME)) as m:
+        assert [r.shard for r in m.lookup("1101")] == ["images/01.tar"]
+    # the same pool packed from scratch gives byte-identical shards
+    both = tmp_path / "both"
+    for folder in ("a", "c"):
+        for f in (tmp_path / folder).iterdir():
+            both.mkdir(exist_ok=True)
+            shutil.copy(f, both / f.name)
+    pack_directory(str(both), str(tmp_path / "fresh"), layout="increment-id", base_level=1, silent=True)
+    for shard in (tmp_path / "fresh").rglob("*.tar"):
+        assert shard.read_bytes() == (tmp_path / "pool" / shard.relative_to(tmp_path / "fresh")).read_bytes()
+
+
+def test_pack_add_sequential_continues_the_shard_numbers(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    write_files(tmp_path / "a", {f"x/{i}.bin": rng.randbytes(3000) for i in range(4)})
+    write_files(tmp_path / "b", {f"y/{i}.bin": rng.randbytes(3000) for i in range(4)})
+    pool = str(tmp_path / "pool")
+    first = pack_directory(str(tmp_path / "a"), pool, max_shard_size=16 * 1024, silent=True)
+    old = {name: (tmp_path / "pool" / name).read_bytes() for name in first.shards}
+    second = pack_directory(str(tmp_path / "b"), pool, max_shard_size=16 * 1024, add=True, silent=True)
+    assert sorted(first.shards) == ["shard-00000.tar", "shard-00001.tar"]
+    assert sorted(second.shards) == ["shard-00002.tar", "shard-00003.tar"]
+    assert all((tmp_path / "pool" / name).read_bytes() == data for name, data in old.items())  # untouched
+    report = verify_pool(pool, silent=True)
+    assert report.ok and report.members == 8
+
+
+def test_pack_add_refuses_to_carry_over_a_damaged_member(tmp_path: Path) -> None:
+    make_files(str(tmp_path / "a"), [1])
+    pool = tmp_path / "pool"
+    pack_directory(str(tmp_path / "a"), str(pool), layout="increment-id", base_level=1, silent=True)
+    shard = pool / "images" / "01.tar"
+    data = bytearray(shard.read_bytes())
+    data[512 + 3] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    make_files(str(tmp_path / "b"), [11])
+    with pytest.raises(ArchiveError, match=r"member '1\.bin' does not match its index"):
+        pack_directory(str(tmp_path / "b"), str(pool), layout="increment-id", base_level=1, add=True, silent=True)
+    assert shard.read_bytes() == bytes(data)  # the damaged shard is left as it was, for verify to name
+    assert [p.name for p in pool.rglob("*") if is_temp_name(p.name)] == []
+
+
+# --------------------------------------------------------------------------------------------------
+# a full disk (RLIMIT_FSIZE: no mount needed; SIGXFSZ ignored, so a write past it raises EFBIG)
+# --------------------------------------------------------------------------------------------------
+_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from headwater.cli import main
+main(sys.argv[2:], prog_name="headwater")
+"""
+
+
+def pack_limited(limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """``headwater pack ARGS`` in a child process whose files may not grow past ``limit`` bytes."""
+    return subprocess.run([sys.executable, "-c", _LIMITED, str(limit), "pack", *args, "-q"],
+                          capture_output=True, text=True, timeout=120)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("layout", ["sequential", "increment-id"])
+def test_pack_that_hits_the_file_size_limit_leaves_nothing_and_reruns(tmp_path: Path, layout: str) -> None:
+    make_files(str(tmp_path / "src"), list(range(1, 41)), lo=30_000, hi=40_000)  # shards of 120 KB and more
+    dst = tmp_path / "pool"
+    done = pack_limited(100_000, str(tmp_path / "src"), str(dst), "--layout", layout, "--base-level", "1")
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: packing into") and "file-size limit" in lines[0]
+    assert "run the same command again" in lines[0] and "Traceback" not in done.stderr
+    assert not dst.exists() and os.listdir(tmp_path) == ["src"]  # no shard, index, manifest, staging folder
+    again = pack_limited(resource.RLIM_INFINITY, str(tmp_path / "src"), str(dst), "--layout", layout,
+                         "--base-level", "1")
+    assert again.returncode == 0, again.stderr
+    report = verify_pool(str(dst), silent=True)
+    assert report.ok and report.members == 40
+
+
+def test_pack_add_that_hits_the_limit_leaves_the_pool_as_it_was(tmp_path: Path) -> None:
+    make_files(str(tmp_path / "a"), list(range(1, 11)), lo=8000, hi=9000)
+    make_files(str(tmp_path / "b"), list(range(11, 41)), lo=8000, hi=9000, seed=1)
+    dst = tmp_path / "pool"
+    pack_directory(str(tmp_path / "a"), str(dst), silent=True)
+    before = tree(dst)
+    done = pack_limited(150_000, str(tmp_path / "b"), str(dst), "--add")
+    assert done.returncode == 3 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+    assert tree(dst) == before and sorted(os.listdir(tmp_path)) == ["a", "b", "pool"]
+    again = pack_limited(resource.RLIM_INFINITY, str(tmp_path / "b"), str(dst), "--add")
+    assert again.returncode == 0, again.stderr
+    report = verify_pool(str(dst), silent=True)
+    assert report.ok and report.members == 40 and report.shards == 2

@@ -344,3 +344,72 @@ def test_extract_reports_file_dir_clash_and_verify_ignores_foreign_json(tmp_path
     assert report.written == ["a"] and "a/b" in report.refused
     (pool / "meta.json").write_text('{"about": "not an index"}')
     assert verify_pool(str(pool), silent=True).ok
+
+
+def test_a_name_held_by_two_shards_is_ambiguous(tmp_path: Path) -> None:
+    # what two `pack` runs into one folder used to leave (see the README): intact shards, two '1.jpg'
+    pool = tmp_path / "pool"
+    write_tar(pool / "images" / "1.tar", {"1.jpg": b"increment-id copy", "11.jpg": b"x"})
+    write_tar(pool / "shard-00000.tar", {"1.jpg": b"sequential copy", "2.jpg": b"y"})
+    for shard in ("images/1.tar", "shard-00000.tar"):
+        (pool / shard).with_suffix(".json").write_bytes(encode_index(index_tar(str(pool / shard))))
+    report = verify_pool(str(pool), silent=True)
+    assert kinds(report) == [("images/1.tar", "1.jpg", "ambiguous-name")]
+    assert "images/1.tar, shard-00000.tar" in str(report.problems[0])
+
+
+def test_extract_without_an_index_names_members_that_are_not_files(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    with tarfile.open(pool / "s.tar", "w") as tar:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+        for name, kind in (("l", tarfile.SYMTYPE), ("f", tarfile.FIFOTYPE), ("d", tarfile.DIRTYPE)):
+            other = tarfile.TarInfo(name)
+            other.type, other.linkname = kind, "a.txt" if kind == tarfile.SYMTYPE else ""
+            tar.addfile(other)
+    report = extract_shard(str(pool), "s.tar", str(tmp_path / "out"))
+    assert report.written == ["a.txt"]
+    assert report.refused == {"l": "symlink: not a regular file, not extracted",
+                              "f": "fifo: not a regular file, not extracted"}  # a directory is no problem
+
+
+@pytest.mark.parametrize("name", ["x" * 256 + ".bin", "/".join(["y" * 200] * 21)], ids=["part", "whole"])
+def test_names_no_file_system_holds_are_unsafe_everywhere(tmp_path: Path, name: str) -> None:
+    with pytest.raises(UnsafeMemberError, match="too long"):
+        safe_target(str(tmp_path), name)
+    assert safe_target(str(tmp_path), "x" * 255) == str(tmp_path / ("x" * 255))
+
+
+def _cut_tar(pool: Path) -> dict[str, bytes]:
+    """s.tar with five 1,000-byte members, cut in the middle of the third one."""
+    members = {f"{i}.bin": bytes([i]) * 1000 for i in range(5)}
+    write_tar(pool / "s.tar", members)
+    third = index_tar(pool / "s.tar").files["2.bin"]
+    (pool / "s.json").write_bytes(encode_index(index_tar(pool / "s.tar")))
+    os.truncate(pool / "s.tar", third.offset + 400)
+    return members
+
+
+def test_extract_of_a_cut_shard_without_an_index_writes_what_comes_before_the_cut(tmp_path: Path) -> None:
+    pool = tmp_path / "pool"
+    members = _cut_tar(pool)
+    (pool / "s.json").unlink()
+    report = extract_shard(str(pool), "s.tar", str(tmp_path / "out"))
+    assert report.written == ["0.bin", "1.bin"]
+    assert [(tmp_path / "out" / n).read_bytes() for n in report.written] == [members["0.bin"], members["1.bin"]]
+    [(where, reason)] = report.refused.items()
+    assert where.startswith("s.tar from byte ") and "inside member '2.bin': 400 of 1000 bytes" in reason
+
+
+def test_extract_of_a_cut_served_shard_writes_every_intact_member(tmp_path: Path, file_server) -> None:
+    pool = tmp_path / "pool"
+    members = _cut_tar(pool)
+    server = file_server(pool)
+    report = extract_shard(server.url, "s.tar", str(tmp_path / "out"))
+    assert report.written == ["0.bin", "1.bin"] and sorted(os.listdir(tmp_path / "out")) == ["0.bin", "1.bin"]
+    assert (tmp_path / "out" / "1.bin").read_bytes() == members["1.bin"]
+    assert report.refused["2.bin"].startswith("truncated: got 400 of 1000 bytes (the shard ends at byte ")
+    assert report.refused["3.bin"].startswith("truncated: got 0 of 1000 bytes")
+    assert server.requests["s.tar"] == 3  # 0, 1, the cut one; those past the end are known without asking

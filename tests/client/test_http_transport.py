@@ -351,7 +351,7 @@ def test_stream_gives_up_when_the_connection_keeps_breaking(world: World) -> Non
         proxy.close()
 
 
-def test_publish_is_retried_only_when_the_server_did_not_act(world: World) -> None:
+def test_publish_is_retried_with_its_idempotency_key(world: World) -> None:
     pools = {"imgs": "https://images.example.org/pets"}
     items = [("train", droplet(i)) for i in range(3)]
     flaky = Flaky(create_app(ServerConfig(world.path)), fail=1, status=503)
@@ -364,12 +364,13 @@ def test_publish_is_retried_only_when_the_server_did_not_act(world: World) -> No
     flaky = Flaky(create_app(ServerConfig(world.path)), fail=1, status=500)
     with live_server(flaky) as url:
         transport = HttpTransport(url, world.write_key, retry=FAST)
-        with pytest.raises(RemoteUnavailableError, match="injected failure"):
-            transport.publish("main", "acme", "retried3", lambda: iter(items), pools=pools, tags=())
-        assert len(flaky.hits) == 1  # a 500 may come after the work was done: never sent twice
+        # a 500 may come after the work was done: sent again, with the same Idempotency-Key, it commits once
+        again = transport.publish("main", "acme", "retried3", lambda: iter(items), pools=pools, tags=())
+        assert len(flaky.hits) == 2 and transport.retried == 1
     with Catalog(world.path) as cat:
         assert [d.uid for d in cat.datasets("main", "acme", "retried")] == [made["uid"]]
-        assert [r.name for r in cat.repositories("main")] == ["birds", "pets", "retried"]
+        assert [d.uid for d in cat.datasets("main", "acme", "retried3")] == [again["uid"]]
+        assert [r.name for r in cat.repositories("main")] == ["birds", "pets", "retried", "retried3"]
 
 
 def test_remote_errors_keep_every_field_across_a_pickle():

@@ -12,6 +12,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from headwater.client import CacheEntry, CacheError, StreamCache, StreamKey
+from headwater.client.stream_cache import STALE_TEMP_SECONDS
 
 
 def lines_for(n: int, *, width: int = 40, tag: str = "x") -> list[bytes]:
@@ -269,23 +270,161 @@ def test_concurrent_processes_fill_and_read_the_same_entry(tmp_path):
     assert ok and calls == 0
 
 
-def test_killed_filler_releases_the_lock_and_leaves_no_entry(tmp_path):
+def _worker_slow_pass(root: str, n: int, ready: multiprocessing.synchronize.Event) -> None:
+    """A pass of the same chunk as the test's, slow enough to be killed half-way (it never completes)."""
+    cache = StreamCache(root)
+    data = lines_for(n)
+
+    def slow() -> Iterator[bytes]:
+        for i, line in enumerate(data):
+            if i == 10:
+                ready.set()
+            yield line
+            time.sleep(0.05)
+
+    for _ in cache.stream(KEY, lambda off: slow()):
+        pass
+
+
+def test_a_pass_beside_a_killed_one_leaves_exactly_one_complete_entry(tmp_path):
+    """Two processes stream the same chunk; the one that started first (on main: the one holding the fill
+    lock) is SIGKILLed half-way; the other completes its pass and must leave the complete entry."""
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     root = str(tmp_path)
-    proc = ctx.Process(target=_worker_fill_forever, args=(root, ready))
-    proc.start()
+    data = lines_for(300)
+    first = ctx.Process(target=_worker_slow_pass, args=(root, 300, ready))
+    first.start()
     assert ready.wait(60)
+    assert len(temps(root)) == 1  # the first pass is writing its copy
     cache = StreamCache(root)
-    data = lines_for(25)
-    # while the other process holds the key's lock, this pass streams without writing
-    assert b"".join(cache.stream(KEY, lambda off: blocks_of(data[off:]))) == b"".join(data)
-    assert cache.lookup(KEY) is None
-    assert proc.pid is not None
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.join(timeout=30)
-    assert len(temps(root)) == 1  # the dead pass's temp file
-    assert cache.lookup(KEY) is None
-    assert b"".join(cache.stream(KEY, lambda off: blocks_of(data[off:]))) == b"".join(data)
-    assert entry_of(cache, KEY).lines == 25
+    killed = []
+
+    def source(off: int) -> Iterator[bytes]:
+        for i, block in enumerate(blocks_of(data[off:], per_block=20)):
+            if i == 3:  # this pass is under way too: now the first one dies
+                assert first.pid is not None
+                os.kill(first.pid, signal.SIGKILL)
+                first.join(timeout=30)
+                killed.append(first.exitcode)
+            yield block
+
+    assert b"".join(cache.stream(KEY, source)) == b"".join(data)
+    assert killed == [-signal.SIGKILL]
+    assert replayed(cache, KEY) == b"".join(data)
+    assert [e.key for e in cache.entries()] == [KEY]
+    assert [n for n in os.listdir(root) if n.endswith(".ndjson")] == [os.path.basename(entry_of(cache, KEY).path)]
+    assert temps(root) == []  # the dead pass's copy was swept when this one was promoted
+
+
+def _worker_race(root: str, n: int, go: multiprocessing.synchronize.Barrier, die_after: int | None,
+                 queue: multiprocessing.Queue, delay: float = 0.01) -> None:
+    cache = StreamCache(root)
+    data = lines_for(n)
+
+    def source(off: int) -> Iterator[bytes]:
+        for i, block in enumerate(blocks_of(data[off:], per_block=5, delay=delay)):
+            if die_after is not None and i == die_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield block
+
+    go.wait(60)  # every pass starts before any can complete (each takes ~0.8 s)
+    out = b"".join(cache.stream(KEY, source))
+    queue.put(out == b"".join(data))
+
+
+def test_racing_passes_some_killed_never_show_a_partial_entry(tmp_path):
+    """Six processes stream the same chunk at once, two of them are killed half-way; a reader polling the
+    cache the whole time only ever sees no entry or the complete one, and one entry is left at the end."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    root = str(tmp_path)
+    n = 400
+    data = b"".join(lines_for(n))
+    go = ctx.Barrier(7)
+    dying = [ctx.Process(target=_worker_race, args=(root, n, go, die, queue)) for die in (5, 20)]
+    # the last one is slower: the reader keeps polling after the first copy was promoted
+    living = [ctx.Process(target=_worker_race, args=(root, n, go, None, queue, delay))
+              for delay in (0.01, 0.01, 0.01, 0.03)]
+    for p in dying + living:
+        p.start()
+    go.wait(60)
+    cache = StreamCache(root)
+    seen = set()
+    while any(p.is_alive() for p in living):
+        blocks = cache.replay(KEY)
+        if blocks is None:
+            seen.add("miss")
+            continue
+        got = b"".join(blocks)
+        assert got == data, f"a reader saw {len(got)} of {len(data)} bytes"
+        seen.add("complete")
+    for p in dying + living:
+        p.join(timeout=60)
+    assert [p.exitcode for p in dying] == [-signal.SIGKILL] * 2
+    assert all(p.exitcode == 0 for p in living)
+    assert [queue.get(timeout=10) for _ in living] == [True] * 4
+    assert "complete" in seen
+    assert [e.key for e in cache.entries()] == [KEY]
+    assert replayed(cache, KEY) == data
+    StreamCache(root)  # opening the cache again cleans the dead passes' copies
     assert temps(root) == []
+
+
+def test_the_first_complete_copy_wins_and_later_ones_are_dropped(tmp_path):
+    cache = StreamCache(tmp_path)
+    data = lines_for(60)
+    slow = cache.stream(KEY, lambda off: blocks_of(data[off:]))
+    fast = cache.stream(KEY, lambda off: blocks_of(data[off:]))
+    head = next(slow)
+    assert len(temps(cache.root)) == 1
+    assert b"".join(fast) == b"".join(data)  # completes first: its copy is the entry
+    winner = os.stat(entry_of(cache, KEY).path).st_ino
+    assert len(temps(cache.root)) == 1  # the slow pass's copy, still being written
+    assert head + b"".join(slow) == b"".join(data)
+    assert os.stat(entry_of(cache, KEY).path).st_ino == winner  # not replaced by the later copy
+    assert temps(cache.root) == []
+
+
+def test_a_sidecar_must_describe_the_data_file_beside_it(tmp_path):
+    """A data file replaced behind a sidecar (same size, another inode) is not taken for the entry."""
+    cache = StreamCache(tmp_path)
+    data = lines_for(20)
+    b"".join(cache.fill(KEY, blocks_of(data)))
+    path = entry_of(cache, KEY).path
+    other = path + ".other"
+    with open(other, "wb") as f:
+        f.write(b"".join(data).replace(b'"x"', b'"y"'))
+    os.replace(other, path)
+    assert cache.lookup(KEY) is None and cache.replay(KEY) is None and cache.entries() == []
+    assert b"".join(cache.stream(KEY, lambda off: blocks_of(data[off:]))) == b"".join(data)
+    assert replayed(cache, KEY) == b"".join(data)
+
+
+def test_opening_the_cache_removes_temps_of_dead_and_stale_passes_only(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    gone = ctx.Process(target=time.sleep, args=(0,))
+    gone.start()
+    gone.join(timeout=30)
+    root = str(tmp_path)
+    StreamCache(root)
+    digest = KEY.digest
+    from headwater.client.stream_cache import _HOST
+
+    def temp(owner: str, age: float = 0.0) -> str:
+        path = os.path.join(root, f".{digest}.{owner}.tmp")
+        with open(path, "wb") as f:
+            f.write(b'{"i":1}\n')
+        if age:
+            os.utime(path, (time.time() - age, time.time() - age))
+        return os.path.basename(path)
+
+    live = temp(f"{os.getpid()}-{_HOST}-aaaa")
+    other_host = temp(f"{gone.pid}-ffffffff-bbbb")
+    dead = temp(f"{gone.pid}-{_HOST}-cccc")
+    old_format_dead = temp(f"{gone.pid}-dddd")
+    stale = temp(f"{os.getpid()}-{_HOST}-eeee", age=STALE_TEMP_SECONDS + 60)
+    StreamCache(root)
+    left = set(temps(root))
+    assert live in left and other_host in left
+    assert not left & {dead, old_format_dead, stale}

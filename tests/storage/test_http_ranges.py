@@ -8,6 +8,7 @@ import pytest
 from headwater.storage import (
     Store,
     StoreUnavailableError,
+    TruncatedFileError,
 )
 
 from ..support.httpserver import Fault
@@ -87,11 +88,13 @@ def test_read_ranges_matches_parts_by_content_range_and_never_returns_wrong_byte
     assert store.read_ranges(SHARD, _SPANS[:3]) == want[:3] and store.stats.requests == 3 + 3
     assert all("," not in spec for _, spec in server.ranges[1:])
     server = file_server(root)  # parts of the wrong length: retried, then an error (no bytes)
-    server.inject(SHARD, *[Fault.short()] * FAST_RETRY.attempts)
+    attempts = FAST_RETRY.attempts
+    assert attempts is not None
+    server.inject(SHARD, *[Fault.short()] * attempts)
     store = Store(server.url, retry=FAST_RETRY)
     with pytest.raises(StoreUnavailableError, match="MalformedMultipart"):
         store.read_ranges(SHARD, _SPANS)
-    assert store.stats.requests == FAST_RETRY.attempts and store.multi_range is None
+    assert store.stats.requests == attempts and store.multi_range is None
 
 
 def test_read_ranges_of_servers_without_multi_range(file_server, blob):
@@ -118,9 +121,27 @@ def test_a_file_shorter_than_the_ranges_says_nothing_about_multi_range_support(f
     root, data = blob
     server = file_server(root)
     store = Store(server.url, retry=FAST_RETRY)
-    with pytest.raises(OSError, match="416"):  # and then each range alone: still out of range
+    with pytest.raises(TruncatedFileError, match="ends at byte 100000"):  # then each range alone: 416 again
         store.read_ranges(SHARD, [(200_000, 200_010), (300_000, 300_010)])
     assert store.multi_range is None
     assert server.ranges[0] == (SHARD, "bytes=200000-200009,300000-300009")
     assert store.read_ranges(SHARD, [(0, 10), (90, 100)]) == [data[:10], data[90:100]]
     assert store.multi_range is True
+
+
+@pytest.mark.parametrize("ignore_range", [False, True], ids=["206", "200"])
+def test_a_file_that_ends_inside_the_range_is_a_truncated_file_not_a_cut_connection(file_server, blob, ignore_range):
+    """The server clips the range at the file's end (206, ``Content-Range: bytes a-b/size``), answers 416
+    ``bytes */size``, or sends the whole, shorter file (200): the file is shorter, asking again gives the
+    same. One request each, no retry, and the bytes that exist come with the error."""
+    root, data = blob
+    server = file_server(root, ignore_range=ignore_range)
+    store = Store(server.url, retry=FAST_RETRY)
+    with pytest.raises(TruncatedFileError,
+                       match=r"ends at byte 100000: asked bytes \[99000:101000\), got 1000") as info:
+        store.read_range(SHARD, 99_000, 101_000)
+    assert info.value.data == data[99_000:] and info.value.size == 100_000
+    with pytest.raises(TruncatedFileError, match="got 0 of 10") as info:
+        store.read_range(SHARD, 100_500, 100_510)
+    assert info.value.data == b"" and info.value.size == 100_000
+    assert store.stats.retries == 0 and server.requests[SHARD] == 2

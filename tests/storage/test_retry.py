@@ -116,7 +116,7 @@ def test_backoff_gives_up_after_its_attempts_or_past_its_deadline_and_starts_aga
     assert backoff.gave_up() == "still failing after 3 attempts"
     backoff.reset()  # progress: a new run of failures
     assert backoff.failed(err) and backoff.failures == 1
-    # a deadline: no attempt starts once the next wait would end past it, however many attempts are left
+    # a deadline: the last wait ends at it, and no attempt starts after it, however many attempts are left
     deadline = RetryPolicy(attempts=1000, base_delay=0.02, max_delay=0.02, deadline=0.1).backoff()
     start = time.monotonic()
     while deadline.failed(err):
@@ -125,5 +125,44 @@ def test_backoff_gives_up_after_its_attempts_or_past_its_deadline_and_starts_aga
     assert "deadline 0.1 s" in deadline.gave_up()
     with pytest.raises(ValueError, match="attempts must be an int >= 1"):
         RetryPolicy(attempts=0)
-    with pytest.raises(ValueError, match="deadline must be >= 0"):
-        RetryPolicy(deadline=-1)
+    for bad in (-1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="deadline must be a finite number of seconds >= 0"):
+            RetryPolicy(deadline=bad)
+
+
+# -- Retry-After beyond the policy's own waits, and under a deadline ------------------------------------------
+# waits of at most 0.05 s of its own: a longer pause between two attempts can only be the server's Retry-After
+PATIENT = RetryPolicy(attempts=50, base_delay=0.01, max_delay=0.05, deadline=20.0)
+
+
+def _gap(server, path: str) -> float:
+    """Seconds between the first two requests the server received for ``path``."""
+    times = [r.at for r in server.seen if r.path == path]
+    return times[1] - times[0]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("form", ["seconds", "date"])
+def test_range_reads_wait_as_long_as_retry_after_says_under_a_deadline(file_server, blob, status, form):
+    """On main the hint was cut to ``max_delay`` (0.05 s): the retry came back at once."""
+    root, data = blob
+    server = file_server(root)
+    value = "1" if form == "seconds" else email.utils.formatdate(time.time() + 2, usegmt=True)
+    server.inject(SHARD, Fault.status(status, {"Retry-After": value}))
+    store = Store(server.url, retry=PATIENT)
+    assert store.read_range(SHARD, 10, 20) == data[10:20]
+    assert _gap(server, SHARD) >= 0.9  # an HTTP date has whole seconds: 1-2 s from now
+    assert store.stats.requests == 2 and store.stats.retries == 1  # the 429/503 counted as a retry
+
+
+def test_a_retry_after_past_the_deadline_is_cut_to_it_and_tried_once_more(file_server, blob):
+    """On main a hint longer than the time left ended the read at once, without waiting at all."""
+    root, data = blob
+    server = file_server(root)
+    server.inject(SHARD, Fault.status(429, {"Retry-After": "3600"}))
+    store = Store(server.url, retry=RetryPolicy(attempts=50, base_delay=0.01, max_delay=0.05, deadline=1.0))
+    assert store.read_range(SHARD, 10, 20) == data[10:20]
+    assert 0.9 <= _gap(server, SHARD) < 60  # waited out the deadline, not the hour
+    server.inject(SHARD, *[Fault.status(503, {"Retry-After": "3600"})] * 3)
+    with pytest.raises(StoreUnavailableError, match=r"still failing after 2 attempts over 1\.\d s \(deadline 1 s\)"):
+        store.read_range(SHARD, 10, 20)

@@ -7,7 +7,9 @@ import os
 import pytest
 
 from headwater.storage import (
+    RetryPolicy,
     Store,
+    TruncatedFileError,
     atomic_path,
     is_temp_name,
     write_bytes_atomic,
@@ -50,3 +52,19 @@ def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
             f.write(b"new")
         assert target.read_bytes() == b"old"  # readers see the old file until the block ends
     assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_a_short_local_read_is_a_truncated_file_reported_at_once(tmp_path):
+    """A local file shorter than the range is damaged, not flaky: one read, no retry, the bytes that exist
+    and the file's size in the error (so a caller can still deliver what lies wholly inside them)."""
+    (tmp_path / "s.tar").write_bytes(bytes(range(100)))
+    store = Store(str(tmp_path), retry=RetryPolicy(attempts=6, base_delay=10.0))  # a retry would wait >= 5 s
+    with pytest.raises(TruncatedFileError, match=r"s.tar ends at byte 100: asked bytes \[90:120\), got 10 of 30"
+                       ) as info:
+        store.read_range("s.tar", 90, 120)
+    assert info.value.data == bytes(range(90, 100)) and info.value.size == 100
+    assert not isinstance(info.value, ConnectionError)
+    assert store.stats.requests == 1 and store.stats.retries == 0
+    with pytest.raises(TruncatedFileError, match="got 0 of 10") as info:
+        store.read_range("s.tar", 150, 160)
+    assert info.value.data == b""

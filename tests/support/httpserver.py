@@ -171,11 +171,13 @@ class Fault:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One request as the server received it: ``path`` is relative to the root, without the query."""
+    """One request as the server received it: ``path`` is relative to the root, without the query; ``at``
+    is when it arrived (``time.monotonic()``: how long a client waited between attempts)."""
 
     method: str
     path: str
     headers: dict[str, str]
+    at: float = field(default_factory=time.monotonic)
 
     def header(self, name: str) -> str | None:
         """The value of header ``name`` (any case), or None."""

@@ -119,12 +119,13 @@ class ServeProcess:
 
 
 @contextmanager
-def serve_process(catalog: str, *options: str) -> Iterator[ServeProcess]:
+def serve_process(catalog: str, *options: str, port: int | None = None) -> Iterator[ServeProcess]:
     """Run ``python -m headwater.cli serve --catalog CATALOG --port <free> OPTIONS…`` with this interpreter
     and this tree's headwater until the block ends; yields once it answers ``/healthz``. Stopped with SIGINT
     (graceful), killed if that takes more than 30 s. stderr goes to a temporary file (a pipe nobody reads
-    would block a server that logs a lot)."""
-    port = free_port()
+    would block a server that logs a lot). ``port``: listen there instead (a server started again where
+    a killed one was)."""
+    port = free_port() if port is None else port
     tree = os.path.dirname(os.path.dirname(os.path.abspath(headwater.__file__)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH")) if p)}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the block ends, below

@@ -19,12 +19,13 @@ from .errors import (
     IndexFormatError,
     ManifestError,
     PackError,
+    PackWriteError,
     TarFormatError,
     TooManyMembersError,
     TruncatedTarError,
     UnsafeMemberError,
 )
-from .extract import ExtractReport, extract_shard, safe_target
+from .extract import ExtractReport, extract_shard, holds_member, safe_target
 from .increment_id import increment_id_shard
 from .index import (
     FileEntry,
@@ -40,14 +41,14 @@ from .manifest import MANIFEST_NAME, Manifest, ManifestRow, rebuild_manifest, up
 from .member_names import check_member_name, resource_key
 from .pack import PackReport, pack_directory, write_shards
 from .shards import find_shards, load_index, load_indexes
-from .staging import check_new_pool_dir, move_into_place, stage_pool
+from .staging import check_new_pool_dir, move_into_place, new_staging_dir, stage_pool
 from .tarwalk import TarMember, walk_tar
 from .verify import Problem, VerifyReport, verify_pool, verify_shard
 
 __all__ = [
-    "ArchiveError", "IndexFormatError", "ManifestError", "PackError", "TarFormatError", "TruncatedTarError",
-    "UnsafeMemberError", "TooManyMembersError",
-    "ExtractReport", "extract_shard", "safe_target",
+    "ArchiveError", "IndexFormatError", "ManifestError", "PackError", "PackWriteError", "TarFormatError",
+    "TruncatedTarError", "UnsafeMemberError", "TooManyMembersError",
+    "ExtractReport", "extract_shard", "holds_member", "safe_target",
     "increment_id_shard",
     "FileEntry", "TarIndex", "decode_index", "encode_index", "index_path_for", "index_stream", "index_tar",
     "normalize_member_name",
@@ -55,7 +56,7 @@ __all__ = [
     "check_member_name", "resource_key",
     "PackReport", "pack_directory", "write_shards",
     "find_shards", "load_index", "load_indexes",
-    "check_new_pool_dir", "move_into_place", "stage_pool",
+    "check_new_pool_dir", "move_into_place", "new_staging_dir", "stage_pool",
     "TarMember", "walk_tar",
     "Problem", "VerifyReport", "verify_pool", "verify_shard",
 ]

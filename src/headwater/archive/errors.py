@@ -12,7 +12,9 @@ Example:
 
 from __future__ import annotations
 
-from ..errors import HeadwaterError
+from typing import ClassVar
+
+from ..errors import UNAVAILABLE, HeadwaterError
 
 __all__ = [
     "ArchiveError",
@@ -22,6 +24,7 @@ __all__ = [
     "ManifestError",
     "UnsafeMemberError",
     "PackError",
+    "PackWriteError",
     "TooManyMembersError",
 ]
 
@@ -59,6 +62,13 @@ class UnsafeMemberError(ArchiveError):
 
 class PackError(ArchiveError):
     """The source directory cannot be packed as asked; nothing was written."""
+
+
+class PackWriteError(PackError):
+    """The pool could not be written (disk full, a file-size limit, no permission): the input is fine, the
+    machine refused; nothing was left under a final name, so the same command can simply be run again."""
+
+    exit_code: ClassVar[int] = UNAVAILABLE
 
 
 class TooManyMembersError(TarFormatError):

@@ -5,7 +5,8 @@ The format (what ``hfutils.index.tar_get_index_info`` writes, and what cheesecha
     {"filesize": int, "hash": git-blob-sha1 of the tar, "hash_lfs": sha256 of the tar,
      "files": {member name: {"offset": int, "size": int, "sha256": hex}}}
 
-Only regular members are listed; a later member with the same name replaces an earlier one, as in
+Only regular members are listed (a caller that must say what else the tar held — symlinks, hardlinks,
+devices, fifos — passes ``on_skipped``); a later member with the same name replaces an earlier one, as in
 ``tarfile``. Names are kept exactly as stored (``./a.png`` stays ``./a.png``) so that our index equals
 hfutils' key for key; lookups normalise them (:func:`normalize_member_name`).
 
@@ -25,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+from collections.abc import Callable
 from typing import BinaryIO
 
 import msgspec
 
 from .errors import IndexFormatError, TarFormatError, TooManyMembersError
-from .tarwalk import walk_tar
+from .tarwalk import TarMember, walk_tar
 
 __all__ = [
     "FileEntry",
@@ -106,13 +108,16 @@ def git_blob_sha1_prefix(size: int) -> bytes:
 
 
 def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 4 << 20,
-                 max_members: int | None = None) -> TarIndex:
+                 max_members: int | None = None,
+                 on_skipped: Callable[[TarMember], None] | None = None) -> TarIndex:
     """Index a tar read front to back from ``stream`` whose total length is ``filesize``.
 
     Whole-file hashes and per-member sha256 are computed from the same bytes in the same pass;
     nothing is extracted and the stream is never re-read. ``max_members`` stops at the first header past
     that many (:class:`TooManyMembersError`), so an archive of millions of empty members costs no more
-    memory than the cap: a server indexing untrusted uploads sets it.
+    memory than the cap: a server indexing untrusted uploads sets it. ``on_skipped`` sees every member that
+    is neither a regular file nor a directory (a symlink, hardlink, device, fifo or unknown type): those are
+    not in the index, and a caller that reports on a tar names them (``member.name``, ``member.kind``).
     """
     git = hashlib.sha1(git_blob_sha1_prefix(filesize))
     lfs = hashlib.sha256()
@@ -131,17 +136,21 @@ def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chu
             raise TooManyMembersError(f"more than {max_members} members (the limit per shard)", member.offset)
         if member.isreg:
             files[member.name] = FileEntry(member.offset_data, member.size, digest)
+        elif on_skipped is not None and not member.isdir:
+            on_skipped(member)
     if seen != filesize:
         raise IndexFormatError(f"read {seen} bytes but the file is said to be {filesize} bytes long")
     return TarIndex(filesize, git.hexdigest(), lfs.hexdigest(), files)
 
 
-def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True, max_members: int | None = None) -> TarIndex:
+def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True, max_members: int | None = None,
+              on_skipped: Callable[[TarMember], None] | None = None) -> TarIndex:
     """Index a local tar file in one streaming pass (see :func:`index_stream`); a damaged file raises the
     error with the file's path in front of what is wrong."""
     with open(path, "rb", buffering=0) as f:
         try:
-            return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash, max_members=max_members)
+            return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash, max_members=max_members,
+                                on_skipped=on_skipped)
         except TarFormatError as err:
             raise type(err)(f"{os.fspath(path)}: {err}", err.offset) from None
         except IndexFormatError as err:

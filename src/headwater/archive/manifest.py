@@ -17,23 +17,27 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ..storage import Store, StoreNotFoundError, atomic_path, open_store
+from ..storage import RetryPolicy, Store, StoreNotFoundError, atomic_path, open_store
 from .errors import ManifestError
 from .index import TarIndex, index_path_for
 from .member_names import resource_key
 from .shards import find_shards, load_indexes
 
-__all__ = ["MANIFEST_NAME", "ManifestRow", "ShardRow", "Manifest", "write_manifest", "rebuild_manifest",
-           "update_manifest"]
+__all__ = ["MANIFEST_NAME", "MANIFEST_LOCK", "ManifestRow", "ShardRow", "Manifest", "write_manifest",
+           "rebuild_manifest", "update_manifest", "manifest_lock"]
 
 MANIFEST_NAME = "headwater-manifest.sqlite"
+MANIFEST_LOCK = ".headwater/manifest.lock"
+"""The lock file of a local pool's manifest where its folder cannot be locked (:func:`manifest_lock`)."""
 _FORMAT = "1"
 
 _SCHEMA = """
@@ -177,6 +181,47 @@ def _apply_changes(path: str, put: dict[str, TarIndex], remove: Iterable[str]) -
         db.close()
 
 
+@contextmanager
+def manifest_lock(root: str | Store) -> Iterator[None]:
+    """Hold the cross-process lock of a local pool's manifest for the ``with`` block (a no-op for a remote
+    store: see :func:`update_manifest` for what guards those).
+
+    Why ``flock``: every writer of the manifest (uploads in several server processes, a ``headwater index``
+    run beside them) reads it, edits a copy and renames the copy into place; two such read-modify-writes
+    that overlap lose the first one's changes. ``flock`` serialises them across processes and threads alike
+    (each holder opens its own descriptor), and the kernel drops the lock when its holder dies, so a killed
+    writer never blocks the next one. What is locked is the pool's folder itself, so nothing is written into
+    the pool for it; a file system that cannot lock a folder (some NFS mounts) gets the lock file
+    :data:`MANIFEST_LOCK` instead, in the pool's internal folder (never listed nor served).
+
+    >>> import tempfile
+    >>> with manifest_lock(tempfile.mkdtemp()):
+    ...     pass
+    """
+    store = root if isinstance(root, Store) else open_store(root)
+    folder = store.local_path("")
+    if folder is None or not os.path.isdir(folder):  # remote, or no pool yet: nothing to race over here
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # cannot lock a folder here: a lock file beside the manifest
+        os.close(fd)
+        path = os.path.join(folder, MANIFEST_LOCK)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+    try:
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor of this open file releases the lock
+
+
 def update_manifest(root: str | Store, *, put: dict[str, TarIndex] | None = None,
                     remove: Iterable[str] = ()) -> str:
     """Record shards added or replaced (``put``: shard path → index) and removed in the manifest of
@@ -186,35 +231,90 @@ def update_manifest(root: str | Store, *, put: dict[str, TarIndex] | None = None
     seconds. The update edits a copy of the current manifest and renames it into place, so readers see
     the old manifest or the new one, never a half-written one. A missing or unreadable manifest is
     rebuilt from the indexes instead (:func:`rebuild_manifest`).
+
+    Concurrent writers (several server processes uploading into one pool) never lose each other's
+    changes, whatever the interleaving:
+
+    * a local pool: the read-modify-write runs under :func:`manifest_lock` (``flock``), so writers take
+      turns — every update is applied to the manifest the previous one left;
+    * S3 (no locks): the new manifest is written only if the object is still the one that was read
+      (a conditional PUT: ``If-Match`` its ETag, or ``If-None-Match: *`` when there was none,
+      :meth:`~headwater.storage.Store.put_file_if_unchanged`); a writer that lost the race reads the winner's
+      manifest and applies its change again. That holds where the store honours conditional writes (AWS S3
+      and moto do); a store without them (another fsspec backend) is written unconditionally, last writer
+      wins, and ``headwater index`` rebuilds a manifest that fell behind.
     """
     store = root if isinstance(root, Store) else open_store(root)
     put = dict(put or {})
     remove = list(remove)
+    if store.is_local:
+        with manifest_lock(store):
+            return _update_local(store, put, remove)
+    return _update_remote(store, put, remove)
+
+
+def _update_local(store: Store, put: dict[str, TarIndex], remove: list[str]) -> str:
     local = store.local_path(MANIFEST_NAME)
+    assert local is not None
     with tempfile.TemporaryDirectory() as tmp:
         work = os.path.join(tmp, MANIFEST_NAME)
         try:
-            if local is not None:
-                shutil.copyfile(local, work)
-            else:
-                with store.open(MANIFEST_NAME) as src, open(work, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 4 << 20)
-        except (FileNotFoundError, StoreNotFoundError):
-            return rebuild_manifest(store)
+            shutil.copyfile(local, work)
+        except FileNotFoundError:
+            return _rebuild(store)
         if not _apply_changes(work, put, remove):
-            return rebuild_manifest(store)
+            return _rebuild(store)
         store.put_file(MANIFEST_NAME, work)
-    return local or store.describe(MANIFEST_NAME)
+    return local
+
+
+_REMOTE_ATTEMPTS = 50
+
+
+def _update_remote(store: Store, put: dict[str, TarIndex], remove: list[str]) -> str:
+    backoff = RetryPolicy(attempts=_REMOTE_ATTEMPTS, base_delay=0.02, max_delay=1.0).backoff()
+    while True:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = os.path.join(tmp, MANIFEST_NAME)
+            version = store.version(MANIFEST_NAME)  # before reading: a change after it fails the write below
+            try:
+                if version is None:
+                    raise StoreNotFoundError(store.describe(MANIFEST_NAME))
+                with open(work, "wb") as dst:  # newer bytes than `version`? then the PUT below fails
+                    dst.write(store.read_bytes(MANIFEST_NAME))
+                applied = _apply_changes(work, put, remove)
+            except StoreNotFoundError:
+                applied = False
+            if not applied:  # missing or unreadable: build it from the indexes (they include this change)
+                write_manifest(work, _indexed_shards(store))
+            if store.put_file_if_unchanged(MANIFEST_NAME, work, version):
+                return store.describe(MANIFEST_NAME)
+        if not backoff.failed(ManifestError("changed by another writer")):
+            raise ManifestError(f"{store.describe(MANIFEST_NAME)} was changed by other writers {_REMOTE_ATTEMPTS} "
+                                "times while this update was applied; run `headwater index` on the pool to "
+                                "rebuild it")
+
+
+def _indexed_shards(store: Store) -> list[tuple[str, TarIndex]]:
+    shards = [s for s in find_shards(store) if store.exists(index_path_for(s))]
+    return load_indexes(store, shards)
 
 
 def rebuild_manifest(root: str | Store) -> str:
     """Write the manifest for every indexed shard in ``root``; returns the manifest's location.
 
-    For a remote store the manifest is built in a local temp file and uploaded atomically.
+    For a remote store the manifest is built in a local temp file and uploaded atomically. A local pool's
+    rebuild holds :func:`manifest_lock`, so it never interleaves with an :func:`update_manifest`.
     """
     store = root if isinstance(root, Store) else open_store(root)
-    shards = [s for s in find_shards(store) if store.exists(index_path_for(s))]
-    pairs = load_indexes(store, shards)
+    if store.is_local:
+        with manifest_lock(store):
+            return _rebuild(store)
+    return _rebuild(store)
+
+
+def _rebuild(store: Store) -> str:
+    pairs = _indexed_shards(store)
     local = store.local_path(MANIFEST_NAME)
     if local is not None:
         write_manifest(local, pairs)

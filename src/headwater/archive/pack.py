@@ -8,8 +8,16 @@ Two layouts:
   looks in (:func:`~headwater.archive.increment_id.increment_id_shard`); members are named by basename.
 
 Links, devices, sockets, FIFOs and unsafe or non-UTF-8 names are refused before anything is written.
-Every shard, index and the manifest is written to a temp file and renamed, so a failure never leaves a
-partial file; shards completed before the failure stay (each with its index), the manifest is not written.
+
+A folder that already holds something is refused unless ``add=True`` (``pack --add``): packing twice into
+one pool used to leave two members of the same name in two shards, which every later lookup of that name
+fails on. Adding refuses names the pool already holds (naming them), numbers new sequential shards after
+the existing ones, and rewrites an existing increment-id shard with its old members (checked against their
+sha256) and the new ones, so each id still lives in the one shard cheesechaser looks in.
+Everything is written into a staging folder beside ``dst_dir`` (:mod:`.staging`) and moved into place only
+when every shard, index and the manifest is complete: a failure — a full disk, a file-size limit — leaves
+nothing under a final name (the staging folder is removed), and :class:`PackWriteError` says what happened,
+so running the same command again after freeing space just works.
 
 Example:
     >>> import tempfile, os
@@ -23,8 +31,11 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
+import re
+import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,10 +43,14 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from .errors import PackError, UnsafeMemberError
+from ..storage import StoreNotFoundError, fsync_tree, is_temp_name, open_store, umask
+from .errors import IndexFormatError, PackError, PackWriteError, UnsafeMemberError
 from .increment_id import increment_id_shard
-from .manifest import rebuild_manifest
-from .member_names import check_member_name
+from .index import TarIndex, index_path_for
+from .manifest import MANIFEST_NAME, rebuild_manifest
+from .member_names import check_member_name, resource_key
+from .shards import find_shards, load_indexes, member_shards
+from .staging import move_into_place, new_staging_dir
 from .writer import ShardWriter, archive_size, member_footprint
 
 __all__ = ["PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory", "write_shards"]
@@ -46,8 +61,10 @@ Layout = Literal["sequential", "increment-id"]
 @dataclass(frozen=True, slots=True)
 class SourceFile:
     name: str  # member name inside the shard
-    path: str  # absolute source path
+    path: str  # absolute source path (or the shard an existing member is copied from)
     size: int
+    offset: int | None = None  # set: copy ``size`` bytes at this offset of ``path`` (a member kept by --add)
+    sha256: str | None = None  # what those bytes must hash to (the old index's entry)
 
 
 @dataclass
@@ -164,21 +181,106 @@ def pack_directory(
     max_shard_size: int = 1 << 30,
     base_level: int = 3,
     base_dir: str = "images",
+    add: bool = False,
     silent: bool | None = False,
 ) -> PackReport:
     """Pack every regular file below ``src_dir`` into shards under ``dst_dir`` and write the manifest.
 
-    ``silent``: no progress bar (None: a bar only when stderr is a terminal).
+    ``dst_dir`` must be absent or empty, unless ``add``: then the files join the pool there (see the module
+    docstring). ``silent``: no progress bar (None: a bar only when stderr is a terminal).
     """
     if max_shard_size < 10 * 1024:
         raise PackError(f"max_shard_size must be at least 10 KiB, got {max_shard_size}")
     sources = collect_sources(src_dir)
     if not sources:
         raise PackError(f"{src_dir!r} holds no files to pack")
+    existing = _existing_pool(dst_dir, add)
+    shard_names = [s for s, _ in existing]
+    first = 1 + max((int(m.group(1)) for m in map(_SEQUENTIAL.fullmatch, shard_names) if m), default=-1)
     plan = plan_shards(
-        sources, layout=layout, max_shard_size=max_shard_size, base_level=base_level, base_dir=base_dir
+        sources, layout=layout, max_shard_size=max_shard_size, base_level=base_level, base_dir=base_dir,
+        shard_name=lambda i: f"shard-{first + i:05d}.tar",
     )
-    return write_shards(plan, dst_dir, max_shard_size=max_shard_size, silent=silent)
+    if existing:
+        _join_existing(plan, existing, dst_dir)
+    staging = ""
+    try:
+        staging = new_staging_dir(dst_dir)
+        os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it private; a pool is shared like any folder
+        report = write_shards(plan, staging, max_shard_size=max_shard_size, silent=silent)
+        fsync_tree(staging)
+        if not os.path.isdir(dst_dir) or not os.listdir(dst_dir):
+            move_into_place(staging, dst_dir)
+            report.manifest = os.path.join(dst_dir, MANIFEST_NAME)
+        else:  # --add: the new and rewritten shards join the pool, then its manifest is rebuilt
+            for shard in report.shards:
+                for name in (shard, index_path_for(shard)):
+                    final = os.path.join(dst_dir, *name.split("/"))
+                    os.makedirs(os.path.dirname(final), exist_ok=True)
+                    os.replace(os.path.join(staging, *name.split("/")), final)
+            report.manifest = rebuild_manifest(dst_dir)
+    except OSError as err:
+        raise PackWriteError(_write_failure(err, dst_dir)) from err
+    finally:
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+_FULL = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file grew past the file-size limit",
+         errno.EDQUOT: "the disk quota is used up"}
+
+
+def _write_failure(err: OSError, dst_dir: str) -> str:
+    what = _FULL.get(err.errno or 0) or err.strerror or str(err)
+    where = f" ({err.filename})" if err.filename else ""
+    again = "free space (or lift the limit) and run the same command again" if err.errno in _FULL else \
+        "fix that and run the same command again"
+    return f"packing into {dst_dir!r} stopped: {what}{where}; nothing was written there: {again}"
+
+
+_SEQUENTIAL = re.compile(r"shard-(\d+)\.tar")
+
+
+def _existing_pool(dst_dir: str, add: bool) -> list[tuple[str, TarIndex]]:
+    """The shards already in ``dst_dir`` with their indexes; :class:`PackError` for a non-empty folder
+    without ``add``, or (with it) for shards the pool cannot vouch for (no readable index)."""
+    entries = [e for e in os.listdir(dst_dir) if not is_temp_name(e)] if os.path.isdir(dst_dir) else []
+    if not entries:
+        return []
+    if not add:
+        shown = ", ".join(sorted(entries)[:5]) + (", …" if len(entries) > 5 else "")
+        raise PackError(f"{dst_dir!r} is not empty ({shown}); packing into it again would leave members of "
+                        "the same name in two shards: give a new folder, or --add to add these files to the "
+                        "pool there (names it already holds are refused)")
+    store = open_store(dst_dir)
+    try:
+        return load_indexes(store, find_shards(store))
+    except (StoreNotFoundError, IndexFormatError) as err:
+        raise PackError(f"cannot add to the pool in {dst_dir!r}: {err} (run `headwater index` on it first)") from None
+
+
+def _join_existing(plan: dict[str, list[SourceFile]], existing: list[tuple[str, TarIndex]], dst_dir: str) -> None:
+    """Refuse names the pool holds; put an existing shard's members into its planned replacement."""
+    taken = member_shards(existing)
+    clashes = [f"{m.name} (in {taken[m.name][0]})" for members in plan.values() for m in members if m.name in taken]
+    if clashes:
+        shown = "\n  ".join(clashes[:20]) + ("\n  …" if len(clashes) > 20 else "")
+        raise PackError(f"the pool in {dst_dir!r} already holds {len(clashes)} of these name(s); nothing was "
+                        f"written:\n  {shown}")
+    for shard, index in existing:
+        new = plan.get(shard)
+        if new is None:
+            continue
+        old = [SourceFile(name, os.path.join(dst_dir, *shard.split("/")), e.size, e.offset, e.sha256)
+               for name, e in sorted(index.files.items(), key=lambda item: item[1].offset)]
+        plan[shard] = sorted([*old, *new], key=_member_order)
+
+
+def _member_order(member: SourceFile) -> tuple[int, int, str]:
+    """Increment-id order (id, then name), the order a fresh pack of all the files would give."""
+    stem = resource_key(member.name)
+    return (0, int(stem), member.name) if stem.isdecimal() else (1, 0, member.name)
 
 
 def write_shards(plan: dict[str, list[SourceFile]], dst_dir: str, *, max_shard_size: int = 1 << 30,
@@ -196,7 +298,10 @@ def write_shards(plan: dict[str, list[SourceFile]], dst_dir: str, *, max_shard_s
                 report.oversized.append(shard)
             with ShardWriter(os.path.join(dst_dir, shard), planned) as writer:
                 for member in members:
-                    writer.add_file(member.name, member.path, member.size)
+                    if member.offset is None:
+                        writer.add_file(member.name, member.path, member.size)
+                    else:
+                        writer.copy_member(member.name, member.path, member.offset, member.size, member.sha256)
                     bar.update(member.size)
             report.shards[shard] = len(members)
             report.files += len(members)

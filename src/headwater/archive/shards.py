@@ -12,12 +12,13 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from ..storage import Store, StoreNotFoundError, is_temp_name
 from .index import TarIndex, decode_index, index_path_for
 
-__all__ = ["find_shards", "load_index", "load_indexes"]
+__all__ = ["find_shards", "load_index", "load_indexes", "member_shards"]
 
 
 def find_shards(store: Store) -> list[str]:
@@ -41,3 +42,22 @@ def load_indexes(store: Store, shards: list[str], *, max_workers: int = 8) -> li
     """Indexes of many shards, fetched concurrently (one request each)."""
     with ThreadPoolExecutor(max_workers=max_workers) as pool:
         return list(zip(shards, pool.map(lambda s: load_index(store, s), shards), strict=True))
+
+
+def member_shards(indexes: Iterable[tuple[str, TarIndex]]) -> dict[str, list[str]]:
+    """Member name → the shards holding a member of that name, in the order given.
+
+    A name held by two shards (or listed twice) is ambiguous: a lookup of it finds two members. ``pack
+    --add`` refuses new files whose name is taken; ``verify`` reports names held more than once.
+
+    Example:
+        >>> from headwater.archive.index import FileEntry
+        >>> one = TarIndex(1024, "h", "l", {"1.jpg": FileEntry(512, 3, None)})
+        >>> member_shards([("a.tar", one), ("b.tar", one)])
+        {'1.jpg': ['a.tar', 'b.tar']}
+    """
+    found: dict[str, list[str]] = {}
+    for shard, index in indexes:
+        for name in index.files:
+            found.setdefault(name, []).append(shard)
+    return found

@@ -28,9 +28,8 @@ from collections.abc import Iterable, Mapping
 
 from ..storage import fsync_path, fsync_tree, umask, write_bytes_atomic
 from .errors import PackError
-from .pack import plan_shards, write_shards
 
-__all__ = ["check_new_pool_dir", "stage_pool", "move_into_place"]
+__all__ = ["check_new_pool_dir", "new_staging_dir", "stage_pool", "move_into_place"]
 
 
 def check_new_pool_dir(target: str) -> None:
@@ -40,6 +39,13 @@ def check_new_pool_dir(target: str) -> None:
                         "at is immutable, give a new folder")
 
 
+def new_staging_dir(target: str) -> str:
+    """A fresh, empty ``.{name}.staging-*`` folder beside ``target`` (same file system: renames are atomic)."""
+    parent = os.path.dirname(os.path.abspath(target))
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(target))}.staging-", dir=parent)
+
+
 def stage_pool(files: Iterable[tuple[str, str, int]], target: str, *, extra_files: Mapping[str, bytes] | None = None,
                max_shard_size: int = 1 << 30, silent: bool | None = False) -> str:
     """Pack ``(member name, source path, size)`` files into a fresh staging folder beside ``target``.
@@ -47,9 +53,9 @@ def stage_pool(files: Iterable[tuple[str, str, int]], target: str, *, extra_file
     Returns the staging folder (shards in sequential layout, indexes, manifest, and ``extra_files``: name →
     bytes at the pool's root), durable on disk. On any failure nothing is left behind.
     """
-    parent = os.path.dirname(os.path.abspath(target))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.staging-", dir=parent)
+    from .pack import plan_shards, write_shards  # pack stages through this module too (import cycle)
+
+    staging = new_staging_dir(target)
     try:
         plan = plan_shards(list(files), layout="sequential", max_shard_size=max_shard_size)
         write_shards(plan, staging, max_shard_size=max_shard_size, desc="Packing images", silent=silent)

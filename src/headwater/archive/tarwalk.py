@@ -35,6 +35,8 @@ _SUPPORTED = (b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"L", b"K",
 _GNU_TYPES = (b"L", b"K", b"S")
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")
 _ZERO_BLOCK = bytes(BLOCK)
+_KINDS = {b"1": "hardlink", b"2": "symlink", b"3": "character device", b"4": "block device", b"5": "directory",
+          b"6": "fifo"}
 
 
 @dataclass(slots=True)
@@ -55,6 +57,14 @@ class TarMember:
     @property
     def isdir(self) -> bool:
         return self.type == b"5"
+
+    @property
+    def kind(self) -> str:
+        """What the member is, in words: ``file``, ``directory``, ``symlink``, ``hardlink``, ``fifo``, ``character
+        device``, ``block device``, or ``type 'X'`` for a type tar readers do not know."""
+        if self.isreg:
+            return "file"
+        return _KINDS.get(self.type, f"type {self.type.decode('latin-1')!r}")
 
 
 def block_ceil(n: int) -> int:

@@ -2,7 +2,11 @@
 
 Each shard is streamed once (the same single pass as indexing) and the fresh result is compared with
 the stored index, so every difference is reported with the shard and member it concerns — not just
-"bad pool".
+"bad pool". Member names are judged by :func:`~headwater.archive.member_names.check_member_name`, the
+policy ``extract`` and a pool download apply to the same members; a member that is not a regular file
+(symlink, hardlink, device, fifo) is listed as a problem, since no reader of the pool delivers it. A member
+name held by more than one shard is reported too (``ambiguous-name``, naming each shard): every shard may be
+intact, yet a lookup of that name finds two members and fails.
 
 Example:
     >>> import tempfile, os
@@ -25,7 +29,8 @@ from .errors import IndexFormatError, TarFormatError, UnsafeMemberError
 from .index import TarIndex, index_path_for, index_stream
 from .manifest import MANIFEST_NAME, Manifest
 from .member_names import check_member_name
-from .shards import find_shards, load_index
+from .shards import find_shards, load_index, member_shards
+from .tarwalk import TarMember
 
 __all__ = ["Problem", "VerifyReport", "verify_shard", "verify_pool"]
 
@@ -94,13 +99,19 @@ def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
         size = store.size(shard)
     except StoreNotFoundError:
         return [*problems, Problem(shard, None, "missing-shard", "index present, tar missing")], 0
+    skipped: list[Problem] = []
+
+    def not_a_file(member: TarMember) -> None:
+        skipped.append(Problem(shard, member.name, "not-a-file",
+                               f"{member.kind}: not indexed, so never extracted or downloaded"))
+
     try:
         with store.open(shard) as stream:
-            actual = index_stream(stream, size)
+            actual = index_stream(stream, size, on_skipped=not_a_file)
     except TarFormatError as err:
         problems.append(Problem(shard, _damaged_member(stored, size, err), "corrupt", str(err)))
-        return problems, len(stored.files)
-    return problems + _compare(shard, stored, actual), len(stored.files)
+        return problems + skipped, len(stored.files)
+    return problems + _compare(shard, stored, actual) + skipped, len(stored.files)
 
 
 def _damaged_member(stored: TarIndex, size: int, err: TarFormatError) -> str | None:
@@ -137,8 +148,24 @@ def verify_pool(root: str | Store, *, silent: bool | None = False) -> VerifyRepo
         report.shards += 1
         report.members += members
         report.problems.extend(problems)
+    report.problems.extend(_ambiguous_names(store, shards))
     report.problems.extend(_check_manifest(store, shards))
     return report
+
+
+def _ambiguous_names(store: Store, shards: list[str]) -> list[Problem]:
+    """One problem per member name that more than one shard holds (shards without a readable index are
+    already reported by :func:`verify_shard`)."""
+    indexes = []
+    for shard in shards:
+        try:
+            indexes.append((shard, load_index(store, shard)))
+        except (StoreNotFoundError, IndexFormatError):
+            continue
+    return [Problem(holders[0], name, "ambiguous-name",
+                    f"{len(holders)} shards hold a member of this name ({', '.join(holders)}); a lookup of it "
+                    "finds more than one member: remove or rename all but one")
+            for name, holders in sorted(member_shards(indexes).items()) if len(holders) > 1]
 
 
 def _check_manifest(store: Store, shards: list[str]) -> list[Problem]:

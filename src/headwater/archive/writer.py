@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from ..storage import atomic_path
+from .errors import ArchiveError
 from .index import FileEntry, TarIndex, encode_index, git_blob_sha1_prefix, index_path_for
 from .tarwalk import BLOCK, block_ceil
 
@@ -90,12 +91,25 @@ class ShardWriter:
         actual = os.path.getsize(src_path)
         if size is not None and actual != size:
             raise OSError(f"{src_path} changed while packing: {actual} bytes, {size} planned")
-        size = actual
+        return self._add(name, src_path, 0, actual)
+
+    def copy_member(self, name: str, shard_path: str, offset: int, size: int, sha256: str | None) -> FileEntry:
+        """Append ``size`` bytes at ``offset`` of another shard as member ``name`` (a member kept when a shard
+        is rewritten); :class:`~headwater.archive.ArchiveError` when they do not hash to ``sha256``, so a
+        damaged member is never carried over as if it were intact."""
+        entry = self._add(name, shard_path, offset, size)
+        if sha256 is not None and entry.sha256 != sha256:
+            raise ArchiveError(f"{shard_path}: member {name!r} does not match its index (sha256 {entry.sha256}, "
+                               f"indexed {sha256}); run `headwater verify` on the pool before adding to it")
+        return entry
+
+    def _add(self, name: str, src_path: str, start: int, size: int) -> FileEntry:
         self._write(member_header(name, size))
         offset = self._pos
         member = hashlib.sha256()
         done = 0
         with open(src_path, "rb", buffering=0) as src:
+            src.seek(start)
             while done < size:
                 chunk = src.read(min(self._chunk, size - done))
                 if not chunk:

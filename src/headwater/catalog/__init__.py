@@ -34,8 +34,10 @@ from typing import TYPE_CHECKING, Any
 
 from .default_location import default_catalog_location
 from .errors import (
+    AlreadyPublishedError,
     CatalogBusyError,
     CatalogError,
+    CatalogUnavailableError,
     ChunkError,
     ConflictError,
     InvalidNameError,
@@ -59,7 +61,7 @@ from .wire import (
 if TYPE_CHECKING:
     from .catalog import Catalog
     from .pool_access import PoolAccess
-    from .publisher import Publisher
+    from .publisher import Publisher, PublishKey
     from .streams import PAGE_SIZE, pass_blocks, plan_pass
     from .users import ApiKeyRecord, Principal, UserRecord
 
@@ -67,6 +69,7 @@ __all__ = [
     "Catalog",
     "default_catalog_location",
     "Publisher",
+    "PublishKey",
     "DatabaseRecord",
     "RepositoryRecord",
     "TagRecord",
@@ -83,6 +86,8 @@ __all__ = [
     "OutOfRangeError",
     "ChunkError",
     "CatalogBusyError",
+    "CatalogUnavailableError",
+    "AlreadyPublishedError",
     "check_name",
     "chunk_bounds",
     "check_chunk",
@@ -104,6 +109,7 @@ __all__ = [
 _LAZY = {
     "Catalog": ".catalog",
     "Publisher": ".publisher",
+    "PublishKey": ".publisher",
     "PAGE_SIZE": ".streams",
     "plan_pass": ".streams",
     "pass_blocks": ".streams",

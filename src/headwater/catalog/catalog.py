@@ -45,7 +45,7 @@ from .models import databases, datasets, repositories, splits, tag_events, tags,
 from .mutations import ensure_database, ensure_repository, set_tag
 from .name_rules import check_name
 from .pool_access import PoolAccessCatalog
-from .publisher import DEFAULT_BATCH_SIZE, Publisher
+from .publisher import DEFAULT_BATCH_SIZE, Publisher, PublishKey, check_publish_key
 from .queries import driver_sql, ordinals_select
 from .records import (
     DatabaseRecord,
@@ -238,13 +238,21 @@ class Catalog(UserCatalog, PoolAccessCatalog):
     # -- datasets --------------------------------------------------------------------------------
     def publisher(self, db: str, namespace: str, name: str, *, template: Mapping[str, Any] | str | bytes,
                   pools: Mapping[str, str] | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                  create_database: bool = False) -> Publisher:
+                  create_database: bool = False, key: PublishKey | None = None) -> Publisher:
         """A :class:`~headwater.catalog.publisher.Publisher` for a new dataset in ``namespace/name`` (the
         repository is created if missing, and the database too with ``create_database``). Use it as a
-        context manager: one transaction."""
+        context manager: one transaction. With ``key`` (an idempotency key) the transaction also records
+        key → dataset, and entering it raises :class:`~headwater.catalog.AlreadyPublishedError` when a
+        publish with that key committed before (see :meth:`published_with_key`)."""
         self._check_fork()
         return Publisher(self._engine, db, namespace, name, template=template, pools=pools,
-                         batch_size=batch_size, create_database=create_database)
+                         batch_size=batch_size, create_database=create_database, key=key)
+
+    def check_publish_key(self, key: PublishKey) -> None:
+        """Raise :class:`~headwater.catalog.AlreadyPublishedError` if a publish with idempotency key ``key``
+        (of the same user) committed before: ``same_request`` then says whether it had the same fingerprint."""
+        with self._read() as conn:
+            check_publish_key(conn, key)
 
     def publish(self, db: str, namespace: str, name: str, *, template: Mapping[str, Any] | str | bytes,
                 splits: Mapping[str, Iterable[bytes]], tags: Iterable[str] = ("latest",),

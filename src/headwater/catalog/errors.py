@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import UNAVAILABLE, HeadwaterError
 
 __all__ = ["CatalogError", "NotFoundError", "ConflictError", "InvalidNameError", "OutOfRangeError", "ChunkError",
-           "CatalogBusyError"]
+           "CatalogBusyError", "AlreadyPublishedError", "CatalogUnavailableError"]
 
 
 class CatalogError(HeadwaterError):
@@ -27,6 +27,18 @@ class ConflictError(CatalogError):
     """The thing being created already exists (e.g. a database with the same name)."""
 
 
+class AlreadyPublishedError(ConflictError):
+    """A publish's idempotency key was already used by this user: ``dataset_uid`` is the dataset it made, and
+    ``same_request`` says whether that publish asked for exactly the same (a retry: answer with that dataset)
+    or for something else (a mistake: refuse)."""
+
+    def __init__(self, message: str, *, key: str, dataset_uid: str, same_request: bool) -> None:
+        super().__init__(message)
+        self.key = key
+        self.dataset_uid = dataset_uid
+        self.same_request = same_request
+
+
 class InvalidNameError(CatalogError, ValueError):
     """A database, namespace, repository, tag, split or pool name breaks the naming rules."""
 
@@ -41,5 +53,12 @@ class ChunkError(CatalogError, ValueError):
 
 class CatalogBusyError(CatalogError):
     """The catalog stayed locked by another writer for the whole busy timeout (SQLite): try again later."""
+
+    exit_code = UNAVAILABLE
+
+
+class CatalogUnavailableError(CatalogError):
+    """The catalog's database cannot be reached, or dropped the connection mid-request (PostgreSQL restarted,
+    network gone); whatever the request was writing was rolled back. Try again shortly."""
 
     exit_code = UNAVAILABLE

@@ -48,6 +48,7 @@ __all__ = [
     "api_keys",
     "pools",
     "pool_grants",
+    "publish_keys",
     "utcnow",
 ]
 
@@ -209,4 +210,18 @@ pool_grants = Table(
     Column("user_uid", String(36), primary_key=True),
     Column("permission", String(8), nullable=False),  # "read" | "write"
     Column("granted_at", UTCDateTime, nullable=False),
+)
+
+# a publish's idempotency key (scoped to the user who sent it) → the dataset it made: a retried publish whose
+# response was lost answers with that dataset instead of publishing again (headwater.server.routes.dataset_writes)
+publish_keys = Table(
+    "publish_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_uid", String(36), nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of what was asked: other content → refused
+    Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("user_uid", "key"),
 )

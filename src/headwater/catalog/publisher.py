@@ -32,22 +32,24 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import msgspec
-from sqlalchemy import Connection, Engine, bindparam, insert, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
 from .engine import write_connection
-from .errors import CatalogError
+from .errors import AlreadyPublishedError, CatalogError
 from .lookup import database_row, json_object_text
-from .models import datasets, splits, utcnow
+from .models import datasets, publish_keys, splits, utcnow
 from .mutations import ensure_database, ensure_repository, set_tag
 from .name_rules import check_name
 from .records import DatasetRecord
 
-__all__ = ["Publisher", "DEFAULT_BATCH_SIZE"]
+__all__ = ["Publisher", "PublishKey", "DEFAULT_BATCH_SIZE", "check_publish_key"]
 
 DEFAULT_BATCH_SIZE = 5000
 _SQLITE_INSERT = "INSERT INTO droplets (split_id, ordinal, data) VALUES (?, ?, ?)"
@@ -67,13 +69,48 @@ def _check_data(split: str, ordinal: int, data: object) -> bytes:
     return data
 
 
+@dataclass(frozen=True)
+class PublishKey:
+    """A publish's idempotency key: ``key`` chosen by the sender (unique per logical publish), scoped to the
+    user ``user_uid``; ``fingerprint`` identifies what was asked (e.g. a sha256 of the request), so that the
+    same key sent with other content is refused rather than answered with the wrong dataset."""
+
+    user_uid: str
+    key: str
+    fingerprint: str
+
+
+def _published_with_key(conn: Connection, key: PublishKey) -> tuple[str, str] | None:
+    """``(fingerprint, dataset uid)`` of the publish that used ``key`` for its user, or None."""
+    row = conn.execute(
+        select(publish_keys.c.fingerprint, datasets.c.uid).join(datasets, datasets.c.id == publish_keys.c.dataset_id)
+        .where(publish_keys.c.user_uid == key.user_uid, publish_keys.c.key == key.key)
+    ).first()
+    return (str(row.fingerprint), str(row.uid)) if row is not None else None
+
+
+def check_publish_key(conn: Connection, key: PublishKey) -> None:
+    """Raise :class:`~headwater.catalog.AlreadyPublishedError` if a publish with ``key`` committed before."""
+    found = _published_with_key(conn, key)
+    if found is None:
+        return
+    fingerprint, uid = found
+    if fingerprint == key.fingerprint:
+        raise AlreadyPublishedError(f"publish {key.key!r} already committed as dataset {uid}", key=key.key,
+                                    dataset_uid=uid, same_request=True)
+    raise AlreadyPublishedError(
+        f"Idempotency-Key {key.key!r} was already used for another publish (dataset {uid}); a retry must send "
+        "the same request, and a new publish needs a new key", key=key.key, dataset_uid=uid, same_request=False)
+
+
 class Publisher:
     """Context manager that writes one new dataset (see the module docstring). Made by
     :meth:`Catalog.publisher <headwater.catalog.Catalog.publisher>`."""
 
     def __init__(self, engine: Engine, database: str, namespace: str, name: str, *,
                  template: Mapping[str, Any] | str | bytes, pools: Mapping[str, str] | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE, create_database: bool = False) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, create_database: bool = False,
+                 key: PublishKey | None = None) -> None:
         check_name("namespace", namespace)
         check_name("repository name", name)
         self._template_text = json_object_text("template", template)
@@ -91,6 +128,7 @@ class Publisher:
         self._name = name
         self._batch_size = batch_size
         self._create_database = create_database
+        self._key = key
         self.uid: str = str(uuid.uuid4())
         """The new dataset's uid, known before commit (it is immutable)."""
         self._splits: dict[str, list[int]] = {}  # name → [split_id, next ordinal]
@@ -120,6 +158,8 @@ class Publisher:
                 insert(datasets).values(uid=self.uid, repository_id=self._repo.id, template=self._template_text,
                                         pools=self._pools_text, created_at=now).returning(datasets.c.id)
             ).scalar_one()
+            if self._key is not None:
+                self._claim(self._conn, self._key, now)
         except BaseException:
             self._state = "closed"
             self._cm.__exit__(*sys.exc_info())
@@ -142,6 +182,20 @@ class Publisher:
         self._cm.__exit__(exc_type, exc, tb)  # commits when exc_type is None, else rolls back
         if exc_type is None:
             self._record = self._build_record()
+
+    def _claim(self, conn: Connection, key: PublishKey, now: Any) -> None:
+        """Record ``key`` → this dataset in this transaction, first thing: a second publish with the same key
+        waits here for the first to commit or roll back (PostgreSQL: the unique index; SQLite: the write
+        lock), then finds the key taken and raises :class:`AlreadyPublishedError` — never two datasets."""
+        check_publish_key(conn, key)
+        try:
+            with conn.begin_nested():  # a savepoint: the transaction stays usable after a violation
+                conn.execute(insert(publish_keys).values(user_uid=key.user_uid, key=key.key,
+                                                         fingerprint=key.fingerprint, dataset_id=self._dataset_id,
+                                                         created_at=now))
+        except IntegrityError:  # taken since the check (PostgreSQL: after waiting for that transaction)
+            check_publish_key(conn, key)
+            raise
 
     # -- writing ---------------------------------------------------------------------------------
     def _open_conn(self) -> Connection:

@@ -35,7 +35,8 @@ EXIT_CODES = {
     0: "done",
     1: "done, but some items failed (the report above names each)",
     USAGE: "bad usage or input: a wrong argument, a name that does not exist, damaged data",
-    UNAVAILABLE: "nothing could be done: a store or server out of reach, credentials refused, the catalog busy",
+    UNAVAILABLE: "nothing could be done: a store or server out of reach, credentials refused, the catalog busy, "
+                 "a full disk",
     130: "interrupted (Ctrl-C)",
 }
 """What each exit status of ``headwater`` means (shown in ``headwater --help``)."""

@@ -67,13 +67,19 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
                                       "further requests get 503.")
 @click.option("--max-header-size", type=SIZE, default="16KiB", show_default=True,
               help="Largest request head (request line + headers; then 431).")
+@click.option("--rate-limit", metavar="RATE/UNIT[,burst=N]|off",
+              help="Requests per API key, and per client address for anonymous requests (token bucket: RATE/s "
+                   "on average, N at once); over it: 429 with Retry-After. Default: off when listening on "
+                   "loopback (127.0.0.1, ::1, localhost), else 100/s,burst=200. Per process: with --workers N a "
+                   "client may get up to N times the rate. E.g. 50/s,burst=100, 3000/min, off.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, port: int, workers: int,
           max_upload_size: int, no_anonymous: bool, public_url: str | None, docs: bool | None,
           pool_schemes: tuple[str, ...], max_droplet_size: int, max_shard_members: int, spool_dir: str | None,
           spool_budget: int, timeout_header: float, timeout_keep_alive: float, timeout_body: float,
-          timeout_send: float, limit_concurrency: int, max_header_size: int, log_level: str) -> None:
+          timeout_send: float, limit_concurrency: int, max_header_size: int, rate_limit: str | None,
+          log_level: str) -> None:
     """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…) and the OpenAPI docs (/docs).
 
     Needs the server extra: pip install 'headwater[server]'.
@@ -89,6 +95,7 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
     for module in ("fastapi", "uvicorn"):
         require_extra("server", module, "headwater serve")
     from ..server.app import ServerConfig
+    from ..server.rate_limits import RateLimit, default_rate_limit
     from ..server.runner import check_port, listen_url
     from ..server.runner import serve as run_server
 
@@ -98,6 +105,8 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
             raise click.BadParameter(f"pool {repo!r} given twice", param_hint="--pool")
         served[repo] = url
     loc = catalog_location(catalog)
+    rate_limit = rate_limit if rate_limit is not None else default_rate_limit(host)
+    RateLimit.parse(rate_limit)  # a bad value is named before anything starts
     if public_url is None:
         listen_url(host, port)  # a wildcard address needs --public-url: say so before anything starts
     check_port(host, port)
@@ -112,7 +121,8 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
                           spool_dir=spool_dir, spool_budget_bytes=spool_budget,
                           timeout_header=timeout_header, timeout_keep_alive=timeout_keep_alive,
                           timeout_body=timeout_body, timeout_send=timeout_send, limit_concurrency=limit_concurrency,
-                          max_header_size=max_header_size)
+                          max_header_size=max_header_size,
+                          rate_limit=rate_limit)
     run_server(config, host=host, port=port, workers=workers, log_level=log_level)
 
 

@@ -69,15 +69,16 @@ def open_catalog(location: str | None, *, create: bool = False, missing_hint: st
 
 @contextmanager
 def open_api(catalog: str | None, server: str | None, api_key: str | None, *, create: bool = False,
-             missing_hint: str | None = None, cache: Any = False) -> Iterator[Api]:
-    """The :class:`~headwater.client.Api` of a server (``--server``) or of the local catalog."""
+             missing_hint: str | None = None, cache: Any = False, retry_for: float | None = None) -> Iterator[Api]:
+    """The :class:`~headwater.client.Api` of a server (``--server``, retried for ``retry_for`` seconds) or of
+    the local catalog."""
     from ..client import Api
 
     if server:
         ctx = click.get_current_context(silent=True)
         if ctx is not None and ctx.get_parameter_source("catalog") == ParameterSource.COMMANDLINE:
             raise click.UsageError("give --catalog (a local catalog) or --server, not both")
-        yield Api(url=server, api_key=api_key, cache=cache)
+        yield Api(url=server, api_key=api_key, cache=cache, retry_for=retry_for)
         return
     with open_catalog(catalog, create=create, missing_hint=missing_hint) as cat:
         yield Api(catalog=cat, cache=cache)

@@ -109,7 +109,7 @@ def publish(ctx: click.Context, source: str, database: str | None, repo: RepoRef
             pool_dir: str | None, pool_name: str, pool_urls: tuple[tuple[str, str], ...], split_specs: tuple[str, ...],
             split_seed: int, template_path: str | None, tags: tuple[str, ...], no_tag: bool, create_database: bool,
             max_shard_size: int, max_problems: int, catalog: str | None, server: str | None, api_key: str | None,
-            progress: bool | None) -> None:
+            retry_for: float | None, progress: bool | None) -> None:
     """Publish SOURCE (JSONL droplets, a COCO instances JSON or a YOLO folder) as a new dataset.
 
     Every droplet is validated first; any problem is listed (with its line, image id or label file and
@@ -140,7 +140,7 @@ def publish(ctx: click.Context, source: str, database: str | None, repo: RepoRef
         options |= {"pool_dir": pool_dir, "pool_name": pool_name, "max_shard_size": max_shard_size,
                     "create_database": create_database}
     with open_api(catalog, server, api_key, create=create_database,
-                  missing_hint="add --create-database to create it") as api:
+                  missing_hint="add --create-database to create it", retry_for=retry_for) as api:
         if not server and not create_database:
             try:
                 api.get_database_by_name(repo.database)
@@ -163,7 +163,7 @@ def publish(ctx: click.Context, source: str, database: str | None, repo: RepoRef
 @catalog_option
 @server_options
 def tag(repo: RepoRef, tag_name: str | None, target: str | None, history: bool, database: str | None,
-        catalog: str | None, server: str | None, api_key: str | None) -> None:
+        catalog: str | None, server: str | None, api_key: str | None, retry_for: float | None) -> None:
     """Move a tag, list tags, or show their history (a local catalog or --server).
 
     \b
@@ -179,7 +179,7 @@ def tag(repo: RepoRef, tag_name: str | None, target: str | None, history: bool, 
         raise click.UsageError("--history takes REPO and at most one TAG")
     if not history and tag_name is not None and target is None:
         raise click.UsageError("give the dataset to point the tag at: headwater tag DB/NS/NAME TAG UID_OR_TAG")
-    with open_api(catalog, server, api_key) as api:
+    with open_api(catalog, server, api_key, retry_for=retry_for) as api:
         repository = api.get_database_by_name(repo.database).get_repository(repo.namespace, repo.name)
         if history:
             events = repository.tag_history(tag_name)
@@ -217,7 +217,7 @@ def tag(repo: RepoRef, tag_name: str | None, target: str | None, history: bool, 
 @server_options
 def stream(dataset: RepoRef, split: str, chunk: int, nchunks: int, shuffle_seed: int | None, offset: int,
            limit: int | None, cache: bool, database: str | None, catalog: str | None, server: str | None,
-           api_key: str | None) -> None:
+           api_key: str | None, retry_for: float | None) -> None:
     """Write chunk CHUNK of NCHUNKS of SPLIT as NDJSON (one droplet a line) to stdout.
 
     TAG defaults to "latest"; a dataset uid works in its place. Chunk k of n is the same contiguous
@@ -226,7 +226,7 @@ def stream(dataset: RepoRef, split: str, chunk: int, nchunks: int, shuffle_seed:
     """
     from ..client import StreamCache
 
-    with open_api(catalog, server, api_key, cache=StreamCache() if cache else False) as api:
+    with open_api(catalog, server, api_key, cache=StreamCache() if cache else False, retry_for=retry_for) as api:
         ds = api.get_database_by_name(dataset.database).get_dataset(dataset.namespace, dataset.name,
                                                                     dataset.tag or "latest")
         if split not in ds.splits:

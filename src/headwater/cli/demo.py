@@ -6,6 +6,11 @@ annotations (the box drawn on each image) are published from JSONL into an embed
 datatap-style ``Api`` and its image fetched through its ``pool://`` reference, and a bad droplet is
 refused with its line number.
 
+The demo writes only into a folder it owns: an absent or empty ``--dir`` (then marked with
+:data:`DEMO_MARKER`), or one a previous demo run marked. A re-run removes only the entries the demo itself
+writes (:data:`DEMO_OUTPUTS`); a folder holding anything else and no marker is refused, never cleared —
+``--dir`` may be a typo for a folder full of someone's work.
+
 Example (writes into ``demo-output/``)::
 
     headwater demo --images 200
@@ -26,7 +31,18 @@ from ..archive import pack_directory, verify_pool
 from ..pool import StorePool
 from .options import HeadwaterCommand
 
-__all__ = ["COMMANDS", "demo", "make_images", "run_demo"]
+__all__ = ["COMMANDS", "DEMO_MARKER", "DEMO_OUTPUTS", "MIN_IMAGES", "demo", "make_images", "prepare_demo_dir",
+           "run_demo"]
+
+DEMO_MARKER = ".headwater-demo"
+"""File the demo writes into its folder first: only a folder holding it may be cleared by a later run."""
+
+DEMO_OUTPUTS = ("images", "pool", "downloaded", "droplets.jsonl", "bad.jsonl", "catalog.sqlite",
+                "catalog.sqlite-journal", "catalog.sqlite-wal", "catalog.sqlite-shm", "dataset-pool", "bad-pool")
+"""Every entry the demo writes into its folder (besides the marker); a re-run removes these and nothing else."""
+
+MIN_IMAGES = 2
+"""The dataset steps publish a good and a bad droplet (two images) and stream one back."""
 
 
 def make_images(folder: str, count: int, seed: int = 0,
@@ -52,8 +68,47 @@ def make_images(folder: str, count: int, seed: int = 0,
     return ids
 
 
+def prepare_demo_dir(work_dir: str) -> None:
+    """Make ``work_dir`` an empty demo folder without deleting anything the demo did not write.
+
+    Absent or empty: created and marked. Marked by an earlier run: that run's :data:`DEMO_OUTPUTS` are
+    removed (a file of the user's beside them stays). Anything else: :class:`click.BadParameter`, and
+    nothing is touched.
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = open(os.path.join(folder, "thesis.tex"), "w").write("years of work")
+        >>> prepare_demo_dir(folder)
+        Traceback (most recent call last):
+        ...
+        click.exceptions.BadParameter: ... is not empty and is not a folder the demo wrote ...
+    """
+    marker = os.path.join(work_dir, DEMO_MARKER)
+    if os.path.lexists(work_dir) and not os.path.isdir(work_dir):
+        raise click.BadParameter(f"{work_dir!r} exists and is not a folder", param_hint="--dir")
+    if os.path.isdir(work_dir) and os.listdir(work_dir):
+        if not (os.path.isfile(marker) and not os.path.islink(marker)):
+            raise click.BadParameter(
+                f"{work_dir!r} is not empty and is not a folder the demo wrote (no {DEMO_MARKER} in it); "
+                "the demo deletes nothing it did not create: give a new or empty folder", param_hint="--dir")
+        for name in DEMO_OUTPUTS:
+            path = os.path.join(work_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
+    os.makedirs(work_dir, exist_ok=True)
+    with open(marker, "w") as f:
+        f.write("written by `headwater demo`: a later run may remove what the demo wrote here "
+                f"({', '.join(DEMO_OUTPUTS)}) and nothing else\n")
+
+
 def run_demo(work_dir: str, images: int = 500) -> None:
-    shutil.rmtree(work_dir, ignore_errors=True)
+    """Run the demo's nine steps in ``work_dir`` (see :func:`prepare_demo_dir` for what it may delete)."""
+    if images < MIN_IMAGES:
+        raise click.BadParameter(f"the demo needs at least {MIN_IMAGES} images, got {images}", param_hint="--images")
+    prepare_demo_dir(work_dir)
     src, pool_dir, out = (os.path.join(work_dir, p) for p in ("images", "pool", "downloaded"))
     t0 = time.perf_counter()
     boxes: dict[int, tuple[int, int, int, int]] = {}
@@ -146,9 +201,13 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
 
 @click.command(cls=HeadwaterCommand)
 @click.option("--dir", "work_dir", default="demo-output", show_default=True, type=click.Path(file_okay=False))
-@click.option("--images", default=500, show_default=True)
+@click.option("--images", default=500, show_default=True, type=click.IntRange(min=MIN_IMAGES),
+              help="How many images to generate.")
 def demo(work_dir: str, images: int) -> None:
-    """Build a sample pool from generated images, fetch from it, publish and stream a dataset."""
+    """Build a sample pool from generated images, fetch from it, publish and stream a dataset.
+
+    The folder must be new, empty, or an earlier demo's (marked by it): the demo never deletes what it
+    did not write."""
     run_demo(work_dir, images)
 
 

@@ -9,6 +9,8 @@ for one release (:func:`renamed`).
 Example:
     >>> SIZE.convert("64MiB", None, None), RepoRef.parse("main/acme/cats:stable")
     (67108864, RepoRef(database='main', namespace='acme', name='cats', tag='stable'))
+    >>> SECONDS.convert("90", None, None)
+    90.0
     >>> list(parse_ids(["3-5", "9,abc"]))
     [3, 4, 5, 9, 'abc']
 """
@@ -26,7 +28,8 @@ from click.core import ParameterSource
 
 __all__ = [
     "SIZE", "SizeType", "RepoRef", "RepoRefType", "REPO_REF", "NameUrl", "NAME_URL", "ServedPool", "SERVED_POOL",
-    "parse_size", "parse_ids", "renamed", "catalog_option", "server_options", "progress_option",
+    "SECONDS", "SecondsType",
+    "parse_size", "parse_ids", "renamed", "catalog_option", "server_options", "retry_for_option", "progress_option",
     "layout_options", "database_option", "silent_of", "HeadwaterCommand",
 ]
 
@@ -60,6 +63,24 @@ class SizeType(click.ParamType[int]):
 
 
 SIZE = SizeType()
+
+
+class SecondsType(click.ParamType[float]):
+    """A duration in seconds: a finite number >= 0 (``90``, ``2.5``)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 <= seconds < float("inf"):
+            self.fail(f"{value!r}: give a number of seconds >= 0", param, ctx)
+        return seconds
+
+
+SECONDS = SecondsType()
 
 
 def parse_ids(tokens: list[str]) -> Iterator[Any]:
@@ -188,8 +209,19 @@ def catalog_option(fn: F) -> F:
     )(fn)
 
 
+def retry_for_option(fn: F) -> F:
+    """``--retry-for SECONDS`` (``$HEADWATER_RETRY_FOR``): how long to keep retrying a server that does not
+    answer (refused connections, resets, 429/5xx) before giving up; None when not given (the client's
+    default, 60 s)."""
+    return click.option("--retry-for", type=SECONDS, envvar="HEADWATER_RETRY_FOR", show_envvar=True,
+                        metavar="SECONDS", help="Keep retrying an unreachable or overloaded server this long "
+                                                "before giving up [default: 60].")(fn)
+
+
 def server_options(fn: F) -> F:
-    """``--server URL`` and ``--api-key KEY`` (``$HEADWATER_SERVER`` / ``$HEADWATER_API_KEY``)."""
+    """``--server URL``, ``--api-key KEY`` and ``--retry-for SECONDS`` (``$HEADWATER_SERVER`` /
+    ``$HEADWATER_API_KEY`` / ``$HEADWATER_RETRY_FOR``)."""
+    fn = retry_for_option(fn)
     fn = click.option("--api-key", envvar="HEADWATER_API_KEY", show_envvar=True, metavar="KEY",
                       help="API key for --server (sent as a bearer token).")(fn)
     return click.option("--server", envvar="HEADWATER_SERVER", show_envvar=True, metavar="URL",

@@ -38,15 +38,19 @@ __all__ = ["COMMANDS", "pack", "index", "verify", "download", "extract", "upload
 @click.argument("dst_dir", type=click.Path(file_okay=False))
 @click.option("--max-shard-size", type=SIZE, default="1GB", show_default=True,
               help="Cap per shard (sequential layout).")
+@click.option("--add", is_flag=True,
+              help="DST_DIR already holds a pool: add these files to it (names it holds are refused).")
 @layout_options(reading=False)
 @progress_option
-def pack(src_dir: str, dst_dir: str, max_shard_size: int, layout: str, base_level: tuple[int, ...], base_dir: str,
-         progress: bool | None) -> None:
-    """Pack SRC_DIR into tar shards with hfutils indexes and a pool manifest in DST_DIR.
+def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str, base_level: tuple[int, ...],
+         base_dir: str, progress: bool | None) -> None:
+    """Pack SRC_DIR into tar shards with hfutils indexes and a pool manifest in DST_DIR (new or empty,
+    unless --add).
 
     \b
     headwater pack photos/ pool/ --layout increment-id --base-level 3
-    headwater pack photos/ pool/ --max-shard-size 1GB
+    headwater pack photos/ pool-seq/ --max-shard-size 1GB
+    headwater pack more-photos/ pool/ --add --layout increment-id --base-level 3
     """
     from ..archive import pack_directory
 
@@ -55,7 +59,7 @@ def pack(src_dir: str, dst_dir: str, max_shard_size: int, layout: str, base_leve
                                  param_hint="--base-level")
     report = pack_directory(src_dir, dst_dir, layout=layout,  # type: ignore[arg-type]
                             max_shard_size=max_shard_size, base_level=base_level[0] if base_level else 3,
-                            base_dir=base_dir, silent=silent_of(progress))
+                            base_dir=base_dir, add=add, silent=silent_of(progress))
     click.echo(f"packed {report.files} files into {len(report.shards)} shard(s), {report.bytes} bytes; "
                f"manifest {report.manifest}")
     for shard in report.oversized:
@@ -71,11 +75,12 @@ def index(paths: tuple[str, ...], root: str | None, no_manifest: bool, progress:
     """Index existing tars (files, or folders searched for *.tar) in one streaming pass each.
 
     A shard that is not a valid tar is named with what is wrong and left without a new index; the others
-    are indexed (exit 1 when any failed).
+    are indexed (exit 1 when any failed). Members that are not regular files (symlinks, hardlinks, devices,
+    fifos) are left out of the index, each named on stderr.
     """
     from tqdm import tqdm
 
-    from ..archive import ArchiveError, encode_index, index_path_for, index_tar, rebuild_manifest
+    from ..archive import ArchiveError, TarMember, encode_index, index_path_for, index_tar, rebuild_manifest
     from ..storage import is_temp_name, write_bytes_atomic
 
     tars: list[str] = []
@@ -87,12 +92,19 @@ def index(paths: tuple[str, ...], root: str | None, no_manifest: bool, progress:
         else:
             tars.append(path)
     failed: dict[str, str] = {}
+    skipped: list[str] = []
     for tar in tqdm(tars, desc="Indexing", unit="shard", disable=silent_of(progress)):
+        def skip(member: TarMember, tar: str = tar) -> None:
+            skipped.append(f"skipped {tar}: {member.name!r}: {member.kind}, not a regular file (not indexed)")
+
         try:
-            write_bytes_atomic(index_path_for(tar), encode_index(index_tar(tar)))
+            write_bytes_atomic(index_path_for(tar), encode_index(index_tar(tar, on_skipped=skip)))
         except ArchiveError as err:
             failed[tar] = str(err)
-    click.echo(f"indexed {len(tars) - len(failed)} shard(s)")
+    click.echo(f"indexed {len(tars) - len(failed)} shard(s)"
+               + (f", skipped {len(skipped)} member(s) that are not regular files" if skipped else ""))
+    for line in skipped:
+        click.echo(line, err=True)
     if not no_manifest and len(failed) < len(tars):
         if root is None:
             dirs = [p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in paths]
@@ -206,13 +218,19 @@ def download(pool_url: str, ids: tuple[str, ...], dst_dir: str, ids_file: TextIO
 @click.argument("dst_dir", type=click.Path(file_okay=False))
 def extract(pool: str, shard: str, dst_dir: str) -> None:
     """Extract SHARD's members into DST_DIR (unsafe names are refused, never written outside); exit 1 when a
-    member was refused."""
+    member was refused.
+
+    A damaged shard (cut short, or bytes that do not match the index) still gives every intact member;
+    each damaged one is named. Members already in DST_DIR whole (an earlier run stopped by a full disk)
+    are kept, not read again.
+    """
     from ..archive import extract_shard
 
     report = extract_shard(pool, shard, dst_dir)
     for name, reason in report.refused.items():
         click.echo(f"refused {name!r}: {reason}", err=True)
-    click.echo(f"extracted {len(report.written)} file(s)")
+    click.echo(f"extracted {len(report.written)} file(s)"
+               + (f", {len(report.kept)} already there" if report.kept else ""))
     if report.refused:
         raise click.exceptions.Exit(1)
 
@@ -225,7 +243,7 @@ def extract(pool: str, shard: str, dst_dir: str) -> None:
 @server_options
 @progress_option
 def upload(pool_dir: str, repo: str, prefix: str, replace: bool, server: str | None, api_key: str | None,
-           progress: bool | None) -> None:
+           retry_for: float | None, progress: bool | None) -> None:
     """Upload the tar shards under POOL_DIR into pool OWNER/NAME of a headwater server (needs a write key).
 
     The server indexes each shard and rebuilds the pool manifest. Shards already there with the same
@@ -239,7 +257,7 @@ def upload(pool_dir: str, repo: str, prefix: str, replace: bool, server: str | N
 
     if not server:
         raise click.UsageError("upload needs --server (or $HEADWATER_SERVER)")
-    with HttpTransport(server, api_key) as transport:
+    with HttpTransport(server, api_key, retry_for=retry_for) as transport:
         report = upload_pool(transport, repo, pool_dir, prefix=prefix, replace=replace, silent=silent_of(progress))
     click.echo(json.dumps(report.to_dict()))
 

@@ -83,19 +83,22 @@ class Api:
     :class:`~headwater.client.stream_cache.StreamCache`. ``default_database`` (name or uid) decides what
     :meth:`get_default_database` returns in embedded mode. ``url``/``api_key``: a headwater server
     (remote mode, :class:`~headwater.client.transports.HttpTransport`: one pooled HTTP session,
-    time-outs, retries, streams that resume; the key defaults to ``$HEADWATER_API_KEY``); ``retry`` (a
-    :class:`~headwater.storage.RetryPolicy` or a number of attempts) sets how patient it is. ``transport`` plugs in any
+    time-outs, retries, streams that resume; the key defaults to ``$HEADWATER_API_KEY``); ``retry_for``
+    (seconds, default ``$HEADWATER_RETRY_FOR``, else 60) is how long an unanswered server is retried before
+    giving up, ``retry`` (a :class:`~headwater.storage.RetryPolicy` or a number of attempts) the rest of how
+    patient it is. ``transport`` plugs in any
     :class:`~headwater.client.transports.Transport` directly.
     """
 
     def __init__(self, api_key: str | None = None, uri: str | None = None, *,
                  catalog: Catalog | str | os.PathLike[str] | None = None, url: str | None = None,
                  cache: CacheSpec = True, default_database: str | None = None, retry: RetryPolicy | int | None = None,
-                 transport: Transport | None = None) -> None:
+                 retry_for: float | None = None, transport: Transport | None = None) -> None:
         if uri is not None and url is not None and uri != url:
             raise ClientError(f"uri={uri!r} and url={url!r}: give the server once")
         if transport is None:
-            transport = open_transport(catalog, url or uri, api_key, default_database=default_database, retry=retry)
+            transport = open_transport(catalog, url or uri, api_key, default_database=default_database, retry=retry,
+                                       retry_for=retry_for)
         self.api_key = api_key
         self._ctx = Context(transport, open_cache(cache))
 

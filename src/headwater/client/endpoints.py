@@ -142,8 +142,8 @@ class ApiEndpoints:
 
     ``ApiEndpoints(api_key=None, uri=None)`` as datatap's; ``catalog=`` (a path, URL or
     :class:`~headwater.catalog.Catalog`) reads a local catalog instead of a server. ``cache`` is the
-    stream cache (``True``: the default one; ``False``: none; a folder), ``retry`` how patient a remote
-    transport is.
+    stream cache (``True``: the default one; ``False``: none; a folder), ``retry_for`` (seconds) and
+    ``retry`` how patient a remote transport is (as for :class:`~headwater.client.Api`).
     """
 
     user: UserEndpoints
@@ -153,8 +153,9 @@ class ApiEndpoints:
 
     def __init__(self, api_key: str | None = None, uri: str | None = None, *,
                  catalog: Catalog | str | os.PathLike[str] | None = None, cache: CacheSpec = True,
-                 retry: RetryPolicy | int | None = None) -> None:
-        self._bind(Context(open_transport(catalog, uri, api_key, retry=retry), open_cache(cache)))
+                 retry: RetryPolicy | int | None = None, retry_for: float | None = None) -> None:
+        self._bind(Context(open_transport(catalog, uri, api_key, retry=retry, retry_for=retry_for),
+                           open_cache(cache)))
 
     @classmethod
     def _of(cls, ctx: Context) -> ApiEndpoints:

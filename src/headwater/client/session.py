@@ -24,7 +24,6 @@ from ..storage import RetryPolicy
 from .errors import ClientError
 from .stream_cache import StreamCache
 from .transports import EmbeddedTransport, HttpTransport, Transport
-from .transports.http import DEFAULT_RETRY
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -47,8 +46,10 @@ def open_cache(spec: CacheSpec) -> StreamCache | None:
 
 
 def open_transport(catalog: Catalog | str | os.PathLike[str] | None, url: str | None, api_key: str | None, *,
-                   default_database: str | None = None, retry: RetryPolicy | int | None = None) -> Transport:
-    """The transport for these arguments (see the module docstring for the rule)."""
+                   default_database: str | None = None, retry: RetryPolicy | int | None = None,
+                   retry_for: float | str | None = None) -> Transport:
+    """The transport for these arguments (see the module docstring for the rule); ``retry``/``retry_for``
+    apply to a server only (:func:`~headwater.client.transports.http.retry_policy`)."""
     if catalog is not None and url is not None:
         raise ClientError("give either a catalog (embedded mode) or a server url (remote mode), not both")
     if catalog is None and url is None:
@@ -56,7 +57,7 @@ def open_transport(catalog: Catalog | str | os.PathLike[str] | None, url: str | 
     if url is not None:
         key = api_key if api_key is not None else (
             os.environ.get("HEADWATER_API_KEY") or os.environ.get("DATATAP_API_KEY") or None)
-        return HttpTransport(url, key, retry=DEFAULT_RETRY if retry is None else retry)
+        return HttpTransport(url, key, retry=retry, retry_for=retry_for)
     if catalog is None:
         catalog = default_catalog_location()
         if "://" not in catalog and not os.path.exists(catalog):

@@ -7,15 +7,24 @@ Why it looks like this (and what datatap's cache got wrong):
   The file name is a hash of the key; a JSON sidecar beside it keeps the readable key, the byte
   size, the line count and a sparse line index (so a resume at ``offset`` seeks instead of
   scanning).
-* **Promoted only when complete.** A pass writes to a temp file as the lines go by; only when the
-  source is exhausted is it fsynced and renamed to its final name. A pass that is abandoned (the
+* **Promoted only when complete.** A pass writes to its own temp file as the lines go by; only when
+  the source is exhausted is it fsynced and renamed to its final name. A pass that is abandoned (the
   generator closed or collected half-way), fails, or is killed leaves no entry, so the next pass
   either replays a complete entry or streams from the source again — never a truncated file.
-* **Several processes.** Filling takes a per-key :class:`filelock.FileLock` without waiting. A
-  second process (or a second pass in the same process) that finds the lock held *streams from the
-  source itself and writes nothing*: it never waits behind a slow consumer or an abandoned pass,
-  and it never sees a half-written file. Reading a promoted entry takes no lock: entries are
-  immutable, and on POSIX an open file survives its eviction.
+* **Several processes: the first complete copy wins.** Every pass that misses the cache writes its
+  own temp file (named with its pid), and no pass waits for another. The pass that completes first
+  promotes its copy under a per-key :class:`filelock.FileLock` held only for that rename; a pass
+  completing later finds the entry there and drops its copy. So whichever pass completes — even
+  when the one that started first is killed half-way — leaves exactly one complete entry. (The
+  first version locked the key for a whole pass and let every other pass stream without writing:
+  when the locking process died, the passes beside it completed and left nothing.)
+* **Readers never see a partial entry.** An entry is two files, the data and a JSON sidecar; the
+  sidecar names the data file's inode (kept by the rename), and a reader accepts the pair only when
+  they match and the sizes agree. Reading takes no lock: entries are immutable, and on POSIX an
+  open file survives its eviction.
+* **Dead passes are cleaned up.** Temp files whose process is gone (the pid in the name is not
+  alive on this host) or that have not been written for :data:`STALE_TEMP_SECONDS` are removed
+  when the cache is next opened and at each eviction.
 * **Bounded.** A byte budget (default 10 GiB, ``HEADWATER_STREAM_CACHE_BYTES`` or ``max_bytes``)
   evicts least-recently-used entries; a replay refreshes the entry's mtime, which is the LRU clock.
   A pass bigger than the whole budget stops writing (and keeps streaming).
@@ -39,6 +48,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -51,9 +61,15 @@ from ..droplet.ndjson import count_lines, frame_lines, skip_lines
 from ..storage import atomic_path, cache_dir
 from .errors import CacheError
 
-__all__ = ["StreamKey", "CacheEntry", "StreamCache", "DEFAULT_MAX_BYTES"]
+__all__ = ["StreamKey", "CacheEntry", "StreamCache", "DEFAULT_MAX_BYTES", "STALE_TEMP_SECONDS"]
 
 DEFAULT_MAX_BYTES = 10 * 2**30
+STALE_TEMP_SECONDS = 3600.0
+"""A temp file not written for this long belongs to a dead pass even if its pid looks alive (a pid
+reused, or a pass on another host sharing the folder): it is removed."""
+_PROMOTE_WAIT = 60.0  # seconds to wait for the per-key lock, which is only ever held for a rename
+_ORPHAN_SECONDS = 60.0  # a sidecar without its data file for this long is left from a failed promotion
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _FORMAT = 1
 _READ_BLOCK = 4 * 2**20
 _MARK_EVERY = 256 * 2**10
@@ -100,6 +116,11 @@ class _Meta(msgspec.Struct):
     lines: int
     marks: list[tuple[int, int]]
     created: float
+    inode: int | None = None  # of the data file this sidecar describes (absent in entries of older versions)
+
+    def describes(self, st: os.stat_result) -> bool:
+        """Whether this sidecar belongs to the data file with stat ``st`` (not a copy promoted before or after)."""
+        return self.bytes == st.st_size and (self.inode is None or self.inode == st.st_ino)
 
 
 def _default_budget() -> int:
@@ -127,6 +148,7 @@ class StreamCache:
         self.max_bytes = _default_budget() if max_bytes is None else int(max_bytes)
         if self.max_bytes < 0:
             raise CacheError(f"max_bytes must be >= 0, got {max_bytes}")
+        self._sweep()  # temps of passes that died since the cache was last opened
 
     def __repr__(self) -> str:
         return f"StreamCache({self.root!r}, max_bytes={self.max_bytes})"
@@ -157,7 +179,7 @@ class StreamCache:
             st = os.stat(self._data_path(key))
         except FileNotFoundError:
             return None
-        if meta is None or meta.bytes != st.st_size:
+        if meta is None or not meta.describes(st):
             return None
         return CacheEntry(key, self._data_path(key), meta.bytes, meta.lines, st.st_mtime,
                           tuple((int(a), int(b)) for a, b in meta.marks))
@@ -176,7 +198,7 @@ class StreamCache:
         except FileNotFoundError:
             return None
         meta = self._load_meta(self._meta_path(key))
-        if meta is None or meta.bytes != os.fstat(f.fileno()).st_size or offset > meta.lines:
+        if meta is None or not meta.describes(os.fstat(f.fileno())) or offset > meta.lines:
             f.close()
             return None
         with contextlib.suppress(OSError):
@@ -185,78 +207,73 @@ class StreamCache:
 
     # -- filling ---------------------------------------------------------------------------------
     def fill(self, key: StreamKey, blocks: Iterable[bytes]) -> Iterator[bytes]:
-        """Pass ``blocks`` (whole NDJSON lines each) through, writing them into the cache.
+        """Pass ``blocks`` (whole NDJSON lines each) through, writing them into this pass's temp file.
 
-        The entry is promoted only once ``blocks`` is exhausted. If another pass holds the key's
-        lock, the blocks are passed through unwritten; if the entry got promoted meanwhile, it is
-        replayed instead and ``blocks`` is never started.
+        Once ``blocks`` is exhausted the copy is promoted, unless another pass promoted one first (then
+        ours is dropped: the first complete copy wins). If the entry is already there when the pass
+        starts, it is replayed instead and ``blocks`` is never started.
         """
-        lock = self._lock(key.digest)
-        try:
-            lock.acquire(blocking=False)
-        except Timeout:
-            yield from blocks
+        promoted = self.replay(key)
+        if promoted is not None:
+            _close(blocks)
+            yield from promoted
             return
-        tmp: str | None = None
+        tmp = os.path.join(self.root, f".{key.digest}.{os.getpid()}-{_HOST}-{secrets.token_hex(4)}.tmp")
+        out: BinaryIO | None = open(tmp, "wb")  # noqa: SIM115 - closed below or in finally
+        size = lines = 0
+        marks: list[tuple[int, int]] = [(0, 0)]
         try:
-            promoted = self.replay(key)
-            if promoted is not None:
-                _close(blocks)
-                yield from promoted
-                return
-            self._remove_temps(key.digest)
-            tmp = os.path.join(self.root, f".{key.digest}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-            out: BinaryIO | None = open(tmp, "wb")  # noqa: SIM115 - closed below or in finally
-            size = lines = 0
-            marks: list[tuple[int, int]] = [(0, 0)]
-            try:
-                for block in blocks:
-                    if block and block[-1:] != b"\n":
-                        raise CacheError(
-                            f"stream block for {key.dataset}/{key.split} chunk {key.chunk}/{key.nchunks} "
-                            "does not end at a line boundary"
-                        )
-                    if out is not None:
-                        if size + len(block) > self.max_bytes:  # bigger than the whole budget
-                            out.close()
-                            out = None
-                            os.unlink(tmp)
-                        else:
-                            if size - marks[-1][1] >= _MARK_EVERY:
-                                marks.append((lines, size))
-                            out.write(block)
-                            size += len(block)
-                            lines += count_lines(block)
-                    yield block
+            for block in blocks:
+                if block and block[-1:] != b"\n":
+                    raise CacheError(
+                        f"stream block for {key.dataset}/{key.split} chunk {key.chunk}/{key.nchunks} "
+                        "does not end at a line boundary"
+                    )
                 if out is not None:
-                    out.flush()
-                    os.fsync(out.fileno())
-                    out.close()
-                    out = None
-                    self._promote(key, tmp, size, lines, marks)
-            finally:
-                if out is not None:
-                    out.close()
+                    if size + len(block) > self.max_bytes:  # bigger than the whole budget
+                        out.close()
+                        out = None
+                        os.unlink(tmp)
+                    else:
+                        if size - marks[-1][1] >= _MARK_EVERY:
+                            marks.append((lines, size))
+                        out.write(block)
+                        size += len(block)
+                        lines += count_lines(block)
+                yield block
+            if out is not None:
+                out.flush()
+                os.fsync(out.fileno())
+                inode = os.fstat(out.fileno()).st_ino
+                out.close()
+                out = None
+                if self._promote(key, tmp, inode, size, lines, marks):
+                    self.evict()
         finally:
-            if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-            lock.release()
+            if out is not None:
+                out.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
-    def _promote(self, key: StreamKey, tmp: str, size: int, lines: int, marks: list[tuple[int, int]]) -> None:
-        meta = _Meta(_FORMAT, asdict(key), size, lines, marks, time.time())
-        with atomic_path(self._meta_path(key)) as meta_tmp, open(meta_tmp, "wb") as f:
-            f.write(msgspec.json.encode(meta))
-        os.replace(tmp, self._data_path(key))
-        self.evict()
-
-    def _remove_temps(self, digest: str) -> None:
-        """Temps of a key whose lock we hold belong to dead or abandoned passes."""
-        prefix = f".{digest}."
-        for name in os.listdir(self.root):
-            if name.startswith(prefix) and name.endswith(".tmp"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.root, name))
+    def _promote(self, key: StreamKey, tmp: str, inode: int, size: int, lines: int,
+                 marks: list[tuple[int, int]]) -> bool:
+        """Make the complete copy ``tmp`` the entry, unless a complete entry is there already; True if it was."""
+        try:
+            with self._lock(key.digest).acquire(timeout=_PROMOTE_WAIT):
+                if self.lookup(key) is not None:
+                    return False  # another pass completed first: its copy stays, ours is dropped
+                meta = _Meta(_FORMAT, asdict(key), size, lines, marks, time.time(), inode)
+                with atomic_path(self._meta_path(key)) as meta_tmp, open(meta_tmp, "wb") as f:
+                    f.write(msgspec.json.encode(meta))
+                try:
+                    os.replace(tmp, self._data_path(key))
+                except FileNotFoundError:  # our temp was swept as stale: no entry, the sidecar goes too
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._meta_path(key))
+                    return False
+                return True
+        except Timeout:  # cannot happen unless the lock is stuck elsewhere: keep streaming, skip caching
+            return False
 
     def stream(self, key: StreamKey, source: Callable[[int], Iterable[bytes]], *, offset: int = 0) -> Iterator[bytes]:
         """Blocks of the pass from line ``offset``: replayed, filled while streaming, or streamed.
@@ -283,7 +300,7 @@ class StreamCache:
                 st = os.stat(os.path.join(self.root, name))
             except FileNotFoundError:
                 continue
-            if meta is None:
+            if meta is None or not meta.describes(st):
                 continue
             key = StreamKey(**meta.key)
             found.append(CacheEntry(key, os.path.join(self.root, name), st.st_size, meta.lines, st.st_mtime,
@@ -313,7 +330,7 @@ class StreamCache:
     def evict(self, max_bytes: int | None = None) -> list[StreamKey]:
         """Remove least-recently-used entries until the total is within budget; returns their keys.
 
-        Also removes temp files of dead passes (their key lock is free) and orphaned sidecars.
+        Also removes temp files of dead passes and sidecars left without their data file.
         """
         budget = self.max_bytes if max_bytes is None else max_bytes
         removed: list[StreamKey] = []
@@ -336,24 +353,62 @@ class StreamCache:
         return removed
 
     def _sweep(self) -> None:
-        names = set(os.listdir(self.root))
+        """Remove the temp files of dead passes and sidecars whose data file is gone."""
+        now = time.time()
+        names = os.listdir(self.root)
+        present = set(names)
         for name in names:
+            path = os.path.join(self.root, name)
             if name.startswith(".") and name.endswith(".tmp") and len(name) > 42:
-                digest = name[1:41]
-                lock = self._lock(digest)
-                try:
-                    lock.acquire(blocking=False)
-                except Timeout:
-                    continue  # a live pass is filling it
-                try:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(self.root, name))
-                finally:
-                    lock.release()
+                dead = _temp_is_dead(path, name[42:-4], now)
+            elif name.endswith(_META) and not name.startswith(".") and name[: -len(_META)] + _DATA not in present:
+                dead = _older_than(path, now, _ORPHAN_SECONDS)
+            else:
+                continue
+            if dead:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     def clear(self) -> None:
         """Remove every promoted entry."""
         self.evict(0)
+
+
+def _older_than(path: str, now: float, seconds: float) -> bool:
+    try:
+        return now - os.stat(path).st_mtime > seconds
+    except FileNotFoundError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host is running (a zombie — killed, not yet reaped — is not)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
+
+
+def _temp_is_dead(path: str, owner: str, now: float) -> bool:
+    """Whether the temp file at ``path`` (``owner``: ``PID-HOST-TOKEN``, or ``PID-TOKEN`` from older
+    versions) belongs to a pass that can no longer complete."""
+    if _older_than(path, now, STALE_TEMP_SECONDS):
+        return True
+    parts = owner.split("-")
+    host = parts[1] if len(parts) == 3 else _HOST
+    if host != _HOST or not parts[0].isdigit():
+        return False  # another host's pass: only its age tells
+    return not _pid_alive(int(parts[0]))
 
 
 def _close(blocks: Iterable[bytes]) -> None:

@@ -23,6 +23,7 @@ from .errors import (
     PoolError,
     PoolNotFoundError,
     ResourceNotFoundError,
+    TruncatedMemberError,
     UnpinnedWarning,
 )
 from .hf import HfBasedDataPool, HfResolveStore, IncrementIDDataPool, hf_resolve_store
@@ -36,7 +37,7 @@ __all__ = [
     "DataPool", "IndexedPool", "StorePool", "open_pool", "HfBasedDataPool", "IncrementIDDataPool",
     "hf_resolve_store", "HfResolveStore", "DataLocation", "Member", "DownloadReport",
     "PoolError", "InvalidResourceDataError", "ResourceNotFoundError", "FileUnrecognizableError", "IntegrityError",
-    "PoolAuthError", "PoolChangedError", "PoolNotFoundError", "LayoutError", "UnpinnedWarning",
+    "TruncatedMemberError", "PoolAuthError", "PoolChangedError", "PoolNotFoundError", "LayoutError", "UnpinnedWarning",
     "Layout", "ScanLayout", "IncrementIDLayout", "TableLayout", "layout_from_name",
     "PlanPolicy", "RangeRead", "Wanted", "plan_reads",
 ]

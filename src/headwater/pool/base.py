@@ -36,7 +36,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ..archive import safe_target
-from ..storage import StoreAuthError, atomic_path
+from ..storage import DiskFullError, StoreAuthError, atomic_path
 from .errors import ResourceNotFoundError
 from .report import DownloadReport
 
@@ -84,7 +84,7 @@ class DataPool:
         os.makedirs(dst_dir, exist_ok=True)
         report = DownloadReport()
         lock = threading.Lock()
-        auth_error: list[StoreAuthError] = []
+        fatal: list[StoreAuthError | DiskFullError] = []  # stop the batch: refused credentials, a full disk
 
         def one(resource_id: Any, info: Any) -> bool:
             try:
@@ -105,8 +105,8 @@ class DataPool:
             except ResourceNotFoundError:
                 with lock:
                     report.missing.append(resource_id)
-            except StoreAuthError as err:
-                auth_error.append(err)
+            except (StoreAuthError, DiskFullError) as err:
+                fatal.append(err)
             except Exception as err:  # noqa: BLE001 - recorded per resource in the report
                 log.warning("resource %r failed: %r", resource_id, err)
                 with lock:
@@ -119,7 +119,7 @@ class DataPool:
         with tqdm(desc="Downloading", unit="res", disable=silent) as bar, ThreadPoolExecutor(max_workers) as ex:
             while True:
                 limit = max_workers if max_downloads is None else min(max_workers, max_downloads - delivered)
-                while not auth_error and len(running) < limit:
+                while not fatal and len(running) < limit:
                     item = next(items, StopIteration)
                     if item is StopIteration:
                         break
@@ -132,7 +132,7 @@ class DataPool:
                     running.pop(fut)
                     delivered += fut.result()
                     bar.update()
-        if auth_error:
-            raise auth_error[0]
+        if fatal:
+            raise fatal[0]
         report.seconds = time.perf_counter() - start
         return report

@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+from ..archive.errors import TruncatedTarError
 from ..errors import HeadwaterError
 from ..storage import StoreAuthError, StoreNotFoundError
 
@@ -17,6 +18,7 @@ __all__ = [
     "ResourceNotFoundError",
     "FileUnrecognizableError",
     "IntegrityError",
+    "TruncatedMemberError",
     "PoolAuthError",
     "PoolChangedError",
     "PoolNotFoundError",
@@ -43,6 +45,13 @@ class FileUnrecognizableError(PoolError):
 
 class IntegrityError(InvalidResourceDataError):
     """Bytes read from a shard do not match the sha256 recorded in its index."""
+
+
+class TruncatedMemberError(InvalidResourceDataError, TruncatedTarError):
+    """The shard ends inside the member (truncated, or replaced by a shorter file): its bytes are not all
+    there. A damaged shard, not a flaky store, so it is reported at once, never retried; the members of
+    the same shard that are whole are still delivered. Also a :class:`TruncatedTarError` (``offset``: where
+    the member's data starts), the archive layer's name for the same damage."""
 
 
 PoolAuthError = StoreAuthError

@@ -1,5 +1,10 @@
 """Execute planned range reads with a bounded number in flight, verifying every member's sha256.
 
+A shard that ends inside a merged read (truncated, or replaced by a shorter file) does not fail the whole
+read: every item wholly inside the bytes that exist is delivered (and checked) as usual, and only the
+items the shard cuts off fail, each with a :class:`~headwater.pool.errors.TruncatedMemberError` naming
+the shard, the member and how many of its bytes there are.
+
 When the store may answer several ranges in one request (:attr:`~headwater.storage.Store.multi_range` not
 False: plain HTTP stores until their server shows otherwise), the plan asks for each shard's members as
 separate ranges of one request instead of one range carrying the gaps between them. Members whose range
@@ -22,8 +27,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from typing import Any
 
-from ..storage import Store
-from .errors import IntegrityError
+from ..storage import Store, TruncatedFileError
+from .errors import IntegrityError, TruncatedMemberError
 from .planner import MultiRangeRead, PlanPolicy, RangeRead, Wanted, plan_reads
 
 __all__ = ["fetch_wanted", "check_sha256"]
@@ -111,13 +116,35 @@ def _read_and_process(
     shard_sizes: Mapping[str, int | None], policy: PlanPolicy,
 ) -> list[tuple[Wanted, Any]]:
     if isinstance(read, RangeRead):
-        return _serve(read, store.read_range(read.shard, read.start, read.end), process)
+        return _read_single(store, read, process)
     out, missing = _read_multi(store, read, process)
     if missing:  # no multi-range after all: the single-range plan for what is left, in this worker
         for sub in plan_reads(missing, {read.shard: shard_sizes.get(read.shard)}, policy):
             assert isinstance(sub, RangeRead)
-            out += _serve(sub, store.read_range(sub.shard, sub.start, sub.end), process)
+            out += _read_single(store, sub, process)
     return out
+
+
+def _read_single(store: Store, read: RangeRead,
+                 process: Callable[[Wanted, memoryview], Any] | None) -> list[tuple[Wanted, Any]]:
+    """The items of ``read`` from one range read; if the shard ends inside the range, the items wholly
+    inside the bytes that exist are served and each other one gets a :class:`TruncatedMemberError`."""
+    try:
+        data = store.read_range(read.shard, read.start, read.end)
+    except TruncatedFileError as err:
+        have = read.start + len(err.data)
+        whole = [item for item in read.items if item.end <= have]
+        out = _serve(RangeRead(read.shard, read.start, have, whole), err.data, process) if whole else []
+        ends = f"the shard ends at byte {err.size}" if err.size is not None else "the shard ends before it"
+        for item in read.items:
+            if item.end > have:
+                what = repr(item.name) if item.name else f"at bytes {item.offset}-{item.end}"
+                got = min(item.size, max(0, have - item.offset))
+                out.append((item, TruncatedMemberError(
+                    f"{read.shard}: member {what} is truncated: got {got} of {item.size} bytes ({ends}); the "
+                    "shard is damaged: re-pack or re-upload it", item.offset)))
+        return out
+    return _serve(read, data, process)
 
 
 def _read_multi(
@@ -126,7 +153,10 @@ def _read_multi(
     """The items of ``read`` served from one multi-range request, and the items its answer missed."""
     out: list[tuple[Wanted, Any]] = []
     missing: list[Wanted] = []
-    datas = store.fetch_ranges(read.shard, [(part.start, part.end) for part in read.parts])
+    try:
+        datas = store.fetch_ranges(read.shard, [(part.start, part.end) for part in read.parts])
+    except TruncatedFileError:  # asked as one plain range: the single-range reads say what is cut off
+        return [], read.items
     for part, data in zip(read.parts, datas, strict=True):
         if data is None:
             missing.extend(part.items)

@@ -47,10 +47,12 @@ from ..archive import (
     TarIndex,
     check_member_name,
     find_shards,
+    holds_member,
     load_index,
     safe_target,
 )
 from ..storage import (
+    DiskFullError,
     Store,
     StoreAuthError,
     StoreNotFoundError,
@@ -97,6 +99,7 @@ class IndexedPool(DataPool):
         self._manifest: Manifest | bool | None = None  # False: looked, none there
         self._tar_infos: dict[str, dict[Hashable, list[str]]] = {}
         self._indexes: dict[str, TarIndex | None] = {}
+        self._index_failures: dict[str, Exception] = {}  # during a batch download: shard → why its index failed
         self._lock = threading.RLock()
         self._shard_locks: dict[str, threading.Lock] = {}
 
@@ -161,7 +164,10 @@ class IndexedPool(DataPool):
         with self._lock:
             if shard in self._indexes:
                 return self._indexes[shard]
+            failed = self._index_failures.get(shard)
             shard_lock = self._shard_locks.setdefault(shard, threading.Lock())
+        if failed is not None:  # already failed in this batch download: not fetched again for each resource
+            raise failed
         with shard_lock:
             if shard not in self._indexes:
                 try:
@@ -192,17 +198,36 @@ class IndexedPool(DataPool):
         return mapping
 
     def _prefetch_indexes(self, resource_ids: Iterable[Any], max_workers: int = 8) -> None:
-        """Fetch the indexes a batch will need concurrently (only when there is no manifest)."""
+        """Fetch the indexes a batch will need concurrently (only when there is no manifest).
+
+        A shard whose index cannot be had (malformed, unreachable after the store's retries) fails only the
+        resources that may be in it: the failure is recorded (:attr:`_index_failures`, for the rest of this
+        batch download, so it is not fetched again per resource) and :meth:`locate` reports it for them.
+        Refused credentials and a pool that is not there still stop the batch.
+        """
         if self.manifest() is not None and self.layout.stem_keyed:
             return
         shards: set[str] = set()
         for rid in resource_ids:
-            shards.update(self._request_possible_archives(rid) or ())
+            candidates = self._request_possible_archives(rid)
+            if candidates is None:  # any shard may hold it (scan layout): locate() reads them all anyway
+                shards.update(self._all_shards())
+                break
+            shards.update(candidates)
         with self._lock:
-            shards -= self._indexes.keys()
+            shards -= self._indexes.keys() | self._index_failures.keys()
         if len(shards) > 1:
             with ThreadPoolExecutor(max_workers=max_workers) as ex:
-                list(ex.map(self._make_tar_info, sorted(shards)))
+                list(ex.map(self._prefetch_index, sorted(shards)))
+
+    def _prefetch_index(self, shard: str) -> None:
+        try:
+            self._make_tar_info(shard)
+        except (StoreAuthError, PoolNotFoundError):
+            raise
+        except Exception as err:  # noqa: BLE001 - recorded; reported for each resource it concerns
+            with self._lock:
+                self._index_failures[shard] = err
 
     def _all_shards(self) -> list[str]:
         manifest = self.manifest()
@@ -231,10 +256,18 @@ class IndexedPool(DataPool):
                 if not found:
                     raise ResourceNotFoundError(f"Resource {resource_id!r} not found.")
                 return found
+        unreadable: Exception | None = None  # a shard whose index failed: it may hold the resource
         for shard in candidates if candidates is not None else self._all_shards():
-            names = self._make_tar_info(shard).get(resource_id)
+            try:
+                tar_info = self._make_tar_info(shard)
+            except (StoreAuthError, PoolNotFoundError):
+                raise
+            except Exception as err:  # noqa: BLE001 - the resource may still be in another shard
+                unreadable = unreadable or err
+                continue
+            names = tar_info.get(resource_id)
             if not names and not isinstance(resource_id, str):
-                names = self._make_tar_info(shard).get(str(resource_id))
+                names = tar_info.get(str(resource_id))
             if names:
                 index = self.shard_index(shard)
                 assert index is not None
@@ -243,6 +276,8 @@ class IndexedPool(DataPool):
                            index.files[n].sha256, index.filesize)
                     for n in names
                 ]
+        if unreadable is not None:
+            raise unreadable
         raise ResourceNotFoundError(f"Resource {resource_id!r} not found.")
 
     # -- reading -----------------------------------------------------------------------------------
@@ -253,7 +288,7 @@ class IndexedPool(DataPool):
         error reports.
         """
         members = list(members)
-        wanted = [Wanted(m.location.tar_file, m.offset, m.size, i) for i, m in enumerate(members)]
+        wanted = [Wanted(m.location.tar_file, m.offset, m.size, i, m.location.filename) for i, m in enumerate(members)]
         sizes = {m.location.tar_file: m.shard_size for m in members}
         for item, data in fetch_wanted(self.data_store, wanted, sizes, policy=self.plan, max_workers=max_workers):
             if isinstance(data, BaseException):
@@ -266,41 +301,32 @@ class IndexedPool(DataPool):
     def mock_resource(self, resource_id: Any, resource_info: Any, silent: bool = False) -> Iterator[tuple[str, Any]]:
         """Download ``resource_id``'s files into a temp directory and yield ``(directory, resource_info)``."""
         members = self.locate(resource_id)
+        for member in members:
+            check_member_name(member.location.filename)
         with tempfile.TemporaryDirectory(prefix="headwater-") as td:
-            for member, data in self.read_members(members):
-                target = safe_target(td, self._get_dst_filename(member.location))
-                with open(target, "wb") as f:
-                    f.write(data)
+            for member, data in self.read_members(members):  # a full disk: DiskFullError naming the file
+                write_bytes_atomic(safe_target(td, self._get_dst_filename(member.location)), data)
             yield td, resource_info
 
     # -- batch download ----------------------------------------------------------------------------
-    def _complete_in(self, dst_dir: str, members: list[Member], meta: str | None) -> bool:
-        """Whether every file of a resource is already in ``dst_dir`` with its size and sha256 (resume).
+    def _to_fetch(self, dst_dir: str, members: list[Member]) -> list[Member]:
+        """The files of a resource not yet in ``dst_dir`` with their size and sha256 (resume: a file
+        already there whole is not fetched again, even when another file of its resource is missing).
 
-        A fresh directory is the common case, so a missing file is detected first with one ``lstat`` of
-        the plain joined path; only a file that exists pays for :func:`safe_target`'s ``realpath`` walk
-        (the name itself is still checked here, so an unsafe name fails before anything is read).
+        Every member name must pass :func:`check_member_name`, the one policy that ``extract`` and
+        ``verify`` apply to the same member (raises :class:`~headwater.archive.UnsafeMemberError` before
+        anything is read). A fresh directory is the common case, so a missing file is detected first with
+        one ``lstat`` of the plain joined path; only a file that exists pays for :func:`safe_target`'s
+        ``realpath`` walk.
         """
-        if meta is not None and not os.path.exists(meta):
-            return False
+        todo = []
         for m in members:
+            check_member_name(m.location.filename)
             name = self._get_dst_filename(m.location)
-            if not os.path.lexists(os.path.join(dst_dir, check_member_name(name))):
-                return False
-            path = safe_target(dst_dir, name)
-            try:
-                if os.path.getsize(path) != m.size:
-                    return False
-            except OSError:
-                return False
-            if m.sha256 is not None:
-                digest = hashlib.sha256()
-                with open(path, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        digest.update(chunk)
-                if digest.hexdigest() != m.sha256:
-                    return False
-        return True
+            if (not os.path.lexists(os.path.join(dst_dir, check_member_name(name)))
+                    or not holds_member(safe_target(dst_dir, name), m.size, m.sha256)):
+                todo.append(m)
+        return todo
 
     def batch_download_to_directory(
         self,
@@ -318,7 +344,12 @@ class IndexedPool(DataPool):
           already complete in ``dst_dir`` and skipped — a re-run resumes rather than adding more).
         * Files are written atomically after their sha256 is checked; metainfo JSON goes to ``dst_dir``.
         * Transient errors are retried by the store; an authorisation failure stops the batch and is
-          raised as :class:`~headwater.pool.errors.PoolAuthError`.
+          raised as :class:`~headwater.pool.errors.PoolAuthError`; so does a full disk
+          (:class:`~headwater.storage.DiskFullError`, naming the file; a re-run resumes).
+        * A damaged pool fails only what it must: a shard cut short fails the members it cuts off
+          (:class:`~headwater.pool.errors.TruncatedMemberError`), a shard whose index cannot be read fails the
+          resources that may be in it; every other resource is delivered. Unsafe member names are refused
+          by the same rule as ``extract`` and ``verify``.
         * Work in flight is bounded by ``batch_size`` resources and ``max_workers`` reads.
         * ``silent``: no progress bar (None: a bar only when stderr is a terminal).
         """
@@ -331,14 +362,18 @@ class IndexedPool(DataPool):
         total = len(cast(Sized, resource_ids)) if hasattr(resource_ids, "__len__") else None
         if max_downloads is not None and total is not None:
             total = min(total, max_downloads)
-        with tqdm(total=total, desc="Downloading", unit="res", disable=silent) as bar:
-            while max_downloads is None or report.delivered < max_downloads:
-                room = (self.batch_size if max_downloads is None
-                        else min(self.batch_size, max_downloads - report.delivered))
-                batch = self._take_batch(items, room, dst_dir, save_metainfo, metainfo_fmt, report, bar)
-                if batch is None:
-                    break
-                self._download_batch(batch, dst_dir, max_workers, save_metainfo, metainfo_fmt, report, bar)
+        try:
+            with tqdm(total=total, desc="Downloading", unit="res", disable=silent) as bar:
+                while max_downloads is None or report.delivered < max_downloads:
+                    room = (self.batch_size if max_downloads is None
+                            else min(self.batch_size, max_downloads - report.delivered))
+                    batch = self._take_batch(items, room, dst_dir, save_metainfo, metainfo_fmt, report, bar)
+                    if batch is None:
+                        break
+                    self._download_batch(batch, dst_dir, max_workers, save_metainfo, metainfo_fmt, report, bar)
+        finally:
+            with self._lock:  # an index that failed in this batch is asked again by the next one
+                self._index_failures.clear()
         for store, (req, nbytes, retries) in zip(stores.values(), before, strict=True):
             report.requests += store.stats.requests - req
             report.bytes_read += store.stats.bytes_read - nbytes
@@ -361,11 +396,11 @@ class IndexedPool(DataPool):
             self._prefetch_indexes(rid for rid, _info in chunk)
             for rid, info in chunk:
                 try:
-                    members = self.locate(rid)
+                    members = self._to_fetch(dst_dir, self.locate(rid))
                     meta = None
                     if save_metainfo and info is not None:
                         meta = safe_target(dst_dir, metainfo_fmt.format(resource_id=rid))
-                    if self._complete_in(dst_dir, members, meta):
+                    if not members and (meta is None or os.path.exists(meta)):
                         report.skipped.append(rid)
                         bar.update()
                         room -= 1  # a skipped resource is delivered too (max_downloads counts it)
@@ -391,10 +426,20 @@ class IndexedPool(DataPool):
     ) -> None:
         wanted: list[Wanted] = []
         remaining: dict[int, int] = {}
+
+        def delivered(r: int) -> None:
+            rid, info, _members = batch[r]
+            if save_metainfo and info is not None:
+                write_metainfo(dst_dir, metainfo_fmt, rid, info)
+            report.downloaded.append(rid)
+            bar.update()
+
         for r, (_rid, _info, members) in enumerate(batch):
             remaining[r] = len(members)
+            if not members:  # its files were all there already: only the metainfo was missing
+                delivered(r)
             for m in members:
-                wanted.append(Wanted(m.location.tar_file, m.offset, m.size, (r, m)))
+                wanted.append(Wanted(m.location.tar_file, m.offset, m.size, (r, m), m.location.filename))
         sizes = {w.shard: w.key[1].shard_size for w in wanted}
 
         def write(item: Wanted, data: memoryview) -> None:  # runs in the reading worker thread
@@ -406,10 +451,12 @@ class IndexedPool(DataPool):
         for item, outcome in fetch_wanted(self.data_store, wanted, sizes, policy=self.plan,
                                           max_workers=max_workers, process=write):
             r = item.key[0]
-            rid, info, _members = batch[r]
+            rid = batch[r][0]
             if r in failed:
                 continue
-            if isinstance(outcome, BaseException):  # read, integrity, unsafe name or disk error
+            if isinstance(outcome, DiskFullError):  # every further write would fail too: stop, named
+                raise outcome
+            if isinstance(outcome, BaseException):  # read, integrity, unsafe name or write error
                 failed.add(r)
                 report.failed[rid] = f"{type(outcome).__name__}: {outcome}"
                 bar.update()
@@ -417,10 +464,7 @@ class IndexedPool(DataPool):
             report.files += 1
             remaining[r] -= 1
             if remaining[r] == 0:
-                if save_metainfo and info is not None:
-                    write_metainfo(dst_dir, metainfo_fmt, rid, info)
-                report.downloaded.append(rid)
-                bar.update()
+                delivered(r)
 
 
 class StorePool(IndexedPool):

@@ -34,10 +34,14 @@ __all__ = ["Wanted", "RangeRead", "MultiRangeRead", "PlanPolicy", "plan_reads", 
 
 @dataclass(frozen=True, slots=True)
 class Wanted:
+    """``size`` bytes at ``offset`` of ``shard``; ``key`` is the caller's, ``name`` (the member's) is for
+    error messages."""
+
     shard: str
     offset: int
     size: int
     key: Any = None
+    name: str = ""
 
     @property
     def end(self) -> int:

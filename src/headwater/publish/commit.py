@@ -54,7 +54,7 @@ from .split_rule import SplitRule
 from .validation import PublishPlan, check_names, image_paths, is_local_path, prepare_publish
 
 if TYPE_CHECKING:  # imported where used: a remote client imports this layer without loading SQLAlchemy
-    from ..catalog import Catalog, Publisher
+    from ..catalog import Catalog, Publisher, PublishKey
 
 __all__ = ["POOL_MARKER", "publish"]
 
@@ -83,6 +83,7 @@ def publish(
     max_problems: int = 100,
     create_database: bool = False,
     silent: bool | None = False,
+    key: PublishKey | None = None,
 ) -> DatasetRecord:
     """Validate ``source`` completely, pack its local images into a new pool and publish it as ONE new
     dataset of ``database``/``namespace``/``name``; returns its :class:`~headwater.catalog.DatasetRecord`.
@@ -104,6 +105,9 @@ def publish(
       are referenced as ``pool://{pool_name}/{member}``; ``pools`` adds more name → URL entries for
       ``pool://`` refs already in the droplets (unknown pool names are problems).
     * ``silent``: no progress bars (None: bars only when stderr is a terminal).
+    * ``key``: an idempotency key (:class:`~headwater.catalog.PublishKey`), recorded in the same transaction;
+      if a publish with it committed before, :class:`~headwater.catalog.AlreadyPublishedError` names that
+      dataset and nothing is written (the server's ``Idempotency-Key``).
 
     Raises :class:`~headwater.publish.PublishError` listing up to ``max_problems`` problems with their
     place, and then nothing was written (no catalog rows, no pool folder, no database).
@@ -116,7 +120,7 @@ def publish(
                            pool_name=pool_name, pools=pools, splits=splits, split_seed=split_seed,
                            default_split=default_split, template=template, strict=strict, tags=tags,
                            max_shard_size=max_shard_size, max_problems=max_problems,
-                           create_database=create_database, silent=silent)
+                           create_database=create_database, silent=silent, key=key)
     tags = list(tags)
     check_names(namespace=namespace, repository_name=name, pool_name=[pool_name, *(pools or {})],
                 split_name=default_split, tag=tags)
@@ -149,7 +153,7 @@ def publish(
     renamed = False
     try:
         with catalog.publisher(database, namespace, name, template=plan.template, pools=all_pools,
-                               create_database=create_database) as pub:
+                               create_database=create_database, key=key) as pub:
             written = _write(pub, plan, pool_name, silent)
             if written != plan.counts:
                 raise PublishError(f"the source changed while publishing (read {plan.counts}, then {written}); "

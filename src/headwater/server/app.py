@@ -36,6 +36,7 @@ from .bodies import BodyLimits
 from .errors import ServerConfigError
 from .limits import BodyTimeout, Limits
 from .pool_readers import PoolReaders
+from .rate_limits import RateLimit, RateLimits
 from .routes import ROUTERS
 from .snapshots import PoolRegistry
 from .spool import Spool, default_spool_dir, remove_stale_uploads
@@ -61,7 +62,10 @@ class ServerConfig:
     client opens them). ``max_droplet_bytes`` caps one droplet of a published body, ``max_shard_members``
     the members of one uploaded shard. ``spool_dir`` is where publish bodies wait to be validated (default:
     ``.headwater-spool`` beside a SQLite catalog, else in the temp dir; emptied on start),
-    ``spool_budget_bytes`` the disk they may take together.
+    ``spool_budget_bytes`` the disk they may take together. ``rate_limit``: requests per API key and per
+    anonymous client address, as ``"50/s,burst=100"`` (:class:`~headwater.server.rate_limits.RateLimit`;
+    None or ``"off"``: no limit, the default of the factory — ``headwater serve`` turns one on when it
+    listens beyond loopback; :mod:`headwater.server.rate_limits`).
 
     Connection limits (:mod:`headwater.server.limits` says what each bounds and why these defaults; all
     per server process): ``timeout_header`` (10 s to send a request head), ``timeout_keep_alive`` (5 s
@@ -90,6 +94,7 @@ class ServerConfig:
     timeout_send: float = Limits.timeout_send
     limit_concurrency: int = Limits.limit_concurrency
     max_header_size: int = Limits.max_header_size
+    rate_limit: str | None = None
 
     def __post_init__(self) -> None:
         # a config read back from JSON has lists where tuples were
@@ -106,6 +111,8 @@ class ServerConfig:
             _ = self.limits
         except ValueError as err:
             raise ServerConfigError(str(err)) from None
+        if self.rate_limit is not None:
+            RateLimit.parse(self.rate_limit)  # ServerConfigError naming what is wrong
 
     @property
     def limits(self) -> Limits:
@@ -203,6 +210,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         app.include_router(router)
     app.add_middleware(BodyLimits, upload_limit=config.max_upload_bytes)
     app.add_middleware(_CollapseSlashes)  # every later layer sees /api/x for /api//x
-    app.add_middleware(BodyTimeout, timeout_body=config.limits.timeout_body)  # outermost of ours: every route
+    app.add_middleware(BodyTimeout, timeout_body=config.limits.timeout_body)  # every route
+    limit = RateLimit.parse(config.rate_limit) if config.rate_limit is not None else None
+    app.add_middleware(RateLimits, limit=limit)  # outermost of ours: a refused request costs nothing else
     return app
 

@@ -17,6 +17,7 @@ Example:
 from .atomic import atomic_path, fsync_path, fsync_tree, is_temp_name, umask, write_bytes_atomic
 from .cache_dir import cache_dir
 from .errors import (
+    DiskFullError,
     HttpStatusError,
     MalformedMultipart,
     ReadOnlyStoreError,
@@ -25,6 +26,7 @@ from .errors import (
     StoreAuthError,
     StoreNotFoundError,
     StoreUnavailableError,
+    TruncatedFileError,
 )
 from .retry import Backoff, RetryPolicy, classify
 from .store import Store, StoreStats, open_store
@@ -49,6 +51,8 @@ __all__ = [
     "StoreUnavailableError",
     "ReadOnlyStoreError",
     "ShortReadError",
+    "TruncatedFileError",
+    "DiskFullError",
     "HttpStatusError",
     "MalformedMultipart",
 ]

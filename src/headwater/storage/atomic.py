@@ -1,7 +1,10 @@
 """Atomic and durable local writes: write beside the target, then rename over it; fsync when it matters.
 
 A crash or an exception leaves either the old file or none, never a half-written one, and no temp
-file is left behind (temp names start with ``.`` and end with ``.tmp`` so scans can skip them).
+file is left behind (temp names start with ``.`` and end with ``.tmp`` so scans can skip them). A full
+disk, a quota or a file-size limit (ENOSPC, EDQUOT, EFBIG) is raised as
+:class:`~headwater.storage.errors.DiskFullError` naming the target, so every command that writes files
+stops on it with one clear message instead of failing file after file.
 :func:`fsync_path` and :func:`fsync_tree` make files and renames durable before something else (a catalog
 commit) starts pointing at them.
 
@@ -20,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import secrets
@@ -27,6 +31,8 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+
+from .errors import DiskFullError
 
 __all__ = ["atomic_path", "write_bytes_atomic", "is_temp_name", "fsync_path", "fsync_tree", "umask"]
 
@@ -42,6 +48,20 @@ def umask() -> int:
 
 
 _MODE = 0o666 & ~umask()  # what ``open()`` gives a new file (mkstemp gives 0o600)
+_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+@contextmanager
+def _full_disk_named(target: str) -> Iterator[None]:
+    """A write that failed for lack of room raised as :class:`DiskFullError` naming ``target``."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except OSError as err:
+        if err.errno in _FULL:
+            raise DiskFullError(target, err) from err
+        raise
 
 
 @contextmanager
@@ -49,17 +69,18 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temp path in ``target``'s directory; on success it is renamed onto ``target``."""
     target = os.fspath(target)
     folder = os.path.dirname(os.path.abspath(target))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        os.chmod(tmp, _MODE)
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with _full_disk_named(target):
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            os.chmod(tmp, _MODE)
+            yield tmp
+            os.replace(tmp, target)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def write_bytes_atomic(target: str, data: bytes | memoryview) -> None:
@@ -73,26 +94,27 @@ def write_bytes_atomic(target: str, data: bytes | memoryview) -> None:
     """
     folder, base = os.path.split(os.path.abspath(target))
     tmp = os.path.join(folder, f".{base}.{os.getpid()}-{threading.get_ident()}-{next(_counter)}.tmp")
-    try:
-        fd = os.open(tmp, _CREATE, 0o666)
-    except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
-        fd = os.open(tmp, _CREATE, 0o666)
-    except FileExistsError:  # left by a crashed process that had the same pid: pick a random name
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(8)}.tmp")
-        fd = os.open(tmp, _CREATE, 0o666)
-    try:
+    with _full_disk_named(target):
         try:
-            view = memoryview(data).cast("B")
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+            fd = os.open(tmp, _CREATE, 0o666)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(tmp, _CREATE, 0o666)
+        except FileExistsError:  # left by a crashed process that had the same pid: pick a random name
+            tmp = os.path.join(folder, f".{base}.{secrets.token_hex(8)}.tmp")
+            fd = os.open(tmp, _CREATE, 0o666)
+        try:
+            try:
+                view = memoryview(data).cast("B")
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def is_temp_name(name: str) -> bool:

@@ -24,6 +24,8 @@ __all__ = [
     "StoreUnavailableError",
     "ReadOnlyStoreError",
     "ShortReadError",
+    "TruncatedFileError",
+    "DiskFullError",
     "HttpStatusError",
     "MalformedMultipart",
 ]
@@ -55,6 +57,40 @@ class ReadOnlyStoreError(StorageError):
 
 class ShortReadError(StorageError, ConnectionError):
     """A range read returned fewer bytes than asked for (a cut connection); retried like a reset."""
+
+
+class TruncatedFileError(StorageError):
+    """The file itself ends before the range asked for: a local file shorter than that, or a server whose
+    ``Content-Range`` (or 416) names a size below the range's end. Not a failure on the way there, so it is
+    not retried — reading again gives the same bytes. ``data`` holds the bytes that exist from ``start``
+    (callers deliver what lies wholly inside them); ``size`` is the file's length when known."""
+
+    def __init__(self, what: str, start: int, end: int, data: bytes, size: int | None = None) -> None:
+        ends = f"ends at byte {size}" if size is not None else "is shorter than that"
+        super().__init__(f"{what} {ends}: asked bytes [{start}:{end}), got {len(data)} of {end - start} "
+                         "(the file is truncated or was replaced)")
+        self.what, self.start, self.end, self.data, self.size = what, start, end, data, size
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, int, bytes, int | None]]:
+        return (type(self), (self.what, self.start, self.end, self.data, self.size))
+
+
+class DiskFullError(StorageError):
+    """A local write hit a full disk, a quota or a file-size limit (ENOSPC, EDQUOT, EFBIG): the command
+    stops, since every further write would fail too. The message names the file; it was being written
+    under a temp name, which is removed, so no partial file is left under its final name."""
+
+    exit_code = UNAVAILABLE
+
+    def __init__(self, path: str, cause: OSError) -> None:
+        super().__init__(f"cannot write {path}: {cause.strerror or cause}; free space (or lift the limit) and "
+                         "run again: files already complete are kept")
+        self.path = path
+        self.cause = cause
+        self.errno = cause.errno
+
+    def __reduce__(self) -> tuple[type, tuple[str, OSError]]:
+        return (type(self), (self.path, self.cause))
 
 
 class HttpStatusError(StorageError):

@@ -16,7 +16,9 @@ followed (≤ 5, the ``Authorization`` header is dropped when the host changes, 
 that ignores ``Range`` (200 with the whole file) is sliced. Failures are raised so that
 :func:`~headwater.storage.retry.classify` sorts them as before: 404 → :class:`FileNotFoundError`, another
 status ≥ 400 → :class:`HttpStatusError` (``status`` and ``headers``, so 401/403 are auth errors, 429/5xx are
-retried and ``Retry-After`` is honoured), a cut or malformed response → :class:`ConnectionError` (retried).
+retried and ``Retry-After`` is honoured), a cut or malformed response → :class:`ConnectionError` (retried),
+a complete answer showing the file ends before the range (``Content-Range`` size, 416) →
+:class:`~headwater.storage.errors.TruncatedFileError` with the bytes that exist (not retried).
 A kept-alive connection the server closed while idle is reopened once without counting as a failure.
 
 Several ranges in one GET (:meth:`HttpRangeReader.read_many`, RFC 9110 §14.6): the answer is taken for what
@@ -43,7 +45,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urljoin, urlsplit
 
-from .errors import HttpStatusError, MalformedMultipart
+from .errors import HttpStatusError, MalformedMultipart, TruncatedFileError
 
 __all__ = ["HttpRangeReader", "RangePieces", "parse_multipart"]
 
@@ -249,11 +251,26 @@ class HttpRangeReader:
             raise HttpStatusError(url, status, response.reason, response.headers)
 
     def _body(self, url: str, response: http.client.HTTPResponse, start: int, end: int) -> bytes:
+        """The body of a single-range answer. A complete answer that shows the file ends before ``end`` (a
+        206 whose ``Content-Range`` names a smaller size, a 416 ``bytes */size``, a whole file of 200 that
+        is shorter) raises :class:`TruncatedFileError` with the bytes that exist: the file is damaged or
+        was replaced, asking again gives the same answer."""
         status = response.status
+        if status == 416:
+            response.read()
+            size = _UNSATISFIED.fullmatch(response.getheader("Content-Range") or "")
+            if size and int(size.group(1)) <= start:
+                raise TruncatedFileError(url, start, end, b"", int(size.group(1)))
         self._raise_for_status(url, response)
         data = response.read()  # known length: one read into one new bytes object; short → IncompleteRead
-        if status != 206 and len(data) >= end:  # the server ignored Range and sent the whole file
-            return data[start:end]
+        if status != 206:  # the server ignored Range and sent the whole file
+            if len(data) >= end:
+                return data[start:end]
+            raise TruncatedFileError(url, start, end, data[start:], len(data))
+        got = _CONTENT_RANGE.fullmatch(response.getheader("Content-Range") or "")
+        if (got and got.group(3) != "*" and int(got.group(1)) == start and int(got.group(3)) < end
+                and len(data) == int(got.group(2)) - start + 1):
+            raise TruncatedFileError(url, start, end, data, int(got.group(3)))
         return data
 
     def _pieces(self, url: str, response: http.client.HTTPResponse, last: int) -> RangePieces:

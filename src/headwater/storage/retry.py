@@ -1,5 +1,5 @@
-"""The one retry policy: exponential backoff with jitter that honours ``Retry-After``, bounded by a
-number of attempts and, optionally, by a deadline.
+"""The one retry policy: capped exponential backoff with jitter that honours ``Retry-After``, bounded by a
+number of attempts, by a deadline, or both.
 
 Every transient failure in headwater goes through it — store reads (:class:`~headwater.storage.Store`),
 the Hub revision lookup, every request of the HTTP client and the resumption of a cut split stream — so
@@ -7,6 +7,17 @@ the Hub revision lookup, every request of the HTTP client and the resumption of 
 failures *in a row* of one operation, sleeps before the next attempt and says when to give up; an
 operation that makes progress between failures (a stream that received droplets) calls
 :meth:`Backoff.reset` so that only stretches without progress count.
+
+Why a deadline: "six attempts from 0.25 s" is about 8 s of patience, shorter than a server's rolling
+restart, so every client stream ended with it. A deadline says what the user means ("keep trying for 60 s")
+whatever the delays are; the attempts may then be unlimited (``attempts=None``). The last wait is cut to
+end at the deadline, so an outage shorter than the deadline is always survived. A server's ``Retry-After``
+is honoured up to the deadline (without one, up to ``max_delay``).
+
+Why jitter: clients cut off by the same restart must not come back in lock-step. ``"equal"`` (the
+default: 50-100 % of the exponential wait), ``"full"`` (0-100 %) and ``"decorrelated"`` (each wait drawn
+between ``base_delay`` and three times the previous one, capped) are the schemes of the AWS
+architecture note "Exponential Backoff And Jitter"; ``"none"`` is for tests that count waits.
 
 Errors are sorted into kinds by :func:`classify`: *retry* (429, 5xx, connection resets, time-outs),
 *auth* (401/403 — never retried, reported as such), *missing* (404 / no such file). Anything else is
@@ -25,6 +36,9 @@ Example:
     >>> backoff = RetryPolicy(attempts=2, base_delay=0.0).backoff()
     >>> backoff.failed(ConnectionResetError()), backoff.failed(ConnectionResetError())
     (True, False)
+    >>> patient = RetryPolicy(attempts=None, deadline=60.0, max_delay=5.0, jitter="decorrelated")
+    >>> all(0.25 <= patient.delay(n, ConnectionResetError(), previous=4.0) <= 5.0 for n in range(20))
+    True
 """
 
 from __future__ import annotations
@@ -36,14 +50,15 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 from .errors import StoreAuthError, StoreNotFoundError, StoreUnavailableError
 
-__all__ = ["RetryPolicy", "Backoff", "classify", "retry_after_seconds"]
+__all__ = ["RetryPolicy", "Backoff", "Jitter", "classify", "retry_after_seconds"]
 
 T = TypeVar("T")
 Kind = Literal["retry", "auth", "missing", "other"]
+Jitter = Literal["equal", "full", "decorrelated", "none"]
 
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _RESET_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT}
@@ -123,32 +138,49 @@ def retry_after_seconds(err: BaseException, now: float | None = None) -> float |
 class RetryPolicy:
     """How often and how patiently to retry a transient failure.
 
-    ``attempts``: tries per operation (the first one included). ``deadline``: seconds after the first
-    failure of a run of failures beyond which no further attempt starts (None: attempts only). Waits grow
-    as ``base_delay * 2**n`` with jitter (50-100 %), capped at ``max_delay``; a ``Retry-After`` the server
-    sent replaces the computed wait (capped too).
+    ``attempts``: tries per operation (the first one included; None: no limit, a ``deadline`` is then
+    needed). ``deadline``: seconds after the first failure of a run of failures beyond which no further
+    attempt starts (None: attempts only); the last wait is shortened to end at the deadline. Waits grow as
+    ``base_delay * 2**n``, capped at ``max_delay``, spread by ``jitter`` (module docstring). A
+    ``Retry-After`` the server sent replaces the computed wait, capped by the deadline (or, without one,
+    by ``max_delay``).
     """
 
-    attempts: int = 6
+    attempts: int | None = 6
     base_delay: float = 0.25
     max_delay: float = 30.0
     deadline: float | None = None
+    jitter: Jitter = "equal"
 
     def __post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ValueError(f"attempts must be an int >= 1, got {self.attempts!r}")
-        if self.base_delay < 0 or self.max_delay < 0:
+        if self.attempts is None:
+            if self.deadline is None:
+                raise ValueError("attempts=None (no limit) needs a deadline")
+        elif isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1 or None, got {self.attempts!r}")
+        if not (self.base_delay >= 0 and self.max_delay >= 0):  # also refuses NaN
             raise ValueError(f"delays must be >= 0, got base_delay={self.base_delay}, max_delay={self.max_delay}")
-        if self.deadline is not None and self.deadline < 0:
-            raise ValueError(f"deadline must be >= 0 seconds or None, got {self.deadline}")
+        if self.deadline is not None and not 0 <= self.deadline < float("inf"):
+            raise ValueError(f"deadline must be a finite number of seconds >= 0 or None, got {self.deadline}")
+        if self.jitter not in get_args(Jitter):
+            raise ValueError(f"jitter must be one of {', '.join(get_args(Jitter))}, got {self.jitter!r}")
 
-    def delay(self, attempt: int, err: BaseException) -> float:
-        """Seconds to wait after the ``attempt``-th failure in a row (0-based)."""
+    def delay(self, attempt: int, err: BaseException, *, previous: float | None = None) -> float:
+        """Seconds to wait after the ``attempt``-th failure in a row (0-based); ``previous``: the last wait
+        (for decorrelated jitter). The deadline's cut is made by :class:`Backoff`."""
         hinted = retry_after_seconds(err)
         if hinted is not None:
-            return min(hinted, self.max_delay)
-        backoff: float = min(self.max_delay, self.base_delay * (2 ** attempt))
-        return backoff * (0.5 + random.random() / 2)
+            return hinted if self.deadline is not None else min(hinted, self.max_delay)
+        if self.jitter == "decorrelated":
+            low = self.base_delay
+            high = max(low, 3 * (previous if previous is not None else low))
+            return min(self.max_delay, random.uniform(low, high))
+        backoff: float = min(self.max_delay, self.base_delay * (2 ** min(attempt, 64)))
+        if self.jitter == "full":
+            return random.uniform(0.0, backoff)
+        if self.jitter == "equal":
+            return backoff * (0.5 + random.random() / 2)
+        return backoff
 
     def backoff(self, *, sleep: Callable[[float], None] = time.sleep) -> Backoff:
         """A fresh :class:`Backoff` for one operation under this policy."""
@@ -184,18 +216,20 @@ class Backoff:
     says why, for the error message). :meth:`reset` after progress starts the count again.
     """
 
-    __slots__ = ("policy", "failures", "_first", "_sleep")
+    __slots__ = ("policy", "failures", "_first", "_last", "_sleep")
 
     def __init__(self, policy: RetryPolicy, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.policy = policy
         self.failures = 0
         self._first: float | None = None
+        self._last: float | None = None
         self._sleep = sleep
 
     def reset(self) -> None:
         """Progress was made: the next failure is the first of a new run."""
         self.failures = 0
         self._first = None
+        self._last = None
 
     def failed(self, err: BaseException) -> bool:
         """Record a transient failure; wait and return True to try again, or return False to give up."""
@@ -203,17 +237,23 @@ class Backoff:
         if self._first is None:
             self._first = now
         self.failures += 1
-        if self.failures >= self.policy.attempts:
+        attempts = self.policy.attempts
+        if attempts is not None and self.failures >= attempts:
             return False
-        pause = self.policy.delay(self.failures - 1, err)
+        pause = self.policy.delay(self.failures - 1, err, previous=self._last)
         deadline = self.policy.deadline
-        if deadline is not None and now + pause - self._first > deadline:
-            return False
+        if deadline is not None:
+            remaining = self._first + deadline - now
+            if remaining <= 0:
+                return False
+            pause = min(pause, remaining)  # one more attempt right at the deadline
+        self._last = pause
         self._sleep(pause)
         return True
 
     def gave_up(self) -> str:
-        """Why :meth:`failed` returned False, e.g. ``still failing after 6 attempts``."""
+        """Why :meth:`failed` returned False, e.g. ``still failing after 6 attempts`` or, under a deadline,
+        ``still failing after 14 attempts over 60.0 s (deadline 60 s)``."""
         text = f"still failing after {self.failures} attempt{'s' if self.failures != 1 else ''}"
         if self._first is not None and self.policy.deadline is not None:
             text += f" over {time.monotonic() - self._first:.1f} s (deadline {self.policy.deadline:g} s)"

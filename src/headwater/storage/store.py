@@ -35,7 +35,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import MissingExtraError
 from .atomic import atomic_path
-from .errors import ReadOnlyStoreError, ShortReadError, StorageError
+from .errors import ReadOnlyStoreError, ShortReadError, StorageError, StoreNotFoundError, TruncatedFileError
 from .http_ranges import HttpRangeReader, RangePieces
 from .retry import RetryPolicy
 
@@ -111,7 +111,13 @@ class Store:
         return self.retry.call(attempt, what=what, on_retry=self._on_retry)
 
     def read_range(self, path: str, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of ``path`` in one request (retried); exactly ``end - start`` bytes."""
+        """Bytes ``[start, end)`` of ``path`` in one request (retried); exactly ``end - start`` bytes.
+
+        A file that ends before ``end`` raises :class:`~headwater.storage.errors.TruncatedFileError` at once,
+        with the bytes that exist: a local file (a short read from a disk is a damaged file, not a flaky
+        network), or a server whose ``Content-Range`` or 416 names a smaller size. A body cut on the way
+        (fewer bytes than the server announced) is a :class:`ShortReadError` and retried.
+        """
         want = end - start
         if want <= 0:
             return b""
@@ -124,6 +130,8 @@ class Store:
                 data = self.fs.cat_file(full, start=start, end=end)
             if len(data) > want and len(data) >= end:  # the server ignored Range and sent everything
                 data = data[start:end]
+            if len(data) < want and self.is_local:
+                raise TruncatedFileError(self.describe(path), start, end, data, os.path.getsize(full))
             if len(data) != want:
                 raise ShortReadError(f"{self.describe(path)} [{start}:{end}): got {len(data)} of {want} bytes")
             return data
@@ -255,6 +263,57 @@ class Store:
             raise ReadOnlyStoreError(f"cannot write to {self.url}: plain HTTP stores are read-only")
         full = self.full_path(path)
         self._call(lambda: self.fs.put_file(local_file, full), self.describe(path))
+
+    def version(self, path: str) -> str | None:
+        """What identifies the current content of ``path`` (S3: its ETag), asked of the store itself (never
+        from a listing cache); None when there is nothing at ``path``. Read it *before* reading the content
+        that a :meth:`put_file_if_unchanged` is to replace."""
+        full = self.full_path(path)
+        invalidate = getattr(self.fs, "invalidate_cache", None)
+        if invalidate is not None:
+            invalidate(full)
+        try:
+            info = self.info(path)
+        except StoreNotFoundError:
+            return None
+        etag = info.get("ETag") or info.get("etag")
+        if etag:
+            return str(etag)
+        return f"{info.get('size')}:{info.get('mtime') or info.get('LastModified') or info.get('last_modified')}"
+
+    @property
+    def conditional_writes(self) -> bool:
+        """Does :meth:`put_file_if_unchanged` really check (S3), or write unconditionally (other stores)?"""
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple | list) else (self.fs.protocol,)
+        return any(p in ("s3", "s3a") for p in protocols)
+
+    def put_file_if_unchanged(self, path: str, local_file: str, version: str | None) -> bool:
+        """Upload a local file to ``path`` only if the object there is still at ``version`` (from
+        :meth:`version`; None: only if there is still none); False, writing nothing, when another writer
+        changed it first.
+
+        S3 checks the condition in the PUT itself (``If-Match: <ETag>``, or ``If-None-Match: *``), so two
+        writers can never both win. Stores without conditional writes (:attr:`conditional_writes` False)
+        write unconditionally and return True: there the last writer wins. A local store is not meant for
+        this (lock instead: :func:`headwater.archive.manifest_lock`)."""
+        if not self.conditional_writes:
+            self.put_file(path, local_file)
+            return True
+        full = self.full_path(path)
+        with open(local_file, "rb") as f:
+            data = f.read()
+        condition: dict[str, Any] = {"mode": "create"} if version is None else {"IfMatch": version}
+        try:
+            self._call(lambda: self.fs.pipe_file(full, data, **condition), self.describe(path))
+        except (FileExistsError, StoreNotFoundError):  # created meanwhile / deleted meanwhile
+            return False
+        except OSError as err:
+            cause = err.__cause__ or err.__context__
+            code = getattr(cause, "response", {}).get("Error", {}).get("Code") if cause is not None else None
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
 
 
 _EXTRAS = {"s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"), "hf": ("hf", "huggingface_hub")}

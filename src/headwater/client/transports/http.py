@@ -5,11 +5,16 @@ Why it looks like this:
 * **One session.** One :class:`httpx.Client` per transport (per process: it is re-made after a fork
   and after unpickling in a DataLoader worker), so requests reuse pooled keep-alive connections, with
   explicit connect/read timeouts instead of waiting forever on a dead peer.
-* **Retries that are safe.** Connection failures, time-outs, 429 and 5xx are retried with exponential
-  backoff and jitter, honouring ``Retry-After``, by the one retry policy of headwater
-  (:class:`~headwater.storage.RetryPolicy` and its :class:`~headwater.storage.Backoff`). Reads are
-  idempotent, so any of those is retried; a publish is retried only when the server certainly did not
-  act on it (the connection could not be made, or 429/503 — refused before the work started).
+* **Retries that are safe.** Connection failures, time-outs, 429 and 5xx are retried with capped
+  exponential backoff and decorrelated jitter, honouring ``Retry-After``, by the one retry policy of
+  headwater (:class:`~headwater.storage.RetryPolicy` and its :class:`~headwater.storage.Backoff`). Reads
+  are idempotent, so any of those is retried; so is a publish, which carries an ``Idempotency-Key`` (new
+  per publish, the same on each retry): the server commits it at most once and answers a retry of one that
+  committed with the same dataset.
+* **Patience is a deadline.** A request (and a stream, per stretch without progress) is retried for
+  ``retry_for`` seconds — default 60, enough for a rolling restart of the server; ``$HEADWATER_RETRY_FOR``
+  or ``Api(retry_for=)`` / ``--retry-for`` change it — however many attempts that takes, with waits of at
+  most 5 s so a server that is back is found quickly. Giving up says how long it tried.
 * **Clear errors.** ``{"error": msg}`` bodies become :class:`~headwater.client.errors.RemoteNotFoundError`
   (404; also a catalog ``NotFoundError``/``KeyError``, as in embedded mode),
   :class:`~headwater.client.errors.RemoteAuthError` (401/403),
@@ -39,6 +44,7 @@ import base64
 import dataclasses
 import os
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from typing import Any, Self, cast
@@ -61,13 +67,21 @@ from ..errors import (
     RemoteUnavailableError,
 )
 
-__all__ = ["DEFAULT_RETRY", "DEFAULT_TIMEOUT", "NDJSON", "STREAM_BLOCK_BYTES", "HttpTransport"]
+__all__ = ["DEFAULT_RETRY", "DEFAULT_RETRY_FOR", "DEFAULT_TIMEOUT", "NDJSON", "RETRY_FOR_ENV", "STREAM_BLOCK_BYTES",
+           "HttpTransport", "retry_policy"]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for a connection, or for the next bytes of a response."""
 
-DEFAULT_RETRY = RetryPolicy(attempts=6, base_delay=0.25, max_delay=30.0)
-"""Up to 6 attempts per request (and per stretch of a stream without progress)."""
+DEFAULT_RETRY_FOR = 60.0
+"""Seconds a request (or a stream without progress) is retried: longer than a rolling restart."""
+
+RETRY_FOR_ENV = "HEADWATER_RETRY_FOR"
+"""The environment variable that sets ``retry_for`` when it is not given."""
+
+DEFAULT_RETRY = RetryPolicy(attempts=None, base_delay=0.25, max_delay=5.0, deadline=DEFAULT_RETRY_FOR,
+                            jitter="decorrelated")
+"""Retry for 60 s per request (and per stretch of a stream without progress), waits of 0.25 s up to 5 s."""
 
 STREAM_BLOCK_BYTES = 1 << 20
 """Bytes read from a stream response before the whole lines in them are handed on as one block."""
@@ -91,6 +105,43 @@ class _Retryable(Exception):
         self.error = error
 
 
+def _seconds(value: object, where: str) -> float:
+    """``value`` as a number of seconds >= 0 (a float, an int or their text), or a ClientError naming ``where``."""
+    if not isinstance(value, bool):
+        try:
+            seconds = float(value) if isinstance(value, (int, float, str)) else float("nan")
+        except ValueError:
+            seconds = float("nan")
+        if 0 <= seconds < float("inf"):
+            return seconds
+    raise ClientError(f"{where} must be a number of seconds >= 0 (how long to retry a server that does not "
+                      f"answer), got {value!r}")
+
+
+def retry_policy(retry: RetryPolicy | int | None = None, retry_for: float | str | None = None) -> RetryPolicy:
+    """The retry policy of a remote client: ``retry`` (a policy, or a number of attempts on the default one)
+    with its deadline set to ``retry_for`` seconds — else, unless ``retry`` is a policy, to
+    ``$HEADWATER_RETRY_FOR`` when set. Bad values raise :class:`~headwater.client.errors.ClientError`.
+
+    Example:
+        >>> retry_policy(retry_for=10).deadline, retry_policy(3, 0).attempts
+        (10.0, 3)
+    """
+    if isinstance(retry, bool) or not isinstance(retry, (int, RetryPolicy, type(None))):
+        raise ClientError(f"retry must be a RetryPolicy or an int >= 1 (attempts), got {retry!r}")
+    if isinstance(retry, int) and retry < 1:
+        raise ClientError(f"retry must be >= 1 attempts, got {retry}")
+    policy = retry if isinstance(retry, RetryPolicy) else DEFAULT_RETRY
+    if isinstance(retry, int):
+        policy = dataclasses.replace(policy, attempts=retry)
+    if retry_for is not None:
+        return dataclasses.replace(policy, deadline=_seconds(retry_for, "retry_for"))
+    env = os.environ.get(RETRY_FOR_ENV)
+    if env is not None and not isinstance(retry, RetryPolicy):
+        return dataclasses.replace(policy, deadline=_seconds(env.strip(), f"${RETRY_FOR_ENV}"))
+    return policy
+
+
 def _segment(value: str) -> str:
     if not isinstance(value, str) or not value:
         raise ClientError(f"expected a non-empty name in a URL path, got {value!r}")
@@ -103,13 +154,14 @@ class HttpTransport:
     ``url``: the server's base URL (``http://host:port``; a trailing ``/api`` is accepted too).
     ``api_key``: sent as ``Bearer base64(key)``; None for anonymous reads of public databases.
     ``timeout``: seconds for connecting and between bytes of a response. ``retry``: a
-    :class:`~headwater.storage.RetryPolicy` or a number of attempts. ``verify``: TLS verification
+    :class:`~headwater.storage.RetryPolicy` or a number of attempts; ``retry_for``: seconds to keep
+    retrying (default ``$HEADWATER_RETRY_FOR``, else 60; see :func:`retry_policy`). ``verify``: TLS verification
     (as httpx takes it). ``block_bytes``: how much of a stream to gather before yielding its whole lines.
     """
 
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-                 retry: RetryPolicy | int = DEFAULT_RETRY, verify: bool | str = True,
-                 block_bytes: int = STREAM_BLOCK_BYTES) -> None:
+                 retry: RetryPolicy | int | None = None, retry_for: float | str | None = None,
+                 verify: bool | str = True, block_bytes: int = STREAM_BLOCK_BYTES) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ClientError(f"server URL must start with http:// or https://, got {url!r}")
         base = url.rstrip("/")
@@ -117,13 +169,7 @@ class HttpTransport:
         self.url = base
         self.api_key = api_key
         self.timeout = float(timeout)
-        if isinstance(retry, bool) or not isinstance(retry, (int, RetryPolicy)):
-            raise ClientError(f"retry must be a RetryPolicy or an int >= 1 (attempts), got {retry!r}")
-        if isinstance(retry, int):
-            if retry < 1:
-                raise ClientError(f"retry must be >= 1 attempts, got {retry}")
-            retry = dataclasses.replace(DEFAULT_RETRY, attempts=retry)
-        self.retry = retry
+        self.retry = retry_policy(retry, retry_for)
         self.verify = verify
         if block_bytes < 1:
             raise ClientError(f"block_bytes must be >= 1, got {block_bytes}")
@@ -413,8 +459,9 @@ class HttpTransport:
 
         The server answers only once everything is validated and committed, which for millions of
         droplets takes minutes: ``answer_timeout`` bounds that wait (default None: no limit; connecting
-        and sending still time out after ``timeout`` seconds). A connection lost after the body was sent
-        is not retried (the publish may have committed) and says so.
+        and sending still time out after ``timeout`` seconds). Every attempt carries the same
+        ``Idempotency-Key`` (one per call), so a retry after a lost connection or answer is safe: the server
+        commits the dataset once and answers the retry with it.
         """
         tags = list(tags)
         header = {"template": dict(template) if template is not None else None, "tags": tags,
@@ -434,7 +481,7 @@ class HttpTransport:
         path = self._path(database, "repository", namespace, name, "publish")
         try:
             answer: dict[str, Any] = self._request(
-                "POST", path, content=body, idempotent=False, headers={"Content-Type": NDJSON},
+                "POST", path, content=body, headers={"Content-Type": NDJSON, "Idempotency-Key": uuid.uuid4().hex},
                 timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0), read=answer_timeout))
             return answer
         except RemoteRequestError as err:

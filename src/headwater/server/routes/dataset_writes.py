@@ -23,6 +23,13 @@ database is invisible to the caller):
   ``{"error": summary, "problems": [{"where", "message"}], "total": n}`` naming *every* problem (up to
   ``maxProblems``) by line, and then nothing was written. Bodies over ``ServerConfig.max_upload_bytes``
   are refused with 413 (from ``Content-Length`` before a byte is read; counted for chunked bodies).
+  With an ``Idempotency-Key: <1-255 visible ASCII characters>`` header (headwater's client sends a new one
+  per logical publish and the same one on each retry), the publish commits at most once per key and user:
+  the key is recorded with the dataset in its transaction, a request repeating a key that committed
+  answers 201 with that same dataset (and ``Idempotent-Replayed: true``) without publishing again — also
+  when it arrives while the first is still running (it waits for it) — and the same key with another body
+  or another repository is refused with 422. So a client whose connection broke after sending may simply
+  send again. (Tag moves and pool uploads need no key: repeating them changes nothing.)
 * ``PUT /api/database/{db}/repository/{ns}/{name}/tag/{tag}`` with ``{"dataset": uid_or_tag}`` → the
   tag JSON (``{tag, dataset, updatedAt, splits}``) plus ``previous`` (the uid it pointed at, or null);
   the move is appended to the tag's history (moving to where it already points records nothing).
@@ -57,6 +64,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -65,7 +73,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ...catalog import Principal, check_name, dataset_json, tag_event_json, tag_move_json
+from ...catalog import (
+    AlreadyPublishedError,
+    DatasetRecord,
+    Principal,
+    PublishKey,
+    check_name,
+    dataset_json,
+    tag_event_json,
+    tag_move_json,
+)
 from ...droplet import ImageRefError, parse_image_ref
 from ...publish import PublishError, SourceItem
 from ...publish import publish as publish_source
@@ -75,13 +92,15 @@ from ..errors import UnsafePathError, UnsafeUrlError
 from ..public_urls import public_pools, stored_pools, url_problem
 from ..state import catalog_of, config_of, spool_of
 
-__all__ = ["NDJSON", "PublishHeader", "router"]
+__all__ = ["NDJSON", "PublishHeader", "router", "IDEMPOTENCY_KEY"]
 
 NDJSON = "application/x-ndjson"
 
 router = APIRouter(prefix="/api", tags=["writes"])
 
 _REPO = "/database/{database}/repository/{namespace}/{name}"
+IDEMPOTENCY_KEY = "Idempotency-Key"
+"""The request header naming one logical publish (see the module docstring)."""
 _WRITE_CHUNK = 1 << 20
 
 
@@ -209,6 +228,39 @@ def _problems_response(err: PublishError) -> JSONResponse:
                          "total": err.total}, status_code=400)
 
 
+def _idempotency_key(request: Request) -> str | None:
+    value = request.headers.get(IDEMPOTENCY_KEY)
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not all(0x21 <= ord(c) <= 0x7E for c in value):
+        raise HTTPException(400, f"{IDEMPOTENCY_KEY} must be 1-255 visible ASCII characters (e.g. a UUID), got "
+                                 f"{value[:64]!r}")
+    return value
+
+
+def _fingerprint(path: str, database: str, namespace: str, name: str) -> str:
+    """What a publish asked for: the repository and the body's bytes (a retry sends the same)."""
+    digest = hashlib.sha256(f"{database}\0{namespace}\0{name}\0".encode())
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _published(request: Request, record: DatasetRecord, tags: list[str], *, replayed: bool) -> JSONResponse:
+    body = dataset_json(record)
+    body["pools"] = public_pools(request, body["pools"])
+    return JSONResponse({**body, "tags": tags}, status_code=201,
+                        headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+def _replay(request: Request, err: AlreadyPublishedError) -> DatasetRecord:
+    """The dataset an earlier publish with the same key made (422 when that publish asked for other things)."""
+    if not err.same_request:
+        raise HTTPException(422, str(err))
+    return catalog_of(request).dataset_by_uid(err.dataset_uid)
+
+
 @router.post(_REPO + "/publish", status_code=201, summary="Publish a new dataset from NDJSON droplets",
              openapi_extra={"requestBody": {"content": {NDJSON: {"schema": {"type": "string"}}}, "required": True}})
 async def publish_dataset(database: str, namespace: str, name: str, request: Request,
@@ -216,10 +268,20 @@ async def publish_dataset(database: str, namespace: str, name: str, request: Req
     """Validate every droplet of the body, then write the dataset, its splits and tags in one transaction."""
     check_name("namespace", namespace)
     check_name("repository name", name)
+    key_text = _idempotency_key(request)
     db = await run_in_threadpool(writable_database, request, who, database)
     path = await _spool(request)
     try:
         header = await run_in_threadpool(_read_header, path)
+        key = None
+        if key_text is not None:
+            fingerprint = await run_in_threadpool(_fingerprint, path, db.uid, namespace, name)
+            key = PublishKey(who.uid, key_text, fingerprint)
+            try:  # a retry of a publish that committed: answer at once, without validating the body again
+                await run_in_threadpool(catalog_of(request).check_publish_key, key)
+            except AlreadyPublishedError as err:
+                record = await run_in_threadpool(_replay, request, err)
+                return _published(request, record, header.tags, replayed=True)
         try:
             pools = stored_pools(request, header.pools)
         except (UnsafePathError, UnsafeUrlError) as err:
@@ -229,14 +291,15 @@ async def publish_dataset(database: str, namespace: str, name: str, request: Req
             record = await run_in_threadpool(
                 publish_source, catalog_of(request), db.uid, namespace, name, source,
                 pools=pools, pool_name=next(iter(pools), "images"), template=header.template,
-                strict=header.strict, tags=header.tags, max_problems=header.max_problems, silent=True)
+                strict=header.strict, tags=header.tags, max_problems=header.max_problems, silent=True, key=key)
         except PublishError as err:
             return _problems_response(err)
+        except AlreadyPublishedError as err:  # the same key committed while this one was validating
+            record = await run_in_threadpool(_replay, request, err)
+            return _published(request, record, header.tags, replayed=True)
     finally:
         spool_of(request).discard(path)
-    body = dataset_json(record)
-    body["pools"] = public_pools(request, body["pools"])
-    return JSONResponse({**body, "tags": header.tags}, status_code=201)
+    return _published(request, record, header.tags, replayed=False)
 
 
 @router.put(_REPO + "/tag/{tag}", summary="Point a tag at a dataset (by uid, or where another tag points)",

@@ -66,7 +66,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ...catalog import Principal
-from ...storage import ShortReadError, StoreAuthError
+from ...storage import ShortReadError, StoreAuthError, TruncatedFileError
 from ..auth import pool_for_reading, principal_ignoring_foreign_tokens, visible_pools
 from ..bodies import PATHS_INFO_BODY, decode_json, read_body
 from ..errors import HubError, MalformedRange, RangeNotSatisfiable, RepoNotFound
@@ -259,7 +259,7 @@ def _store_errors(pool: HubPool, path: str) -> Iterator[None]:
     except StoreAuthError as err:  # the server's own credentials for the store: not the client's fault
         log.warning("pool %s: the store refused the server: %s", pool.repo_id, err)
         raise HTTPException(502, f"the store of {pool.repo_id} refused the server's credentials") from None
-    except (FileNotFoundError, PermissionError, ShortReadError):  # gone / shrunk / symlinked since the snapshot
+    except (FileNotFoundError, PermissionError, ShortReadError, TruncatedFileError):  # changed since the snapshot
         pool.invalidate()
         raise HTTPException(404, f"{path!r} is no longer in {pool.repo_id}; retry",
                             headers={"X-Error-Code": "EntryNotFound"}) from None

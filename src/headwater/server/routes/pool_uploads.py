@@ -24,9 +24,9 @@ writes.
 Refused: any other file type (400), unsafe paths (``..``, absolute, backslash, NUL, ``%``, hidden parts;
 400), bodies over ``ServerConfig.max_upload_bytes`` (413 — from ``Content-Length`` before a byte is read,
 and counted while streaming for chunked bodies), pools on plain HTTP (405, read-only). Uploads to one
-pool publish one at a time within a process (a lock around rename + index + manifest); two server
-processes uploading to the same pool at the same moment can leave the manifest one upload behind until
-the next ``headwater index`` (the shards and indexes themselves are always consistent).
+pool publish one at a time within a process (a lock around rename + index + manifest); across server
+processes the manifest's own guard keeps every upload (a ``flock`` on a local pool, a conditional PUT on
+S3: :func:`~headwater.archive.update_manifest`), so after two processes upload at once it lists both.
 
 Example:
     >>> import io, os, tarfile, tempfile
