@@ -9,8 +9,8 @@ What must hold, whatever the proxy does (resets inside bodies, cut bodies, stall
   partial file in the destination;
 * a publish commits once or not at all (never twice, never half), also when the client retries.
 
-Where the behaviour is a defect another engineer fixes right now, the test is ``xfail(strict=True)`` with the
-lane in its reason, so the mark comes off when their fix is merged.
+Tests of defects other engineers fixed in parallel (damaged shards, retry deadline, publish idempotency) were
+``xfail(strict=True)`` until their fixes reached main.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import headwater
 from headwater.archive import pack_directory
 from headwater.catalog import Catalog
 from headwater.client import Api
-from headwater.client.errors import RemoteUnavailableError
 from headwater.storage import RetryPolicy
 
 from ..support.faultproxy import FaultPlan, FaultProxy, ProxyFault
@@ -242,8 +241,6 @@ def test_a_download_refused_with_retry_after_is_retried_not_failed(world: World,
     assert_every_file_correct_or_reported(world, out, report)
 
 
-@pytest.mark.xfail(strict=True, reason="pool-faults: a damaged shard fails intact members — a range read cut short "
-                                       "fails every member of the merged range, also the whole ones")
 def test_a_shard_truncated_inside_one_member_fails_only_what_is_damaged(world: World, proxy: FaultProxy,
                                                                           tmp_path) -> None:
     """Shard ``images/03.tar`` of the damaged pool (members 3, 13, 23) is cut in the middle of member 13: 3
@@ -290,28 +287,19 @@ def test_a_publish_refused_with_503_or_429_is_retried_and_commits_once(world: Wo
     assert proxy.faults["status"] == 2
 
 
-@pytest.mark.parametrize("kind", ["reset", "truncate"])
-def test_a_publish_whose_answer_is_lost_commits_once_or_not_at_all(world: World, proxy: FaultProxy,
-                                                                    kind: str) -> None:
-    """The connection dies after the server got the whole body: the client must not silently publish again;
-    it says the outcome is unknown, and the catalog holds the whole dataset once (or nothing)."""
-    name = f"lost-{kind}"
-    proxy.inject(kind, path="/publish", cut_after=0)
+@pytest.mark.parametrize(("kinds", "name"), [(["reset"], "lost-reset"), (["truncate"], "lost-truncate"),
+                                             (["reset", "truncate"], "lost-twice")])
+def test_a_publish_whose_answer_is_lost_is_retried_and_commits_exactly_once(world: World, proxy: FaultProxy,
+                                                                            kinds: list[str], name: str) -> None:
+    """The connection dies after the server got the whole body (and committed): the client sends the publish
+    again, the server recognises it, and the catalog holds the whole dataset once."""
+    for kind in kinds:
+        proxy.inject(kind, path="/publish", cut_after=0)
     api = remote(world, proxy)
-    with pytest.raises(RemoteUnavailableError, match=r"check whether it took effect|may have"):
-        api.transport.publish("main", "acme", name, publish_items(800, name), tags=["latest"])  # type: ignore[attr-defined]
-    assert committed(world, name) in ([], [{"train": 800}])
-
-
-@pytest.mark.xfail(strict=True, reason="server-faults: publish idempotency — a publish whose answer was lost "
-                                       "cannot be retried safely, so the client gives up instead of committing once")
-def test_a_publish_whose_answer_is_lost_is_retried_and_commits_exactly_once(world: World,
-                                                                            proxy: FaultProxy) -> None:
-    proxy.inject("reset", path="/publish", cut_after=0)
-    api = remote(world, proxy)
-    api.transport.publish("main", "acme", "retried", publish_items(300, "retried"),  # type: ignore[attr-defined]
+    api.transport.publish("main", "acme", name, publish_items(300, name),  # type: ignore[attr-defined]
                           tags=["latest"])
-    assert committed(world, "retried") == [{"train": 300}]
+    assert committed(world, name) == [{"train": 300}]
+    assert sum(proxy.cuts.values()) == len(kinds) and proxy.pending() == 0
 
 
 # -- Retry-After and long outages (client-faults' lane) --------------------------------------------------------
@@ -344,8 +332,6 @@ def test_a_download_refused_with_retry_after_waits_that_long(world: World, proxy
     assert gaps and min(gaps) >= 2, gaps
 
 
-@pytest.mark.xfail(strict=True, reason="client-faults: retry deadline — a stream gives up after 6 attempts, "
-                                       "so ~7 s of 503s end it")
 def test_a_stream_survives_refusals_for_longer_than_six_attempts(world: World, proxy: FaultProxy) -> None:
     """Seven 503s in a row with ``Retry-After: 1`` (~7 s of a restarting server): the default client keeps
     trying (the issue asks for a deadline that survives a 60 s rolling restart) and the pass is exact."""
