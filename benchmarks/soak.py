@@ -101,6 +101,7 @@ class Tally:
     failed: collections.Counter[str] = field(default_factory=collections.Counter)
     goals: collections.Counter[str] = field(default_factory=collections.Counter)
     direct_requests: int = 0
+    lost_answers: int = 0  # publishes whose answer the proxy was told to cut
     publishes: list[tuple[str, str]] = field(default_factory=list)  # (repository name, "ok" | "unknown")
     examples: list[str] = field(default_factory=list)
 
@@ -213,6 +214,7 @@ def op_range(site: Site, rng: random.Random, tally: Tally, client: httpx.Client)
 
 def op_publish(site: Site, rng: random.Random, tally: Tally, api: Api, name: str, proxy: FaultProxy) -> None:
     if rng.random() < LOSE_ANSWER:  # the answer is lost after the server got the whole publish
+        tally.lost_answers += 1
         proxy.inject(rng.choice(["reset", "truncate"]), path=f"/{name}/publish", cut_after=0)
     items = [("train", json.loads(droplet(i).replace(b'"s%d"' % i, f'"{name}-{i}"'.encode())))
              for i in range(PUBLISH_SIZE)]
@@ -357,6 +359,7 @@ def main() -> int:
             total.failed.update(tally.failed)
             total.goals.update(tally.goals)
             total.direct_requests += tally.direct_requests
+            total.lost_answers += tally.lost_answers
             total.publishes += tally.publishes
             total.examples += tally.examples
         bad_publishes, landed, notes = check_publishes(site, total.publishes)
@@ -380,6 +383,7 @@ def main() -> int:
         ("workers SIGKILLed", len(kills)), ("server tracebacks in its log", tracebacks),
         *[(f"{k}: ok / client-visible failures", f"{total.ok[k]} / {total.failed[k]}") for k, _ in OPS],
         ("client-visible failures", sum(total.failed.values())),
+        ("publishes whose answer was cut after the server got them", total.lost_answers),
         ("publishes with an unknown outcome (answer lost)", sum(1 for _, o in total.publishes if o == "unknown")),
         ("  of which committed (once, whole)", landed),
     ]
