@@ -7,6 +7,7 @@ backwards, describe only bytes that exist, and use memory bounded by the input."
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import tracemalloc
 
@@ -14,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headwater.archive import ArchiveError, TarFormatError, index_stream, walk_tar
+from headwater.archive import ArchiveError, IndexFormatError, TarFormatError, decode_index, index_stream, walk_tar
 from headwater.archive.tarwalk import BLOCK
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -204,3 +205,32 @@ def test_a_negative_pax_size_is_a_named_error() -> None:
     data = pax_tar(b"12 size=-5\n", b"abc")
     with pytest.raises(TarFormatError, match="negative member size -5"):
         list(walk_tar(io.BytesIO(data)))
+
+
+# -- index JSON from a store: members must lie inside the tar ---------------------------------------------------
+entries = st.fixed_dictionaries({"offset": st.integers(-(2**40), 2**40), "size": st.integers(-(2**40), 2**40)},
+                                optional={"sha256": st.one_of(st.none(), st.text(max_size=64))})
+index_docs = st.fixed_dictionaries({"filesize": st.integers(-10, 2**40), "hash": st.text(max_size=4),
+                                    "hash_lfs": st.text(max_size=4),
+                                    "files": st.dictionaries(st.text(max_size=8), entries, max_size=4)})
+
+
+@FUZZ
+@given(st.one_of(index_docs.map(lambda d: json.dumps(d).encode()), st.binary(max_size=80)))
+def test_an_index_decodes_to_members_inside_the_tar_or_a_named_error(data: bytes) -> None:
+    try:
+        index = decode_index(data, source="images/0001.json")
+    except IndexFormatError as err:
+        assert str(err).startswith("images/0001.json: ")
+    else:
+        for entry in index.files.values():
+            assert entry.offset >= 0 and entry.size >= 0 and entry.offset + entry.size <= index.filesize
+
+
+@pytest.mark.parametrize(("offset", "size"), [(-512, 10), (512, -3), (2048, 10)])
+def test_an_index_naming_bytes_outside_its_tar_is_refused(offset: int, size: int) -> None:
+    """Found by the fuzzer: an index whose member starts before the tar, has a negative size or ends past
+    the end was accepted, so a reader would ask the store for bytes that are not there."""
+    doc = {"filesize": 2048, "hash": "h", "hash_lfs": "l", "files": {"1.png": {"offset": offset, "size": size}}}
+    with pytest.raises(IndexFormatError, match=r"images/0001\.json: member '1\.png' .* lies outside the 2048-byte"):
+        decode_index(json.dumps(doc).encode(), source="images/0001.json")

@@ -9,8 +9,8 @@ What must hold, whatever the proxy does (resets inside bodies, cut bodies, stall
   partial file in the destination;
 * a publish commits once or not at all (never twice, never half), also when the client retries.
 
-Where the behaviour is a defect another engineer fixes right now, the test is ``xfail(strict=True)`` with the
-lane in its reason, so the mark comes off when their fix is merged.
+Tests of defects other engineers fixed in parallel (damaged shards, retry deadline, publish idempotency) were
+``xfail(strict=True)`` until their fixes reached main.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ from ..support.servers import ServeProcess, make_user, serve_process
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="finds server workers in /proc")
 
 REPO = "acme/px"
+DAMAGED = "acme/damaged"
+DAMAGED_IDS = list(range(1, 31))
 IDS = list(range(1, 121))
 DROPLETS = 3000
 FAST = RetryPolicy(attempts=8, base_delay=0.05, max_delay=0.5)
@@ -78,7 +80,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         template = {"kind": "ImageAnnotationTemplate", "classes": {"cat": {"instances": {"boundingBox": True}}}}
         uid = cat.publish("main", "acme", "cats", template=template,
                           splits={"train": [_droplet(i) for i in range(DROPLETS)]}).uid
-    with serve_process(catalog, "--pool", f"{REPO}={pool}", "--workers", "2") as server:
+    damaged = os.path.join(root, "damaged")
+    make_files(os.path.join(root, "src-damaged"), DAMAGED_IDS, seed=12, lo=2000, hi=5000)
+    pack_directory(os.path.join(root, "src-damaged"), damaged, layout="increment-id", base_level=1, silent=True)
+    with Catalog(catalog) as cat:
+        cat.change_pool_access(DAMAGED, owner="alice", public=True)
+    with serve_process(catalog, "--pool", f"{REPO}={pool}", "--pool", f"{DAMAGED}={damaged}",
+                       "--workers", "2") as server:
         yield World(root, catalog, pool, files, key, uid, server)
         assert "Traceback" not in server.stderr(), server.stderr()[-3000:]
 
@@ -127,24 +135,6 @@ def test_streams_survive_a_mix_of_faults_on_a_third_of_the_connections(world: Wo
     assert sum(proxy.faults.values()) >= 3, proxy.faults
 
 
-def workers(server: ServeProcess) -> list[int]:
-    """The pids of the serve process's worker processes (its children that hold the listening socket)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    stat = f.read()
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == server.pid and b"resource_tracker" not in cmdline:
-                out.append(int(entry))
-    return sorted(out)
-
-
 def worker_with_connection_from(server: ServeProcess, client_port: int) -> int | None:
     """The worker holding the server end of the TCP connection whose other end is ``127.0.0.1:client_port``."""
     inodes = set()
@@ -156,7 +146,7 @@ def worker_with_connection_from(server: ServeProcess, client_port: int) -> int |
                 if int(remote.rsplit(":", 1)[1], 16) == client_port and \
                         int(local.rsplit(":", 1)[1], 16) == server.port:
                     inodes.add(fields[9])
-    for pid in workers(server):
+    for pid in server.workers():
         try:
             links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
         except OSError:
@@ -169,7 +159,7 @@ def worker_with_connection_from(server: ServeProcess, client_port: int) -> int |
 def test_a_worker_killed_mid_stream_is_survived_exactly(world: World, proxy: FaultProxy) -> None:
     """SIGKILL of the worker serving a stream, after part of it arrived: the client resumes on the other
     worker, the pass equals the embedded one, and the server replaces the dead worker."""
-    before = workers(world.server)
+    before = world.server.workers()
     assert len(before) == 2, before
     proxy.inject("slow", path="/stream", slow_chunk=4096, slow_delay=0.01)  # keep the stream in flight
     api = remote(world, proxy)
@@ -186,9 +176,9 @@ def test_a_worker_killed_mid_stream_is_survived_exactly(world: World, proxy: Fau
     got += list(stream)
     assert got == embedded_stream(world)
     deadline = time.monotonic() + 20
-    while (len(workers(world.server)) < 2 or victim in workers(world.server)) and time.monotonic() < deadline:
+    while (len(world.server.workers()) < 2 or victim in world.server.workers()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert victim not in workers(world.server) and len(workers(world.server)) == 2
+    assert victim not in world.server.workers() and len(world.server.workers()) == 2
     assert httpx.get(world.server.url + "/healthz").status_code == 200
 
 
@@ -251,6 +241,29 @@ def test_a_download_refused_with_retry_after_is_retried_not_failed(world: World,
     assert_every_file_correct_or_reported(world, out, report)
 
 
+def test_a_shard_truncated_inside_one_member_fails_only_what_is_damaged(world: World, proxy: FaultProxy,
+                                                                          tmp_path) -> None:
+    """Shard ``images/03.tar`` of the damaged pool (members 3, 13, 23) is cut in the middle of member 13: 3
+    arrives whole and is delivered, 13 and 23 are reported failed, no file of theirs is written."""
+    tar = os.path.join(world.root, "damaged", "images", "03.tar")
+    with open(os.path.splitext(tar)[0] + ".json", "rb") as f:
+        entry = json.load(f)["files"]["13.bin"]
+    with open(tar, "r+b") as f:
+        f.truncate(entry["offset"] + entry["size"] // 2)
+    out = str(tmp_path / "out")
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(headwater.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "headwater.cli", "download", f"{proxy.url}/datasets/{DAMAGED}/resolve/main",
+         "1-30", "-o", out, "--layout", "increment-id", "--base-level", "1", "--report", out + ".json", "-q"],
+        capture_output=True, text=True, timeout=300, env=env)
+    with open(out + ".json") as f:
+        report = json.load(f)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert sorted(int(k) for k in report["failed"]) == [13, 23], report["failed"]
+    assert not {"13.bin", "23.bin"} & set(os.listdir(out))
+
+
 # -- publishes ------------------------------------------------------------------------------------------------
 def publish_items(n: int, tag: str) -> list[tuple[str, dict[str, Any]]]:
     return [("train", json.loads(_droplet(i).replace(b'"u%d"' % i, b'"%s-%d"' % (tag.encode(), i))))
@@ -274,31 +287,32 @@ def test_a_publish_refused_with_503_or_429_is_retried_and_commits_once(world: Wo
     assert proxy.faults["status"] == 2
 
 
-@pytest.mark.parametrize("kind", ["reset", "truncate"])
+@pytest.mark.parametrize(("kinds", "name"), [(["reset"], "lost-reset"), (["truncate"], "lost-truncate"),
+                                             (["reset", "truncate"], "lost-twice")])
 def test_a_publish_whose_answer_is_lost_is_retried_and_commits_exactly_once(world: World, proxy: FaultProxy,
-                                                                            kind: str) -> None:
-    """The connection dies after the server got the whole body: the client sends the publish again with the
-    same Idempotency-Key, and the server answers with the dataset the first attempt committed (once)."""
-    name = f"lost-{kind}"
-    proxy.inject(kind, path="/publish", cut_after=0)
+                                                                            kinds: list[str], name: str) -> None:
+    """The connection dies after the server got the whole body (and committed): the client sends the publish
+    again, the server recognises it, and the catalog holds the whole dataset once."""
+    for kind in kinds:
+        proxy.inject(kind, path="/publish", cut_after=0)
     api = remote(world, proxy)
-    answer = api.transport.publish("main", "acme", name, publish_items(800, name),  # type: ignore[attr-defined]
-                                   tags=["latest"])
-    assert committed(world, name) == [{"train": 800}]
-    assert answer["splitCounts"] == {"train": 800} and proxy.faults[kind] == 1
+    api.transport.publish("main", "acme", name, publish_items(300, name),  # type: ignore[attr-defined]
+                          tags=["latest"])
+    assert committed(world, name) == [{"train": 300}]
+    assert sum(proxy.cuts.values()) == len(kinds) and proxy.pending() == 0
 
 
 # -- Retry-After and long outages (client-faults' lane) --------------------------------------------------------
 def gaps_after_refusals(proxy: FaultProxy, path: str) -> list[float]:
-    """Seconds between each refused request for ``path`` and the next request for the same target (its retry;
-    requests for other targets — other shards, fetched meanwhile by other worker threads — do not count)."""
-    seen = [(t, target, kind) for t, target, kind in proxy.log if path in target]
-    gaps = []
-    for i, (t, target, kind) in enumerate(seen):
-        retry = next((later for later, other, _ in seen[i + 1:] if other == target), None)
-        if kind == "status" and retry is not None:
-            gaps.append(retry - t)
-    return gaps
+    """Seconds between each refused request for ``path`` and the next request with the same request line
+    (its retry — not another shard that another worker thread fetched meanwhile)."""
+    out = []
+    for i, (t, target, kind) in enumerate(proxy.log):
+        if kind == "status" and path in target:
+            retry = next((later for later, again, _ in proxy.log[i + 1 :] if again == target), None)
+            if retry is not None:
+                out.append(retry - t)
+    return out
 
 
 @pytest.mark.parametrize("status", [429, 503])

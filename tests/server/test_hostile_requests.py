@@ -6,6 +6,7 @@ is below 500, and every 4xx says what is wrong in its body."""
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import socket
@@ -21,6 +22,8 @@ from hypothesis import strategies as st
 from headwater.archive import pack_directory
 from headwater.catalog import Catalog
 from headwater.server.app import ServerConfig
+from headwater.server.errors import MalformedRange, RangeNotSatisfiable
+from headwater.server.range_responses import MAX_RANGES, parse_range, parse_ranges
 
 from ..support.files import make_files
 from ..support.servers import bearer, live_server, make_user
@@ -79,6 +82,25 @@ range_specs = st.one_of(
     st.tuples(units, st.lists(st.tuples(positions, positions), min_size=1, max_size=300)).map(
         lambda u_specs: u_specs[0] + ",".join(f"{a}-{b}" for a, b in u_specs[1])),
 )
+
+
+@FUZZ
+@given(range_specs, st.integers(0, 10**7))
+@example("bytes=0-0,0-0,5-9,3-6,10-", 12)
+@example("bytes=-5,0-", 0)
+def test_range_parsing_gives_disjoint_ranges_inside_the_file_or_a_named_error(header: str, size: int) -> None:
+    for parse in (parse_range, parse_ranges):
+        try:
+            got = parse(header, size)
+        except (MalformedRange, RangeNotSatisfiable) as err:
+            assert str(err) and (not isinstance(err, RangeNotSatisfiable) or err.size == size)
+            continue
+        if got is None:
+            continue
+        ranges = [got] if isinstance(got, tuple) else got
+        assert ranges and len(ranges) <= MAX_RANGES
+        assert all(0 <= a <= b < size for a, b in ranges), (header, size, ranges)
+        assert all(b1 + 1 < a2 for (_, b1), (a2, _) in itertools.pairwise(ranges)), ranges
 
 
 @FUZZ

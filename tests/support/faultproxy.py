@@ -22,7 +22,8 @@ the server has started to answer, so 0 cuts before the first byte of the answer 
 the server got (and acted on) the whole request — the case that tests idempotency. ``slow`` lasts for the
 rest of the connection; the others end it. Bytes the proxy cannot frame as HTTP/1.1 requests are passed on
 unchanged (no more faults on that connection). Counters: :attr:`FaultProxy.connections`,
-:attr:`FaultProxy.requests` and :attr:`FaultProxy.faults` (by kind).
+:attr:`FaultProxy.requests`, :attr:`FaultProxy.faults` (by kind) and :attr:`FaultProxy.cuts` (resets and
+truncations that did cut an answer).
 
 Example:
     >>> import http.client, http.server, threading
@@ -137,6 +138,8 @@ class FaultProxy:
         self.log: list[tuple[float, str, str | None]] = []
         """``(time.monotonic(), request line, fault kind or None)`` of every request, in arrival order."""
         self.faults: collections.Counter[str] = collections.Counter()
+        self.cuts: collections.Counter[str] = collections.Counter()
+        """Resets and truncations that cut an answer (one shorter than ``cut_after`` passes whole)."""
         self._queue: collections.deque[ProxyFault] = collections.deque()
         self._rng = random.Random(self.plan.seed)
         self._lock = threading.Lock()
@@ -170,6 +173,7 @@ class FaultProxy:
         with self._lock:
             self.connections = self.requests = 0
             self.faults.clear()
+            self.cuts.clear()
             self.log.clear()
 
     def start(self) -> FaultProxy:
@@ -321,6 +325,8 @@ class FaultProxy:
                 dst.write(data[: answer.budget])  # the answer is under way: cut it here
                 with suppress(ConnectionError):
                     await dst.drain()
+                with self._lock:
+                    self.cuts[fault.kind] += 1
                 self._end(dst, abort=fault.kind == "reset")
                 return
             if answer.budget is not None:

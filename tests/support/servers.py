@@ -14,6 +14,7 @@ Stable API (other test modules rely on it)::
 
     with serve_process(catalog_path, "--pool", "acme/px=/dir", "--timeout-header", "1") as server:
         server.url, server.pid, server.fds(), server.rss()               # `headwater serve` in a child process
+        server.workers()                                                 # its worker pids (with --workers N)
 
 ``make_user(catalog, "alice", permission="write")`` creates a user (if missing) and a key and returns
 the secret; ``share_pools(catalog, repos, owner=…, public=…)`` records pools' access settings;
@@ -92,6 +93,24 @@ class ServeProcess:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1]) * 1024
         raise RuntimeError(f"no VmRSS in /proc/{self.pid}/status")
+
+    def workers(self) -> list[int]:
+        """Pids of the worker processes of ``--workers N`` (the children of the serve process, uvicorn's
+        supervisor, except multiprocessing's resource tracker); SIGKILL one to crash a worker."""
+        out = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:  # exited meanwhile
+                continue
+            if ppid == self.pid and b"resource_tracker" not in cmdline:
+                out.append(int(entry))
+        return sorted(out)
 
     def stderr(self) -> str:
         """What the server wrote to stderr so far."""

@@ -51,7 +51,10 @@ def test_reset_cuts_the_answer_with_a_rst_after_the_given_bytes(upstream: FileSe
             proxy.inject("reset", cut_after=0)
             httpx.get(proxy.url + "/small.txt")
         assert upstream.requests["small.txt"] == 1  # the server got the request; the client got nothing
-        assert proxy.faults == {"reset": 2}
+        assert proxy.faults == {"reset": 2} and proxy.cuts == {"reset": 2}
+        proxy.inject("truncate", cut_after=10_000)
+        assert httpx.get(proxy.url + "/small.txt").content == b"hello"  # shorter than the cut: passes whole
+        assert proxy.cuts == {"reset": 2}
 
 
 def test_truncate_closes_cleanly_inside_the_body(upstream: FileServer) -> None:

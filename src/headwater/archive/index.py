@@ -74,11 +74,32 @@ def encode_index(index: TarIndex) -> bytes:
 
 
 def decode_index(data: bytes, *, source: str = "<index>") -> TarIndex:
-    """Parse an index JSON (ours or hfutils'), with an error that names ``source`` when it is malformed."""
+    """Parse an index JSON (ours or hfutils'), with an error that names ``source`` when it is malformed.
+
+    Every member must lie inside the tar (``0 <= offset``, ``offset + size <= filesize``): an index comes
+    from a store that may be damaged or hostile, and a member outside the file would make a reader ask for
+    bytes the tar does not have (a negative offset is not even a valid range).
+
+    >>> decode_index(b'{"filesize": 1024, "hash": "", "hash_lfs": "", "files": {"a": {"offset": 512, "size": 9}}}'
+    ...              ).files["a"].size
+    9
+    >>> decode_index(b'{"filesize": 1024, "hash": "", "hash_lfs": "", "files": {"a": {"offset": -1, "size": 9}}}',
+    ...              source="images/0001.json")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    headwater.archive.errors.IndexFormatError: images/0001.json: member 'a' (offset -1, size 9) lies outside the...
+    """
     try:
-        return _decoder.decode(data)
+        index = _decoder.decode(data)
     except msgspec.DecodeError as err:
         raise IndexFormatError(f"{source}: not a tar index: {err}") from None
+    if index.filesize < 0:
+        raise IndexFormatError(f"{source}: not a tar index: negative filesize {index.filesize}")
+    for name, entry in index.files.items():
+        if entry.offset < 0 or entry.size < 0 or entry.offset + entry.size > index.filesize:
+            raise IndexFormatError(f"{source}: member {name!r} (offset {entry.offset}, size {entry.size}) lies "
+                                   f"outside the {index.filesize}-byte tar; rebuild the index (headwater index)")
+    return index
 
 
 def git_blob_sha1_prefix(size: int) -> bytes:
