@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from headwater.archive import TarIndex, encode_index, index_path_for, index_stream
-from headwater.archive.manifest import MANIFEST_NAME, Manifest, rebuild_manifest, update_manifest
+from headwater.archive.manifest import MANIFEST_NAME, Manifest, rebuild_manifest, update_manifest, write_manifest
 from headwater.catalog import Catalog
+from headwater.server.app import ServerConfig
 from headwater.storage import open_store
 
 from ..support.files import tar_bytes
-from ..support.servers import bearer, make_user, serve_process, share_pools
+from ..support.servers import bearer, live_server, make_user, serve_process, share_pools
 
 REPO = "acme/px"
 UPLOADS = 48
@@ -61,6 +62,23 @@ def test_two_server_processes_uploading_at_once_leave_every_shard_in_the_manifes
         assert listed == sorted(shards), f"missing from the manifest: {sorted(set(shards) - set(listed))}"
         assert len(manifest) == UPLOADS
     assert not any(name.endswith(".tmp") for _dir, _sub, files in os.walk(pool) for name in files)
+
+
+def test_uploading_the_same_shard_again_repairs_a_manifest_left_behind(tmp_path) -> None:
+    """An upload whose manifest update did not happen (a crash after the rename, a 503 on S3) is sent again
+    with the same bytes: the shard is kept as it is, and the manifest gets its rows."""
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    catalog = str(tmp_path / "catalog.sqlite")
+    key = make_user(catalog, "alice", permission="write")
+    (path, data), = _shards(1).items()
+    with live_server(ServerConfig(catalog, pools={REPO: str(pool)}), public_pools=True, pool_owner="alice") as url:
+        put = f"{url}/api/pools/{REPO}/files/{path}"
+        assert httpx.put(put, content=data, headers=bearer(key, raw=True)).status_code == 201
+        write_manifest(str(pool / MANIFEST_NAME), [])  # the manifest as the interrupted upload left it
+        assert httpx.put(put, content=data, headers=bearer(key, raw=True)).status_code == 201
+    with Manifest(str(pool / MANIFEST_NAME)) as manifest:
+        assert [s.path for s in manifest.shards()] == [path]
 
 
 def test_concurrent_manifest_updates_on_s3_are_all_kept(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:

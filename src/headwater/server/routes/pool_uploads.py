@@ -8,7 +8,8 @@ Routes (a ``write`` key required; ``{repo}`` is ``owner/name``, a key of ``Serve
   ``ServerConfig.max_shard_members`` members, 413), then published: the shard, then the index JSON the
   server built from it, then the shard's rows in the pool manifest. A shard already at that path with
   other bytes is replaced only with ``?replace=true`` (else 409: its members would silently change under
-  its readers); the same bytes again are accepted as they are (a retried upload). Answers 201
+  its readers); the same bytes again are accepted as they are (a retried upload), and their manifest rows
+  written again, so a retry repairs a manifest its first attempt left behind. Answers 201
   ``{path, size, oid, sha256, files, index, commit}`` — ``commit`` is the pool's new commit id.
 * ``PUT /api/pools/{repo}/files/{path}.json`` — an index for a shard already uploaded (hfutils' upload
   order: tar, then json). It is checked against the shard's actual bytes (re-indexed); a mismatch is 422
@@ -60,6 +61,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ...archive import (
     IndexFormatError,
+    ManifestError,
     TarFormatError,
     TarIndex,
     TooManyMembersError,
@@ -72,7 +74,7 @@ from ...archive import (
     update_manifest,
 )
 from ...catalog import Principal
-from ...storage import StorageError, StoreNotFoundError
+from ...storage import StorageError, Store, StoreNotFoundError
 from ..auth import pool_for_writing, require_write
 from ..errors import HubError
 from ..snapshots import HubPool, check_repo_path
@@ -172,9 +174,20 @@ def _publish_tar(pool: HubPool, path: str, tmp: str, index: TarIndex, replace: b
             else:
                 store.put_file(path, tmp)
             store.put_bytes(index_path_for(path), encode_index(index))
-            update_manifest(store, put={path: index})
+        # also for the same bytes again: a retried upload repairs a manifest its first attempt left behind
+        _record_in_manifest(store, path, put={path: index})
     pool.invalidate()
     return pool.head().commit
+
+
+def _record_in_manifest(store: Store, path: str, *, put: dict[str, TarIndex] | None = None,
+                        remove: tuple[str, ...] = ()) -> None:
+    """Update the pool manifest; 503 (try again) when other writers kept changing it (S3)."""
+    try:
+        update_manifest(store, put=put, remove=remove)
+    except ManifestError as err:
+        raise HTTPException(503, f"{path} is stored, but the pool's manifest could not be updated ({err}); send "
+                                 "the upload again", headers={"Retry-After": "1"}) from None
 
 
 def _index_upload(tmp: str, path: str, max_members: int) -> TarIndex:
@@ -235,7 +248,7 @@ def _verify_index(pool: HubPool, path: str, data: bytes) -> dict[str, Any]:
             current = None
         if current != canonical:
             store.put_bytes(path, canonical)
-            update_manifest(store, put={tar: truth})
+            _record_in_manifest(store, path, put={tar: truth})
     pool.invalidate()
     return {"path": path, "verified": True, "commit": pool.head().commit}
 
@@ -299,7 +312,7 @@ def _delete(pool: HubPool, path: str) -> str:
                 pass
             except (OSError, StorageError) as err:
                 raise HTTPException(500, f"cannot delete {target!r}: {type(err).__name__}") from None
-        update_manifest(store, remove=[path])
+        _record_in_manifest(store, path, remove=(path,))
     pool.invalidate()
     return pool.head().commit
 
