@@ -88,9 +88,7 @@ STREAM_BLOCK_BYTES = 1 << 20
 NDJSON = "application/x-ndjson"
 
 _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_UNSENT_STATUS = frozenset({429, 503})  # refused before any work: safe to retry even a publish
 _RETRY_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_UNSENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class _Retryable(Exception):
@@ -254,25 +252,18 @@ class HttpTransport:
             return RemoteRequestError(full, **kwargs)
         return RemoteUnavailableError(full, **kwargs)
 
-    def _attempts(self, what: str, attempt_once: Callable[[], Any], *, idempotent: bool = True) -> Any:
+    def _attempts(self, what: str, attempt_once: Callable[[], Any]) -> Any:
         """Run ``attempt_once`` under the retry policy; transient failures raise :class:`_Retryable` or an
-        httpx transport error inside it."""
+        httpx transport error inside it. Every request may be sent again: reads are idempotent, and a
+        publish carries its ``Idempotency-Key``."""
         backoff = self.retry.backoff()
         while True:
             try:
                 self.requests += 1
                 return attempt_once()
             except _Retryable as err:
-                if not idempotent and err.status not in _UNSENT_STATUS:
-                    raise err.error or RemoteUnavailableError(f"{what}: {err}") from None
                 last: BaseException = err
-            except _UNSENT_ERRORS as err:
-                last = err
             except _RETRY_ERRORS as err:
-                if not idempotent:
-                    raise RemoteUnavailableError(f"{what}: the connection failed while the server may have been "
-                                                 f"working on it ({type(err).__name__}: {err}); not retried: "
-                                                 "check whether it took effect") from err
                 last = err
             except httpx.HTTPError as err:  # bad URL, unsupported protocol…: not transient
                 raise RemoteUnavailableError(f"{what}: {type(err).__name__}: {err}") from err
@@ -287,7 +278,7 @@ class HttpTransport:
 
     def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None,
                  content: Callable[[], Iterable[bytes]] | bytes | None = None, headers: Mapping[str, str] | None = None,
-                 idempotent: bool = True, timeout: httpx.Timeout | None = None) -> Any:
+                 timeout: httpx.Timeout | None = None) -> Any:
         """One API call: the decoded JSON of a 2xx answer, or the matching ``Remote*`` error."""
         what = f"{method} {self.url}{path}"
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
@@ -310,7 +301,7 @@ class HttpTransport:
                                   f"JSON ({response.headers.get('content-type')}); is {self.url} a headwater "
                                   "server?", status=response.status_code, url=str(response.request.url)) from None
 
-        return self._attempts(what, once, idempotent=idempotent)
+        return self._attempts(what, once)
 
     def request_json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
                      content: Callable[[], Iterable[bytes]] | bytes | None = None,
