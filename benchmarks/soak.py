@@ -7,7 +7,7 @@ What is run
     proxy (``tests/support/faultproxy.py``), which draws a fault for ``--fault-rate`` of the requests
     (default 0.1, spread evenly over: reset inside the answer, truncated answer — both after 0–16 KiB of it,
     so an answer shorter than the draw passes whole and is not counted as cut — stall of 0.3 s, slow answer,
-    429/503 with ``Retry-After: 1``). With ``--kill-every S`` (default 20) one server worker is
+    429/503 with ``Retry-After: 1``, a request cut with a RST after 0–16 KiB of it). With ``--kill-every S`` (default 20) one server worker is
     SIGKILLed every S seconds (uvicorn starts a new one).
 
     ``--clients`` threads (default 16) loop for ``--seconds`` (default 60); each picks, at random:
@@ -378,6 +378,7 @@ def main() -> int:
         ("requests straight to the server (bad input)", total.direct_requests),
         *[(f"faults injected: {k}", faults.get(k, 0)) for k in FAULT_KINDS],
         ("answers cut by those resets / truncations", f"{cuts['reset']} / {cuts['truncate']}"),
+        ("requests cut while uploading", cuts["upload"]),
         ("faults per connection", f"{share:.1%}"),
         ("faults per request", f"{sum(faults.values()) / max(requests, 1):.1%}"),
         ("workers SIGKILLed", len(kills)), ("server tracebacks in its log", tracebacks),
