@@ -7,7 +7,8 @@ What is run
     proxy (``tests/support/faultproxy.py``), which draws a fault for ``--fault-rate`` of the requests
     (default 0.1, spread evenly over: reset inside the answer, truncated answer — both after 0–16 KiB of it,
     so an answer shorter than the draw passes whole and is not counted as cut — stall of 0.3 s, slow answer,
-    429/503 with ``Retry-After: 1``, a request cut with a RST after 0–16 KiB of it). With ``--kill-every S`` (default 20) one server worker is
+    429/503 with ``Retry-After: 1``, a request cut with a RST after 0–16 KiB of it). With ``--kill-every S``
+    (default 20) one server worker is
     SIGKILLed every S seconds (uvicorn starts a new one).
 
     ``--clients`` threads (default 16) loop for ``--seconds`` (default 60); each picks, at random:
