@@ -34,7 +34,6 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── ManifestError
     │   ├── UnsafeMemberError
     │   └── PackError
-    │       └── PackWriteError                      exit 3   (disk full or a file-size limit while packing)
     ├── PoolError                                   headwater.pool.errors
     │   ├── InvalidResourceDataError                (cheesechaser name)
     │   │   ├── ResourceNotFoundError               (cheesechaser name)

@@ -277,3 +277,9 @@ def test_readme_pack_examples_keep_every_name_unique(tmp_path):
     assert code == 0 and "packed 1 files" in out
     assert run("verify", pool, "-q")[0] == 0
     assert run("pack", str(tmp_path / "photos"), str(tmp_path / "pool-seq"), "-q")[0] == 0  # README's second
+    # a pool put together by hand with one name in two shards: verify names the name and both shards
+    for name in ("shard-00000.tar", "shard-00000.json"):
+        os.replace(tmp_path / "pool-seq" / name, os.path.join(pool, name))
+    assert run("index", pool, "-q")[0] == 0
+    code, out = run("verify", pool, "-q")
+    assert code == 1 and "images/0001.tar: 1.jpg: ambiguous-name" in out and "images/0001.tar, shard-00000.tar" in out

@@ -19,6 +19,7 @@ import pytest
 
 from headwater.archive import pack_directory
 from headwater.server.app import ServerConfig
+from headwater.server.rate_limits import DEFAULT_RATE_LIMIT
 
 from ..support.files import make_files
 from ..support.servers import live_server, make_user
@@ -71,7 +72,8 @@ def test_cheesechaser_downloads_by_id(cheesechaser_python: str, pool: tuple[str,
     pool_dir, files = pool
     ids = [1234, 2234, 3234, *sorted(files)[:57]]
     sha = {f"{rid}.webp": hashlib.sha256(files[rid]).hexdigest() for rid in ids}
-    config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir})
+    # under the rate limit `serve` applies beyond loopback: the stock client must not notice it
+    config = ServerConfig(str(tmp_path / "catalog.sqlite"), pools={REPO: pool_dir}, rate_limit=DEFAULT_RATE_LIMIT)
     with live_server(config, public_pools=True) as url:
         out = _run(cheesechaser_python, url, str(tmp_path / "out"), ids)
     assert out["mock"] == {str(rid): [[f"{rid}.webp", sha[f"{rid}.webp"]]] for rid in ids[:3]}

@@ -10,6 +10,7 @@ import subprocess
 import textwrap
 
 from headwater.server.app import ServerConfig
+from headwater.server.rate_limits import DEFAULT_RATE_LIMIT
 
 from ..server.test_datatap import build
 from ..support.servers import live_server
@@ -50,7 +51,7 @@ _SCRIPT = textwrap.dedent('''
 def test_datatap_client_reads_everything(datatap_python: str, tmp_path) -> None:
     path = os.path.join(str(tmp_path), "catalog.sqlite")
     cat, keys, db, v1, v2, _ = build(path, train=100)
-    with live_server(ServerConfig(path)) as url:
+    with live_server(ServerConfig(path, rate_limit=DEFAULT_RATE_LIMIT)) as url:  # serve's default beyond loopback
         proc = subprocess.run([datatap_python, "-c", _SCRIPT, url, keys["alice"]], capture_output=True, text=True,
                               timeout=120, cwd=str(tmp_path), env={**os.environ, "DATATAP_API_KEY": ""})
     assert proc.returncode == 0, proc.stderr

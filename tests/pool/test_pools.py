@@ -226,8 +226,8 @@ def test_remote_manifest_never_reused_stale(file_server, tmp_path):
     first = StorePool(server.url, layout="increment-id")
     assert first.batch_download_to_directory([3], str(tmp_path / "a"), silent=True).downloaded == [3]
     files = make_files(src, [1, 2, 3], seed=2)  # new contents, new offsets
-    shutil.rmtree(pool_dir)  # packed anew in the same place (pack refuses to mix into an existing pool)
-    pack_directory(src, pool_dir, layout="increment-id", silent=True)
+    pack_directory(src, str(tmp_path / "repacked"), layout="increment-id", silent=True)  # pack refuses a full pool
+    shutil.copytree(tmp_path / "repacked", pool_dir, dirs_exist_ok=True)  # the same names, new bytes, in place
     second = StorePool(server.url, layout="increment-id")
     assert second.batch_download_to_directory([3], str(tmp_path / "b"), silent=True).downloaded == [3]
     assert (tmp_path / "b" / "3.bin").read_bytes() == files[3]

@@ -10,7 +10,7 @@ import stat
 import msgspec
 import pytest
 
-from headwater.archive import MANIFEST_NAME, verify_pool
+from headwater.archive import MANIFEST_NAME, pack_directory, verify_pool
 from headwater.droplet import (
     ImageFetcher,
     decode_droplet,
@@ -95,12 +95,14 @@ def test_urls_and_existing_pool_refs_are_kept_and_images_deduplicated(tmp_path):
     cat = new_catalog(str(tmp_path))
     with pytest.raises(PublishError, match=re.escape("line 4: image 'pool://old/17.jpg' names pool 'old'")):
         publish(cat, "main", "a", "b", path, pool_dir=str(tmp_path / "p"), silent=True)
-    record = publish(cat, "main", "a", "b", path, pool_dir=str(tmp_path / "p"), pools={"old": "/somewhere"},
-                     silent=True)
+    old = str(tmp_path / "old-pool")
+    make_image(str(tmp_path / "old-src" / "17.jpg"))
+    pack_directory(str(tmp_path / "old-src"), old, silent=True)
+    record = publish(cat, "main", "a", "b", path, pool_dir=str(tmp_path / "p"), pools={"old": old}, silent=True)
     got = [d["image"]["paths"][0] for d in stream_all(cat, record)["train"]]
     assert got[0] == "https://example.com/1.jpg" and got[3] == "pool://old/17.jpg"
     assert got[1] == got[2] == "pool://images/0.png"  # the same file (relative and absolute) packed once
-    assert record.pools == {"old": "/somewhere", "images": str(tmp_path / "p")}
+    assert record.pools == {"old": old, "images": str(tmp_path / "p")}
     assert ImageFetcher(record.pools).read_ref(got[1]) == data
 
 
@@ -333,3 +335,91 @@ def test_publish_on_both_backends_all_or_nothing(catalog_url, tmp_path):
         if cat.backend == "postgresql":  # no catalog folder to put a default pool beside
             with pytest.raises(PublishError, match="give pool_dir"):
                 publish(cat, "main", "a", "c", path, images=images, silent=True)
+
+
+def test_pool_refs_must_name_a_pool_and_member_that_exist(tmp_path):
+    make_image(str(tmp_path / "old-src" / "17.jpg"))
+    make_image(str(tmp_path / "a.png"))
+    old = str(tmp_path / "old-pool")
+    pack_directory(str(tmp_path / "old-src"), old, silent=True)
+    cat = new_catalog(str(tmp_path))
+    rows = [droplet("pool://old/17.jpg", "ok"),         # line 1: there
+            droplet("pool://old/18.jpg", "no-member"),  # line 2: no such member
+            droplet("pool://gone/1.jpg", "no-pool"),    # line 3: no such pool name
+            droplet("pool://images/0.jpg", "new"),      # line 4: the pool this publish creates: but it packs none
+            droplet("https://example.com/x.jpg", "url")]
+    path = write_jsonl(str(tmp_path / "d.jsonl"), rows)
+    with pytest.raises(PublishError) as info:
+        publish(cat, "main", "a", "b", path, pools={"old": old}, silent=True)
+    got = {p.where: p.message for p in info.value.problems}
+    assert sorted(got) == ["line 2", "line 3", "line 4"], got
+    assert "'18'" in got["line 2"] and "'old'" in got["line 2"] and got["line 2"].endswith("(at $.image.paths[0])")
+    assert "pool 'gone', which is not among the dataset's pools ['old']" in got["line 3"]
+    assert "pool 'images'" in got["line 4"]
+    # a pool location that does not exist: named once per ref, as a pool that cannot be read
+    with pytest.raises(PublishError, match=r"line 1: image 'pool://old/17\.jpg': pool 'old' at /no/such/pool cannot"):
+        publish(cat, "main", "a", "b", write_jsonl(str(tmp_path / "e.jsonl"), rows[:1]), pools={"old": "/no/such/pool"},
+                silent=True)
+    # refs into the new pool are fine when they name a member it will hold (members 0.png, 1.…, in order of use)
+    path = write_jsonl(str(tmp_path / "f.jsonl"), [droplet("a.png", "local"), droplet("pool://images/0.png", "same"),
+                                                   droplet("pool://images/1.png", "beyond")])
+    with pytest.raises(PublishError, match=r"line 3: image 'pool://images/1\.png': no member '1\.png'"):
+        publish(cat, "main", "a", "b", path, pool_dir=str(tmp_path / "p1"), silent=True)
+    assert catalog_is_empty(cat) and not (tmp_path / "p1").exists()
+
+
+def test_duplicate_uids_are_refused_naming_both_lines(tmp_path):
+    cat = new_catalog(str(tmp_path))
+    rows = [droplet("https://h/1.jpg", "cat-1"), droplet("https://h/2.jpg", "cat-2"),
+            droplet("https://h/3.jpg", "cat-1"), droplet("https://h/4.jpg", "cat-3"),
+            droplet("https://h/5.jpg", "cat-1"), droplet("https://h/6.jpg")]
+    path = write_jsonl(str(tmp_path / "d.jsonl"), rows)
+    with pytest.raises(PublishError) as info:
+        publish(cat, "main", "a", "b", path, silent=True)
+    assert [str(p) for p in info.value.problems] == [
+        "line 3: duplicate uid 'cat-1': line 1 has it too (every droplet of a dataset needs its own uid)",
+        "line 5: duplicate uid 'cat-1': line 1 has it too (every droplet of a dataset needs its own uid)"]
+    assert catalog_is_empty(cat)
+    unique = write_jsonl(str(tmp_path / "e.jsonl"), [*rows[:2], rows[3], rows[5], rows[5]])
+    record = publish(cat, "main", "a", "b", unique, silent=True)
+    assert record.splits == {"train": 5}  # droplets without a uid may be many
+
+
+_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from headwater.cli import main
+main(sys.argv[2:], prog_name="headwater")
+"""
+
+
+def test_publish_that_fills_the_disk_leaves_no_pool_and_reruns(tmp_path):
+    import random
+    import resource
+    import subprocess
+    import sys
+
+    rng = random.Random(0)
+    rows = []
+    for i in range(6):
+        (tmp_path / f"{i}.jpg").write_bytes(rng.randbytes(60_000))  # one shard of ~360 KB
+        rows.append(droplet(f"{i}.jpg", f"img-{i}"))
+    path = write_jsonl(str(tmp_path / "d.jsonl"), rows)
+    catalog = str(tmp_path / "catalog.sqlite")
+    args = ["publish", path, "--repo", "main/acme/cats", "--catalog", catalog, "--create-database",
+            "--pool-dir", str(tmp_path / "pools" / "cats"), "-q"]
+
+    def run(limit: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _LIMITED, str(limit), *args], capture_output=True, text=True,
+                              timeout=120)
+
+    done = run(250_000)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(f"error: cannot write {tmp_path / 'pools' / 'cats'}: File too large")
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert not (tmp_path / "pools" / "cats").exists() and os.listdir(tmp_path / "pools") == []  # no staging left
+    again = run(resource.RLIM_INFINITY)
+    assert again.returncode == 0, again.stderr
+    assert verify_pool(str(tmp_path / "pools" / "cats"), silent=True).ok

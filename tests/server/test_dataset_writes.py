@@ -221,7 +221,7 @@ def test_database_publish_in_remote_mode_matches_embedded(world: World, tmp_path
     bad = write_jsonl(str(tmp_path / "bad.jsonl"), [rows[0], "{oops", rows[1]])
     with pytest.raises(PublishError, match="line 2: invalid JSON"):
         remote.publish("acme/cats", bad, pools=POOLS)
-    # refused by the server (an unknown pool passes the local check): still the file's own line numbers
+    # refused (the droplets name pool 'images', which no pool given is): the file's own line numbers
     with pytest.raises(PublishError, match=r"line 3: .*'images'") as info:
         remote.publish("acme/cats", path)
     assert info.value.total == 30 and info.value.problems[0].where == "line 1"
@@ -302,3 +302,47 @@ def test_pools_served_by_the_server_are_stored_as_locations_and_read_as_its_urls
         bad = f"{url}/datasets/acme/images/resolve/main/cats/../../../etc"
         r = httpx.post(url + PUBLISH, content=ndjson({"pools": {"images": bad}}, rows), headers=bearer(key))
         assert r.status_code == 400 and "unsafe path" in r.json()["error"]
+
+
+def test_duplicate_uids_are_refused_naming_both_lines(world: World) -> None:
+    rows = [row(0), row(1), row(2), row(3)]
+    rows[3]["droplet"]["uid"] = "d1"
+    r = world.post(PUBLISH, ndjson({"pools": POOLS}, rows))
+    assert r.status_code == 400, r.text
+    assert r.json()["problems"] == [{"where": "line 5", "message": "duplicate uid 'd1': line 3 has it too (every "
+                                                                   "droplet of a dataset needs its own uid)"}]
+    with pytest.raises(Exception, match="not found"):
+        world.catalog.repository("main", "acme", "cats")
+
+
+def test_refs_into_a_served_pool_must_name_members_it_holds(tmp_path) -> None:
+    """The same rule as a local publish: a member the served pool does not hold is refused by line; a pool
+    elsewhere is not opened by the server (it connects to no host a publisher names), only its name checked."""
+    from headwater.archive import pack_directory
+    from headwater.publish import publish
+
+    (tmp_path / "src").mkdir()
+    for i in (1, 2):
+        (tmp_path / "src" / f"{i}.jpg").write_bytes(b"jpeg %d" % i)
+    served = str(tmp_path / "served")
+    pack_directory(str(tmp_path / "src"), served, silent=True)
+    cat = Catalog(str(tmp_path / "catalog.sqlite"))
+    write = make_user(cat, "alice", permission="write")
+    cat.create_database("main", owner="alice")
+    rows = [row(1), row(2), row(3)]  # pool://images/{1,2,3}.jpg: 3.jpg is not in the pool
+    rows[2]["where"] = "cats.jsonl line 3"
+    with live_server(ServerConfig(str(tmp_path / "catalog.sqlite"), pools={"acme/images": served})) as url:
+        pools = {"images": f"{url}/datasets/acme/images/resolve/main"}
+        headers = {**bearer(write), "Content-Type": "application/x-ndjson"}
+        r = httpx.post(url + PUBLISH, content=ndjson({"pools": pools}, rows), headers=headers, timeout=30)
+        assert r.status_code == 400, r.text
+        [problem] = r.json()["problems"]
+        assert problem["where"] == "cats.jsonl line 3" and "resource '3' is not in pool 'images'" in problem["message"]
+        # the local publish of the same droplets against the same pool says the same
+        path = write_jsonl(str(tmp_path / "d.jsonl"), [x["droplet"] for x in rows])
+        with pytest.raises(PublishError) as info:
+            publish(cat, "main", "acme", "cats", path, pools={"images": served}, silent=True)
+        assert [(p.where, p.message) for p in info.value.problems] == [("line 3", problem["message"])]
+        r = httpx.post(url + PUBLISH, content=ndjson({"pools": pools}, rows[:2]), headers=headers, timeout=30)
+        assert r.status_code == 201, r.text
+    cat.close()

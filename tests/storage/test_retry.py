@@ -166,3 +166,56 @@ def test_a_retry_after_past_the_deadline_is_cut_to_it_and_tried_once_more(file_s
     server.inject(SHARD, *[Fault.status(503, {"Retry-After": "3600"})] * 3)
     with pytest.raises(StoreUnavailableError, match=r"still failing after 2 attempts over 1\.\d s \(deadline 1 s\)"):
         store.read_range(SHARD, 10, 20)
+
+
+def test_jitter_schemes_stay_within_their_bounds_and_spread():
+    err = ConnectionResetError()
+    full = RetryPolicy(base_delay=1.0, max_delay=8.0, jitter="full")
+    draws = [full.delay(2, err) for _ in range(400)]
+    assert all(0.0 <= d <= 4.0 for d in draws) and min(draws) < 1.0 < 3.0 < max(draws)  # 0-100 % of 1 * 2**2
+    assert RetryPolicy(base_delay=1.0, max_delay=8.0, jitter="none").delay(2, err) == 4.0
+    assert RetryPolicy(base_delay=1.0, max_delay=8.0, jitter="none").delay(10, err) == 8.0  # capped
+    decorrelated = RetryPolicy.lasting(60.0)
+    assert decorrelated.deadline == 60.0 and decorrelated.jitter == "decorrelated"
+    draws = [decorrelated.delay(0, err, previous=p) for p in (None, 0.25, 1.0, 4.0, 5.0) for _ in range(100)]
+    assert all(0.25 <= d <= 5.0 for d in draws) and len({round(d, 3) for d in draws}) > 100
+    # a Backoff feeds each wait back as the previous one: waits grow from 0.25 s and never pass the cap
+    slept: list[float] = []
+    backoff = RetryPolicy(attempts=40, base_delay=0.25, max_delay=5.0, jitter="decorrelated").backoff(
+        sleep=slept.append)
+    while backoff.failed(err):
+        pass
+    assert len(slept) == 39 and all(0.25 <= s <= 5.0 for s in slept) and max(slept) > 2.0
+    with pytest.raises(ValueError, match="jitter must be one of"):
+        RetryPolicy(jitter="random")  # type: ignore[arg-type]
+    for bad in (float("nan"), -1.0):
+        with pytest.raises(ValueError, match="delays must be >= 0"):
+            RetryPolicy(base_delay=bad)
+
+
+def test_a_failing_server_behind_fsspecs_file_not_found_is_retried_not_missing(file_server, blob):
+    """fsspec's HTTP ``info`` turns any failure of its HEAD and GET into ``FileNotFoundError``: on main a 503
+    (or a refused connection) on a pool's manifest read as "no manifest", and was never retried."""
+    root, _ = blob
+    server = file_server(root)
+    server.inject(SHARD, Fault.status(503, {"Retry-After": "1"}), Fault.status(503, {"Retry-After": "1"}))
+    store = Store(server.url, retry=PATIENT)
+    assert store.info(SHARD)["size"] == 100_000
+    assert [r.method for r in server.seen] == ["HEAD", "GET", "HEAD"]  # fsspec: HEAD, then GET; then retried
+    assert server.seen[2].at - server.seen[1].at >= 0.9 and store.stats.retries == 1  # as long as Retry-After said
+    with pytest.raises(StoreNotFoundError):  # a real 404 stays "not found", at once
+        store.info("nothing.tar")
+    assert store.stats.retries == 1
+    closed = Store(f"http://127.0.0.1:{server.port}", retry=RetryPolicy(attempts=2, base_delay=0.0))
+    server.stop()
+    with pytest.raises(StoreUnavailableError, match="still failing after 2 attempts"):
+        closed.size(SHARD)
+    assert classify(_wrapped_in_fnf(_status(429))) == "retry"
+    assert classify(_wrapped_in_fnf(_status(403))) == "auth" and classify(_wrapped_in_fnf(_status(404))) == "missing"
+
+
+def _wrapped_in_fnf(err: BaseException) -> FileNotFoundError:
+    try:
+        raise FileNotFoundError("http://127.0.0.1/x") from err
+    except FileNotFoundError as wrapped:
+        return wrapped

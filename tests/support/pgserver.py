@@ -41,7 +41,8 @@ def find_pg_bin() -> str:
 
 
 class PostgresServer:
-    """Start with :meth:`start`, stop and delete everything with :meth:`stop` (also after a failed start)."""
+    """Start with :meth:`start`, stop and delete everything with :meth:`stop` (also after a failed start); or
+    ``with PostgresServer() as server:``."""
 
     def __init__(self) -> None:
         self.bin = find_pg_bin()
@@ -50,6 +51,7 @@ class PostgresServer:
         self.sockets = os.path.join(self.root, "sock")
         self.log = os.path.join(self.root, "server.log")
         self.port = 0
+        self._options = ""
         self._run_as: dict[str, Any] = {}
         if os.geteuid() == 0:
             try:
@@ -83,8 +85,25 @@ class PostgresServer:
         self.port = free_port()
         options = (f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._options = options
         self._run("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "60", "-o", options, "start")
         return self
+
+    def __enter__(self) -> PostgresServer:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def restart(self) -> None:
+        """Restart the server on the same port (``-m fast``: every session is ended, open transactions are
+        rolled back), as an operator's restart or a failover does to the clients connected at the time."""
+        self._run("pg_ctl", "-D", self.data, "-l", self.log, "-m", "fast", "-w", "-t", "60", "-o", self._options,
+                  "restart")
 
     def stop(self) -> None:
         try:

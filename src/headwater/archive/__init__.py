@@ -19,7 +19,6 @@ from .errors import (
     IndexFormatError,
     ManifestError,
     PackError,
-    PackWriteError,
     TarFormatError,
     TooManyMembersError,
     TruncatedTarError,
@@ -46,7 +45,7 @@ from .tarwalk import TarMember, walk_tar
 from .verify import Problem, VerifyReport, verify_pool, verify_shard
 
 __all__ = [
-    "ArchiveError", "IndexFormatError", "ManifestError", "PackError", "PackWriteError", "TarFormatError",
+    "ArchiveError", "IndexFormatError", "ManifestError", "PackError", "TarFormatError",
     "TruncatedTarError", "UnsafeMemberError", "TooManyMembersError",
     "ExtractReport", "extract_shard", "holds_member", "safe_target",
     "increment_id_shard",

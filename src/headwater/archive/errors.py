@@ -12,9 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from ..errors import UNAVAILABLE, HeadwaterError
+from ..errors import HeadwaterError
 
 __all__ = [
     "ArchiveError",
@@ -24,7 +22,6 @@ __all__ = [
     "ManifestError",
     "UnsafeMemberError",
     "PackError",
-    "PackWriteError",
     "TooManyMembersError",
 ]
 
@@ -62,13 +59,6 @@ class UnsafeMemberError(ArchiveError):
 
 class PackError(ArchiveError):
     """The source directory cannot be packed as asked; nothing was written."""
-
-
-class PackWriteError(PackError):
-    """The pool could not be written (disk full, a file-size limit, no permission): the input is fine, the
-    machine refused; nothing was left under a final name, so the same command can simply be run again."""
-
-    exit_code: ClassVar[int] = UNAVAILABLE
 
 
 class TooManyMembersError(TarFormatError):

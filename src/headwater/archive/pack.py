@@ -16,8 +16,9 @@ the existing ones, and rewrites an existing increment-id shard with its old memb
 sha256) and the new ones, so each id still lives in the one shard cheesechaser looks in.
 Everything is written into a staging folder beside ``dst_dir`` (:mod:`.staging`) and moved into place only
 when every shard, index and the manifest is complete: a failure — a full disk, a file-size limit — leaves
-nothing under a final name (the staging folder is removed), and :class:`PackWriteError` says what happened,
-so running the same command again after freeing space just works.
+nothing under a final name (the staging folder is removed) and is raised as
+:class:`~headwater.storage.DiskFullError` naming the pool folder (any other write failure as a
+:class:`PackError`), so running the same command again after freeing space just works.
 
 Example:
     >>> import tempfile, os
@@ -43,8 +44,8 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..storage import StoreNotFoundError, fsync_tree, is_temp_name, open_store, umask
-from .errors import IndexFormatError, PackError, PackWriteError, UnsafeMemberError
+from ..storage import DiskFullError, StoreNotFoundError, fsync_tree, is_temp_name, open_store, umask
+from .errors import IndexFormatError, PackError, UnsafeMemberError
 from .increment_id import increment_id_shard
 from .index import TarIndex, index_path_for
 from .manifest import MANIFEST_NAME, rebuild_manifest
@@ -53,7 +54,8 @@ from .shards import find_shards, load_indexes, member_shards
 from .staging import move_into_place, new_staging_dir
 from .writer import ShardWriter, archive_size, member_footprint
 
-__all__ = ["PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory", "write_shards"]
+__all__ = ["PackReport", "SourceFile", "collect_sources", "plan_shards", "pack_directory", "write_shards",
+           "write_failure"]
 
 Layout = Literal["sequential", "increment-id"]
 
@@ -220,23 +222,22 @@ def pack_directory(
                     os.replace(os.path.join(staging, *name.split("/")), final)
             report.manifest = rebuild_manifest(dst_dir)
     except OSError as err:
-        raise PackWriteError(_write_failure(err, dst_dir)) from err
+        raise write_failure(err, dst_dir) from err
     finally:
         if staging:
             shutil.rmtree(staging, ignore_errors=True)
     return report
 
 
-_FULL = {errno.ENOSPC: "the disk is full", errno.EFBIG: "a file grew past the file-size limit",
-         errno.EDQUOT: "the disk quota is used up"}
-
-
-def _write_failure(err: OSError, dst_dir: str) -> str:
-    what = _FULL.get(err.errno or 0) or err.strerror or str(err)
-    where = f" ({err.filename})" if err.filename else ""
-    again = "free space (or lift the limit) and run the same command again" if err.errno in _FULL else \
-        "fix that and run the same command again"
-    return f"packing into {dst_dir!r} stopped: {what}{where}; nothing was written there: {again}"
+def write_failure(err: OSError, dst_dir: str) -> DiskFullError | PackError:
+    """What to raise for ``err``, met while writing the pool ``dst_dir`` into its staging folder (so nothing
+    is left under a final name): :class:`~headwater.storage.DiskFullError` naming ``dst_dir`` for a full disk,
+    a quota or a file-size limit (exit 3: run again once there is room), else :class:`PackError`."""
+    if isinstance(err, DiskFullError):
+        return DiskFullError(dst_dir, err.cause)
+    if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):  # a write outside storage's atomic helpers
+        return DiskFullError(dst_dir, err)
+    return PackError(f"cannot write the pool {dst_dir!r}: {err}; nothing was written there")
 
 
 _SEQUENTIAL = re.compile(r"shard-(\d+)\.tar")

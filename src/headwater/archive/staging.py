@@ -51,20 +51,25 @@ def stage_pool(files: Iterable[tuple[str, str, int]], target: str, *, extra_file
     """Pack ``(member name, source path, size)`` files into a fresh staging folder beside ``target``.
 
     Returns the staging folder (shards in sequential layout, indexes, manifest, and ``extra_files``: name →
-    bytes at the pool's root), durable on disk. On any failure nothing is left behind.
+    bytes at the pool's root), durable on disk. On any failure nothing is left behind; a full disk or a file-size
+    limit is a :class:`~headwater.storage.DiskFullError` naming ``target``.
     """
-    from .pack import plan_shards, write_shards  # pack stages through this module too (import cycle)
+    from .pack import plan_shards, write_failure, write_shards  # pack stages through this module too (a cycle)
 
-    staging = new_staging_dir(target)
+    staging = ""
     try:
+        staging = new_staging_dir(target)
         plan = plan_shards(list(files), layout="sequential", max_shard_size=max_shard_size)
         write_shards(plan, staging, max_shard_size=max_shard_size, desc="Packing images", silent=silent)
         for name, data in (extra_files or {}).items():
             write_bytes_atomic(os.path.join(staging, name), data)
         os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it private; a pool is shared like any folder
         fsync_tree(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as err:
+        if staging:
+            shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise write_failure(err, target) from err
         raise
     return staging
 

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, select
 from sqlalchemy.engine import URL
 
-from .engine import BUSY_TIMEOUT_MS, catalog_url, open_engine, write_connection
+from .engine import BUSY_TIMEOUT_MS, catalog_faults, catalog_url, open_engine, write_connection
 from .errors import CatalogError, NotFoundError, OutOfRangeError
 from .lookup import (
     database_record,
@@ -104,7 +104,7 @@ class Catalog(UserCatalog, PoolAccessCatalog):
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         self._check_fork()
-        with self._engine.connect() as conn:
+        with catalog_faults(self._engine), self._engine.connect() as conn:
             yield conn
 
     @contextmanager

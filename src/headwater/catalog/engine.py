@@ -6,7 +6,13 @@ under a lock) are needed by tests and benchmarks that only want an engine.
 
 * A plain path (or ``sqlite:///path``) is the embedded default: SQLite in WAL mode, foreign keys on,
   a busy timeout so concurrent writers wait instead of failing, parent directories created.
-* ``postgresql://…`` is mapped to the psycopg 3 driver (``postgresql+psycopg://…``).
+* ``postgresql://…`` is mapped to the psycopg 3 driver (``postgresql+psycopg://…``); pooled connections
+  are pinged before use, so after a PostgreSQL restart the next request reconnects instead of failing.
+* Faults of the database become catalog errors (:func:`catalog_faults`): a connection lost or refused
+  (PostgreSQL restarted, network gone) is :class:`~headwater.catalog.CatalogUnavailableError`, SQLite's
+  "database is locked" past the busy timeout :class:`~headwater.catalog.CatalogBusyError` — both exit 3 in
+  the CLI and 503 with ``Retry-After`` from the server. The transaction they interrupted is rolled back:
+  nothing of it is committed.
 
 Example:
     >>> import os, tempfile
@@ -31,16 +37,17 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, pool
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 
 from ..errors import require_extra
 from ..storage import RetryPolicy
-from .errors import CatalogBusyError, CatalogError
+from .errors import CatalogBusyError, CatalogError, CatalogUnavailableError
 
 __all__ = [
     "catalog_url",
     "open_engine",
     "write_connection",
+    "catalog_faults",
     "migrate",
     "head_revision",
     "current_revision",
@@ -148,27 +155,67 @@ def open_engine(url_or_path: str | os.PathLike[str], *, migrate_to_head: bool = 
         engine = create_engine(url, pool_pre_ping=True)
     if migrate_to_head:
         try:
-            migrate(engine)
+            with catalog_faults(engine):
+                migrate(engine)
         except BaseException:
             engine.dispose()
             raise
     return engine
 
 
+def _fault(engine: Engine, exc: BaseException) -> CatalogError | None:
+    """The catalog error for a database fault (None: not one — a bug or a constraint, raised as it is).
+
+    Both SQLAlchemy's wrapped errors and the driver's own (raw cursors: keyset pages, PostgreSQL ``COPY``)
+    are recognised."""
+    where = engine.url.render_as_string(hide_password=True)
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    dbapi = engine.dialect.dbapi
+    if engine.dialect.name == "sqlite":
+        if isinstance(orig, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return CatalogBusyError(f"catalog {where} is locked by another writer (a long publish?) and stayed "
+                                    "locked for the whole busy timeout; try again when it has finished")
+        return None
+    lost = isinstance(exc, DBAPIError) and exc.connection_invalidated
+    driver_errors = tuple(getattr(dbapi, name) for name in ("OperationalError", "InterfaceError") if dbapi is not None)
+    if lost or isinstance(exc, OperationalError | InterfaceError) or isinstance(orig, driver_errors):
+        return CatalogUnavailableError(f"catalog {where} is unavailable ({text}); what this request was writing "
+                                       "was rolled back: try again in a moment")
+    return None
+
+
+@contextmanager
+def catalog_faults(engine: Engine) -> Iterator[None]:
+    """Turn database faults raised inside the block into catalog errors (see the module docstring).
+
+    >>> import tempfile
+    >>> engine = open_engine(os.path.join(tempfile.mkdtemp(), "c.sqlite"), migrate_to_head=False)
+    >>> try:
+    ...     with catalog_faults(engine):
+    ...         raise sqlite3.OperationalError("database is locked")
+    ... except CatalogBusyError as err:
+    ...     print(type(err).__name__, err.exit_code)
+    CatalogBusyError 3
+    """
+    try:
+        yield
+    except CatalogError:
+        raise
+    except Exception as exc:
+        fault = _fault(engine, exc)
+        if fault is None:
+            raise
+        raise fault from exc
+
+
 @contextmanager
 def write_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection inside one write transaction: committed on clean exit, rolled back on error."""
-    with engine.connect() as conn:
+    """A connection inside one write transaction: committed on clean exit, rolled back on error (database
+    faults as catalog errors: :func:`catalog_faults`)."""
+    with catalog_faults(engine), engine.connect() as conn:
         conn = conn.execution_options(**{_WRITE: True})
-        try:
-            transaction = conn.begin()  # SQLite: BEGIN IMMEDIATE, waiting up to busy_timeout
-        except OperationalError as exc:
-            if "locked" not in str(exc.orig):
-                raise
-            where = engine.url.render_as_string(hide_password=True)
-            raise CatalogBusyError(f"catalog {where} is locked by another writer (a long publish?) and stayed locked "
-                               "for the whole busy timeout; try again when it has finished") from exc
-        with transaction:
+        with conn.begin():  # SQLite: BEGIN IMMEDIATE, waiting up to busy_timeout
             yield conn
 
 

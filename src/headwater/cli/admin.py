@@ -72,6 +72,9 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
                    "on average, N at once); over it: 429 with Retry-After. Default: off when listening on "
                    "loopback (127.0.0.1, ::1, localhost), else 100/s,burst=200. Per process: with --workers N a "
                    "client may get up to N times the rate. E.g. 50/s,burst=100, 3000/min, off.")
+@click.option("--catalog-busy-timeout", type=_SECONDS, default=60.0, show_default=True,
+              help="Seconds a write waits for a SQLite catalog's write lock (another process publishing) before "
+                   "it is answered 503 with Retry-After.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, port: int, workers: int,
@@ -79,7 +82,7 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
           pool_schemes: tuple[str, ...], max_droplet_size: int, max_shard_members: int, spool_dir: str | None,
           spool_budget: int, timeout_header: float, timeout_keep_alive: float, timeout_body: float,
           timeout_send: float, limit_concurrency: int, max_header_size: int, rate_limit: str | None,
-          log_level: str) -> None:
+          catalog_busy_timeout: float, log_level: str) -> None:
     """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…) and the OpenAPI docs (/docs).
 
     Needs the server extra: pip install 'headwater[server]'.
@@ -122,7 +125,7 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
                           timeout_header=timeout_header, timeout_keep_alive=timeout_keep_alive,
                           timeout_body=timeout_body, timeout_send=timeout_send, limit_concurrency=limit_concurrency,
                           max_header_size=max_header_size,
-                          rate_limit=rate_limit)
+                          rate_limit=rate_limit, catalog_busy_timeout=catalog_busy_timeout)
     run_server(config, host=host, port=port, workers=workers, log_level=log_level)
 
 

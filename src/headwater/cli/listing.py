@@ -14,17 +14,17 @@ from typing import Any
 import click
 
 from .context import open_catalog
-from .options import HeadwaterCommand, RepoRef, catalog_option
+from .options import HeadwaterCommand, RepoRef, catalog_option, retry_for_option
 from .output import splits_text, when
 
 __all__ = ["COMMANDS", "ls"]
 
 
-def _ls_pool(pool_url: str, files: bool) -> None:
+def _ls_pool(pool_url: str, files: bool, retry_for: float | None) -> None:
     from ..archive import find_shards, load_index
     from .pools import open_pool
 
-    pool = open_pool(pool_url)
+    pool = open_pool(pool_url, retry_for=retry_for)
     manifest = pool.manifest()
     rows: list[tuple[str, int, int]] = []
     if manifest is not None and not files:
@@ -89,8 +89,9 @@ def _ls_dataset(ds: Any) -> None:
 @click.argument("target", required=False)
 @click.option("--files", is_flag=True, help="Pools: list every member, not just shards.")
 @catalog_option
+@retry_for_option
 @click.pass_context
-def ls(ctx: click.Context, target: str | None, files: bool, catalog: str | None) -> None:
+def ls(ctx: click.Context, target: str | None, files: bool, catalog: str | None, retry_for: float | None) -> None:
     """List a pool's shards, or what a catalog holds.
 
     \b
@@ -106,7 +107,7 @@ def ls(ctx: click.Context, target: str | None, files: bool, catalog: str | None)
 
     explicit_catalog = ctx.get_parameter_source("catalog") == ParameterSource.COMMANDLINE
     if not explicit_catalog and target is not None and (os.path.exists(target) or "://" in target):
-        _ls_pool(target, files)
+        _ls_pool(target, files, retry_for)
         return
     with open_catalog(catalog) as cat:
         if target is None:

@@ -211,11 +211,12 @@ def catalog_option(fn: F) -> F:
 
 def retry_for_option(fn: F) -> F:
     """``--retry-for SECONDS`` (``$HEADWATER_RETRY_FOR``): how long to keep retrying a server that does not
-    answer (refused connections, resets, 429/5xx) before giving up; None when not given (the client's
-    default, 60 s)."""
+    answer (refused connections, resets, 429/5xx) before giving up; None when not given (then the client's
+    default, 60 s, or for a pool download the store's six attempts)."""
     return click.option("--retry-for", type=SECONDS, envvar="HEADWATER_RETRY_FOR", show_envvar=True,
-                        metavar="SECONDS", help="Keep retrying an unreachable or overloaded server this long "
-                                                "before giving up [default: 60].")(fn)
+                        metavar="SECONDS", help="Keep retrying a server that does not answer (refused, reset, "
+                                                "429/5xx) this long before giving up [default: 60; download: "
+                                                "six attempts].")(fn)
 
 
 def server_options(fn: F) -> F:

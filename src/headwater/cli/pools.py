@@ -26,6 +26,7 @@ from .options import (
     parse_ids,
     progress_option,
     renamed,
+    retry_for_option,
     server_options,
     silent_of,
 )
@@ -137,12 +138,16 @@ _RESOLVE_URL = re.compile(r"(https?://.+?)/datasets/([^/]+/[^/]+)/resolve/([^/]+
 
 
 def open_pool(url: str, layout: str = "sequential", base_level: tuple[int, ...] = (), base_dir: str = "images",
-              table: str | None = None, api_key: str | None = None) -> Any:
+              table: str | None = None, api_key: str | None = None, retry_for: float | None = None) -> Any:
     """The pool at ``url``: a folder, ``http(s)://``, ``s3://``, ``hf://datasets/OWNER/REPO[@REVISION]``, or a
     Hub ``resolve`` URL (``http(s)://HOST/datasets/OWNER/REPO/resolve/REVISION``, e.g. a ``headwater serve``
     pool) — the last two read as Hub pools: the revision pinned to its commit, a repo or revision the server
-    does not have named as such."""
+    does not have named as such. ``retry_for``: retry unanswered reads for that many seconds (default: the
+    store's own policy)."""
     from ..pool import HfBasedDataPool, IncrementIDDataPool, StorePool, TableLayout
+    from ..storage import RetryPolicy
+
+    retry = RetryPolicy.lasting(retry_for) if retry_for is not None else None
 
     levels: int | list[int] = list(base_level) if len(base_level) > 1 else (base_level[0] if base_level else 3)
     hub = _HF_URL.fullmatch(url)
@@ -155,13 +160,13 @@ def open_pool(url: str, layout: str = "sequential", base_level: tuple[int, ...] 
             endpoint, repo, revision = None, hub.group(1), hub.group(2) or "main"
         if layout == "increment-id":  # the indexes at the same revision as the shards
             return IncrementIDDataPool(repo, revision, repo, revision, base_level=levels, base_dir=base_dir,
-                                       hf_token=api_key, endpoint=endpoint)
+                                       hf_token=api_key, endpoint=endpoint, retry=retry)
         return HfBasedDataPool(repo, revision, repo, revision, hf_token=api_key, endpoint=endpoint,
-                               layout=TableLayout(table) if table else None)
+                               layout=TableLayout(table) if table else None, retry=retry)
     if table:
-        return StorePool(url, layout=TableLayout(table))
+        return StorePool(url, layout=TableLayout(table), retry=retry)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key and url.startswith("http") else None
-    return StorePool(url, layout=layout, base_level=levels, base_dir=base_dir, headers=headers)
+    return StorePool(url, layout=layout, base_level=levels, base_dir=base_dir, headers=headers, retry=retry)
 
 
 @click.command(cls=HeadwaterCommand)
@@ -180,10 +185,12 @@ def open_pool(url: str, layout: str = "sequential", base_level: tuple[int, ...] 
               help="Bearer token for the pool's server [hf:// pools: also $HF_TOKEN].")
 @renamed("--token", "--api-key", "api_key")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write the JSON report here.")
+@retry_for_option
 @progress_option
 def download(pool_url: str, ids: tuple[str, ...], dst_dir: str, ids_file: TextIO | None, layout: str,
              base_level: tuple[int, ...], base_dir: str, table: str | None, max_downloads: int | None,
-             max_workers: int, api_key: str | None, report_path: str | None, progress: bool | None) -> None:
+             max_workers: int, api_key: str | None, report_path: str | None, retry_for: float | None,
+             progress: bool | None) -> None:
     """Download resources by id from POOL_URL (a folder, http(s)://, s3://, hf://datasets/OWNER/REPO@REV).
 
     Files already complete in the output folder are skipped (a re-run resumes). Exits 1 when an id was
@@ -196,7 +203,7 @@ def download(pool_url: str, ids: tuple[str, ...], dst_dir: str, ids_file: TextIO
     tokens = list(ids) + ([ids_file.read()] if ids_file else [])
     if not tokens:
         raise click.UsageError("give ids as arguments or with --ids-file")
-    pool = open_pool(pool_url, layout, base_level, base_dir, table, api_key)
+    pool = open_pool(pool_url, layout, base_level, base_dir, table, api_key, retry_for)
     report = pool.batch_download_to_directory(list(parse_ids(tokens)), dst_dir, max_workers=max_workers,
                                               max_downloads=max_downloads, silent=silent_of(progress))
     click.echo(report.summary())

@@ -228,22 +228,25 @@ class HfResolveStore(Store):
 
 
 def hf_resolve_store(repo_id: str, revision: str = "main", *, hf_token: str | None = None,
-                     endpoint: str | None = None, repo_type: str = "dataset", pin: bool = True) -> HfResolveStore:
+                     endpoint: str | None = None, repo_type: str = "dataset", pin: bool = True,
+                     retry: RetryPolicy | None = None) -> HfResolveStore:
     """A read-only store over ``{endpoint}/{datasets/}{repo}/resolve/{revision}/``, pinned to the revision's
-    commit on first use unless ``pin=False`` (see :class:`HfResolveStore`)."""
+    commit on first use unless ``pin=False`` (see :class:`HfResolveStore`); ``retry``: how patient its reads
+    are (default: the store's)."""
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     token = hf_token or os.environ.get("HF_TOKEN")
     if repo_type not in _REPO_PREFIX:
         raise ValueError(f"repo_type must be one of {sorted(_REPO_PREFIX)}, not {repo_type!r}")
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    return HfResolveStore(endpoint, repo_id, revision, repo_type=repo_type, headers=headers, pin=pin)
+    return HfResolveStore(endpoint, repo_id, revision, repo_type=repo_type, headers=headers, pin=pin, retry=retry)
 
 
 class HfBasedDataPool(IndexedPool):
     """A pool whose shards live in a Hugging Face dataset repo, indexes optionally in another.
 
     Revisions are pinned to commits on first use (``pin_revision=False`` turns that off); see
-    :attr:`data_commit` and :attr:`idx_commit`.
+    :attr:`data_commit` and :attr:`idx_commit`. ``retry``: how patient reads are (e.g.
+    ``RetryPolicy.lasting(60)`` to wait out a restarting server).
     """
 
     def __init__(
@@ -258,17 +261,19 @@ class HfBasedDataPool(IndexedPool):
         plan: PlanPolicy | None = None,
         endpoint: str | None = None,
         pin_revision: bool = True,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.data_repo_id = data_repo_id
         self.data_revision = data_revision
         self.idx_repo_id = idx_repo_id or data_repo_id
         self.idx_revision = idx_revision
-        data = hf_resolve_store(data_repo_id, data_revision, hf_token=hf_token, endpoint=endpoint, pin=pin_revision)
+        data = hf_resolve_store(data_repo_id, data_revision, hf_token=hf_token, endpoint=endpoint, pin=pin_revision,
+                                retry=retry)
         if (self.idx_repo_id, idx_revision) == (data_repo_id, data_revision):
             index = data  # one store: index and shards pinned to the same commit
         else:
             index = hf_resolve_store(self.idx_repo_id, idx_revision, hf_token=hf_token, endpoint=endpoint,
-                                     pin=pin_revision)
+                                     pin=pin_revision, retry=retry)
         self._data_hub, self._idx_hub = data, index
         super().__init__(data, index, layout=layout or ScanLayout(), plan=plan)
 
@@ -310,10 +315,12 @@ class IncrementIDDataPool(HfBasedDataPool):
         plan: PlanPolicy | None = None,
         endpoint: str | None = None,
         pin_revision: bool = True,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.base_level = base_level
         self.base_dir = base_dir
         super().__init__(
             data_repo_id, data_revision, idx_repo_id, idx_revision, hf_token,
             layout=IncrementIDLayout(base_level, base_dir), plan=plan, endpoint=endpoint, pin_revision=pin_revision,
+            retry=retry,
         )

@@ -39,7 +39,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
@@ -49,6 +49,7 @@ from ..catalog import DatasetRecord
 from ..droplet import DropletError, droplet_from_builtins, encode_droplet, format_image_ref
 from ..errors import HeadwaterError
 from .errors import PublishError
+from .pool_refs import on_this_machine
 from .sources import Source
 from .split_rule import SplitRule
 from .validation import PublishPlan, check_names, image_paths, is_local_path, prepare_publish
@@ -82,6 +83,7 @@ def publish(
     max_shard_size: int = 1 << 30,
     max_problems: int = 100,
     create_database: bool = False,
+    check_members: Callable[[str], bool] = on_this_machine,
     silent: bool | None = False,
     key: PublishKey | None = None,
 ) -> DatasetRecord:
@@ -103,7 +105,10 @@ def publish(
     * ``pool_dir``: the new pool's folder (must not exist, or be empty); default
       ``<catalog folder>/pools/<db>/<ns>/<name>/<UTC time>-<random>`` for a SQLite catalog. Its images
       are referenced as ``pool://{pool_name}/{member}``; ``pools`` adds more name → URL entries for
-      ``pool://`` refs already in the droplets (unknown pool names are problems).
+      ``pool://`` refs already in the droplets. Every ref must name a pool of the dataset and a member it
+      holds (:class:`~headwater.publish.pool_refs.PoolRefCheck`); ``check_members(location)`` says which
+      of ``pools`` are opened to look (default: those on this machine; a server opens the pools it serves).
+    * Each droplet ``uid`` may occur once; a repeat is a problem naming both places.
     * ``silent``: no progress bars (None: bars only when stderr is a terminal).
     * ``key``: an idempotency key (:class:`~headwater.catalog.PublishKey`), recorded in the same transaction;
       if a publish with it committed before, :class:`~headwater.catalog.AlreadyPublishedError` names that
@@ -120,7 +125,8 @@ def publish(
                            pool_name=pool_name, pools=pools, splits=splits, split_seed=split_seed,
                            default_split=default_split, template=template, strict=strict, tags=tags,
                            max_shard_size=max_shard_size, max_problems=max_problems,
-                           create_database=create_database, silent=silent, key=key)
+                           create_database=create_database, check_members=check_members, silent=silent,
+                           key=key)
     tags = list(tags)
     check_names(namespace=namespace, repository_name=name, pool_name=[pool_name, *(pools or {})],
                 split_name=default_split, tag=tags)
@@ -133,7 +139,7 @@ def publish(
         _check_target(target)
     plan = prepare_publish(source, images=images, pools=pools, pool_name=pool_name, splits=splits,
                            split_seed=split_seed, default_split=default_split, template=template, strict=strict,
-                           max_problems=max_problems, silent=silent)
+                           max_problems=max_problems, check_members=check_members, silent=silent)
 
     all_pools = dict(pools or {})
     staging: str | None = None

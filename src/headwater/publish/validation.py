@@ -4,7 +4,8 @@ Why before anything is written: a publish is all or nothing, and a user fixing a
 problem at once (``line 12``, ``image id 397133``, ``labels/a.txt line 3``), not the first one per run.
 So :func:`prepare_publish` reads the whole source, validates each droplet (against the given template, or
 the union of what the droplets use), checks each image path (a local file to pack, a URL, or a
-``pool://`` reference to a pool of the dataset) and each split name, and either raises one
+``pool://`` reference to a member of a pool of the dataset: :mod:`.pool_refs`, the rule the server applies
+too), that no droplet ``uid`` repeats (:mod:`.unique_uids`) and each split name, and either raises one
 :class:`~headwater.publish.errors.PublishError` listing the problems or returns a :class:`PublishPlan`.
 Pass 2 (:meth:`PublishPlan.items`) re-reads the source for the writer — local (:mod:`.commit`) or remote
 (the client's HTTP publish) — so a 10M-droplet source never sits in memory; sources must therefore be
@@ -24,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,18 +34,18 @@ from tqdm import tqdm
 from ..catalog import check_name
 from ..droplet import (
     DropletError,
-    ImageRefError,
     decode_template,
     droplet_from_builtins,
     encode_template,
     infer_template,
     merge_templates,
-    parse_image_ref,
     validate_droplet,
 )
 from .errors import Problem, PublishError
+from .pool_refs import PoolRefCheck
 from .sources import JsonlSource, Source, SourceItem
 from .split_rule import SplitRule, choose_splits, split_key
+from .unique_uids import UidCheck
 
 __all__ = ["PublishPlan", "PlannedItem", "prepare_publish", "resolve_image", "check_names", "as_sources",
            "load_template", "is_local_path", "image_paths"]
@@ -207,12 +208,15 @@ def prepare_publish(
     template: Any = None,
     strict: bool | None = None,
     max_problems: int = 100,
+    check_members: Callable[[str], bool] | None = None,
     silent: bool | None = False,
 ) -> PublishPlan:
     """Pass 1: validate ``source`` completely and plan the publish (see the module docstring).
 
     The arguments mean what they mean for :func:`~headwater.publish.publish`. ``pool_name`` is the pool
-    local images will be packed into (so ``pool://{pool_name}/…`` refs are known too). Raises
+    local images will be packed into (so ``pool://{pool_name}/…`` refs to the members it will hold are
+    known too). ``check_members(location)``: which of ``pools`` are opened to check that referenced
+    members exist (:class:`~.pool_refs.PoolRefCheck`; None: none, only pool names are checked). Raises
     :class:`PublishError` naming up to ``max_problems`` problems, or when there are no droplets.
     """
     sources = as_sources(source, images)
@@ -228,7 +232,8 @@ def prepare_publish(
     else:
         known = decode_template(merge_templates(reader_templates)) if reader_templates else None
         to_infer = [s for s in sources if s.template is None]
-    known_pools = set(pools or {}) | {pool_name}
+    refs = PoolRefCheck(pools or {}, pool_name, check_members=check_members or (lambda _location: False))
+    uids = UidCheck()
     checked_splits: set[str] = set()
 
     def droplets() -> Iterator[Any]:
@@ -238,7 +243,7 @@ def prepare_publish(
                 infer = any(src is s for s in to_infer)
                 for item in src.items():
                     bar.update(1)
-                    droplet = _check_item(plan, src, item, None if infer else known, problems, known_pools,
+                    droplet = _check_item(plan, src, item, None if infer else known, problems, refs, uids,
                                           checked_splits)
                     if droplet is not None and infer:
                         yield droplet
@@ -254,6 +259,11 @@ def prepare_publish(
         for _ in droplets():
             pass
         plan.template = merge_templates(reader_templates)
+    for where, message in refs.finish({member for member, _size in plan.images.values()}):
+        problems.add(where, message)
+    if uids.suspected:
+        for where, message in uids.problems(_uids_of(plan)):
+            problems.add(where, message)
     if problems.total:
         raise PublishError(f"{problems.total} problem(s) in the source; nothing was published:", problems.shown,
                            problems.total)
@@ -262,8 +272,17 @@ def prepare_publish(
     return plan
 
 
+def _uids_of(plan: PublishPlan) -> Iterator[tuple[str, str]]:
+    """``(where, uid)`` of every good item with a uid, re-read from the sources (only to name duplicates)."""
+    for source in plan.sources:
+        for item in source.items():
+            uid = item.droplet.get("uid") if item.droplet is not None and not item.problems else None
+            if isinstance(uid, str):
+                yield plan.where(source, item), uid
+
+
 def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: Any, problems: _Problems,
-                known_pools: set[str], checked_splits: set[str]) -> Any:
+                refs: PoolRefCheck, uids: UidCheck, checked_splits: set[str]) -> Any:
     """Check one item, count it into ``plan`` when it is good; returns its droplet struct (None: not good)."""
     where = plan.where(source, item)
     for message in item.problems:
@@ -279,7 +298,7 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
         problems.add(where, str(err))
         return None
     bad = bool(item.problems)
-    for path in image_paths(item.droplet):
+    for i, path in enumerate(image_paths(item.droplet)):  # all strings: the droplet validated
         if is_local_path(path):
             resolved = resolve_image(source.images_root, path)
             if resolved in plan.images:
@@ -296,15 +315,9 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
                 continue
             plan.images[resolved] = (_member_name(len(plan.images), path), st.st_size)
             continue
-        try:
-            ref = parse_image_ref(path)
-        except ImageRefError as err:
-            problems.add(where, str(err))
-            bad = True
-            continue
-        if ref.kind == "pool" and ref.pool not in known_pools:
-            problems.add(where, f"image {path!r} names pool {ref.pool!r}, which is not among the dataset's pools "
-                                f"{sorted(known_pools)}")
+        problem = refs.problem(where, path, f"$.image.paths[{i}]")
+        if problem is not None:
+            problems.add(where, problem)
             bad = True
     split = plan.split_of(item, where)
     if split not in checked_splits:
@@ -314,6 +327,8 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
         except ValueError as err:
             problems.add(where, str(err))
             bad = True
+    if isinstance(droplet.uid, str) and not item.problems:
+        uids.add(droplet.uid)
     if bad:
         return None
     plan.counts[split] = plan.counts.get(split, 0) + 1

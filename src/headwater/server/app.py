@@ -27,6 +27,7 @@ from ..catalog import (
     Catalog,
     CatalogBusyError,
     CatalogError,
+    CatalogUnavailableError,
     ChunkError,
     ConflictError,
     InvalidNameError,
@@ -66,7 +67,9 @@ class ServerConfig:
     ``spool_budget_bytes`` the disk they may take together. ``rate_limit``: requests per API key and per
     anonymous client address, as ``"50/s,burst=100"`` (:class:`~headwater.server.rate_limits.RateLimit`;
     None or ``"off"``: no limit, the default of the factory — ``headwater serve`` turns one on when it
-    listens beyond loopback; :mod:`headwater.server.rate_limits`).
+    listens beyond loopback; :mod:`headwater.server.rate_limits`). ``catalog_busy_timeout``: seconds a write
+    waits for a SQLite catalog's write lock (another process publishing) before it is answered 503 with
+    ``Retry-After``.
 
     Connection limits (:mod:`headwater.server.limits` says what each bounds and why these defaults; all
     per server process): ``timeout_header`` (10 s to send a request head), ``timeout_keep_alive`` (5 s
@@ -96,6 +99,7 @@ class ServerConfig:
     limit_concurrency: int = Limits.limit_concurrency
     max_header_size: int = Limits.max_header_size
     rate_limit: str | None = None
+    catalog_busy_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         # a config read back from JSON has lists where tuples were
@@ -105,6 +109,8 @@ class ServerConfig:
             if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
                 raise ServerConfigError(f"public URL {self.public_url!r} must be http(s)://HOST[:PORT][/PATH]")
             object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if not self.catalog_busy_timeout > 0:
+            raise ServerConfigError(f"catalog_busy_timeout must be > 0 seconds, got {self.catalog_busy_timeout}")
         for name in ("max_upload_bytes", "max_droplet_bytes", "max_shard_members", "spool_budget_bytes"):
             if getattr(self, name) < 1:
                 raise ServerConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -153,7 +159,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                   version="0.1.0", lifespan=lifespan, docs_url="/docs" if docs else None,
                   redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
     app.state.config = config
-    app.state.catalog = Catalog(config.catalog)
+    app.state.catalog = Catalog(config.catalog, busy_timeout_ms=max(1, round(config.catalog_busy_timeout * 1000)))
     app.state.pools = PoolRegistry(config.pools)
     app.state.pool_readers = PoolReaders(app.state.catalog, config.pools)
     app.state.spool = Spool(config.spool_dir or default_spool_dir(config.catalog), config.spool_budget_bytes)
@@ -186,6 +192,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(CatalogBusyError)
     async def _busy(_: Request, exc: CatalogBusyError) -> JSONResponse:
         return _error(503, str(exc), {"Retry-After": "1"})
+
+    @app.exception_handler(CatalogUnavailableError)
+    async def _unavailable(_: Request, exc: CatalogUnavailableError) -> JSONResponse:
+        return _error(503, str(exc), {"Retry-After": "2"})  # e.g. PostgreSQL restarting: back in seconds
 
     @app.exception_handler(OutOfRangeError)
     async def _out_of_range(_: Request, exc: OutOfRangeError) -> JSONResponse:

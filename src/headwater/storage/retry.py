@@ -10,7 +10,7 @@ operation that makes progress between failures (a stream that received droplets)
 
 Why a deadline: "six attempts from 0.25 s" is about 8 s of patience, shorter than a server's rolling
 restart, so every client stream ended with it. A deadline says what the user means ("keep trying for 60 s")
-whatever the delays are; the attempts may then be unlimited (``attempts=None``). The last wait is cut to
+whatever the delays are; the attempts may then be unlimited (``attempts=UNLIMITED``). The last wait is cut to
 end at the deadline, so an outage shorter than the deadline is always survived. A server's ``Retry-After``
 is honoured up to the deadline (without one, up to ``max_delay``).
 
@@ -36,7 +36,7 @@ Example:
     >>> backoff = RetryPolicy(attempts=2, base_delay=0.0).backoff()
     >>> backoff.failed(ConnectionResetError()), backoff.failed(ConnectionResetError())
     (True, False)
-    >>> patient = RetryPolicy(attempts=None, deadline=60.0, max_delay=5.0, jitter="decorrelated")
+    >>> patient = RetryPolicy.lasting(60.0)   # a server: as many attempts as fit in 60 s
     >>> all(0.25 <= patient.delay(n, ConnectionResetError(), previous=4.0) <= 5.0 for n in range(20))
     True
 """
@@ -54,11 +54,13 @@ from typing import Literal, TypeVar, get_args
 
 from .errors import StoreAuthError, StoreNotFoundError, StoreUnavailableError
 
-__all__ = ["RetryPolicy", "Backoff", "Jitter", "classify", "retry_after_seconds"]
+__all__ = ["RetryPolicy", "Backoff", "Jitter", "UNLIMITED", "classify", "retry_after_seconds"]
 
 T = TypeVar("T")
 Kind = Literal["retry", "auth", "missing", "other"]
 Jitter = Literal["equal", "full", "decorrelated", "none"]
+UNLIMITED = 1 << 62
+"""``attempts`` for a policy bounded by its deadline only (an int, so ``policy.attempts`` stays a count)."""
 
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _RESET_ERRNOS = {errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT}
@@ -81,11 +83,23 @@ def _status_of(err: BaseException) -> int | None:
     return None
 
 
+def _wrapped(err: BaseException) -> BaseException | None:
+    """The failure behind a ``FileNotFoundError`` that is not one: fsspec's HTTP ``info``/``size``/``exists``
+    raise ``FileNotFoundError(url)`` for *any* failure of their HEAD and GET — a 503, a 429, a refused
+    connection — with the real error as its cause."""
+    cause = err.__cause__
+    if isinstance(err, FileNotFoundError) and cause is not None and not isinstance(cause, FileNotFoundError):
+        return cause
+    return None
+
+
 def _headers_of(err: BaseException) -> Mapping[str, str]:
     headers = getattr(err, "headers", None)
     if headers is None:
         response = getattr(err, "response", None)
         headers = getattr(response, "headers", None)
+    if headers is None and (cause := _wrapped(err)) is not None:
+        return _headers_of(cause)
     return headers or {}
 
 
@@ -93,6 +107,8 @@ def classify(err: BaseException) -> Kind:
     """Sort an exception raised by a store backend into retry / auth / missing / other."""
     if isinstance(err, StoreAuthError):
         return "auth"
+    if (cause := _wrapped(err)) is not None and (kind := classify(cause)) in ("retry", "auth"):
+        return kind  # a refused, throttled or failing server, not a missing file
     if isinstance(err, (FileNotFoundError, StoreNotFoundError)):
         return "missing"
     status = _status_of(err)
@@ -138,26 +154,23 @@ def retry_after_seconds(err: BaseException, now: float | None = None) -> float |
 class RetryPolicy:
     """How often and how patiently to retry a transient failure.
 
-    ``attempts``: tries per operation (the first one included; None: no limit, a ``deadline`` is then
-    needed). ``deadline``: seconds after the first failure of a run of failures beyond which no further
+    ``attempts``: tries per operation (the first one included; :data:`UNLIMITED` with a ``deadline``: as
+    many as fit in it). ``deadline``: seconds after the first failure of a run of failures beyond which no further
     attempt starts (None: attempts only); the last wait is shortened to end at the deadline. Waits grow as
     ``base_delay * 2**n``, capped at ``max_delay``, spread by ``jitter`` (module docstring). A
     ``Retry-After`` the server sent replaces the computed wait, capped by the deadline (or, without one,
     by ``max_delay``).
     """
 
-    attempts: int | None = 6
+    attempts: int = 6
     base_delay: float = 0.25
     max_delay: float = 30.0
     deadline: float | None = None
     jitter: Jitter = "equal"
 
     def __post_init__(self) -> None:
-        if self.attempts is None:
-            if self.deadline is None:
-                raise ValueError("attempts=None (no limit) needs a deadline")
-        elif isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
-            raise ValueError(f"attempts must be an int >= 1 or None, got {self.attempts!r}")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) or self.attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1, got {self.attempts!r}")
         if not (self.base_delay >= 0 and self.max_delay >= 0):  # also refuses NaN
             raise ValueError(f"delays must be >= 0, got base_delay={self.base_delay}, max_delay={self.max_delay}")
         if self.deadline is not None and not 0 <= self.deadline < float("inf"):
@@ -181,6 +194,13 @@ class RetryPolicy:
         if self.jitter == "equal":
             return backoff * (0.5 + random.random() / 2)
         return backoff
+
+    @classmethod
+    def lasting(cls, seconds: float) -> RetryPolicy:
+        """The policy for a server that may be restarting: retry for ``seconds``, as many attempts as fit,
+        waits from 0.25 s up to 5 s (so a server that is back is found quickly) with decorrelated jitter
+        (so the clients it cut off do not come back in step)."""
+        return cls(attempts=UNLIMITED, base_delay=0.25, max_delay=5.0, deadline=seconds, jitter="decorrelated")
 
     def backoff(self, *, sleep: Callable[[float], None] = time.sleep) -> Backoff:
         """A fresh :class:`Backoff` for one operation under this policy."""
@@ -237,8 +257,7 @@ class Backoff:
         if self._first is None:
             self._first = now
         self.failures += 1
-        attempts = self.policy.attempts
-        if attempts is not None and self.failures >= attempts:
+        if self.failures >= self.policy.attempts:
             return False
         pause = self.policy.delay(self.failures - 1, err, previous=self._last)
         deadline = self.policy.deadline

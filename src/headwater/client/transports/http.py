@@ -79,8 +79,7 @@ DEFAULT_RETRY_FOR = 60.0
 RETRY_FOR_ENV = "HEADWATER_RETRY_FOR"
 """The environment variable that sets ``retry_for`` when it is not given."""
 
-DEFAULT_RETRY = RetryPolicy(attempts=None, base_delay=0.25, max_delay=5.0, deadline=DEFAULT_RETRY_FOR,
-                            jitter="decorrelated")
+DEFAULT_RETRY = RetryPolicy.lasting(DEFAULT_RETRY_FOR)
 """Retry for 60 s per request (and per stretch of a stream without progress), waits of 0.25 s up to 5 s."""
 
 STREAM_BLOCK_BYTES = 1 << 20

@@ -42,6 +42,9 @@ write lock — is held only for the insert pass, never while a slow client uploa
 reads its source twice (validate, then write) exactly as a local ``headwater publish`` does: one
 implementation, the same rules, the same messages. Image paths must be URLs or ``pool://`` references to pools
 named in the header: a droplet naming a local file would make the server read its own disk, so it is refused.
+Every ``pool://`` reference must name a pool of the header and, for a pool this server serves, a member it
+holds — the rule a local publish applies (:class:`~headwater.publish.pool_refs.PoolRefCheck`); pools
+elsewhere are not opened (the server connects to no host a publisher names). Droplet uids must not repeat.
 
 Example:
     >>> import os, tempfile, json
@@ -89,7 +92,7 @@ from ...publish import publish as publish_source
 from ..auth import readable_database, reader, require_write, writable_database
 from ..bodies import read_json
 from ..errors import UnsafePathError, UnsafeUrlError
-from ..public_urls import public_pools, stored_pools, url_problem
+from ..public_urls import public_pools, served_pool_of, stored_pools, url_problem
 from ..state import catalog_of, config_of, spool_of
 
 __all__ = ["NDJSON", "PublishHeader", "router", "IDEMPOTENCY_KEY"]
@@ -124,9 +127,10 @@ _HEADER = msgspec.json.Decoder(PublishHeader)
 _LINE = msgspec.json.Decoder(_Line)
 
 
-def _image_problem(droplet: Mapping[str, Any], pools: Mapping[str, str],
-                   url_problem: Callable[[str], str | None]) -> str | None:
-    """Why a droplet's image paths cannot be published over HTTP (None: they can)."""
+def _image_problem(droplet: Mapping[str, Any], url_problem: Callable[[str], str | None]) -> str | None:
+    """Why a droplet's image paths cannot be published over HTTP (None: they can). ``pool://`` references
+    are checked by the publish itself (:class:`~headwater.publish.pool_refs.PoolRefCheck`), as for a local
+    publish."""
     image = droplet.get("image")
     paths = image.get("paths") if isinstance(image, Mapping) else None
     if not isinstance(paths, list):
@@ -141,9 +145,6 @@ def _image_problem(droplet: Mapping[str, Any], pools: Mapping[str, str],
         if ref.kind == "file":
             return (f"image {path!r} is a local file path; over HTTP an image must be a URL or a pool:// "
                     "reference to a pool named in the header's 'pools' (upload the images into a pool first)")
-        if ref.kind == "pool" and ref.pool not in pools:
-            return (f"image {path!r} names pool {ref.pool!r}, which is not among the dataset's pools "
-                    f"{sorted(pools)}")
         if ref.kind == "url":
             problem = url_problem(path)
             if problem is not None:
@@ -157,10 +158,9 @@ class _BodySource:
     images_root = None
     template = None
 
-    def __init__(self, path: str, pools: Mapping[str, str], url_problem: Callable[[str], str | None]) -> None:
+    def __init__(self, path: str, url_problem: Callable[[str], str | None]) -> None:
         self.path = path
         self.name = "request body"
-        self.pools = dict(pools)
         self.url_problem = url_problem
 
     def items(self) -> Iterator[SourceItem]:
@@ -183,7 +183,7 @@ class _BodySource:
                     continue
                 if line.where:
                     where = line.where
-                problem = _image_problem(line.droplet, self.pools, self.url_problem)
+                problem = _image_problem(line.droplet, self.url_problem)
                 if problem is not None:
                     yield SourceItem(where, None, problems=(problem,))
                     continue
@@ -286,12 +286,14 @@ async def publish_dataset(database: str, namespace: str, name: str, request: Req
             pools = stored_pools(request, header.pools)
         except (UnsafePathError, UnsafeUrlError) as err:
             raise HTTPException(400, f"pools: {err}") from None
-        source = _BodySource(path, header.pools, functools.partial(url_problem, request))
+        source = _BodySource(path, functools.partial(url_problem, request))
+        served = config_of(request).pools
         try:
             record = await run_in_threadpool(
                 publish_source, catalog_of(request), db.uid, namespace, name, source,
                 pools=pools, pool_name=next(iter(pools), "images"), template=header.template,
-                strict=header.strict, tags=header.tags, max_problems=header.max_problems, silent=True, key=key)
+                strict=header.strict, tags=header.tags, max_problems=header.max_problems, silent=True, key=key,
+                check_members=lambda location: served_pool_of(location, served) is not None)
         except PublishError as err:
             return _problems_response(err)
         except AlreadyPublishedError as err:  # the same key committed while this one was validating
