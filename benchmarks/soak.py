@@ -7,8 +7,8 @@ What is run
     proxy (``tests/support/faultproxy.py``), which draws a fault for ``--fault-rate`` of the requests
     (default 0.1, spread evenly over: reset inside the answer, truncated answer — both after 0–16 KiB of it,
     so an answer shorter than the draw passes whole and is not counted as cut — stall of 0.3 s, slow answer,
-    429/503 with ``Retry-After: 1``). With ``--kill-every S`` (default 20) one server worker is
-    SIGKILLed every S seconds (uvicorn starts a new one).
+    429/503 with ``Retry-After: 1``, a request cut with a RST after 0–16 KiB of it). With ``--kill-every S``
+    (default 20) one server worker is SIGKILLed every S seconds (uvicorn starts a new one).
 
     ``--clients`` threads (default 16) loop for ``--seconds`` (default 60); each picks, at random:
 
@@ -22,7 +22,8 @@ What is run
     * ``range`` (15 %) — one ``httpx`` GET of a member with ``Range: bytes=a-b`` (a Hub client's read, no
       retries): a 206 whose body does not match the member's sha256 is *corrupt*; an error is visible;
     * ``publish`` (10 %) — ``transport.publish`` of 40 new droplets into a repository of its own (for one
-      publish in five the proxy is told to cut the answer after the server got the whole body): after the
+      publish in five the proxy is told to cut the answer after the server got the whole body, or to cut the
+      upload in the middle of the body): after the
       run each repository must hold one whole dataset if the call succeeded, none or one whole if it failed
       with "may have" (outcome unknown), none if it failed otherwise — else *publishes lost or doubled*;
     * ``bad input`` (10 %) — a hostile request sent straight to the server (garbage ``Range``, bad base64
@@ -77,7 +78,7 @@ REPO = "acme/px"
 BASE_LEVEL = 2
 NCHUNKS = 8
 PUBLISH_SIZE = 40
-LOSE_ANSWER = 0.2
+CUT_PUBLISH = 0.2
 OPS = [("stream", 0.40), ("download", 0.25), ("range", 0.15), ("publish", 0.10), ("bad input", 0.10)]
 
 
@@ -101,7 +102,7 @@ class Tally:
     failed: collections.Counter[str] = field(default_factory=collections.Counter)
     goals: collections.Counter[str] = field(default_factory=collections.Counter)
     direct_requests: int = 0
-    lost_answers: int = 0  # publishes whose answer the proxy was told to cut
+    cut_publishes: int = 0  # publishes whose answer or upload the proxy was told to cut
     publishes: list[tuple[str, str]] = field(default_factory=list)  # (repository name, "ok" | "unknown")
     examples: list[str] = field(default_factory=list)
 
@@ -213,9 +214,10 @@ def op_range(site: Site, rng: random.Random, tally: Tally, client: httpx.Client)
 
 
 def op_publish(site: Site, rng: random.Random, tally: Tally, api: Api, name: str, proxy: FaultProxy) -> None:
-    if rng.random() < LOSE_ANSWER:  # the answer is lost after the server got the whole publish
-        tally.lost_answers += 1
-        proxy.inject(rng.choice(["reset", "truncate"]), path=f"/{name}/publish", cut_after=0)
+    if rng.random() < CUT_PUBLISH:  # the answer is lost after the server got the whole publish, or the upload dies
+        tally.cut_publishes += 1
+        kind = rng.choice(["reset", "truncate", "upload"])
+        proxy.inject(kind, path=f"/{name}/publish", cut_after=rng.randint(0, 6000) if kind == "upload" else 0)
     items = [("train", json.loads(droplet(i).replace(b'"s%d"' % i, f'"{name}-{i}"'.encode())))
              for i in range(PUBLISH_SIZE)]
     try:
@@ -359,7 +361,7 @@ def main() -> int:
             total.failed.update(tally.failed)
             total.goals.update(tally.goals)
             total.direct_requests += tally.direct_requests
-            total.lost_answers += tally.lost_answers
+            total.cut_publishes += tally.cut_publishes
             total.publishes += tally.publishes
             total.examples += tally.examples
         bad_publishes, landed, notes = check_publishes(site, total.publishes)
@@ -378,12 +380,13 @@ def main() -> int:
         ("requests straight to the server (bad input)", total.direct_requests),
         *[(f"faults injected: {k}", faults.get(k, 0)) for k in FAULT_KINDS],
         ("answers cut by those resets / truncations", f"{cuts['reset']} / {cuts['truncate']}"),
+        ("requests cut while uploading", cuts["upload"]),
         ("faults per connection", f"{share:.1%}"),
         ("faults per request", f"{sum(faults.values()) / max(requests, 1):.1%}"),
         ("workers SIGKILLed", len(kills)), ("server tracebacks in its log", tracebacks),
         *[(f"{k}: ok / client-visible failures", f"{total.ok[k]} / {total.failed[k]}") for k, _ in OPS],
         ("client-visible failures", sum(total.failed.values())),
-        ("publishes whose answer was cut after the server got them", total.lost_answers),
+        ("publishes cut on purpose (answer lost, or upload cut)", total.cut_publishes),
         ("publishes with an unknown outcome (answer lost)", sum(1 for _, o in total.publishes if o == "unknown")),
         ("  of which committed (once, whole)", landed),
     ]

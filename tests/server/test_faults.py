@@ -302,6 +302,22 @@ def test_a_publish_whose_answer_is_lost_is_retried_and_commits_exactly_once(worl
     assert sum(proxy.cuts.values()) == len(kinds) and proxy.pending() == 0
 
 
+@pytest.mark.parametrize(("cuts", "name"), [([20_000], "cut-upload"), ([600, 60_000], "cut-upload-twice")])
+def test_a_publish_cut_while_uploading_is_retried_and_commits_exactly_once(world: World, proxy: FaultProxy,
+                                                                          cuts: list[int], name: str) -> None:
+    """The client's connection dies in the middle of the body (the server holds part of the droplets): nothing
+    half is committed, the client sends the publish again, and the catalog holds the whole dataset once."""
+    for cut in cuts:
+        proxy.inject("upload", path="/publish", cut_after=cut)
+    api = remote(world, proxy)
+    api.transport.publish("main", "acme", name, publish_items(800, name),  # type: ignore[attr-defined]
+                          tags=["latest"])
+    assert committed(world, name) == [{"train": 800}]
+    assert proxy.cuts["upload"] == len(cuts) and proxy.pending() == 0
+    # the server saw a client vanish in the middle of a body: an answer nobody reads, not a 500 with a traceback
+    assert "Traceback" not in world.server.stderr() and "ClientDisconnect" not in world.server.stderr()
+
+
 # -- Retry-After and long outages (client-faults' lane) --------------------------------------------------------
 def gaps_after_refusals(proxy: FaultProxy, path: str) -> list[float]:
     """Seconds between each refused request for ``path`` and the next request with the same request line

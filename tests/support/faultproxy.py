@@ -15,9 +15,12 @@ probabilities of :class:`FaultPlan`, and applies it to that request's answer:
 * ``stall``    — relay the request, then hold the answer for ``stall_seconds`` before relaying it;
 * ``slow``     — relay the answer in ``slow_chunk``-byte pieces, ``slow_delay`` seconds apart;
 * ``status``   — never reach the server: answer ``429`` or ``503`` with ``Retry-After: retry_after`` and a
-  JSON ``{"error": …}`` body, then close (a rate-limiting or overloaded front end).
+  JSON ``{"error": …}`` body, then close (a rate-limiting or overloaded front end);
+* ``upload``   — relay ``cut_after`` bytes of the request (head and body), then abort both connections with a
+  RST: the server sees a request cut in the middle of its body (a client that dies while uploading).
 
-``cut_after`` is a number of answer bytes, or a ``(lo, hi)`` range drawn from per fault; the cut happens once
+``cut_after`` is a number of answer (``upload``: request) bytes, or a ``(lo, hi)`` range drawn from per fault;
+a message shorter than that passes whole. For answers the cut happens once
 the server has started to answer, so 0 cuts before the first byte of the answer reaches the client but after
 the server got (and acted on) the whole request — the case that tests idempotency. ``slow`` lasts for the
 rest of the connection; the others end it. Bytes the proxy cannot frame as HTTP/1.1 requests are passed on
@@ -66,7 +69,7 @@ from typing import Any
 
 __all__ = ["FAULT_KINDS", "ProxyFault", "FaultPlan", "FaultProxy"]
 
-FAULT_KINDS = ("reset", "truncate", "stall", "slow", "status")
+FAULT_KINDS = ("reset", "truncate", "stall", "slow", "status", "upload")
 _HEAD_LIMIT = 1 << 20
 _PIPE = 64 << 10
 
@@ -95,7 +98,7 @@ class ProxyFault:
 class FaultPlan:
     """Probabilities per connection of each fault kind (their sum at most 1), and the faults' parameters.
 
-    >>> FaultPlan.uniform(0.1).probabilities["reset"]
+    >>> FaultPlan.uniform(0.12).probabilities["reset"]
     0.02
     """
 
@@ -139,7 +142,8 @@ class FaultProxy:
         """``(time.monotonic(), request line, fault kind or None)`` of every request, in arrival order."""
         self.faults: collections.Counter[str] = collections.Counter()
         self.cuts: collections.Counter[str] = collections.Counter()
-        """Resets and truncations that cut an answer (one shorter than ``cut_after`` passes whole)."""
+        """Faults that cut a message, by kind: resets and truncations of answers, ``upload`` cuts of requests (a
+        message shorter than ``cut_after`` passes whole)."""
         self._queue: collections.deque[ProxyFault] = collections.deque()
         self._rng = random.Random(self.plan.seed)
         self._lock = threading.Lock()
@@ -255,7 +259,7 @@ class FaultProxy:
             port = upstream.get_extra_info("sockname")[1]
             with self._lock:
                 self._upstream_ports.add(port)
-            to_server = asyncio.ensure_future(self._requests(head, reader, upstream, writer, answer))
+            to_server = asyncio.ensure_future(self._requests(head, reader, _Sink(upstream), writer, answer))
             try:
                 await self._answers(up_reader, writer, answer)
             finally:
@@ -271,30 +275,40 @@ class FaultProxy:
                 self._upstream_ports.discard(port or 0)
             self._tasks.discard(task)
 
-    async def _requests(self, head: bytes, src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+    async def _requests(self, head: bytes, src: asyncio.StreamReader, dst: _Sink,
                         client: asyncio.StreamWriter, answer: _Answer) -> None:
         """Relay the client's requests one by one, arming each one's fault before it is sent on."""
-        while True:
-            dst.write(head)
-            await dst.drain()
-            framed = await _relay_body(head, src, dst)
-            if not framed:  # not HTTP/1.1 as we know it: pass the rest on unchanged
-                while data := await src.read(_PIPE):
-                    dst.write(data)
-                    await dst.drain()
-                break
-            next_head = await _read_head(src)
-            if next_head is None:
-                break
-            head = next_head
-            if not answer.arm(self._choose(_target(head)), self._cut):
-                await self._answer_status(client, answer.fault)
-                client.close()
-                dst.close()
-                return
-        if dst.can_write_eof():
+        try:
+            while True:
+                dst.budget, answer.upload = answer.upload, None
+                dst.write(head)
+                await dst.drain()
+                framed = await _relay_body(head, src, dst)
+                if not framed:  # not HTTP/1.1 as we know it: pass the rest on unchanged
+                    while data := await src.read(_PIPE):
+                        dst.write(data)
+                        await dst.drain()
+                    break
+                next_head = await _read_head(src)
+                if next_head is None:
+                    break
+                head = next_head
+                if not answer.arm(self._choose(_target(head)), self._cut):
+                    await self._answer_status(client, answer.fault)
+                    client.close()
+                    dst.writer.close()
+                    return
+        except _RequestCut:
+            with self._lock:
+                self.cuts["upload"] += 1
+            with suppress(ConnectionError, OSError):
+                await dst.writer.drain()
+            self._end(dst.writer, abort=True)
+            self._end(client, abort=True)
+            return
+        if dst.writer.can_write_eof():
             with suppress(OSError):
-                dst.write_eof()
+                dst.writer.write_eof()
 
     async def _answer_status(self, writer: asyncio.StreamWriter, fault: ProxyFault | None) -> None:
         assert fault is not None
@@ -351,24 +365,53 @@ class FaultProxy:
 class _Answer:
     """The fault armed for the answer now being relayed on one connection (set by the request side)."""
 
-    __slots__ = ("fault", "budget", "stall", "slow")
+    __slots__ = ("fault", "budget", "stall", "slow", "upload")
 
     def __init__(self) -> None:
         self.fault: ProxyFault | None = None
         self.budget: int | None = None
+        self.upload: int | None = None
+        """Bytes of the next request to relay before cutting it (an ``upload`` fault), taken by the request side."""
         self.stall = self.slow = False
 
     def arm(self, fault: ProxyFault | None, cut: Any) -> bool:
-        """Arm ``fault`` for the next answer; False when the proxy must answer itself (``status``)."""
+        """Arm ``fault`` for the next request and its answer; False when the proxy must answer itself."""
+        self.upload = None
         if fault is None:
             return True
         self.fault = fault
         if fault.kind == "status":
             return False
+        self.upload = cut(fault) if fault.kind == "upload" else None
         self.budget = cut(fault) if fault.kind in ("reset", "truncate") else None
         self.stall = fault.kind == "stall"
         self.slow = self.slow or fault.kind == "slow"
         return True
+
+
+class _RequestCut(Exception):
+    """An ``upload`` fault's budget is spent: the request must be cut here."""
+
+
+class _Sink:
+    """The server side of a connection, which cuts a request after ``budget`` bytes (``upload`` faults)."""
+
+    __slots__ = ("writer", "budget")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.budget: int | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.budget is not None:
+            if len(data) >= self.budget:
+                self.writer.write(data[: self.budget])
+                raise _RequestCut
+            self.budget -= len(data)
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
 
 
 def _target(head: bytes) -> str:
@@ -383,7 +426,7 @@ async def _read_head(reader: asyncio.StreamReader) -> bytes | None:
         return None
 
 
-async def _relay_body(head: bytes, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> bool:
+async def _relay_body(head: bytes, src: asyncio.StreamReader, dst: _Sink) -> bool:
     """Relay the body that ``head`` announces; False when its framing is not understood."""
     headers = {}
     for line in head.split(b"\r\n")[1:]:
@@ -413,7 +456,7 @@ async def _relay_body(head: bytes, src: asyncio.StreamReader, dst: asyncio.Strea
     return True
 
 
-async def _relay_exactly(n: int, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def _relay_exactly(n: int, src: asyncio.StreamReader, dst: _Sink) -> None:
     while n > 0:
         data = await src.read(min(n, _PIPE))
         if not data:

@@ -96,6 +96,17 @@ def test_status_answers_for_the_server_without_reaching_it(upstream: FileServer)
         assert upstream.total == 0
 
 
+def test_upload_cuts_the_request_before_the_server_has_all_of_it(upstream: FileServer) -> None:
+    with FaultProxy(upstream.port) as proxy:
+        proxy.inject("upload", cut_after=10)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(proxy.url + "/small.txt")
+        assert upstream.total == 0 and proxy.cuts == {"upload": 1}  # the server never saw a whole request
+        proxy.inject("upload", cut_after=100_000)  # longer than the request: it passes whole
+        assert httpx.get(proxy.url + "/small.txt").content == b"hello"
+        assert proxy.cuts == {"upload": 1} and proxy.faults == {"upload": 2}
+
+
 def test_queued_faults_wait_for_the_path_they_aim_at(upstream: FileServer) -> None:
     with FaultProxy(upstream.port) as proxy:
         proxy.inject("status", status=503, path="/big.bin")
@@ -116,7 +127,7 @@ def test_a_random_plan_faults_about_its_share_of_connections(upstream: FileServe
                 outcomes.append(0)
         assert proxy.connections == 100
         assert 30 <= sum(proxy.faults.values()) <= 70 and set(proxy.faults) <= set(FAULT_KINDS)
-        assert outcomes.count(0) == proxy.faults["reset"] + proxy.faults["truncate"]
+        assert outcomes.count(0) == proxy.faults["reset"] + proxy.faults["truncate"] + proxy.faults["upload"]
         assert outcomes.count(200) == 100 - outcomes.count(0) - proxy.faults["status"]
 
 
