@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import sqlite3
@@ -137,6 +138,33 @@ class Manifest:
             (key,),
         )
         return [ManifestRow(k, sh, n, o, sz, sha.hex() if sha else None, fs) for k, sh, n, o, sz, sha, fs in cur]
+
+    def lookup_many(self, keys: Iterable[str]) -> dict[str, list[ManifestRow]]:
+        """:meth:`lookup` for many keys in one query (keys found → their rows; a key not found is absent).
+
+        Why: one query per key costs ~70 µs of SQLite call overhead, far more than the B-tree probe; a publish
+        checks millions of references, so it asks for a few thousand keys at a time. The keys go in as one
+        JSON array (``json_each``), so no batch meets SQLite's limit on bound parameters.
+
+        >>> import tempfile, os
+        >>> from headwater.archive.index import TarIndex, FileEntry
+        >>> path = os.path.join(tempfile.mkdtemp(), MANIFEST_NAME)
+        >>> files = {"1.png": FileEntry(512, 3, "ab" * 32), "2.png": FileEntry(1024, 3, "cd" * 32)}
+        >>> write_manifest(path, [("images/0000.tar", TarIndex(2048, "h", "l", files))])
+        >>> with Manifest(path) as m:
+        ...     {key: [r.name for r in rows] for key, rows in m.lookup_many(["2", "9", "1"]).items()}
+        {'1': ['1.png'], '2': ['2.png']}
+        """
+        cur = self._db.execute(
+            "SELECT f.key, s.path, f.name, f.offset, f.size, f.sha256, s.filesize "
+            "FROM files f JOIN shards s ON s.id = f.shard WHERE f.key IN (SELECT value FROM json_each(?)) "
+            "ORDER BY f.key, s.path, f.name",
+            (json.dumps(list(keys)),),
+        )
+        out: dict[str, list[ManifestRow]] = {}
+        for k, sh, n, o, sz, sha, fs in cur:
+            out.setdefault(k, []).append(ManifestRow(k, sh, n, o, sz, sha.hex() if sha else None, fs))
+        return out
 
     def shards(self) -> list[ShardRow]:
         cur = self._db.execute(
