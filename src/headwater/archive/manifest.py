@@ -110,6 +110,7 @@ class Manifest:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._shard_rows: dict[int, tuple[str, int]] | None = None
         uri = "file:" + os.path.abspath(path) + "?mode=ro"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
@@ -155,15 +156,22 @@ class Manifest:
         ...     {key: [r.name for r in rows] for key, rows in m.lookup_many(["2", "9", "1"]).items()}
         {'1': ['1.png'], '2': ['2.png']}
         """
+        if self._shard_rows is None:  # a few rows per shard file: joined here, not per member in SQL
+            self._shard_rows = {i: (path, size) for i, path, size in self._db.execute(
+                "SELECT id, path, filesize FROM shards")}
+        shard_rows = self._shard_rows
         cur = self._db.execute(
-            "SELECT f.key, s.path, f.name, f.offset, f.size, f.sha256, s.filesize "
-            "FROM files f JOIN shards s ON s.id = f.shard WHERE f.key IN (SELECT value FROM json_each(?)) "
-            "ORDER BY f.key, s.path, f.name",
+            "SELECT key, shard, name, offset, size, lower(hex(sha256)) FROM files "
+            "WHERE key IN (SELECT value FROM json_each(?))",
             (json.dumps(list(keys)),),
         )
         out: dict[str, list[ManifestRow]] = {}
-        for k, sh, n, o, sz, sha, fs in cur:
-            out.setdefault(k, []).append(ManifestRow(k, sh, n, o, sz, sha.hex() if sha else None, fs))
+        for k, shard, n, o, sz, sha, in cur:
+            path, filesize = shard_rows[shard]
+            out.setdefault(k, []).append(ManifestRow(k, path, n, o, sz, sha or None, filesize))
+        for rows in out.values():
+            if len(rows) > 1:  # the order lookup() gives
+                rows.sort(key=lambda row: (row.shard, row.name))
         return out
 
     def shards(self) -> list[ShardRow]:

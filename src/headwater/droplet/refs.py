@@ -306,6 +306,8 @@ class ImageFetcher:
         """The member of resource ``rid``'s ``members`` that ``ref`` names, or why there is none or several."""
         assert ref.key is not None
         key = ref.key
+        if members is not None and len(members) == 1 and members[0].location.filename == key:
+            return members[0]  # the common case: the key is the one member's name
         base = posixpath.basename(key)
         ext = posixpath.splitext(base)[1]
         if not members:
