@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..storage import RetryPolicy, Store, StoreNotFoundError, atomic_path, open_store
 from .errors import ManifestError
@@ -62,9 +63,9 @@ class ShardRow:
     files: int
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestRow:
-    """One member of one shard, found by its resource key."""
+class ManifestRow(NamedTuple):
+    """One member of one shard, found by its resource key (a named tuple: a publish makes millions of them,
+    and a tuple is built several times faster than a frozen dataclass)."""
 
     key: str
     shard: str
@@ -133,12 +134,7 @@ class Manifest:
 
     def lookup(self, key: str) -> list[ManifestRow]:
         """Every member whose resource key is ``key`` (usually one)."""
-        cur = self._db.execute(
-            "SELECT f.key, s.path, f.name, f.offset, f.size, f.sha256, s.filesize "
-            "FROM files f JOIN shards s ON s.id = f.shard WHERE f.key = ? ORDER BY s.path, f.name",
-            (key,),
-        )
-        return [ManifestRow(k, sh, n, o, sz, sha.hex() if sha else None, fs) for k, sh, n, o, sz, sha, fs in cur]
+        return self.lookup_many([key]).get(key, [])
 
     def lookup_many(self, keys: Iterable[str]) -> dict[str, list[ManifestRow]]:
         """:meth:`lookup` for many keys in one query (keys found → their rows; a key not found is absent).
