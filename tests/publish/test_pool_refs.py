@@ -26,9 +26,9 @@ def old_pool(tmp_path) -> str:
 
 
 def test_a_batch_boundary_inside_a_run_of_bad_refs_keeps_line_order(tmp_path, old_pool):
-    # 4,200 droplets: the default batch (4,096 lookups) ends inside the run of bad refs on lines 4090-4105,
-    # a missing local image (found at once, not in a batch) sits in that run, the last line is resolved by
-    # the final batch.
+    # 4,200 droplets: the 16th batch of the default size (256 lookups) ends on line 4096, inside the run of
+    # bad refs on lines 4090-4105; a missing local image (found at once, not in a batch) sits in that run,
+    # the last line is resolved by the final batch.
     rows = [droplet(f"pool://old/{i % 10}.jpg", f"d{i}") for i in range(1, 4201)]
     bad = [2, *range(4090, 4106)]
     for line in bad:

@@ -140,7 +140,7 @@ class Manifest:
         """:meth:`lookup` for many keys in one query (keys found → their rows; a key not found is absent).
 
         Why: one query per key costs ~70 µs of SQLite call overhead, far more than the B-tree probe; a publish
-        checks millions of references, so it asks for a few thousand keys at a time. The keys go in as one
+        checks millions of references, so it asks for hundreds of keys at a time. The keys go in as one
         JSON array (``json_each``), so no batch meets SQLite's limit on bound parameters.
 
         >>> import tempfile, os

@@ -10,7 +10,7 @@ checked while the publish is validated, by this one class, whether the publish i
 * the member must be in that pool, found by exactly the rule readers use
   (:meth:`headwater.droplet.ImageFetcher.locate`: a key with an extension names a member, one without a
   resource id); a key two members match is refused as readers would refuse it. Members are looked up in
-  batches (:meth:`PoolRefCheck.resolved`), a few thousand keys a query. References into
+  batches (:meth:`PoolRefCheck.resolved`), 256 keys a query. References into
   ``new_pool`` are checked at the end (:meth:`PoolRefCheck.finish`), against the member names the publish
   assigns its images.
 
@@ -68,10 +68,12 @@ class PoolRefCheck(Generic[W]):
     ``pools``: name → location of the pools that exist; ``new_pool``: the name of the pool the publish
     creates for its local images (None: it creates none); ``check_members``: which existing pools (by
     location) are opened to check that the member exists (default: those :func:`on_this_machine`);
-    ``batch``: how many member lookups are queued before they are resolved together.
+    ``batch``: how many member lookups are queued before they are resolved together (256: the query's
+    fixed cost is spread thin, and a small queue keeps the objects that live across a batch few — a batch
+    of 4,096 let them pile up into a full garbage collection every batch, costing more than it saved).
 
-    Why batches: one manifest query per reference cost ~75 µs, most of a publish's time; a batch of a few
-    thousand keys is one query (:meth:`headwater.droplet.ImageFetcher.locate_many`, the rule ``locate``
+    Why batches: one manifest query per reference cost ~75 µs, most of a publish's time; a batch of 256
+    keys is one query (:meth:`headwater.droplet.ImageFetcher.locate_many`, the rule ``locate``
     applies too). So :meth:`problem` answers at once only what it can tell from the reference itself (its
     syntax, its pool's name) and queues member lookups; their problems come from :meth:`resolved`, each
     with the ``where`` it was queued with — any value the caller orders its problems by (the validation
@@ -79,7 +81,7 @@ class PoolRefCheck(Generic[W]):
     """
 
     def __init__(self, pools: Mapping[str, str], new_pool: str | None = None, *,
-                 check_members: Callable[[str], bool] = on_this_machine, batch: int = 4096) -> None:
+                 check_members: Callable[[str], bool] = on_this_machine, batch: int = 256) -> None:
         self.pools = dict(pools)
         self.new_pool = new_pool if new_pool not in self.pools else None
         self.batch = batch
