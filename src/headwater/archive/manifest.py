@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import sqlite3
@@ -25,6 +26,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..storage import RetryPolicy, Store, StoreNotFoundError, atomic_path, open_store
 from .errors import ManifestError
@@ -61,9 +63,9 @@ class ShardRow:
     files: int
 
 
-@dataclass(frozen=True, slots=True)
-class ManifestRow:
-    """One member of one shard, found by its resource key."""
+class ManifestRow(NamedTuple):
+    """One member of one shard, found by its resource key (a named tuple: a publish makes millions of them,
+    and a tuple is built several times faster than a frozen dataclass)."""
 
     key: str
     shard: str
@@ -109,6 +111,7 @@ class Manifest:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self._shard_rows: dict[int, tuple[str, int]] | None = None
         uri = "file:" + os.path.abspath(path) + "?mode=ro"
         self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
         try:
@@ -131,12 +134,41 @@ class Manifest:
 
     def lookup(self, key: str) -> list[ManifestRow]:
         """Every member whose resource key is ``key`` (usually one)."""
+        return self.lookup_many([key]).get(key, [])
+
+    def lookup_many(self, keys: Iterable[str]) -> dict[str, list[ManifestRow]]:
+        """:meth:`lookup` for many keys in one query (keys found → their rows; a key not found is absent).
+
+        Why: one query per key costs ~70 µs of SQLite call overhead, far more than the B-tree probe; a publish
+        checks millions of references, so it asks for hundreds of keys at a time. The keys go in as one
+        JSON array (``json_each``), so no batch meets SQLite's limit on bound parameters.
+
+        >>> import tempfile, os
+        >>> from headwater.archive.index import TarIndex, FileEntry
+        >>> path = os.path.join(tempfile.mkdtemp(), MANIFEST_NAME)
+        >>> files = {"1.png": FileEntry(512, 3, "ab" * 32), "2.png": FileEntry(1024, 3, "cd" * 32)}
+        >>> write_manifest(path, [("images/0000.tar", TarIndex(2048, "h", "l", files))])
+        >>> with Manifest(path) as m:
+        ...     {key: [r.name for r in rows] for key, rows in m.lookup_many(["2", "9", "1"]).items()}
+        {'1': ['1.png'], '2': ['2.png']}
+        """
+        if self._shard_rows is None:  # a few rows per shard file: joined here, not per member in SQL
+            self._shard_rows = {i: (path, size) for i, path, size in self._db.execute(
+                "SELECT id, path, filesize FROM shards")}
+        shard_rows = self._shard_rows
         cur = self._db.execute(
-            "SELECT f.key, s.path, f.name, f.offset, f.size, f.sha256, s.filesize "
-            "FROM files f JOIN shards s ON s.id = f.shard WHERE f.key = ? ORDER BY s.path, f.name",
-            (key,),
+            "SELECT key, shard, name, offset, size, lower(hex(sha256)) FROM files "
+            "WHERE key IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(keys)),),
         )
-        return [ManifestRow(k, sh, n, o, sz, sha.hex() if sha else None, fs) for k, sh, n, o, sz, sha, fs in cur]
+        out: dict[str, list[ManifestRow]] = {}
+        for k, shard, n, o, sz, sha, in cur:
+            path, filesize = shard_rows[shard]
+            out.setdefault(k, []).append(ManifestRow(k, path, n, o, sz, sha or None, filesize))
+        for rows in out.values():
+            if len(rows) > 1:  # the order lookup() gives
+                rows.sort(key=lambda row: (row.shard, row.name))
+        return out
 
     def shards(self) -> list[ShardRow]:
         cur = self._db.execute(

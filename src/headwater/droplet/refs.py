@@ -244,44 +244,91 @@ class ImageFetcher:
 
     def locate(self, ref: ImageRef | str) -> Member:
         """The pool member a ``pool://`` reference names (see the module docstring for the rules)."""
-        if isinstance(ref, str):
-            ref = parse_image_ref(ref)
-        if ref.kind != "pool" or ref.pool is None or ref.key is None:
-            raise ImageRefError(f"{ref.path!r} is not a pool reference")
-        pool = self.pool(ref.pool)
-        key = ref.key
-        base = posixpath.basename(key)
-        stem, ext = posixpath.splitext(base)
-        rid = stem if ext else key
-        candidates: list[str | int] = [rid]
-        if rid.isdigit():
-            candidates.append(int(rid))
-        members: list[Member] | None = None
-        for candidate in candidates:
+        found = self.locate_many([ref])[0]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def locate_many(self, refs: Sequence[ImageRef | str]) -> list[Member | Exception]:
+        """:meth:`locate` for many references: for each, its member or the error :meth:`locate` raises.
+
+        Why: the one rule for what a reference names, at one pool query per pool for the whole batch
+        (:meth:`~headwater.pool.IndexedPool.locate_many`) — a publish checks every reference of millions
+        of droplets with it. A pool that cannot be opened is every one of its references' error.
+        """
+        parsed = [parse_image_ref(r) if isinstance(r, str) else r for r in refs]
+        out: list[Member | Exception | None] = [None] * len(parsed)
+        by_pool: dict[str, list[int]] = {}
+        for i, ref in enumerate(parsed):
+            if ref.kind != "pool" or ref.pool is None or ref.key is None:
+                out[i] = ImageRefError(f"{ref.path!r} is not a pool reference")
+            else:
+                by_pool.setdefault(ref.pool, []).append(i)
+        for name, indexes in by_pool.items():
             try:
-                members = pool.locate(candidate)
-                break
-            except ResourceNotFoundError:
+                pool = self.pool(name)
+            except Exception as err:  # noqa: BLE001 - the error of each reference into this pool
+                for i in indexes:
+                    out[i] = err
                 continue
+            rids = {i: self._resource_id(parsed[i]) for i in indexes}
+            members: dict[int, list[Member]] = {}
+            todo = indexes
+            for as_int in (False, True):  # the id as written, then as a number (increment-id pools)
+                if as_int:
+                    todo = [i for i in todo if rids[i].isdigit()]
+                if not todo:
+                    break
+                results = pool.locate_many([int(rids[i]) if as_int else rids[i] for i in todo])
+                missed = []
+                for i, result in zip(todo, results, strict=True):
+                    if isinstance(result, ResourceNotFoundError):
+                        missed.append(i)
+                    elif isinstance(result, Exception):
+                        out[i] = result
+                    else:
+                        members[i] = result
+                todo = missed
+            for i in indexes:
+                if out[i] is None:
+                    out[i] = self._pick(parsed[i], rids[i], members.get(i))
+        return cast("list[Member | Exception]", out)
+
+    @staticmethod
+    def _resource_id(ref: ImageRef) -> str:
+        """The resource id a pool key names: the file stem when the key has an extension, else the key."""
+        assert ref.key is not None
+        stem, ext = posixpath.splitext(posixpath.basename(ref.key))
+        return stem if ext else ref.key
+
+    @staticmethod
+    def _pick(ref: ImageRef, rid: str, members: list[Member] | None) -> Member | Exception:
+        """The member of resource ``rid``'s ``members`` that ``ref`` names, or why there is none or several."""
+        assert ref.key is not None
+        key = ref.key
+        if members is not None and len(members) == 1 and members[0].location.filename == key:
+            return members[0]  # the common case: the key is the one member's name
+        base = posixpath.basename(key)
+        ext = posixpath.splitext(base)[1]
         if not members:
-            raise ResourceNotFoundError(f"{ref.path}: resource {rid!r} is not in pool {ref.pool!r}")
+            return ResourceNotFoundError(f"{ref.path}: resource {rid!r} is not in pool {ref.pool!r}")
         if ext:
             exact = [m for m in members if m.location.filename == key]
             named = exact or [m for m in members if posixpath.basename(m.location.filename) == base]
             if len(named) == 1:
                 return named[0]
             if not named:
-                raise ResourceNotFoundError(f"{ref.path}: no member named {key!r} in pool {ref.pool!r}")
+                return ResourceNotFoundError(f"{ref.path}: no member named {key!r} in pool {ref.pool!r}")
             names = sorted(m.location.filename for m in named)
-            raise ImageRefError(f"{ref.path}: {len(named)} members match {key!r} ({names}); use the full member path")
+            return ImageRefError(f"{ref.path}: {len(named)} members match {key!r} ({names}); use the full member path")
         if len(members) == 1:
             return members[0]
         images = [m for m in members if posixpath.splitext(m.location.filename)[1].lower() in _IMAGE_EXTS]
         if len(images) == 1:
             return images[0]
         names = sorted(m.location.filename for m in members)
-        raise ImageRefError(f"{ref.path}: resource {rid!r} has several files {names}; name one, e.g. "
-                            f"pool://{ref.pool}/{names[0]}")
+        return ImageRefError(f"{ref.path}: resource {rid!r} has several files {names}; name one, e.g. "
+                             f"pool://{ref.pool}/{names[0]}")
 
     def read_ref(self, ref: ImageRef | str) -> bytes:
         """The bytes of one path (no fallback to other paths)."""

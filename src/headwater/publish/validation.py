@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
@@ -178,17 +179,35 @@ def resolve_image(images_root: str | None, path: str) -> str:
 
 
 class _Problems:
-    """The first ``cap`` problems found, and how many there were."""
+    """The first ``cap`` problems in source order, and how many there were.
+
+    Each problem has a sequence number (:meth:`reserve`): pool-ref member lookups are resolved in batches,
+    so a bad ref of line 10 may be reported after a problem of line 5000; the numbers put it back in line
+    order. Only the ``cap`` lowest are kept (a heap), so memory stays bounded however many there are.
+    """
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self.shown: list[Problem] = []
+        self._kept: list[tuple[int, Problem]] = []  # a max-heap on the sequence number (negated)
+        self._next = 0
         self.total = 0
 
-    def add(self, where: str, message: str) -> None:
+    def reserve(self) -> int:
+        """The sequence number of a problem that may be found later (a queued pool-ref lookup)."""
+        self._next += 1
+        return self._next - 1
+
+    def add(self, where: str, message: str, seq: int | None = None) -> None:
         self.total += 1
-        if len(self.shown) < self.cap:
-            self.shown.append(Problem(where, message))
+        entry = (-(self.reserve() if seq is None else seq), Problem(where, message))
+        if len(self._kept) < self.cap:
+            heapq.heappush(self._kept, entry)
+        elif self._kept and entry[0] > self._kept[0][0]:
+            heapq.heapreplace(self._kept, entry)
+
+    @property
+    def shown(self) -> list[Problem]:
+        return [problem for _seq, problem in sorted(self._kept, key=lambda entry: -entry[0])]
 
 
 def _member_name(index: int, path: str) -> str:
@@ -232,7 +251,8 @@ def prepare_publish(
     else:
         known = decode_template(merge_templates(reader_templates)) if reader_templates else None
         to_infer = [s for s in sources if s.template is None]
-    refs = PoolRefCheck(pools or {}, pool_name, check_members=check_members or (lambda _location: False))
+    refs: PoolRefCheck[tuple[int, str]] = PoolRefCheck(pools or {}, pool_name,
+                                                        check_members=check_members or (lambda _location: False))
     uids = UidCheck()
     checked_splits: set[str] = set()
 
@@ -259,7 +279,9 @@ def prepare_publish(
         for _ in droplets():
             pass
         plan.template = merge_templates(reader_templates)
-    for where, message in refs.finish({member for member, _size in plan.images.values()}):
+    for (seq, where), message in refs.resolved(final=True):
+        problems.add(where, message, seq)
+    for (_seq, where), message in refs.finish({member for member, _size in plan.images.values()}):
         problems.add(where, message)
     if uids.suspected:
         for where, message in uids.problems(_uids_of(plan)):
@@ -282,7 +304,7 @@ def _uids_of(plan: PublishPlan) -> Iterator[tuple[str, str]]:
 
 
 def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: Any, problems: _Problems,
-                refs: PoolRefCheck, uids: UidCheck, checked_splits: set[str]) -> Any:
+                refs: PoolRefCheck[tuple[int, str]], uids: UidCheck, checked_splits: set[str]) -> Any:
     """Check one item, count it into ``plan`` when it is good; returns its droplet struct (None: not good)."""
     where = plan.where(source, item)
     for message in item.problems:
@@ -315,10 +337,13 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
                 continue
             plan.images[resolved] = (_member_name(len(plan.images), path), st.st_size)
             continue
-        problem = refs.problem(where, path, f"$.image.paths[{i}]")
+        seq = problems.reserve()
+        problem = refs.problem((seq, where), path, f"$.image.paths[{i}]")
         if problem is not None:
-            problems.add(where, problem)
+            problems.add(where, problem, seq)
             bad = True
+    for (seq, at), message in refs.resolved():  # a batch of member lookups, of this item and earlier ones
+        problems.add(at, message, seq)
     split = plan.split_of(item, where)
     if split not in checked_splits:
         try:
