@@ -22,6 +22,7 @@ from headwater.server.app import ServerConfig
 from headwater.storage import open_store
 
 from ..support.files import tar_bytes
+from ..support.s3 import moto_s3
 from ..support.servers import bearer, live_server, make_user, serve_process, share_pools
 
 REPO = "acme/px"
@@ -81,20 +82,11 @@ def test_uploading_the_same_shard_again_repairs_a_manifest_left_behind(tmp_path)
         assert [s.path for s in manifest.shards()] == [path]
 
 
-def test_concurrent_manifest_updates_on_s3_are_all_kept(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_manifest_updates_on_s3_are_all_kept(tmp_path) -> None:
     """Writers without a shared lock (threads standing for server processes, each with its own store):
     the conditional PUT makes the losers of each race re-read and re-apply."""
     s3fs = pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    moto = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    try:
-        host, port = moto.get_host_and_port()
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-        s3fs.S3FileSystem.clear_instance_cache()
+    with moto_s3():
         s3fs.S3FileSystem(use_listings_cache=False).mkdir("races")
         shards = _shards(24)
         setup = open_store("s3://races/pool")
@@ -115,6 +107,3 @@ def test_concurrent_manifest_updates_on_s3_are_all_kept(tmp_path, monkeypatch: p
         local.write_bytes(open_store("s3://races/pool").read_bytes(MANIFEST_NAME))
         with Manifest(str(local)) as manifest:
             assert [s.path for s in manifest.shards()] == sorted(shards)
-    finally:
-        s3fs.S3FileSystem.clear_instance_cache()  # its instances point at this moto server
-        moto.stop()

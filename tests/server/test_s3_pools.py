@@ -22,10 +22,10 @@ from headwater.archive import pack_directory
 from headwater.server.app import ServerConfig
 
 from ..support.files import make_files
+from ..support.s3 import moto_s3
 from ..support.servers import live_server, make_user
 
 s3fs = pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
 
 REPO = "acme/s3"
 BUCKET = "hub-bucket"
@@ -33,32 +33,22 @@ BUCKET = "hub-bucket"
 
 @pytest.fixture(scope="module")
 def s3_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                           "AWS_DEFAULT_REGION": "us-east-1"}.items():
-            mp.setenv(key, value)
-        moto = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        moto.start()
-        try:
-            host, port = moto.get_host_and_port()
-            mp.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")  # how a server process is pointed at S3
-            root = str(tmp_path_factory.mktemp("s3hub"))
-            ids = sorted(random.Random(11).sample(range(1, 10_000), 150))
-            files = make_files(os.path.join(root, "src"), ids, seed=2)
-            pool = os.path.join(root, "pool")
-            pack_directory(os.path.join(root, "src"), pool, layout="increment-id", base_level=1, silent=True)
-            with open(os.path.join(pool, "big.bin"), "wb") as f:
-                f.write(random.Random(2).randbytes(20 << 20))  # several 8 MiB remote chunks
-            fs = s3fs.S3FileSystem(use_listings_cache=False)
-            fs.mkdir(BUCKET)
-            fs.put(pool + "/", f"{BUCKET}/pool/", recursive=True)
-            config = ServerConfig(os.path.join(root, "catalog.sqlite"), pools={REPO: f"s3://{BUCKET}/pool"},
-                                  max_upload_bytes=1 << 20)
-            with live_server(config, handle=True, public_pools=True, pool_owner="alice") as server:
-                key = make_user(server.app.state.catalog, "alice", permission="write")
-                yield {"url": server.url, "pool": pool, "files": files, "fs": fs, "key": key, "server": server}
-        finally:
-            moto.stop()
+    with moto_s3():  # AWS_ENDPOINT_URL: how a server process is pointed at S3
+        root = str(tmp_path_factory.mktemp("s3hub"))
+        ids = sorted(random.Random(11).sample(range(1, 10_000), 150))
+        files = make_files(os.path.join(root, "src"), ids, seed=2)
+        pool = os.path.join(root, "pool")
+        pack_directory(os.path.join(root, "src"), pool, layout="increment-id", base_level=1, silent=True)
+        with open(os.path.join(pool, "big.bin"), "wb") as f:
+            f.write(random.Random(2).randbytes(20 << 20))  # several 8 MiB remote chunks
+        fs = s3fs.S3FileSystem(use_listings_cache=False)
+        fs.mkdir(BUCKET)
+        fs.put(pool + "/", f"{BUCKET}/pool/", recursive=True)
+        config = ServerConfig(os.path.join(root, "catalog.sqlite"), pools={REPO: f"s3://{BUCKET}/pool"},
+                              max_upload_bytes=1 << 20)
+        with live_server(config, handle=True, public_pools=True, pool_owner="alice") as server:
+            key = make_user(server.app.state.catalog, "alice", permission="write")
+            yield {"url": server.url, "pool": pool, "files": files, "fs": fs, "key": key, "server": server}
 
 
 def test_resolve_from_s3_with_ranges(s3_hub: dict[str, Any], tmp_path) -> None:
