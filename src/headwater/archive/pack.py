@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import os
 import posixpath
 import re
@@ -44,7 +43,7 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from ..storage import DiskFullError, StoreNotFoundError, fsync_tree, is_temp_name, open_store, umask
+from ..storage import DiskFullError, StoreNotFoundError, fsync_tree, is_disk_full, is_temp_name, open_store, umask
 from .errors import IndexFormatError, PackError, UnsafeMemberError
 from .increment_id import increment_id_shard
 from .index import TarIndex, index_path_for
@@ -235,7 +234,7 @@ def write_failure(err: OSError, dst_dir: str) -> DiskFullError | PackError:
     a quota or a file-size limit (exit 3: run again once there is room), else :class:`PackError`."""
     if isinstance(err, DiskFullError):
         return DiskFullError(dst_dir, err.cause)
-    if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):  # a write outside storage's atomic helpers
+    if is_disk_full(err):  # a write outside storage's atomic helpers
         return DiskFullError(dst_dir, err)
     return PackError(f"cannot write the pool {dst_dir!r}: {err}; nothing was written there")
 

@@ -14,7 +14,7 @@ Example:
     b'bc'
 """
 
-from .atomic import atomic_path, fsync_path, fsync_tree, is_temp_name, umask, write_bytes_atomic
+from .atomic import atomic_path, fsync_path, fsync_tree, is_disk_full, is_temp_name, umask, write_bytes_atomic
 from .cache_dir import cache_dir
 from .errors import (
     DiskFullError,
@@ -33,6 +33,7 @@ from .store import Store, StoreStats, open_store
 
 __all__ = [
     "atomic_path",
+    "is_disk_full",
     "fsync_path",
     "fsync_tree",
     "is_temp_name",

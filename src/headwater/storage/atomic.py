@@ -34,7 +34,7 @@ from contextlib import contextmanager, suppress
 
 from .errors import DiskFullError
 
-__all__ = ["atomic_path", "write_bytes_atomic", "is_temp_name", "fsync_path", "fsync_tree", "umask"]
+__all__ = ["atomic_path", "write_bytes_atomic", "is_temp_name", "is_disk_full", "fsync_path", "fsync_tree", "umask"]
 
 _counter = itertools.count()
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -51,6 +51,17 @@ _MODE = 0o666 & ~umask()  # what ``open()`` gives a new file (mkstemp gives 0o60
 _FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
+def is_disk_full(err: OSError) -> bool:
+    """Whether ``err`` says there is no room to write: a full disk, a quota or a file-size limit
+    (ENOSPC, EDQUOT, EFBIG) — what :class:`DiskFullError` stands for.
+
+    >>> import errno
+    >>> is_disk_full(OSError(errno.ENOSPC, "No space left on device")), is_disk_full(PermissionError(13, "x"))
+    (True, False)
+    """
+    return err.errno in _FULL
+
+
 @contextmanager
 def _full_disk_named(target: str) -> Iterator[None]:
     """A write that failed for lack of room raised as :class:`DiskFullError` naming ``target``."""
@@ -59,7 +70,7 @@ def _full_disk_named(target: str) -> Iterator[None]:
     except DiskFullError:
         raise
     except OSError as err:
-        if err.errno in _FULL:
+        if is_disk_full(err):
             raise DiskFullError(target, err) from err
         raise
 
