@@ -51,6 +51,18 @@ def test_pack_verify_ls_download_cycle(tmp_path):
     assert code == 1 and "images/00.tar: 100.bin: member-corrupt" in out
 
 
+def test_ls_of_an_http_pool_without_a_manifest_is_an_error_not_an_empty_pool(tmp_path, file_server):
+    make_files(str(tmp_path / "src"), [1, 2, 3])
+    assert run("pack", str(tmp_path / "src"), str(tmp_path / "pool"), "-q")[0] == 0
+    server = file_server(tmp_path / "pool")
+    assert run("ls", server.url)[1].strip().endswith("1 shard(s), 3 files, " + str(
+        os.path.getsize(tmp_path / "pool" / "shard-00000.tar")) + " bytes")
+    os.unlink(tmp_path / "pool" / "headwater-manifest.sqlite")  # or a mistyped URL: plain HTTP cannot list
+    result = CliRunner().invoke(main, ["ls", server.url])
+    assert result.exit_code == 2 and "0 shard(s)" not in result.output
+    assert "no headwater-manifest.sqlite at " in result.output and "cannot be listed" in result.output
+
+
 def test_index_foreign_tars_and_http_download(tmp_path, file_server):
     import tarfile
 

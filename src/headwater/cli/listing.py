@@ -21,11 +21,16 @@ __all__ = ["COMMANDS", "ls"]
 
 
 def _ls_pool(pool_url: str, files: bool, retry_for: float | None) -> None:
-    from ..archive import find_shards, load_index
+    from ..archive import MANIFEST_NAME, find_shards, load_index
+    from ..pool import PoolNotFoundError
     from .pools import open_pool
 
     pool = open_pool(pool_url, retry_for=retry_for)
     manifest = pool.manifest()
+    if manifest is None and pool.index_store.root_exists() is None:  # plain HTTP: nothing to list without it
+        raise PoolNotFoundError(f"no {MANIFEST_NAME} at {pool.index_store.url}, and an HTTP pool cannot be "
+                                "listed without it: check the URL, or run `headwater index` where the pool "
+                                "is stored")
     rows: list[tuple[str, int, int]] = []
     if manifest is not None and not files:
         rows = [(s.path, s.files, s.filesize) for s in manifest.shards()]
