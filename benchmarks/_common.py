@@ -31,6 +31,9 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "CPU_FLAGS",
@@ -39,6 +42,7 @@ __all__ = [
     "alternate",
     "describe_machine",
     "limit_line",
+    "median_run",
     "ratio_line",
     "spread_table",
 ]
@@ -68,6 +72,12 @@ class Spread:
     def rates(self, amount: float) -> Spread:
         """The same runs as ``amount`` per second (so min of the rates is the slowest run)."""
         return Spread([amount / s for s in self.samples])
+
+
+def median_run(runs: Sequence[T], key: Callable[[T], float]) -> T:
+    """The run whose ``key`` is the median (the upper one of an even count): its other figures (requests,
+    bytes) are the ones a table shows beside the median time."""
+    return sorted(runs, key=key)[len(runs) // 2]
 
 
 def add_runs_option(parser: argparse.ArgumentParser, default: int = 3) -> None:

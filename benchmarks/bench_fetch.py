@@ -65,7 +65,16 @@ import httpx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
 from tests.support.httpserver import FileServer, ServerHandle, start_server_process
 
-from _common import Spread, add_runs_option, alternate, describe_machine, limit_line, ratio_line, spread_table
+from _common import (
+    Spread,
+    add_runs_option,
+    alternate,
+    describe_machine,
+    limit_line,
+    median_run,
+    ratio_line,
+    spread_table,
+)
 from headwater.archive import MANIFEST_NAME, increment_id_shard, index_path_for, pack_directory
 from headwater.pool import PlanPolicy, StorePool
 
@@ -103,6 +112,19 @@ def make_sources(src_dir: str, files: int, seed: int, min_size: int = 2 * 1024, 
             f.write(data)
         total += len(data)
     return total
+
+
+def write_picked(pool_dir: str, src_dir: str, ids: list[int]) -> tuple[str, int]:
+    """The picked files' bytes, concatenated into ``_limit/picked.bin`` of the pool folder (in no manifest or
+    index, so no side sees it) for the limit's one plain GET; returns its path under the pool (``/``-joined)
+    and its size."""
+    rel = "_limit/picked.bin"
+    os.makedirs(os.path.join(pool_dir, "_limit"))
+    with open(os.path.join(pool_dir, rel), "wb") as out:
+        for rid in ids:
+            with open(os.path.join(src_dir, f"{rid}.bin"), "rb") as member:
+                out.write(member.read())
+    return rel, os.path.getsize(os.path.join(pool_dir, rel))
 
 
 def count_correct(out_dir: str, src_dir: str, ids: list[int]) -> int:
@@ -251,13 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest_size = os.path.getsize(os.path.join(pool_dir, MANIFEST_NAME))
         ids = random.Random(args.seed + 1).sample(range(args.files), args.pick)
 
-        limit_rel = os.path.join("_limit", "picked.bin")  # not in the manifest nor any index: no side sees it
-        os.makedirs(os.path.join(pool_dir, "_limit"))
-        with open(os.path.join(pool_dir, limit_rel), "wb") as limit_file:
-            for rid in ids:
-                with open(os.path.join(src_dir, f"{rid}.bin"), "rb") as f:
-                    limit_file.write(f.read())
-        limit_bytes = os.path.getsize(os.path.join(pool_dir, limit_rel))
+        limit_rel, limit_bytes = write_picked(pool_dir, src_dir, ids)
 
         print(describe_machine())
         print(
@@ -290,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             def one_get() -> float:
                 start = time.perf_counter()
                 with httpx.Client(timeout=60.0) as client:
-                    body = client.get(f"{server.url}/{limit_rel.replace(os.sep, '/')}").raise_for_status().content
+                    body = client.get(f"{server.url}/{limit_rel}").raise_for_status().content
                 seconds = time.perf_counter() - start
                 if len(body) != limit_bytes:
                     raise OSError(f"limit GET: got {len(body)} of {limit_bytes} bytes")
@@ -305,15 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
 
-    def median_run(results: list[RunResult]) -> RunResult:
-        return sorted(results, key=lambda r: r.seconds)[len(results) // 2]
-
-    base, ours = median_run(runs["baseline"]), median_run(runs["headwater"])
+    base, ours = (median_run(runs[name], key=lambda r: r.seconds) for name in ("baseline", "headwater"))
+    labels = {"baseline": "baseline: 1 range GET / file", "headwater": "headwater StorePool batch",
+              "limit": "limit: 1 plain GET of the bytes"}
     print(f"{args.runs} runs a side, alternating; files/s:")
-    print(spread_table({"baseline: 1 range GET / file": Spread(times["baseline"]).rates(args.pick),
-                        "headwater StorePool batch": Spread(times["headwater"]).rates(args.pick),
-                        "limit: 1 plain GET of the bytes": Spread(times["limit"]).rates(args.pick)},
-                       "files/s", fmt=",.0f"))
+    print(spread_table({labels[name]: Spread(t).rates(args.pick) for name, t in times.items()}, "files/s",
+                       fmt=",.0f"))
     print()
     print("median run of each side:")
     print_table([base, ours], args.pick)

@@ -68,9 +68,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
 from tests.support.peers import peer_python
 
-from _common import Spread, add_runs_option, alternate, describe_machine, limit_line, ratio_line, spread_table
+from _common import (
+    Spread,
+    add_runs_option,
+    alternate,
+    describe_machine,
+    limit_line,
+    median_run,
+    ratio_line,
+    spread_table,
+)
 from _hw_server import HwServer, start_hw_server
-from bench_fetch import make_sources
+from bench_fetch import make_sources, write_picked
 from headwater.archive import pack_directory
 from headwater.catalog import Catalog
 from headwater.pool import IncrementIDDataPool, PlanPolicy
@@ -167,13 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             catalog.create_user("bench", email="bench@example.org")
             _, key = catalog.create_api_key("bench", "read")
             catalog.change_pool_access(REPO, owner="bench")  # served pools are private to their owner
-        limit_rel = "_limit/picked.bin"  # in no manifest or index: neither side sees it
-        os.makedirs(os.path.join(pool_dir, "_limit"))
-        with open(os.path.join(pool_dir, limit_rel), "wb") as limit_file:
-            for rid in ids:
-                with open(os.path.join(src_dir, f"{rid}.bin"), "rb") as member:
-                    limit_file.write(member.read())
-        limit_bytes = os.path.getsize(os.path.join(pool_dir, limit_rel))
+        limit_rel, limit_bytes = write_picked(pool_dir, src_dir, ids)
         print(describe_machine())
         print(f"pool: {args.files} files, {total / 1e6:.1f} MB in {len(packed.shards)} shards; "
               f"made in {time.perf_counter() - t0:.1f} s")
@@ -226,13 +229,13 @@ def main(argv: list[str] | None = None) -> int:
             if errors:
                 print(f"server log: {len(errors)} error lines, first: {errors[0]}")
 
+    labels = {"cheesechaser": "cheesechaser 0.2.2 batch_download", "headwater": "headwater download",
+              "limit": "limit: 1 plain GET of the bytes"}
     print(f"{args.runs} runs a side, alternating; files/s:")
-    print(spread_table({"cheesechaser 0.2.2 batch_download": Spread(times["cheesechaser"]).rates(args.pick),
-                        "headwater download": Spread(times["headwater"]).rates(args.pick),
-                        "limit: 1 plain GET of the bytes": Spread(times["limit"]).rates(args.pick)},
-                       "files/s", fmt=",.0f"))
+    print(spread_table({labels[name]: Spread(t).rates(args.pick) for name, t in times.items()}, "files/s",
+                       fmt=",.0f"))
     print()
-    median = {name: sorted(rs, key=lambda r: r.seconds)[len(rs) // 2] for name, rs in runs.items()}
+    median = {name: median_run(rs, key=lambda r: r.seconds) for name, rs in runs.items()}
     print("median run of each side:")
     header = (f"{'side':<34}{'seconds':>9}{'files/s':>9}{'requests':>10}{'GET/HEAD/other':>16}{'body MB':>9}"
               f"{'sha256 ok':>11}  notes")

@@ -61,7 +61,7 @@ from typing import Any
 
 import httpx
 
-from _common import Spread, add_runs_option, alternate, describe_machine, ratio_line, spread_table
+from _common import Spread, add_runs_option, alternate, describe_machine, median_run, ratio_line, spread_table
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
 
         alternate({f"{workers} workers": run_with(workers) for workers in workers_list}, args.runs,
                   log=lambda line: print(line, file=sys.stderr))
-        results = [(workers, sorted(rs, key=lambda r: r["all"]["per_s"])[len(rs) // 2])
+        results = [(workers, median_run(rs, key=lambda r: float(r["all"]["per_s"])))
                    for workers, rs in all_runs.items()]
 
     print(f"{args.runs} runs per worker count, alternating, a fresh server each run:")
