@@ -23,7 +23,13 @@ What is measured
     Both sides start cold (fresh pool object, fresh ``HEADWATER_CACHE``, empty output directory), so index
     and manifest fetches are counted. For each side the script reports files/s, the server-side request
     count and body bytes (the server counter is reset between runs), and checks that every file written
-    equals its source file. Each side is run ``--repeats`` times (alternating); the best run is reported.
+    equals its source file. The sides alternate, ``--runs`` times each (default 3); min / median / max are
+    printed and the median quoted (``benchmarks/_common.py``); request and byte counts are those of each
+    side's median run.
+
+Limit
+    The picked files' bytes, concatenated into one file served by the same server, fetched with one plain
+    GET (same latency): what one request for exactly the wanted bytes costs. Quoted as files/s.
 
 Why
     Against a remote store the cost of a small-file fetch is the request (latency, per-request overhead,
@@ -33,7 +39,7 @@ Why
 
 Run::
 
-    .venv/bin/python benchmarks/bench_fetch.py [--latency-ms 20] [--repeats 2] [--files 20000] [--pick 1000]
+    .venv/bin/python benchmarks/bench_fetch.py [--latency-ms 20] [--runs 3] [--files 20000] [--pick 1000]
                                                [--server thread|process] [--max-gap-kb 1024]
 """
 
@@ -43,7 +49,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import sys
@@ -60,6 +65,16 @@ import httpx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
 from tests.support.httpserver import FileServer, ServerHandle, start_server_process
 
+from _common import (
+    Spread,
+    add_runs_option,
+    alternate,
+    describe_machine,
+    limit_line,
+    median_run,
+    ratio_line,
+    spread_table,
+)
 from headwater.archive import MANIFEST_NAME, increment_id_shard, index_path_for, pack_directory
 from headwater.pool import PlanPolicy, StorePool
 
@@ -97,6 +112,19 @@ def make_sources(src_dir: str, files: int, seed: int, min_size: int = 2 * 1024, 
             f.write(data)
         total += len(data)
     return total
+
+
+def write_picked(pool_dir: str, src_dir: str, ids: list[int]) -> tuple[str, int]:
+    """The picked files' bytes, concatenated into ``_limit/picked.bin`` of the pool folder (in no manifest or
+    index, so no side sees it) for the limit's one plain GET; returns its path under the pool (``/``-joined)
+    and its size."""
+    rel = "_limit/picked.bin"
+    os.makedirs(os.path.join(pool_dir, "_limit"))
+    with open(os.path.join(pool_dir, rel), "wb") as out:
+        for rid in ids:
+            with open(os.path.join(src_dir, f"{rid}.bin"), "rb") as member:
+                out.write(member.read())
+    return rel, os.path.getsize(os.path.join(pool_dir, rel))
 
 
 def count_correct(out_dir: str, src_dir: str, ids: list[int]) -> int:
@@ -218,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=20_000, help="files in the pool (default 20000)")
     parser.add_argument("--pick", type=int, default=1000, help="random ids to download (default 1000)")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="server delay per request (default 20)")
-    parser.add_argument("--repeats", type=int, default=2, help="runs per side, best counts (default 2)")
+    add_runs_option(parser)
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument(
         "--server",
@@ -245,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         manifest_size = os.path.getsize(os.path.join(pool_dir, MANIFEST_NAME))
         ids = random.Random(args.seed + 1).sample(range(args.files), args.pick)
 
-        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+        limit_rel, limit_bytes = write_picked(pool_dir, src_dir, ids)
+
+        print(describe_machine())
         print(
             f"pool: {args.files} files, {total / 1e6:.1f} MB in {len(packed.shards)} shards "
             f"(~{packed.bytes / len(packed.shards) / 1e6:.1f} MB each), manifest {manifest_size / 1e6:.2f} MB; "
@@ -260,29 +290,51 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"server: {server.url} in a {args.server}, simulated latency {args.latency_ms:g} ms per request; "
             f"{args.pick} random ids (seed {args.seed + 1}), {WORKERS} workers each side, "
-            f"best of {args.repeats} cold runs; headwater {plan or PlanPolicy()}"
+            f"{args.runs} cold runs a side, alternating; headwater {plan or PlanPolicy()}"
         )
         print()
         try:
             runs: dict[str, list[RunResult]] = {"baseline": [], "headwater": []}
-            for _ in range(args.repeats):
-                runs["baseline"].append(
-                    measure("baseline: 1 range GET / file", run_baseline, server, ids, src_dir, work)
-                )
-                runs["headwater"].append(
-                    measure("headwater StorePool batch", headwater_side(plan), server, ids, src_dir, work)
-                )
+
+            def side(name: str, label: str, fn: Side) -> Callable[[], float]:
+                def run() -> float:
+                    runs[name].append(measure(label, fn, server, ids, src_dir, work))
+                    return runs[name][-1].seconds
+
+                return run
+
+            def one_get() -> float:
+                start = time.perf_counter()
+                with httpx.Client(timeout=60.0) as client:
+                    body = client.get(f"{server.url}/{limit_rel}").raise_for_status().content
+                seconds = time.perf_counter() - start
+                if len(body) != limit_bytes:
+                    raise OSError(f"limit GET: got {len(body)} of {limit_bytes} bytes")
+                return seconds
+
+            times = alternate(
+                {"baseline": side("baseline", "baseline: 1 range GET / file", run_baseline),
+                 "headwater": side("headwater", "headwater StorePool batch", headwater_side(plan)),
+                 "limit": one_get},
+                args.runs, log=lambda line: print(line, file=sys.stderr),
+            )
         finally:
             server.stop()
 
-    base = min(runs["baseline"], key=lambda r: r.seconds)
-    ours = min(runs["headwater"], key=lambda r: r.seconds)
+    base, ours = (median_run(runs[name], key=lambda r: r.seconds) for name in ("baseline", "headwater"))
+    labels = {"baseline": "baseline: 1 range GET / file", "headwater": "headwater StorePool batch",
+              "limit": "limit: 1 plain GET of the bytes"}
+    print(f"{args.runs} runs a side, alternating; files/s:")
+    print(spread_table({labels[name]: Spread(t).rates(args.pick) for name, t in times.items()}, "files/s",
+                       fmt=",.0f"))
+    print()
+    print("median run of each side:")
     print_table([base, ours], args.pick)
     print()
     req_ratio = base.requests / ours.requests
-    speed_ratio = ours.files_per_s / base.files_per_s
+    speed_ratio, speed_line = ratio_line("files/s, headwater/baseline", times["baseline"], times["headwater"])
     byte_ratio = ours.bytes_sent / base.bytes_sent
-    all_runs = [r for side in runs.values() for r in side]
+    all_runs = [r for side_runs in runs.values() for r in side_runs]
     ok = all(r.correct == args.pick for r in all_runs)
     print(f"all files byte-identical to the sources, every run: {'yes' if ok else 'NO'}")
     print(
@@ -290,14 +342,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if req_ratio >= GOAL_REQUESTS else 'NOT met'})"
     )
     print(
-        f"files/s, headwater/baseline: {speed_ratio:.1f}x  (goal >= {GOAL_SPEED:g}x: "
+        f"{speed_line}  (goal >= {GOAL_SPEED:g}x: "
         f"{'met' if speed_ratio >= GOAL_SPEED else 'NOT met'})  at {args.latency_ms:g} ms simulated latency"
     )
     print(f"body bytes, headwater/baseline: {byte_ratio:.1f}x  (the price of merged ranges)")
-    if args.repeats > 1:
-        for side, results in runs.items():
-            secs = ", ".join(f"{r.seconds:.2f}s/{r.requests}req" for r in results)
-            print(f"  all {side} runs: {secs}")
+    print(limit_line(f"one plain loopback GET of the {limit_bytes / 1e6:.1f} MB picked, same latency",
+                     times["limit"], times["headwater"], args.pick, "files/s"))
+    for name, results in runs.items():
+        secs = ", ".join(f"{r.seconds:.2f}s/{r.requests}req" for r in results)
+        print(f"  all {name} runs: {secs}")
     return 0 if ok else 1
 
 

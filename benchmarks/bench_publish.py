@@ -7,8 +7,9 @@ What is measured
       path: pass 1 validates each droplet, checks its ref and uid; pass 2 writes the catalog. Two sides:
       ``checks``: the default (every member looked up in the pool's manifest, :class:`PoolRefCheck`) and
       ``names only``: ``check_members=lambda location: False`` (the pool's name is checked, not the
-      member). Both check uids. Sides alternate (A B, then B A, …) for ``--repeats`` runs each (default 3);
-      droplets/s min / median / max, and the member check's cost per ref from the medians.
+      member). Both check uids. Sides alternate (A B, then B A, …) for ``--runs`` runs each (default 3,
+      ``benchmarks/_common.py``); droplets/s min / median / max, and the member check's cost per ref from
+      the medians.
     * Peak memory of the uid check alone (:class:`UidCheck` over the same ``--n`` uids), with
       ``tracemalloc``, in bytes a droplet.
 
@@ -19,14 +20,13 @@ Why
 
 Run::
 
-    .venv/bin/python benchmarks/bench_publish.py [--n 200000] [--members 20000] [--repeats 3]
+    .venv/bin/python benchmarks/bench_publish.py [--n 200000] [--members 20000] [--runs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -35,6 +35,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
+from _common import Spread, add_runs_option, alternate, describe_machine, spread_table
 from headwater.archive import pack_directory
 from headwater.catalog import Catalog
 from headwater.publish import publish
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=200_000, help="droplets published (default 200,000)")
     parser.add_argument("--members", type=int, default=20_000, help="members of the referenced pool")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each side (alternating)")
+    add_runs_option(parser)
     args = parser.parse_args(argv)
     sides: dict[str, Callable[[str], bool]] = {"checks": lambda _location: True,
                                                "names only": lambda _location: False}
@@ -106,23 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pool = make_pool(root, args.members)
         source = make_source(root, args.n, args.members)
-        times: dict[str, list[float]] = {side: [] for side in sides}
-        for run in range(args.repeats):
-            for side in list(sides) if run % 2 == 0 else list(sides)[::-1]:
-                seconds = publish_once(root, source, pool, f"{run}", sides[side])
-                times[side].append(seconds)
-                print(f"  run {run + 1} {side:10s} {seconds:7.2f} s  {args.n / seconds:9,.0f} droplets/s",
-                      file=sys.stderr)
+
+        def side(name: str) -> Callable[[], float]:
+            return lambda: publish_once(root, source, pool, name.replace(" ", "-"), sides[name])
+
+        times = alternate({name: side(name) for name in sides}, args.runs,
+                          log=lambda line: print(line, file=sys.stderr))
         per_droplet, uid_seconds = uid_peak(args.n)
         import headwater
-        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs; "
-              f"headwater from {os.path.dirname(headwater.__file__)}")
+        print(f"{describe_machine()}; headwater from {os.path.dirname(headwater.__file__)}")
         print(f"publish {args.n:,} droplets (uid + 1 pool:// ref each, pool of {args.members:,} members), "
-              f"{args.repeats} runs a side, droplets/s:")
-        print(f"{'side':12s} {'min':>10s} {'median':>10s} {'max':>10s}")
-        for side, samples in times.items():
-            rates = sorted(args.n / s for s in samples)
-            print(f"{side:12s} {rates[0]:10,.0f} {statistics.median(rates):10,.0f} {rates[-1]:10,.0f}")
+              f"{args.runs} runs a side, alternating; droplets/s (no limit line: nothing cheap bounds a publish):")
+        print(spread_table({name: Spread(t).rates(args.n) for name, t in times.items()}, "droplets/s",
+                           fmt=",.0f", width=12))
         extra = (statistics.median(times["checks"]) - statistics.median(times["names only"])) / args.n
         print(f"member check: {extra * 1e6:+.1f} µs a ref (median checks - median names only)")
         print(f"uid check alone: peak {per_droplet:.1f} bytes a droplet (tracemalloc), "

@@ -25,8 +25,15 @@ What is measured
     Both send a read API key (``HF_TOKEN``), start cold (fresh process / pool object, fresh ``HF_HOME``
     and ``HEADWATER_CACHE``, empty output directory) and are timed around the download call only. The
     server's counters are reset before each run, so the request counts include index / manifest
-    fetches and every HEAD. Each side runs ``--repeats`` times, alternating; the best run is reported.
-    Every file written must have the sha256 of its source (the script exits 1 otherwise).
+    fetches and every HEAD. The sides alternate ``--runs`` times each (default 3); files/s min / median /
+    max are printed and the median quoted, the request and byte counts are those of each side's median run
+    (``benchmarks/_common.py``). Every file written must have the sha256 of its source (the script exits 1
+    otherwise).
+
+Limit
+    The picked files' bytes concatenated into one file of the pool folder (``_limit/picked.bin``, in no
+    manifest or index), fetched from the same server with one plain ``resolve`` GET (same latency, same
+    key) — one request for exactly the wanted bytes, quoted as files/s.
 
 Why
     Against a real server the cost of a small-file fetch is the request. Goals: headwater delivers
@@ -34,7 +41,7 @@ Why
 
 Run::
 
-    .venv/bin/python benchmarks/bench_server_download.py [--latency-ms 20] [--repeats 2] [--files 20000]
+    .venv/bin/python benchmarks/bench_server_download.py [--latency-ms 20] [--runs 3] [--files 20000]
                                                           [--pick 1000] [--workers 12] [--seed 20240601]
                                                           [--max-gap-kb 1024]
 """
@@ -45,22 +52,34 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
 from tests.support.peers import peer_python
 
+from _common import (
+    Spread,
+    add_runs_option,
+    alternate,
+    describe_machine,
+    limit_line,
+    median_run,
+    ratio_line,
+    spread_table,
+)
 from _hw_server import HwServer, start_hw_server
-from bench_fetch import make_sources
+from bench_fetch import make_sources, write_picked
 from headwater.archive import pack_directory
 from headwater.catalog import Catalog
 from headwater.pool import IncrementIDDataPool, PlanPolicy
@@ -131,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pick", type=int, default=1000, help="random ids to download (default 1000)")
     ap.add_argument("--latency-ms", type=float, default=20.0,
                     help="simulated delay per request, added by the benchmark's server middleware (default 20)")
-    ap.add_argument("--repeats", type=int, default=2, help="runs per side, best counts (default 2)")
+    add_runs_option(ap)
     ap.add_argument("--workers", type=int, default=12, help="max_workers on both sides (default 12)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--max-gap-kb", type=int, default=None,
@@ -156,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         with Catalog(catalog_path) as catalog:
             catalog.create_user("bench", email="bench@example.org")
             _, key = catalog.create_api_key("bench", "read")
-        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+            catalog.change_pool_access(REPO, owner="bench")  # served pools are private to their owner
+        limit_rel, limit_bytes = write_picked(pool_dir, src_dir, ids)
+        print(describe_machine())
         print(f"pool: {args.files} files, {total / 1e6:.1f} MB in {len(packed.shards)} shards; "
               f"made in {time.perf_counter() - t0:.1f} s")
 
@@ -164,26 +185,43 @@ def main(argv: list[str] | None = None) -> int:
         server = start_hw_server(catalog_path, {REPO: pool_dir}, latency_ms=args.latency_ms, log=log)
         print(f"server: {server.url}, repo {REPO} (uvicorn, 1 worker, child process); simulated latency "
               f"{args.latency_ms:g} ms per request (benchmark middleware); {args.pick} random ids "
-              f"(seed {args.seed + 1}), {args.workers} workers each side, best of {args.repeats} cold runs; "
+              f"(seed {args.seed + 1}), {args.workers} workers each side, {args.runs} cold runs a side, alternating; "
               f"headwater {plan or default_policy(pool_store_kind)} "
               f"({'--max-gap-kb' if plan else 'library default for HTTP'})")
         print()
         runs: dict[str, list[Run]] = {"cheesechaser": [], "headwater": []}
+
+        def side(name: str) -> Callable[[], float]:
+            def run() -> float:
+                out = tempfile.mkdtemp(prefix=f"out-{name}-", dir=work)
+                server.reset()
+                if name == "cheesechaser":
+                    seconds, note = run_cheesechaser(cheesechaser_python, server, key, ids_file, out, work,
+                                                     args.workers)
+                else:
+                    seconds, note = run_headwater(server, key, ids, out, work, args.workers, plan)
+                stats = server.stats()
+                got = digests(out, ids)
+                correct = sum(got.get(rid) == sha for rid, sha in want.items())
+                runs[name].append(Run(name, seconds, stats, correct, note))
+                shutil.rmtree(out)
+                return seconds
+
+            return run
+
+        def one_get() -> float:
+            url = f"{server.url}/datasets/{REPO}/resolve/main/{limit_rel}"
+            start = time.perf_counter()
+            with httpx.Client(timeout=60.0, headers={"Authorization": f"Bearer {key}"}) as client:
+                body = client.get(url).raise_for_status().content
+            seconds = time.perf_counter() - start
+            if len(body) != limit_bytes:
+                sys.exit(f"limit GET: got {len(body)} of {limit_bytes} bytes")
+            return seconds
+
         try:
-            for _ in range(args.repeats):
-                for side in ("cheesechaser", "headwater"):
-                    out = tempfile.mkdtemp(prefix=f"out-{side}-", dir=work)
-                    server.reset()
-                    if side == "cheesechaser":
-                        seconds, note = run_cheesechaser(cheesechaser_python, server, key, ids_file, out, work,
-                                                         args.workers)
-                    else:
-                        seconds, note = run_headwater(server, key, ids, out, work, args.workers, plan)
-                    stats = server.stats()
-                    got = digests(out, ids)
-                    correct = sum(got.get(rid) == sha for rid, sha in want.items())
-                    runs[side].append(Run(side, seconds, stats, correct, note))
-                    shutil.rmtree(out)
+            times = alternate({"cheesechaser": side("cheesechaser"), "headwater": side("headwater"),
+                               "limit": one_get}, args.runs, log=lambda line: print(line, file=sys.stderr))
         finally:
             server.stop()
             with open(log) as f:
@@ -191,13 +229,20 @@ def main(argv: list[str] | None = None) -> int:
             if errors:
                 print(f"server log: {len(errors)} error lines, first: {errors[0]}")
 
-    best = {side: min(rs, key=lambda r: r.seconds) for side, rs in runs.items()}
+    labels = {"cheesechaser": "cheesechaser 0.2.2 batch_download", "headwater": "headwater download",
+              "limit": "limit: 1 plain GET of the bytes"}
+    print(f"{args.runs} runs a side, alternating; files/s:")
+    print(spread_table({labels[name]: Spread(t).rates(args.pick) for name, t in times.items()}, "files/s",
+                       fmt=",.0f"))
+    print()
+    median = {name: median_run(rs, key=lambda r: r.seconds) for name, rs in runs.items()}
+    print("median run of each side:")
     header = (f"{'side':<34}{'seconds':>9}{'files/s':>9}{'requests':>10}{'GET/HEAD/other':>16}{'body MB':>9}"
               f"{'sha256 ok':>11}  notes")
     print(header)
     print("-" * (len(header) + 20))
-    for side, label in (("cheesechaser", "cheesechaser 0.2.2 batch_download"), ("headwater", "headwater download")):
-        r = best[side]
+    for name, label in (("cheesechaser", "cheesechaser 0.2.2 batch_download"), ("headwater", "headwater download")):
+        r = median[name]
         m = r.stats["by_method"]
         other = r.stats["requests"] - m.get("GET", 0) - m.get("HEAD", 0)
         methods = f"{m.get('GET', 0)}/{m.get('HEAD', 0)}/{other}"
@@ -205,20 +250,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{methods:>16}{r.stats['bytes'] / 1e6:>9.1f}"
               f"{f'{r.correct}/{args.pick}':>11}  {r.extra}")
     print()
-    speed = best["headwater"].files_per_s(args.pick) / best["cheesechaser"].files_per_s(args.pick)
-    fewer = best["cheesechaser"].stats["requests"] / max(1, best["headwater"].stats["requests"])
+    speed, speed_line = ratio_line("files/s, headwater/cheesechaser", times["cheesechaser"], times["headwater"])
+    fewer = median["cheesechaser"].stats["requests"] / max(1, median["headwater"].stats["requests"])
     ok = all(r.correct == args.pick for rs in runs.values() for r in rs)
     print(f"every file of every run has its source's sha256: {'yes' if ok else 'NO'}")
-    print(f"files/s, headwater/cheesechaser: {speed:.1f}x  (goal >= {GOAL_SPEED:g}x: "
+    print(f"{speed_line}  (goal >= {GOAL_SPEED:g}x: "
           f"{'met' if speed >= GOAL_SPEED else 'NOT met'})  at {args.latency_ms:g} ms simulated latency")
     print(f"server-side requests, cheesechaser/headwater: {fewer:.1f}x fewer  (goal >= {GOAL_REQUESTS:g}x: "
           f"{'met' if fewer >= GOAL_REQUESTS else 'NOT met'})")
-    body = best["headwater"].stats["bytes"] / max(1, best["cheesechaser"].stats["bytes"])
+    body = median["headwater"].stats["bytes"] / max(1, median["cheesechaser"].stats["bytes"])
     print(f"body bytes, headwater/cheesechaser: {body:.1f}x  (one multi-range GET per shard where the server "
           "supports it; else merged ranges carry the gaps)")
-    if args.repeats > 1:
-        for side, rs in runs.items():
-            print(f"  all {side} runs: " + ", ".join(f"{r.seconds:.2f}s/{r.stats['requests']}req" for r in rs))
+    print(limit_line(f"one plain GET of the {limit_bytes / 1e6:.1f} MB picked, same server and latency",
+                     times["limit"], times["headwater"], args.pick, "files/s"))
+    for name, rs in runs.items():
+        print(f"  all {name} runs: " + ", ".join(f"{r.seconds:.2f}s/{r.stats['requests']}req" for r in rs))
     return 0 if ok else 1
 
 

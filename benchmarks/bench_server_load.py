@@ -25,7 +25,10 @@ What is measured
     Output per server-worker count: requests, requests/s (and per kind), p50 / p99 latency (overall and
     per kind), body MB/s, errors (any exception, unexpected status or failed check; the first few are
     printed). Client and server share the machine's cores: on 2 CPUs the numbers measure the whole
-    system, not the server alone.
+    system, not the server alone. The worker counts alternate (1, 2, then 2, 1, …), ``--runs`` times each
+    (default 3, a fresh server each run; ``benchmarks/_common.py``): requests/s and p50 / p99 as min / median
+    / max, the full row of each count's median run (by requests/s). No limit line: nothing cheap in the same
+    run bounds a server under mixed load.
 
 Why
     The issue's load test: many clients at once against a stateless server, with zero errors, and more
@@ -33,7 +36,7 @@ Why
 
 Run::
 
-    .venv/bin/python benchmarks/bench_server_load.py [--clients 16] [--duration 20] [--server-workers 1,2]
+    .venv/bin/python benchmarks/bench_server_load.py [--clients 16] [--duration 20] [--server-workers 1,2] [--runs 3]
         [--client-procs 2] [--stream-share 0.2] [--nchunks 200] [--split-n 200000] [--files 5000]
 """
 
@@ -45,7 +48,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import platform
 import random
 import shutil
 import signal
@@ -54,9 +56,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from _common import Spread, add_runs_option, alternate, describe_machine, median_run, ratio_line, spread_table
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
@@ -276,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split-n", type=int, default=200_000, help="droplets in the split (default 200000)")
     ap.add_argument("--files", type=int, default=5_000, help="files in the pool (default 5000)")
     ap.add_argument("--seed", type=int, default=11)
+    add_runs_option(ap)
     args = ap.parse_args(argv)
     workers_list = [int(w) for w in args.server_workers.split(",") if w.strip()]
 
@@ -286,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             catalog.create_user("bench", email="bench@example.org")
             db = catalog.create_database("bench", owner="bench")
             _, key = catalog.create_api_key("bench", "read")
+            catalog.change_pool_access("bench/pool", owner="bench")  # served pools are private to their owner
             ds = catalog.publish("bench", "bench", "load", template=template(),
                                  splits={"training": make_droplets(args.split_n, args.seed)})
         src_dir, pool_dir = os.path.join(work, "src"), os.path.join(work, "pool")
@@ -297,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(os.path.join(pool_dir, index_path_for(name))) as f:
                 for member, info in json.load(f)["files"].items():
                     members.append((name, member, info["offset"], info["size"], info["sha256"]))
-        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+        print(describe_machine())
         print(f"data: split of {args.split_n:,} droplets (chunk of {args.nchunks}: ~{args.split_n // args.nchunks:,} "
               f"droplets); pool of {len(members):,} files, {total / 1e6:.0f} MB in {len(packed.shards)} shards; "
               f"made in {time.perf_counter() - t0:.1f} s")
@@ -306,20 +313,40 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.warmup:g} s warm-up + {args.duration:g} s measured per server")
         print()
 
-        results = []
-        for workers in workers_list:
-            log = os.path.join(work, f"server-{workers}.log")
-            proc, url = start_serve(catalog_path, pool_dir, workers, log)
-            job = {"url": url, "key": key, "members": members, "split_n": args.split_n, "nchunks": args.nchunks,
-                   "stream_share": args.stream_share, "seed": args.seed,
-                   "stream_url": f"{url}/api/database/{db.uid}/repository/bench/load/{ds.uid}/split/training/stream"}
-            try:
-                res = load_run(job, args.clients, args.client_procs, args.duration, args.warmup, proc.pid)
-            finally:
-                stop_serve(proc)
-            with open(log) as f:
-                res["server_errors"] = [line.rstrip() for line in f if "Traceback" in line or "ERROR" in line]
-            results.append((workers, res))
+        all_runs: dict[int, list[dict[str, Any]]] = {workers: [] for workers in workers_list}
+
+        def run_with(workers: int) -> Callable[[], float]:
+            def run() -> float:
+                log = os.path.join(work, f"server-{workers}-{len(all_runs[workers])}.log")
+                proc, url = start_serve(catalog_path, pool_dir, workers, log)
+                stream_url = f"{url}/api/database/{db.uid}/repository/bench/load/{ds.uid}/split/training/stream"
+                job = {"url": url, "key": key, "members": members, "split_n": args.split_n,
+                       "nchunks": args.nchunks, "stream_share": args.stream_share, "seed": args.seed,
+                       "stream_url": stream_url}
+                try:
+                    res = load_run(job, args.clients, args.client_procs, args.duration, args.warmup, proc.pid)
+                finally:
+                    stop_serve(proc)
+                with open(log) as f:
+                    res["server_errors"] = [line.rstrip() for line in f if "Traceback" in line or "ERROR" in line]
+                all_runs[workers].append(res)
+                return float(res["duration"])
+
+            return run
+
+        alternate({f"{workers} workers": run_with(workers) for workers in workers_list}, args.runs,
+                  log=lambda line: print(line, file=sys.stderr))
+        results = [(workers, median_run(rs, key=lambda r: float(r["all"]["per_s"])))
+                   for workers, rs in all_runs.items()]
+
+    print(f"{args.runs} runs per worker count, alternating, a fresh server each run:")
+    print(spread_table({f"{w} workers req/s": Spread([r["all"]["per_s"] for r in rs]) for w, rs in all_runs.items()},
+                       "req/s", fmt=",.0f", width=22))
+    latency = {f"{w} workers {q}": Spread([r["all"][q] * 1e3 for r in rs])
+               for q in ("p50", "p99") for w, rs in all_runs.items()}
+    print(spread_table(latency, "ms", fmt=",.1f", width=22))
+    print()
+    print("median run (by req/s) of each worker count:")
 
     header = (f"{'workers':>7}{'requests':>10}{'req/s':>8}{'stream/s':>9}{'range/s':>9}{'p50 ms':>8}{'p99 ms':>8}"
               f"{'stream p50/p99':>16}{'range p50/p99':>15}{'MB/s':>7}{'errors':>8}{'CPU srv/cli':>13}")
@@ -336,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{a['bytes'] / r['duration'] / 1e6:>7.1f}{a['errors']:>8}"
               f"{cores:>13}")
     print()
-    total_errors = sum(r["all"]["errors"] for _, r in results)
+    total_errors = sum(r["all"]["errors"] for rs in all_runs.values() for r in rs)
     for workers, r in results:
         for e in r["first_errors"]:
             print(f"  error ({workers} workers): {e}")
@@ -347,13 +374,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  server log ({workers} workers): {len(r['server_errors'])} error lines, "
                   f"first: {r['server_errors'][0]}")
     if len(results) > 1:
-        base = results[0][1]["all"]["per_s"]
-        for workers, r in results[1:]:
-            print(f"requests/s with {workers} workers / with {results[0][0]}: {r['all']['per_s'] / base:.2f}x "
-                  f"(client and server share {os.cpu_count()} CPUs)")
+        base_workers = workers_list[0]
+        base_rates = [r["all"]["per_s"] for r in all_runs[base_workers]]
+        for workers in workers_list[1:]:
+            rates = [r["all"]["per_s"] for r in all_runs[workers]]
+            print(ratio_line(f"requests/s with {workers} workers / with {base_workers}", rates, base_rates)[1]
+                  + f"  (client and server share {os.cpu_count()} CPUs)")
     print("CPU srv/cli: cores busy on average during the measured window — the server's processes / the load "
           "generator's")
-    print(f"errors: {total_errors} (goal: 0 — {'met' if total_errors == 0 else 'NOT met'})")
+    print(f"errors, all runs: {total_errors} (goal: 0 — {'met' if total_errors == 0 else 'NOT met'})")
     return 0 if total_errors == 0 else 1
 
 

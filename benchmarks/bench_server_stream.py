@@ -18,7 +18,14 @@ What is measured
       structs). Pass 1 with the cache off (network + decode); pass 2 with a fresh cache (network + decode
       + writing the cache entry); pass 3 replays that cache entry (no request for the droplets).
 
-Both sides must yield exactly ``--n`` annotations with the same total number of boxes.
+Both sides must yield exactly ``--n`` annotations with the same total number of boxes. The sides alternate
+``--runs`` times (default 3; headwater with a fresh cache each run); min / median / max of every pass are
+printed and the medians quoted (``benchmarks/_common.py``); request counts are those of the last run.
+
+Limit
+    The same NDJSON read from the page cache and decoded by a plain ``msgspec.json.Decoder(ImageAnnotation)``,
+    each droplet dropped at once (issue 16's limit for streaming; ``bench_stream.decode_limit``) — no
+    network, no server. Each headwater pass is printed as a share of it.
 
 Why
     Goal: ≥ 10× the datatap client's annotations/s over the same server, on the first pass (over the
@@ -26,7 +33,7 @@ Why
 
 Run::
 
-    .venv/bin/python benchmarks/bench_server_stream.py [--n 1000000] [--datatap-passes 1] [--seed 7]
+    .venv/bin/python benchmarks/bench_server_stream.py [--n 1000000] [--runs 3] [--datatap-passes 1] [--seed 7]
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -45,8 +51,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root: tests.support
 from tests.support.peers import peer_python
 
+from _common import Spread, add_runs_option, alternate, describe_machine, limit_line, ratio_line, spread_table
 from _hw_server import start_hw_server
-from bench_stream import make_droplets, template
+from bench_stream import decode_limit, make_droplets, template
 from headwater.catalog import Catalog
 from headwater.client import Api
 
@@ -76,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--datatap-passes", type=int, default=1,
                     help="datatap passes (default 1: its pass 2 downloads the split again, ~as slow as pass 1, "
                          "~2.5 min per pass at 1,000,000)")
+    add_runs_option(ap)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args(argv)
     datatap_python = peer_python("datatap", ["datatap==0.3.0", "Pillow"])
@@ -84,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         droplets = make_droplets(args.n, args.seed)
         nbytes = sum(len(d) + 1 for d in droplets)
-        print(f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+        print(describe_machine())
         print(f"data: {args.n:,} droplets, {nbytes / 1e6:.0f} MB of NDJSON, made in {time.perf_counter() - t0:.1f} s")
         catalog_path = os.path.join(tmp, "catalog.sqlite")
         with Catalog(catalog_path) as catalog:
@@ -94,17 +102,24 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             catalog.publish(DATABASE, "bench", "stream", template=template(), splits={SPLIT: droplets})
             print(f"publish into SQLite: {time.perf_counter() - t0:.1f} s")
+        source = os.path.join(tmp, "split.ndjson")  # for the limit
+        with open(source, "wb") as ndjson:
+            ndjson.write(b"\n".join(droplets) + b"\n")
         del droplets
 
         log = os.path.join(tmp, "server.log")
         server = start_hw_server(catalog_path, log=log)
         print(f"server: {server.url} (uvicorn, 1 worker, child process; no simulated latency)")
-        try:
+        peer_tmp = os.path.join(tmp, "datatap-tmp")
+        os.makedirs(peer_tmp)
+        passes: dict[str, list[dict[str, Any]]] = {}
+        stats: dict[str, dict[str, Any]] = {}
+        promoted: list[object] = []
+
+        def datatap() -> float:
             server.reset()
             # datatap makes its cache dir with tempfile.mkdtemp() and never removes it: point TMPDIR into our
             # temporary directory so its copy of the split goes away with the rest
-            peer_tmp = os.path.join(tmp, "datatap-tmp")
-            os.makedirs(peer_tmp)
             peer = subprocess.run([datatap_python, os.path.join(HERE, "_datatap_remote.py"), server.url, key,
                                    DATABASE, REF, SPLIT, str(args.datatap_passes)],
                                   check=False, capture_output=True, text=True,
@@ -113,10 +128,24 @@ def main(argv: list[str] | None = None) -> int:
                 print(peer.stderr[-4000:], file=sys.stderr)
                 sys.exit(f"the datatap client failed (exit {peer.returncode})")
             theirs = json.loads(peer.stdout.strip().splitlines()[-1])
-            their_stats = server.stats()
+            stats["datatap"] = server.stats()
+            promoted.append(theirs["promoted"])
+            for k, p in enumerate(theirs["passes"]):
+                passes.setdefault(f"datatap 0.3.0 pass {k + 1}" + (" (downloads again)" if k else ""), []).append(p)
+            return float(sum(p["seconds"] for p in theirs["passes"]))
+
+        def headwater() -> float:
             server.reset()
-            ours = run_headwater(server.url, key, os.path.join(tmp, "hw-cache"))
-            our_stats = server.stats()
+            ours = run_headwater(server.url, key, tempfile.mkdtemp(prefix="hw-cache-", dir=tmp))
+            stats["headwater"] = server.stats()
+            for k, p in enumerate(ours):
+                passes.setdefault(f"headwater pass {k + 1}: {p['label']}", []).append(p)
+            return float(sum(p["seconds"] for p in ours))
+
+        try:
+            times = alternate({"datatap": datatap, "headwater": headwater,
+                               "limit": lambda: decode_limit(source, args.n)},
+                              args.runs, log=lambda line: print(line, file=sys.stderr))
         finally:
             server.stop()
             with open(log) as f:
@@ -124,32 +153,31 @@ def main(argv: list[str] | None = None) -> int:
         if errors:
             print(f"server log: {len(errors)} error lines, first: {errors[0]}")
 
-    expected_boxes = theirs["passes"][0]["boxes"]
+    expected_boxes = passes["datatap 0.3.0 pass 1"][0]["boxes"]
+    ok = all(p["count"] == args.n and p["boxes"] == expected_boxes for ps in passes.values() for p in ps)
     print()
-    print(f"{'client / pass':<42}{'seconds':>9}{'annotations/s':>15}{'count':>11}{'boxes ok':>10}")
-    rows = [(f"datatap 0.3.0 pass {i + 1}" + (" (downloads again)" if i else ""), p)
-            for i, p in enumerate(theirs["passes"])]
-    rows += [(f"headwater pass {i + 1}: {p['label']}", p) for i, p in enumerate(ours)]
-    ok = True
-    for label, p in rows:
-        good = p["count"] == args.n and p["boxes"] == expected_boxes
-        ok &= good
-        print(f"{label:<42}{p['seconds']:>9.2f}{p['count'] / p['seconds']:>15,.0f}{p['count']:>11,}"
-              f"{'yes' if good else 'NO':>10}")
+    print(f"{args.runs} runs a side, alternating; annotations/s:")
+    rows = {label: Spread([p["seconds"] for p in ps]).rates(args.n) for label, ps in passes.items()}
+    rows["limit: page cache + msgspec decode"] = Spread(times["limit"]).rates(args.n)
+    print(spread_table(rows, "ann/s", width=42, fmt=",.0f"))
     print()
-    print(f"server-side requests: datatap {their_stats['requests']} ({their_stats['bytes'] / 1e6:.0f} MB body) "
-          f"for {len(theirs['passes'])} passes; headwater {our_stats['requests']} "
-          f"({our_stats['bytes'] / 1e6:.0f} MB body) for 3 passes incl. lookups")
-    print(f"datatap promoted its cache entry: {theirs['promoted']}")
-    d1 = theirs["passes"][0]["seconds"]
-    d2 = theirs["passes"][-1]["seconds"]
-    ratios = [("pass 1: network, headwater no cache", d1 / ours[0]["seconds"]),
-              ("pass 1: network, headwater filling its cache", d1 / ours[1]["seconds"]),
-              (f"pass 2: datatap pass {len(theirs['passes'])} vs headwater cache replay", d2 / ours[2]["seconds"])]
-    for label, ratio in ratios:
-        print(f"annotations/s headwater/datatap, {label}: {ratio:.1f}x  "
-              f"(goal >= {GOAL:g}x: {'met' if ratio >= GOAL else 'NOT met'})")
-    print(f"every pass yielded {args.n:,} annotations with the same boxes: {'yes' if ok else 'NO'}")
+    print(f"server-side requests (last run): datatap {stats['datatap']['requests']} "
+          f"({stats['datatap']['bytes'] / 1e6:.0f} MB body) for {args.datatap_passes} passes; headwater "
+          f"{stats['headwater']['requests']} ({stats['headwater']['bytes'] / 1e6:.0f} MB body) for 3 passes incl. "
+          "lookups")
+    print(f"datatap promoted its cache entry: {promoted[-1]}")
+    hw = [[p["seconds"] for p in ps] for label, ps in passes.items() if label.startswith("headwater")]
+    dt = [[p["seconds"] for p in ps] for label, ps in passes.items() if label.startswith("datatap")]
+    ratios = [("pass 1: network, headwater no cache", dt[0], hw[0]),
+              ("pass 1: network, headwater filling its cache", dt[0], hw[1]),
+              (f"pass 2: datatap pass {len(dt)} vs headwater cache replay", dt[-1], hw[2])]
+    for label, theirs_s, ours_s in ratios:
+        ratio, line = ratio_line(f"annotations/s headwater/datatap, {label}", theirs_s, ours_s)
+        print(f"{line}  (goal >= {GOAL:g}x: {'met' if ratio >= GOAL else 'NOT met'})")
+    for k, ours_s in enumerate(hw):
+        print(limit_line("msgspec decode of the same NDJSON from the page cache", times["limit"], ours_s, args.n,
+                         "ann/s").replace("measured side", f"headwater pass {k + 1}"))
+    print(f"every pass of every run yielded {args.n:,} annotations with the same boxes: {'yes' if ok else 'NO'}")
     return 0 if ok else 1
 
 

@@ -13,8 +13,10 @@ What is measured
       the page cache), images come from the *same* tar files through the pool manifest with planned,
       coalesced range reads, decoded with Pillow into ``ImageAnnotation`` structs.
 
-Both sides see the same files on the same disk; each side runs ``--repeats`` epochs (default 2) and
-the best is kept.
+Both sides see the same files on the same disk; after one untimed warm-up epoch each, the sides
+alternate ``--runs`` epochs each (default 3); min / median / max samples/s are printed and the median
+quoted (``benchmarks/_common.py``). No limit line yet (the decode-bound limit with N workers is not a
+cheap measurement).
 
 Why
     A local training job should not pay for random access: the goal is ≥ 1× WebDataset's samples/s
@@ -22,7 +24,7 @@ Why
 
 Run::
 
-    .venv/bin/python benchmarks/bench_torch.py [--n 20000] [--workers 2] [--repeats 2]
+    .venv/bin/python benchmarks/bench_torch.py [--n 20000] [--workers 2] [--runs 3]
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ import warnings
 from typing import Any
 
 from PIL import Image
+
+from _common import Spread, add_runs_option, alternate, describe_machine, ratio_line, spread_table
 
 GOAL = 1.0
 
@@ -126,7 +130,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=20_000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=2)
+    add_runs_option(ap)
     ap.add_argument("--seed", type=int, default=3)
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
@@ -147,20 +151,22 @@ def main() -> int:
             catalog.publish("main", "bench", "torch", pools={"images": pool}, splits={"train": droplets},
                             template={"kind": "ImageAnnotationTemplate",
                                       "classes": {"thing": {"instances": {"boundingBox": True}}}})
+        print(describe_machine())
         print(f"data: {args.n:,} samples (64x64 JPEG + droplet) in {len(shards)} tar shards, {size / 1e6:.0f} MB, "
               f"built in {time.perf_counter() - t0:.1f} s; DataLoader workers={args.workers}, batch 32")
 
         cache_dir = os.path.join(tmp, "cache")
         run_headwater(catalog_path, cache_dir, args.workers, args.n)  # warm: fills the stream cache
         run_webdataset(shards, args.workers, args.n)  # warm: page cache
-        ours = min(run_headwater(catalog_path, cache_dir, args.workers, args.n) for _ in range(args.repeats))
-        theirs = min(run_webdataset(shards, args.workers, args.n) for _ in range(args.repeats))
+        times = alternate({"headwater": lambda: run_headwater(catalog_path, cache_dir, args.workers, args.n),
+                           "webdataset": lambda: run_webdataset(shards, args.workers, args.n)},
+                          args.runs, log=lambda line: print(line, file=sys.stderr))
 
-    ratio = theirs / ours
-    print(f"{'side':<12}{'samples/s':>12}")
-    print(f"{'headwater':<12}{args.n / ours:>12,.0f}")
-    print(f"{'webdataset':<12}{args.n / theirs:>12,.0f}")
-    print(f"ratio headwater/webdataset: {ratio:.2f}x  (goal >= {GOAL:.0f}x: {'met' if ratio >= GOAL else 'NOT met'})")
+    print(f"{args.runs} epochs a side, alternating:")
+    print(spread_table({name: Spread(t).rates(args.n) for name, t in times.items()}, "samples/s", fmt=",.0f",
+                       width=12))
+    ratio, line = ratio_line("ratio headwater/webdataset", times["webdataset"], times["headwater"])
+    print(f"{line}  (goal >= {GOAL:.0f}x: {'met' if ratio >= GOAL else 'NOT met'})")
     return 0
 
 

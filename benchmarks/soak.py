@@ -68,6 +68,7 @@ from tests.support.faultproxy import FAULT_KINDS, FaultPlan, FaultProxy
 from tests.support.files import make_files
 from tests.support.servers import ServeProcess, make_user, serve_process
 
+from _common import describe_machine
 from headwater.archive import decode_index, pack_directory
 from headwater.catalog import Catalog
 from headwater.client import Api
@@ -334,6 +335,7 @@ def main() -> int:
         t0 = time.monotonic()
         site = build(root, args.files, args.droplets)
         expected = Expected(site.catalog)
+        print(describe_machine())
         print(f"data: {args.files} files, {len(site.members)} members, {args.droplets} droplets "
               f"({time.monotonic() - t0:.1f} s)", flush=True)
         plan = FaultPlan.uniform(args.fault_rate, seed=args.seed, cut_after=(0, 16_384), stall_seconds=0.3,
