@@ -83,12 +83,19 @@ def _compare(shard: str, stored: TarIndex, actual: TarIndex) -> list[Problem]:
 
 def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
     """Problems found in one shard and the number of members checked."""
+    problems, members, _stored = _verify_shard(store, shard)
+    return problems, members
+
+
+def _verify_shard(store: Store, shard: str) -> tuple[list[Problem], int, TarIndex | None]:
+    """:func:`verify_shard`, plus the shard's stored index when it could be read (so :func:`verify_pool`
+    checks names across shards without loading every index a second time)."""
     try:
         stored = load_index(store, shard)
     except StoreNotFoundError:
-        return [Problem(shard, None, "missing-index", f"no {index_path_for(shard)}")], 0
+        return [Problem(shard, None, "missing-index", f"no {index_path_for(shard)}")], 0, None
     except IndexFormatError as err:
-        return [Problem(shard, None, "bad-index", str(err))], 0
+        return [Problem(shard, None, "bad-index", str(err))], 0, None
     problems = []
     for name in stored.files:
         try:
@@ -98,7 +105,7 @@ def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
     try:
         size = store.size(shard)
     except StoreNotFoundError:
-        return [*problems, Problem(shard, None, "missing-shard", "index present, tar missing")], 0
+        return [*problems, Problem(shard, None, "missing-shard", "index present, tar missing")], 0, stored
     skipped: list[Problem] = []
 
     def not_a_file(member: TarMember) -> None:
@@ -110,8 +117,8 @@ def verify_shard(store: Store, shard: str) -> tuple[list[Problem], int]:
             actual = index_stream(stream, size, on_skipped=not_a_file)
     except TarFormatError as err:
         problems.append(Problem(shard, _damaged_member(stored, size, err), "corrupt", str(err)))
-        return problems + skipped, len(stored.files)
-    return problems + _compare(shard, stored, actual) + skipped, len(stored.files)
+        return problems + skipped, len(stored.files), stored
+    return problems + _compare(shard, stored, actual) + skipped, len(stored.files), stored
 
 
 def _damaged_member(stored: TarIndex, size: int, err: TarFormatError) -> str | None:
@@ -143,25 +150,22 @@ def verify_pool(root: str | Store, *, silent: bool | None = False) -> VerifyRepo
         except IndexFormatError:
             continue  # some other JSON file (metadata, a table), not a tar index
         report.problems.append(Problem(orphan, None, "missing-shard", "index present, tar missing"))
+    indexes: list[tuple[str, TarIndex]] = []
     for shard in tqdm(shards, desc="Verifying", unit="shard", disable=silent):
-        problems, members = verify_shard(store, shard)
+        problems, members, stored = _verify_shard(store, shard)
         report.shards += 1
         report.members += members
         report.problems.extend(problems)
-    report.problems.extend(_ambiguous_names(store, shards))
+        if stored is not None:
+            indexes.append((shard, stored))
+    report.problems.extend(_ambiguous_names(indexes))
     report.problems.extend(_check_manifest(store, shards))
     return report
 
 
-def _ambiguous_names(store: Store, shards: list[str]) -> list[Problem]:
-    """One problem per member name that more than one shard holds (shards without a readable index are
-    already reported by :func:`verify_shard`)."""
-    indexes = []
-    for shard in shards:
-        try:
-            indexes.append((shard, load_index(store, shard)))
-        except (StoreNotFoundError, IndexFormatError):
-            continue
+def _ambiguous_names(indexes: list[tuple[str, TarIndex]]) -> list[Problem]:
+    """One problem per member name that more than one of these shards holds (shards without a readable
+    index are already reported by :func:`verify_shard`)."""
     return [Problem(holders[0], name, "ambiguous-name",
                     f"{len(holders)} shards hold a member of this name ({', '.join(holders)}); a lookup of it "
                     "finds more than one member: remove or rename all but one")
