@@ -73,6 +73,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal, Protocol, cast
 
 try:
@@ -285,24 +286,35 @@ class DropletDataset(IterableDataset[Any]):
 
     def _with_images(self, droplets: Iterator[ImageAnnotation],
                      groups: Iterator[int]) -> Iterator[tuple[ImageAnnotation, Any]]:
-        """Pair each droplet with its image, fetched a group at a time (one planned read per group)."""
+        """Pair each droplet with its image, fetched a group at a time (one planned read per group).
+
+        The next group's read runs on a thread while this group's images are decoded and yielded, so a
+        worker does not wait for storage at every group (over HTTP, a round trip or two per window);
+        at most two groups of encoded images are held."""
         if self.images is None:
             for droplet in droplets:
                 yield droplet, None
             return
-        for size in groups:
-            group = list(itertools.islice(droplets, size))
-            if not group:
-                return
-            yield from zip(group, self._fetch(group), strict=True)
-
-    def _fetch(self, group: list[ImageAnnotation]) -> Iterator[Any]:
-        """The group's images, read in one planned batch and decoded one at a time as they are taken:
-        a worker that decoded a whole 512-image window before yielding would stall the loader at every
-        window (the DataLoader lets a worker run only ``prefetch_factor`` batches ahead)."""
         if self._fetcher is None:  # built lazily: once per worker process, never pickled
             self._fetcher = self.dataset.image_fetcher(self.pools)  # a server's data: only safe URLs
-        data = self._fetcher.fetch_many(group)
+        fetcher = self._fetcher
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="headwater-images") as reader:
+
+            def start() -> tuple[list[ImageAnnotation], Future[list[bytes]]] | None:
+                size = next(groups, 0)
+                group = list(itertools.islice(droplets, size))
+                return (group, reader.submit(fetcher.fetch_many, group)) if group else None
+
+            ahead = start()
+            while ahead is not None:
+                group, reading = ahead
+                ahead = start()
+                yield from zip(group, self._decode(reading.result()), strict=True)
+
+    def _decode(self, data: list[bytes]) -> Iterator[Any]:
+        """The images, decoded one at a time as they are taken: a worker that decoded a whole 512-image
+        window before yielding would stall the loader at every window (the DataLoader lets a worker run
+        only ``prefetch_factor`` batches ahead)."""
         if self.images == "bytes":
             yield from data
             return
