@@ -69,6 +69,50 @@ def test_epochs_reshuffle(make_dataset):
     assert sorted(first) == sorted(second) == list(range(60)) and first != second
 
 
+def test_persistent_workers_reshuffle_every_epoch(make_dataset):
+    ds = make_dataset(90)
+    fresh = DropletDataset(ds, "train", shuffle_seed=4)
+    want = []
+    for epoch in range(3):  # what workers started anew each epoch give
+        fresh.set_epoch(epoch)
+        want.append(ids(DropletLoader(fresh, batch_size=8, num_workers=2)))
+    assert len({tuple(w) for w in want}) == 3
+
+    data = DropletDataset(ds, "train", shuffle_seed=4)
+    loader = DropletLoader(data, batch_size=8, num_workers=2, persistent_workers=True)
+    got, pids = [], []
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        it = iter(loader)
+        got.append(ids(it))
+        pids.append(tuple(w.pid for w in it._inner._workers))  # type: ignore[attr-defined]  # torch's iterator
+    assert got == want  # each kept worker read the new epoch
+    assert len(set(pids)) == 1  # ... and the same two processes served every epoch
+
+
+@pytest.mark.parametrize("seed", [None, 6])
+def test_persistent_workers_resume_mid_epoch(make_dataset, seed):
+    ds = make_dataset(50)
+    data = DropletDataset(ds, "train", shuffle_seed=seed)
+    loader = DropletLoader(data, batch_size=4, num_workers=2, persistent_workers=True)
+    assert sorted(ids(loader)) == list(range(50))  # epoch 0, whole: the workers are up
+    data.set_epoch(1)
+    it = iter(loader)
+    head = [next(it) for _ in range(5)]
+    state = loader.state_dict()
+    assert state["epoch"] == 1 and sum(state["offsets"]) == sum(len(b) for b in head)
+    # the same kept workers resume (the rest of the epoch interrupted above, then a full epoch 2)
+    loader.load_state_dict(state)
+    rest = ids(loader)
+    assert sorted(ids(head) + rest) == list(range(50)) and not set(ids(head)) & set(rest)
+    reference = DropletDataset(ds, "train", shuffle_seed=seed)
+    reference.set_epoch(1)
+    assert sorted(ids(head) + rest) == sorted(ids(DropletLoader(reference, batch_size=4, num_workers=2)))
+    data.set_epoch(2)
+    reference.set_epoch(2)
+    assert ids(loader) == ids(DropletLoader(reference, batch_size=4, num_workers=2))
+
+
 @pytest.mark.parametrize("seed", [None, 11])
 def test_resume_mid_epoch_with_workers(make_dataset, seed):
     ds = make_dataset(17)  # two workers: 8 and 9 samples → 2 and 3 batches of 4: uneven batch counts
@@ -139,8 +183,6 @@ def test_resume_state_is_checked(make_dataset):
     other.load_state_dict(state)
     with pytest.raises(ClientError, match="same num_workers"):
         iter(DropletLoader(other, batch_size=2, num_workers=1))
-    with pytest.raises(ClientError, match="persistent_workers"):
-        DropletLoader(other, batch_size=2, num_workers=2, persistent_workers=True)
     with pytest.raises(ClientError, match="in_order"):
         DropletLoader(other, batch_size=2, num_workers=2, in_order=False)
 
@@ -192,31 +234,34 @@ def test_transform_runs_in_workers(make_dataset):
     assert os.getpid() not in {pid for _, pid in got} and len({pid for _, pid in got}) == 2
 
 
-def test_images_from_a_packed_pool(tmp_path):
+@pytest.mark.parametrize("seed", [None, 3])
+def test_images_from_a_packed_pool(tmp_path, seed):
     src = tmp_path / "src"
     src.mkdir()
     files = {}
-    for i in range(24):
-        image = Image.new("RGB", (4 + i % 3, 5), (i * 10, 255 - i * 10, 7))
+    for i in range(70):  # shuffled: several blocks and windows
+        image = Image.new("RGB", (4 + i % 3, 5), (i * 3, 255 - i * 3, 7))
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         files[i] = buf.getvalue()
         (src / f"{i}.png").write_bytes(files[i])
     pool = tmp_path / "pool"
     pack_directory(str(src), str(pool), silent=True)
-    ds = publish(str(tmp_path / "c.sqlite"), {"train": [droplet(i, f"pool://imgs/{i}.png") for i in range(24)]},
+    ds = publish(str(tmp_path / "c.sqlite"), {"train": [droplet(i, f"pool://imgs/{i}.png") for i in range(70)]},
                  pools={"imgs": str(pool)})
-    data = DropletDataset(ds, "train", images="pil", image_batch=5)
-    seen = 0
+    data = DropletDataset(ds, "train", images="pil", image_batch=5, shuffle_seed=seed)
+    seen = []
     for batch in DropletLoader(data, batch_size=4, num_workers=2):
         for sample in batch:
             i = int(sample["droplet"].uid)
             img = sample["image"]
-            assert img.size == (4 + i % 3, 5) and img.getpixel((0, 0)) == (i * 10, 255 - i * 10, 7)
-            seen += 1
-    assert seen == 24
-    raw = DropletDataset(ds, "train", images="bytes", pools={"imgs": str(pool)})
-    assert {int(s["droplet"].uid): s["image"] for s in raw} == files
+            assert img.size == (4 + i % 3, 5) and img.getpixel((0, 0)) == (i * 3, 255 - i * 3, 7)
+            seen.append(i)
+    assert sorted(seen) == list(range(70))
+    raw = DropletDataset(ds, "train", images="bytes", pools={"imgs": str(pool)}, shuffle_seed=seed)
+    pairs = [(int(s["droplet"].uid), s["image"]) for s in raw]
+    assert dict(pairs) == files
+    assert [i for i, _ in pairs] == [int(d.uid) for d in ds.stream_split("train", shuffle_seed=seed)]
 
 
 def test_bad_arguments(make_dataset):

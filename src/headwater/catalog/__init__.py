@@ -46,7 +46,7 @@ from .errors import (
 )
 from .name_rules import check_name
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
-from .sharding import Permutation, ShardPlan, check_chunk, chunk_bounds
+from .sharding import BlockShuffle, Permutation, ShardPlan, check_chunk, chunk_bounds, split_salt
 from .wire import (
     database_json,
     dataset_json,
@@ -92,6 +92,8 @@ __all__ = [
     "chunk_bounds",
     "check_chunk",
     "Permutation",
+    "BlockShuffle",
+    "split_salt",
     "ShardPlan",
     "PAGE_SIZE",
     "plan_pass",

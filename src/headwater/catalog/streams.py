@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 from ..droplet.ndjson import join_lines
 from .catalog import Catalog
-from .sharding import ShardPlan
+from .sharding import ShardPlan, split_salt
 
 __all__ = ["PAGE_SIZE", "plan_pass", "pass_blocks"]
 
@@ -39,7 +39,7 @@ def plan_pass(catalog: Catalog, uid: str, split: str, chunk: int, nchunks: int, 
               truncate: int | None = None) -> ShardPlan:
     """The stream positions of chunk ``chunk`` of ``nchunks`` of a split (NotFoundError for an unknown split)."""
     return ShardPlan(catalog.split_count(uid, split), chunk, nchunks, shuffle_seed=shuffle_seed,
-                     salt=f"{uid}/{split}", truncate=truncate)
+                     salt=split_salt(uid, split), truncate=truncate)
 
 
 def pass_blocks(catalog: Catalog, uid: str, split: str, plan: ShardPlan, *, offset: int = 0,

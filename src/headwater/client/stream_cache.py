@@ -71,6 +71,7 @@ _PROMOTE_WAIT = 60.0  # seconds to wait for the per-key lock, which is only ever
 _ORPHAN_SECONDS = 60.0  # a sidecar without its data file for this long is left from a failed promotion
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 _FORMAT = 1
+_SHUFFLE_ORDER = 2  # the shuffled order's version (2: catalog.BlockShuffle); part of a shuffled entry's key
 _READ_BLOCK = 4 * 2**20
 _MARK_EVERY = 256 * 2**10
 _DATA = ".ndjson"
@@ -91,9 +92,11 @@ class StreamKey:
     @property
     def digest(self) -> str:
         """Stable file-name stem: SHA-256 over the canonical JSON of the key."""
-        canonical = msgspec.json.encode(
-            [_FORMAT, self.dataset, self.split, self.chunk, self.nchunks, self.shuffle_seed, self.truncate]
-        )
+        key: list[Any] = [_FORMAT, self.dataset, self.split, self.chunk, self.nchunks, self.shuffle_seed,
+                          self.truncate]
+        if self.shuffle_seed is not None:  # entries of the earlier (global) shuffle hold another order
+            key.append(_SHUFFLE_ORDER)
+        canonical = msgspec.json.encode(key)
         return hashlib.sha256(canonical).hexdigest()[:40]
 
 
