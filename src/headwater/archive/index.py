@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 from collections.abc import Callable
@@ -32,7 +31,8 @@ from typing import BinaryIO
 import msgspec
 
 from .errors import IndexFormatError, TarFormatError, TooManyMembersError
-from .tarwalk import TarMember, walk_tar
+from .shard_digests import ShardDigests, git_blob_sha1_prefix
+from .tarwalk import TarMember, walk_chunks
 
 __all__ = [
     "FileEntry",
@@ -102,45 +102,33 @@ def decode_index(data: bytes, *, source: str = "<index>") -> TarIndex:
     return index
 
 
-def git_blob_sha1_prefix(size: int) -> bytes:
-    """The header git hashes before a blob's bytes; with it, sha1 gives the file's git object id."""
-    return f"blob {size}\0".encode()
-
-
 def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 4 << 20,
                  max_members: int | None = None,
                  on_skipped: Callable[[TarMember], None] | None = None) -> TarIndex:
     """Index a tar read front to back from ``stream`` whose total length is ``filesize``.
 
-    Whole-file hashes and per-member sha256 are computed from the same bytes in the same pass;
-    nothing is extracted and the stream is never re-read. ``max_members`` stops at the first header past
+    Whole-file hashes and per-member sha256 are computed from the same bytes in the same pass, the two
+    whole-file digests on threads of their own (:class:`.ShardDigests`) beside the walk; nothing is extracted
+    and the stream is never re-read. ``max_members`` stops at the first header past
     that many (:class:`TooManyMembersError`), so an archive of millions of empty members costs no more
     memory than the cap: a server indexing untrusted uploads sets it. ``on_skipped`` sees every member that
     is neither a regular file nor a directory (a symlink, hardlink, device, fifo or unknown type): those are
     not in the index, and a caller that reports on a tar names them (``member.name``, ``member.kind``).
     """
-    git = hashlib.sha1(git_blob_sha1_prefix(filesize))
-    lfs = hashlib.sha256()
-    seen = 0
-
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal seen
-        git.update(chunk)
-        lfs.update(chunk)
-        seen += len(chunk)
-
     files: dict[str, FileEntry] = {}
-    walk = walk_tar(stream, hash_members=with_hash, on_chunk=on_chunk, chunk_size=chunk_size)
-    for headers, (member, digest) in enumerate(walk, 1):
-        if max_members is not None and headers > max_members:
-            raise TooManyMembersError(f"more than {max_members} members (the limit per shard)", member.offset)
-        if member.isreg:
-            files[member.name] = FileEntry(member.offset_data, member.size, digest)
-        elif on_skipped is not None and not member.isdir:
-            on_skipped(member)
-    if seen != filesize:
-        raise IndexFormatError(f"read {seen} bytes but the file is said to be {filesize} bytes long")
-    return TarIndex(filesize, git.hexdigest(), lfs.hexdigest(), files)
+    with ShardDigests(filesize, block_size=chunk_size) as digests:
+        walk = walk_chunks(digests.read(stream), hash_members=with_hash)
+        for headers, (member, digest) in enumerate(walk, 1):
+            if max_members is not None and headers > max_members:
+                raise TooManyMembersError(f"more than {max_members} members (the limit per shard)", member.offset)
+            if member.isreg:
+                files[member.name] = FileEntry(member.offset_data, member.size, digest)
+            elif on_skipped is not None and not member.isdir:
+                on_skipped(member)
+        git, lfs = digests.hexdigests()
+    if digests.seen != filesize:
+        raise IndexFormatError(f"read {digests.seen} bytes but the file is said to be {filesize} bytes long")
+    return TarIndex(filesize, git, lfs, files)
 
 
 def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True, max_members: int | None = None,
