@@ -42,9 +42,11 @@ __all__ = ["COMMANDS", "pack", "index", "verify", "download", "extract", "upload
 @click.option("--add", is_flag=True,
               help="DST_DIR already holds a pool: add these files to it (names it holds are refused).")
 @layout_options(reading=False)
+@click.option("--max-workers", type=click.IntRange(1, 256), default=None,
+              help="Shards written at once (threads; each also hashes on two more) [default: usable cores].")
 @progress_option
 def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str, base_level: tuple[int, ...],
-         base_dir: str, progress: bool | None) -> None:
+         base_dir: str, max_workers: int | None, progress: bool | None) -> None:
     """Pack SRC_DIR into tar shards with hfutils indexes and a pool manifest in DST_DIR (new or empty,
     unless --add).
 
@@ -60,7 +62,7 @@ def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str
                                  param_hint="--base-level")
     report = pack_directory(src_dir, dst_dir, layout=layout,  # type: ignore[arg-type]
                             max_shard_size=max_shard_size, base_level=base_level[0] if base_level else 3,
-                            base_dir=base_dir, add=add, silent=silent_of(progress))
+                            base_dir=base_dir, add=add, silent=silent_of(progress), workers=max_workers)
     click.echo(f"packed {report.files} files into {len(report.shards)} shard(s), {report.bytes} bytes; "
                f"manifest {report.manifest}")
     for shard in report.oversized:
