@@ -109,14 +109,6 @@ def _size(size: int, where: int) -> int:
     return size
 
 
-def _checksum(block: memoryview) -> int:
-    """The unsigned header checksum (the checksum field counted as spaces), summed in C: adler32's low half is
-    1 + the sum of the bytes modulo 65521, exact for pieces of at most 256 bytes (at most 65,280). ``sum()``
-    over the bytes was a fifth of the whole walk."""
-    return ((zlib.adler32(block[:148]) & 0xFFFF) + (zlib.adler32(block[156:412]) & 0xFFFF)
-            + (zlib.adler32(block[412:BLOCK]) & 0xFFFF) - 3 + 256)
-
-
 def _checksum_ok(block: memoryview, unsigned: int, stored_field: bytes, where: int) -> bool:
     """Whether the header's stored checksum is its unsigned (or, as some old tars wrote it, signed) sum."""
     stored = _nti(stored_field, where)
@@ -126,7 +118,7 @@ def _checksum_ok(block: memoryview, unsigned: int, stored_field: bytes, where: i
     return stored == unsigned - 256 * high
 
 
-_PAX_KEYS = frozenset({"path", "linkpath", "size"})
+_PAX_KEYS = frozenset({b"path", b"linkpath", b"size"})
 
 
 def _parse_pax(data: bytes, where: int) -> dict[str, str]:
@@ -140,8 +132,9 @@ def _parse_pax(data: bytes, where: int) -> dict[str, str]:
         length = int(found[1])
         if length == 0:
             raise TarFormatError(f"invalid pax record at offset {where}", where)
-        key = found[2].decode("utf-8", "surrogateescape")
-        if key in _PAX_KEYS or key.startswith("GNU.sparse"):
+        raw_key = found[2]
+        if raw_key in _PAX_KEYS or raw_key.startswith(b"GNU.sparse"):
+            key = raw_key.decode("utf-8", "surrogateescape")
             value = data[found.end(2) + 1 : found.start(1) + length - 1]
             try:
                 records[key] = value.decode("utf-8", "strict")
@@ -165,18 +158,18 @@ class _Reader:
     A chunk may be a view of a block its producer reuses (:meth:`.ShardDigests.read`): the reader keeps no
     view of a chunk once it has asked for the next one but one — what :meth:`take` returns is a copy."""
 
-    __slots__ = ("_chunks", "buf", "pos", "_base")
+    __slots__ = ("_chunks", "buf", "pos", "base")
 
     def __init__(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
         self._chunks = iter(chunks)
-        self.buf, self.pos, self._base = _EMPTY, 0, 0
+        self.buf, self.pos, self.base = _EMPTY, 0, 0
 
     def tell(self) -> int:
-        return self._base + self.pos
+        return self.base + self.pos
 
     def _advance(self) -> bool:
         """Move to the next non-empty chunk (the current one is used up); False at the end of input."""
-        self._base += len(self.buf)
+        self.base += len(self.buf)
         self.buf, self.pos = _EMPTY, 0
         for chunk in self._chunks:
             if len(chunk):
@@ -221,7 +214,7 @@ class _Reader:
 
     def drain(self) -> None:
         """Read the rest of the input (so a producer that hashes what it hands out sees every byte)."""
-        self._base += len(self.buf) - self.pos
+        self.base += len(self.buf) - self.pos
         self.pos = len(self.buf)
         for _ in self._chunks:
             pass
@@ -264,11 +257,14 @@ def walk_chunks(
     long_link: str | None = None
     last = "<start of archive>"
     unpack = _HEADER.unpack_from
+    adler32 = zlib.adler32
+    sha256 = hashlib.sha256
     while True:
-        where = reader.tell()
-        if reader.pos + BLOCK <= len(reader.buf):  # the usual case: the header lies in one chunk, read in place
-            block = reader.buf[reader.pos : reader.pos + BLOCK]
-            reader.pos += BLOCK
+        buf, pos = reader.buf, reader.pos
+        where = reader.base + pos
+        if pos + BLOCK <= len(buf):  # the usual case: the header lies in one chunk, read in place
+            block = buf[pos : pos + BLOCK]
+            reader.pos = pos = pos + BLOCK
         else:
             taken = reader.take(BLOCK)
             if not taken:
@@ -278,10 +274,16 @@ def walk_chunks(
                     f"archive truncated inside the header at offset {where} (after {last!r})", where
                 )
             block = memoryview(taken)
+            buf, pos = reader.buf, reader.pos
         raw_name, raw_size, raw_sum, kind, raw_link, raw_prefix = unpack(block)
         if raw_sum[0] == 0 and block == _ZERO_BLOCK:  # a real header's checksum field starts with a digit
             break
-        unsigned = _checksum(block)
+        # The unsigned checksum (the checksum field counted as 8 spaces), summed in C: adler32's low half is
+        # 1 + the sum of the bytes modulo 65521, exact for pieces of at most 256 bytes (at most 65,280).
+        # sum() over the 512 bytes was a fifth of the whole walk; comparing the formatted sum with the field
+        # (as tarfile and GNU tar write it) spares parsing it.
+        unsigned = ((adler32(block[:148]) & 0xFFFF) + (adler32(block[156:412]) & 0xFFFF)
+                    + (adler32(block[412:]) & 0xFFFF) + 253)
         if b"%06o\0 " % unsigned != raw_sum and not _checksum_ok(block, unsigned, raw_sum, where):
             raise TarFormatError(f"bad header checksum at offset {where} (after {last!r})", where)
         digits = raw_size[:11]
@@ -293,32 +295,44 @@ def walk_chunks(
         else:
             size = _size(_nti(raw_size, where), where)
         if kind in _PAX_KINDS:
-            data = reader.take(block_ceil(size))
-            if len(data) < block_ceil(size):
-                raise TruncatedTarError(f"archive truncated inside an extended header at offset {where}", where)
-            if kind == b"L":
-                long_name = _nts(data[:size])
-            elif kind == b"K":
-                long_link = _nts(data[:size])
-            elif kind == b"g":
-                global_pax.update(_parse_pax(data[:size], where))
+            padded = (size + BLOCK - 1) & -BLOCK
+            if pos + padded <= len(buf):
+                data = buf[pos : pos + size].tobytes()
+                reader.pos = pos + padded
             else:
-                local_pax = _parse_pax(data[:size], where)
+                taken = reader.take(padded)
+                if len(taken) < padded:
+                    raise TruncatedTarError(f"archive truncated inside an extended header at offset {where}",
+                                            where)
+                data = taken[:size]
+            if kind == b"x":
+                local_pax = _parse_pax(data, where)
+            elif kind == b"L":
+                long_name = _nts(data)
+            elif kind == b"K":
+                long_link = _nts(data)
+            elif kind == b"g":
+                global_pax.update(_parse_pax(data, where))
+            else:
+                local_pax = _parse_pax(data, where)
             continue
-        if kind == b"S" or (local_pax and any(k.startswith("GNU.sparse") for k in local_pax)):
-            raise TarFormatError(f"sparse member at offset {where} is not supported", where)
         name = raw_name.partition(b"\0")[0].decode("utf-8", "surrogateescape")
         linkname = _nts(raw_link) if raw_link[0] else ""
-        if kind == b"\0" and name.endswith("/"):
-            kind = b"5"
-        if kind == b"5":
-            name = name.rstrip("/")
+        if kind != b"0":  # the special cases, in tarfile's order
+            if kind == b"S":
+                raise TarFormatError(f"sparse member at offset {where} is not supported", where)
+            if kind == b"\0" and name.endswith("/"):
+                kind = b"5"
+            if kind == b"5":
+                name = name.rstrip("/")
         if raw_prefix[0] and kind not in _GNU_TYPES:
             prefix = _nts(raw_prefix)
             if prefix:
                 name = prefix + "/" + name
         if global_pax or local_pax:
-            pax = {**global_pax, **(local_pax or {})}
+            if local_pax and any(k.startswith("GNU.sparse") for k in local_pax):
+                raise TarFormatError(f"sparse member at offset {where} is not supported", where)
+            pax = {**global_pax, **local_pax} if local_pax else global_pax
             if "path" in pax:
                 name = pax["path"].rstrip("/")
             if "linkpath" in pax:
@@ -329,25 +343,26 @@ def walk_chunks(
                 except ValueError:
                     size = 0  # what tarfile does with a size that is not a number
                 size = _size(size, where)
+            local_pax = None
         if long_name is not None:
             name = long_name
+            long_name = None
         if long_link is not None:
             linkname = long_link
+            long_link = None
         if kind == b"5":
             name = name.rstrip("/")
-        local_pax = long_name = long_link = None
-        member = TarMember(name, kind, where, reader.tell(), size, linkname)
+        member = TarMember(name, kind, where, where + BLOCK, size, linkname)
         digest: str | None = None
         if kind in _REGULAR or kind not in _SUPPORTED:
-            hash_it = hash_members and kind in _REGULAR
-            padded = block_ceil(size)
-            if reader.pos + padded <= len(reader.buf):  # data and padding in this chunk: hash it in place
-                if hash_it:
-                    digest = hashlib.sha256(reader.buf[reader.pos : reader.pos + size]).hexdigest()
-                reader.pos += padded
+            padded = (size + BLOCK - 1) & -BLOCK
+            if pos + padded <= len(buf):  # data and padding in this chunk: hash it in place
+                if hash_members and kind in _REGULAR:
+                    digest = sha256(buf[pos : pos + size]).hexdigest()
+                reader.pos = pos + padded
             else:
-                if hash_it:
-                    hasher = hashlib.sha256()
+                if hash_members and kind in _REGULAR:
+                    hasher = sha256()
                     got = reader.feed(size, hasher.update)
                     digest = hasher.hexdigest()
                 else:
