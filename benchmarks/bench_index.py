@@ -122,17 +122,29 @@ def hash_limit(tars: list[InMemory]) -> float:
     return time.perf_counter() - start
 
 
+def with_cpu(side: Callable[[], float | None], into: list[float]) -> Callable[[], float | None]:
+    """``side``, also noting the CPU seconds of all this process's threads during each run into ``into``."""
+
+    def run() -> float | None:
+        start = time.process_time()
+        measured = side()
+        into.append(time.process_time() - start)
+        return measured
+
+    return run
+
+
 def breakdown(tar_path: str) -> list[tuple[str, float]]:
     """CPU seconds of each part of indexing ``tar_path``, each done alone on this thread (median of 5)."""
     from headwater.archive.tarwalk import walk_chunks
 
     data = InMemory(tar_path).data
     view = memoryview(data)
-    chunks = [view[i : i + (4 << 20)] for i in range(0, len(view), 4 << 20)]
+    chunks = [view[i : i + (1 << 20)] for i in range(0, len(view), 1 << 20)]
     spans = InMemory(tar_path).spans
 
     def read() -> None:
-        block = memoryview(bytearray(4 << 20))
+        block = memoryview(bytearray(1 << 20))
         with open(tar_path, "rb", buffering=0) as f:
             while f.readinto(block):
                 pass
@@ -146,7 +158,7 @@ def breakdown(tar_path: str) -> list[tuple[str, float]]:
             hashlib.sha256(view[offset : offset + size]).hexdigest()
 
     parts: dict[str, Callable[[], object]] = {
-        "read (readinto 4 MiB blocks, page cache)": read,
+        "read (readinto 1 MiB blocks, page cache)": read,
         "walk headers (no hashing)": walk,
         "SHA-256 of each member": members,
         "SHA-256 of the whole tar": lambda: hashlib.sha256(view).digest(),
@@ -231,10 +243,13 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 if args.hfutils_folder:
                     sides[f"{args.shards} shards: hfutils, one by one"] = run_hfutils(tars[1:])
-                times = alternate(sides, args.runs, log=lambda line: print(line, file=sys.stderr))
+                cpu: dict[str, list[float]] = {name: [] for name in sides}
+                times = alternate({name: with_cpu(side, cpu[name]) for name, side in sides.items()}, args.runs,
+                                  log=lambda line: print(line, file=sys.stderr))
                 if args.hfutils_folder:  # the first tar's hfutils run is the one-shard side's, in the same round
                     folder = f"{args.shards} shards: hfutils, one by one"
                     times[folder] = [a + b for a, b in zip(times[folder], times[names_one[0]], strict=True)]
+                    cpu[folder] = [a + b for a, b in zip(cpu[folder], cpu[names_one[0]], strict=True)]
             finally:
                 sys.stdout = stdout
 
@@ -265,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     amounts = {name: (sizes[0] if name.startswith("1 shard") else sum(sizes)) / 1e6 for name in names}
     print(spread_table({name: Spread(times[name]).rates(amounts[name]) for name in names}, "MB/s", fmt=",.1f",
                        width=38))
+    print(spread_table({name: Spread(cpu[name]) for name in names if "hfutils" not in name},
+                       "CPU seconds, all threads", width=38))
     print(f"indexes equal (json.loads of both files, every tar): {'yes' if not differences else 'NO'}")
     for case, case_names, mb in (("1 shard", names_one, sizes[0] / 1e6),
                                  (f"{args.shards} shards", folder_names, sum(sizes) / 1e6)):
@@ -276,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "all cores", times[limit], times[hw], mb, "MB/s")
         share = (mb / Spread(times[hw]).median) / (mb / Spread(times[limit]).median)
         print(f"{share_line}  (goal >= {GOAL_LIMIT:g}: {'met' if share >= GOAL_LIMIT else 'NOT met'})")
+        work = Spread(cpu[limit]).median / Spread(cpu[hw]).median
+        print(f"{case}: CPU work, limit / headwater (medians): {work:.2f} — the share of the limit headwater "
+              "reaches when every core is its own (a loaded machine lowers the wall-clock share, not this)")
     if parts:
         total = sum(seconds for _, seconds in parts)
         print("\nbreakdown of the first tar, CPU seconds of each part alone (median of 5); the limit is the "

@@ -109,7 +109,7 @@ def decode_index(data: bytes, *, source: str = "<index>") -> TarIndex:
     return index
 
 
-def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 4 << 20,
+def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 1 << 20,
                  max_members: int | None = None,
                  on_skipped: Callable[[TarMember], None] | None = None) -> TarIndex:
     """Index a tar read front to back from ``stream`` whose total length is ``filesize``.

@@ -64,7 +64,7 @@ def archive_size(members_footprint: int) -> int:
 class ShardWriter:
     """Context manager writing ``<name>.tar`` and ``<name>.json`` atomically, index computed on the fly."""
 
-    def __init__(self, tar_path: str, total_size: int, *, chunk_size: int = 4 << 20) -> None:
+    def __init__(self, tar_path: str, total_size: int, *, chunk_size: int = 1 << 20) -> None:
         self.tar_path = tar_path
         self.total_size = total_size
         self.index_path = index_path_for(tar_path)
