@@ -138,10 +138,10 @@ def breakdown(tar_path: str) -> list[tuple[str, float]]:
     """CPU seconds of each part of indexing ``tar_path``, each done alone on this thread (median of 5)."""
     from headwater.archive.tarwalk import walk_chunks
 
-    data = InMemory(tar_path).data
-    view = memoryview(data)
+    tar = InMemory(tar_path)
+    view = memoryview(tar.data)
     chunks = [view[i : i + (1 << 20)] for i in range(0, len(view), 1 << 20)]
-    spans = InMemory(tar_path).spans
+    spans = tar.spans
 
     def read() -> None:
         block = memoryview(bytearray(1 << 20))
