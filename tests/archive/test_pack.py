@@ -35,7 +35,9 @@ from headwater.archive import (
     rebuild_manifest,
     update_manifest,
     verify_pool,
+    write_shards,
 )
+from headwater.archive.pack import SourceFile, collect_sources, plan_shards
 from headwater.archive.writer import archive_size, member_footprint
 from headwater.pool import StorePool
 from headwater.storage import is_temp_name
@@ -122,12 +124,12 @@ def test_pack_is_deterministic(tmp_path: Path) -> None:
         if path.is_file():
             os.utime(path, (1_000_000 + i, 2_000_000 + i))
             path.chmod(0o600 if i % 2 else 0o755)
-    reports = [
-        pack_directory(str(src), str(tmp_path / "p1"), max_shard_size=16 * 1024, silent=True),
-        pack_directory(str(src), str(tmp_path / "p2"), max_shard_size=16 * 1024, silent=True),
+    reports = [  # one shard at a time, or several at once: the same bytes
+        pack_directory(str(src), str(tmp_path / "p1"), max_shard_size=16 * 1024, silent=True, workers=1),
+        pack_directory(str(src), str(tmp_path / "p2"), max_shard_size=16 * 1024, silent=True, workers=4),
         pack_directory(str(other), str(tmp_path / "p3"), max_shard_size=16 * 1024, silent=True),
     ]
-    assert reports[0].shards == reports[1].shards == reports[2].shards
+    assert list(reports[0].shards.items()) == list(reports[1].shards.items()) == list(reports[2].shards.items())
     assert len(reports[0].shards) > 2
     listing = all_files(tmp_path / "p1")
     assert listing == all_files(tmp_path / "p2") == all_files(tmp_path / "p3")
@@ -559,3 +561,22 @@ def test_pack_add_that_hits_the_limit_leaves_the_pool_as_it_was(tmp_path: Path) 
     assert again.returncode == 0, again.stderr
     report = verify_pool(str(dst), silent=True)
     assert report.ok and report.members == 40 and report.shards == 2
+
+
+def test_a_shard_failing_while_others_are_written_stops_them_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    rng = random.Random(9)
+    write_files(tmp_path / "src", {f"{i:03d}.bin": rng.randbytes(5000) for i in range(60)})
+    plan = plan_shards(collect_sources(str(tmp_path / "src")), max_shard_size=16 * 1024)
+    assert len(plan) >= 10
+    broken = list(plan)[4]
+    first = plan[broken][0]
+    plan[broken][0] = SourceFile(first.name, first.path, first.size + 1)  # the file "changed" since planning
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    with pytest.raises(OSError, match=re.escape(f"{first.path} changed while packing: 5000 bytes, 5001 planned")):
+        write_shards(plan, str(dst), max_shard_size=16 * 1024, silent=True, workers=3)
+    left = sorted(p.name for p in dst.iterdir())
+    assert broken not in left and not [n for n in left if is_temp_name(n) or n.endswith(".tmp")]
+    for name in left:  # what was completed is whole: each tar has its index, and they agree
+        if name.endswith(".tar"):
+            assert decode_index((dst / name).with_suffix(".json").read_bytes()) == index_tar(dst / name)

@@ -1,6 +1,7 @@
 """Layer 2: tar shards, their hfutils-format indexes, the pool manifest, packing and verification.
 
 * :mod:`.tarwalk` — one forward pass over raw tar headers; :mod:`.index` — the per-shard index JSON;
+* :mod:`.shard_digests` — a shard's two whole-file digests, on threads beside the walk or the write;
 * :mod:`.writer` — one shard and its index written in the same pass; :mod:`.pack` — a folder into shards;
 * :mod:`.staging` — a new pool written beside its final folder and renamed into place whole;
 * :mod:`.manifest` — the pool manifest (one SQLite file: resource → shard, offset, size, sha256);
@@ -28,13 +29,16 @@ from .extract import ExtractReport, extract_shard, holds_member, safe_target
 from .increment_id import increment_id_shard
 from .index import (
     FileEntry,
+    IndexedShard,
     TarIndex,
     decode_index,
     encode_index,
     index_path_for,
     index_stream,
     index_tar,
+    index_tars,
     normalize_member_name,
+    usable_cores,
 )
 from .manifest import MANIFEST_NAME, Manifest, ManifestRow, rebuild_manifest, update_manifest, write_manifest
 from .member_names import check_member_name, resource_key
@@ -50,7 +54,7 @@ __all__ = [
     "ExtractReport", "extract_shard", "holds_member", "safe_target",
     "increment_id_shard",
     "FileEntry", "TarIndex", "decode_index", "encode_index", "index_path_for", "index_stream", "index_tar",
-    "normalize_member_name",
+    "index_tars", "IndexedShard", "normalize_member_name", "usable_cores",
     "MANIFEST_NAME", "Manifest", "ManifestRow", "rebuild_manifest", "update_manifest", "write_manifest",
     "check_member_name", "resource_key",
     "PackReport", "pack_directory", "write_shards",

@@ -23,22 +23,29 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
-from collections.abc import Callable
-from typing import BinaryIO
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO, cast
 
 import msgspec
 
-from .errors import IndexFormatError, TarFormatError, TooManyMembersError
-from .tarwalk import TarMember, walk_tar
+from .errors import ArchiveError, IndexFormatError, TarFormatError, TooManyMembersError
+from .shard_digests import ShardDigests, git_blob_sha1_prefix
+from .tarwalk import TarMember, walk_chunks
 
 __all__ = [
     "FileEntry",
     "TarIndex",
     "index_stream",
     "index_tar",
+    "index_tars",
+    "IndexedShard",
+    "usable_cores",
     "encode_index",
     "decode_index",
     "index_path_for",
@@ -102,45 +109,33 @@ def decode_index(data: bytes, *, source: str = "<index>") -> TarIndex:
     return index
 
 
-def git_blob_sha1_prefix(size: int) -> bytes:
-    """The header git hashes before a blob's bytes; with it, sha1 gives the file's git object id."""
-    return f"blob {size}\0".encode()
-
-
-def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 4 << 20,
+def index_stream(stream: BinaryIO, filesize: int, *, with_hash: bool = True, chunk_size: int = 1 << 20,
                  max_members: int | None = None,
                  on_skipped: Callable[[TarMember], None] | None = None) -> TarIndex:
     """Index a tar read front to back from ``stream`` whose total length is ``filesize``.
 
-    Whole-file hashes and per-member sha256 are computed from the same bytes in the same pass;
-    nothing is extracted and the stream is never re-read. ``max_members`` stops at the first header past
+    Whole-file hashes and per-member sha256 are computed from the same bytes in the same pass, the two
+    whole-file digests on threads of their own (:class:`.ShardDigests`) beside the walk; nothing is extracted
+    and the stream is never re-read. ``max_members`` stops at the first header past
     that many (:class:`TooManyMembersError`), so an archive of millions of empty members costs no more
     memory than the cap: a server indexing untrusted uploads sets it. ``on_skipped`` sees every member that
     is neither a regular file nor a directory (a symlink, hardlink, device, fifo or unknown type): those are
     not in the index, and a caller that reports on a tar names them (``member.name``, ``member.kind``).
     """
-    git = hashlib.sha1(git_blob_sha1_prefix(filesize))
-    lfs = hashlib.sha256()
-    seen = 0
-
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal seen
-        git.update(chunk)
-        lfs.update(chunk)
-        seen += len(chunk)
-
     files: dict[str, FileEntry] = {}
-    walk = walk_tar(stream, hash_members=with_hash, on_chunk=on_chunk, chunk_size=chunk_size)
-    for headers, (member, digest) in enumerate(walk, 1):
-        if max_members is not None and headers > max_members:
-            raise TooManyMembersError(f"more than {max_members} members (the limit per shard)", member.offset)
-        if member.isreg:
-            files[member.name] = FileEntry(member.offset_data, member.size, digest)
-        elif on_skipped is not None and not member.isdir:
-            on_skipped(member)
-    if seen != filesize:
-        raise IndexFormatError(f"read {seen} bytes but the file is said to be {filesize} bytes long")
-    return TarIndex(filesize, git.hexdigest(), lfs.hexdigest(), files)
+    with ShardDigests(filesize, block_size=chunk_size) as digests:
+        walk = walk_chunks(digests.read(stream), hash_members=with_hash)
+        for headers, (member, digest) in enumerate(walk, 1):
+            if max_members is not None and headers > max_members:
+                raise TooManyMembersError(f"more than {max_members} members (the limit per shard)", member.offset)
+            if member.isreg:
+                files[member.name] = FileEntry(member.offset_data, member.size, digest)
+            elif on_skipped is not None and not member.isdir:
+                on_skipped(member)
+        git, lfs = digests.hexdigests()
+    if digests.seen != filesize:
+        raise IndexFormatError(f"read {digests.seen} bytes but the file is said to be {filesize} bytes long")
+    return TarIndex(filesize, git, lfs, files)
 
 
 def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True, max_members: int | None = None,
@@ -148,13 +143,105 @@ def index_tar(path: str | os.PathLike[str], *, with_hash: bool = True, max_membe
     """Index a local tar file in one streaming pass (see :func:`index_stream`); a damaged file raises the
     error with the file's path in front of what is wrong."""
     with open(path, "rb", buffering=0) as f:
+        return _index_file(f, os.fspath(path), with_hash=with_hash, max_members=max_members,
+                           on_skipped=on_skipped)
+
+
+def _index_file(f: BinaryIO, path: str, *, with_hash: bool = True, max_members: int | None = None,
+                on_skipped: Callable[[TarMember], None] | None = None) -> TarIndex:
+    try:
+        return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash, max_members=max_members,
+                            on_skipped=on_skipped)
+    except TarFormatError as err:
+        raise type(err)(f"{path}: {err}", err.offset) from None
+    except IndexFormatError as err:
+        raise IndexFormatError(f"{path}: {err}") from None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container or ``taskset`` narrows)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedShard:
+    """One tar of :func:`index_tars`: its index, or what is wrong with it, and the members left out."""
+
+    path: str
+    index: TarIndex | None
+    error: ArchiveError | None = None
+    skipped: list[TarMember] = field(default_factory=list)  # not regular files (symlinks, devices, …)
+
+
+class _Stopped(Exception):
+    """The caller of :func:`index_tars` has gone (an error, Ctrl-C): a worker stops at its next read."""
+
+
+class _Watched:
+    """A tar file as a worker reads it: reports the bytes read, and stops once the caller has gone."""
+
+    def __init__(self, raw: BinaryIO, stop: threading.Event, on_bytes: Callable[[int], None]) -> None:
+        self._raw, self._stop, self._on_bytes = raw, stop, on_bytes
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self._stop.is_set():
+            raise _Stopped
+        n = cast(int, self._raw.readinto(buffer))  # type: ignore[attr-defined]
+        self._on_bytes(n)
+        return n
+
+
+def index_tars(paths: Iterable[str], *, workers: int | None = None, with_hash: bool = True,
+               on_progress: Callable[[int], None] | None = None) -> Generator[IndexedShard, None, None]:
+    """Index local tar files, ``workers`` at once (default: :func:`usable_cores`), each as :func:`index_tar`
+    does; yields one :class:`IndexedShard` per path, in the order given, as soon as it and those before it
+    are done. A tar that is not valid gives its error in ``error``; any other failure (a file that cannot be
+    opened) is raised.
+
+    Why threads, not processes: each tar's three hashers run on threads that release the GIL (one walks
+    and hashes the members, :class:`.ShardDigests` the whole file), so a few tars at once keep every core
+    busy without copying indexes between processes. ``on_progress`` is told the bytes read, from the
+    workers (one call at a time). Closing the iterator early (an error, Ctrl-C) stops the workers at their
+    next read; no index is written here, so nothing is left half-done.
+    """
+    todo = iter(paths)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def progress(n: int) -> None:
+        if on_progress is not None:
+            with lock:
+                on_progress(n)
+
+    def one(path: str) -> IndexedShard:
+        skipped: list[TarMember] = []
+        with open(path, "rb", buffering=0) as raw:
+            try:
+                index = _index_file(cast(BinaryIO, _Watched(raw, stop, progress)), path, with_hash=with_hash,
+                                    on_skipped=skipped.append)
+            except ArchiveError as err:
+                return IndexedShard(path, None, err, skipped)
+        return IndexedShard(path, index, None, skipped)
+
+    count = max(1, workers if workers is not None else usable_cores())
+    pending: deque[Future[IndexedShard]] = deque()
+    with ThreadPoolExecutor(count, thread_name_prefix="headwater-index") as pool:
         try:
-            return index_stream(f, os.fstat(f.fileno()).st_size, with_hash=with_hash, max_members=max_members,
-                                on_skipped=on_skipped)
-        except TarFormatError as err:
-            raise type(err)(f"{os.fspath(path)}: {err}", err.offset) from None
-        except IndexFormatError as err:
-            raise IndexFormatError(f"{os.fspath(path)}: {err}") from None
+            for path in todo:  # a few more than the workers in flight: results wait in order, memory stays low
+                pending.append(pool.submit(one, path))
+                if len(pending) > 2 * count:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            stop.set()
+            for future in pending:
+                future.cancel()
 
 
 def index_path_for(tar_path: str) -> str:

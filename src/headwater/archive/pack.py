@@ -37,7 +37,9 @@ import posixpath
 import re
 import shutil
 import stat
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -46,7 +48,7 @@ from tqdm import tqdm
 from ..storage import DiskFullError, StoreNotFoundError, fsync_tree, is_disk_full, is_temp_name, open_store, umask
 from .errors import IndexFormatError, PackError, UnsafeMemberError
 from .increment_id import increment_id_shard
-from .index import TarIndex, index_path_for
+from .index import TarIndex, index_path_for, usable_cores
 from .manifest import MANIFEST_NAME, rebuild_manifest
 from .member_names import check_member_name, resource_key
 from .shards import find_shards, load_indexes, member_shards
@@ -184,11 +186,13 @@ def pack_directory(
     base_dir: str = "images",
     add: bool = False,
     silent: bool | None = False,
+    workers: int | None = None,
 ) -> PackReport:
     """Pack every regular file below ``src_dir`` into shards under ``dst_dir`` and write the manifest.
 
     ``dst_dir`` must be absent or empty, unless ``add``: then the files join the pool there (see the module
-    docstring). ``silent``: no progress bar (None: a bar only when stderr is a terminal).
+    docstring). ``silent``: no progress bar (None: a bar only when stderr is a terminal). ``workers``: shards
+    written at once (default: the usable cores; see :func:`write_shards`).
     """
     if max_shard_size < 10 * 1024:
         raise PackError(f"max_shard_size must be at least 10 KiB, got {max_shard_size}")
@@ -208,7 +212,7 @@ def pack_directory(
     try:
         staging = new_staging_dir(dst_dir)
         os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes it private; a pool is shared like any folder
-        report = write_shards(plan, staging, max_shard_size=max_shard_size, silent=silent)
+        report = write_shards(plan, staging, max_shard_size=max_shard_size, silent=silent, workers=workers)
         fsync_tree(staging)
         if not os.path.isdir(dst_dir) or not os.listdir(dst_dir):
             move_into_place(staging, dst_dir)
@@ -283,28 +287,54 @@ def _member_order(member: SourceFile) -> tuple[int, int, str]:
     return (0, int(stem), member.name) if stem.isdecimal() else (1, 0, member.name)
 
 
+class _Stopped(Exception):
+    """Another shard failed: the shards still being written stop at their next member."""
+
+
 def write_shards(plan: dict[str, list[SourceFile]], dst_dir: str, *, max_shard_size: int = 1 << 30,
-                 desc: str = "Packing", silent: bool | None = False) -> PackReport:
+                 desc: str = "Packing", silent: bool | None = False, workers: int | None = None) -> PackReport:
     """Write the shards of a :func:`plan_shards` plan (each with its index) into ``dst_dir``, then the manifest.
 
-    Each shard is renamed into place complete; a failure leaves the shards written before it.
+    ``workers`` shards are written at once (default: the usable cores), each hashing on three threads (the
+    members as they are copied in, the whole shard's two digests beside), so every core works. Each shard
+    is renamed into place complete; the first failure (in plan order) is raised once the shards being
+    written have stopped, leaving the shards completed before it.
     """
     report = PackReport()
     total = sum(s.size for members in plan.values() for s in members)
+    stop = threading.Event()
+    lock = threading.Lock()
     with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=silent) as bar:
-        for shard, members in plan.items():
-            planned = archive_size(sum(member_footprint(m.name, m.size) for m in members))
-            if planned > max_shard_size:
-                report.oversized.append(shard)
+
+        def write_one(shard: str, members: list[SourceFile], planned: int) -> None:
             with ShardWriter(os.path.join(dst_dir, shard), planned) as writer:
                 for member in members:
+                    if stop.is_set():
+                        raise _Stopped
                     if member.offset is None:
                         writer.add_file(member.name, member.path, member.size)
                     else:
                         writer.copy_member(member.name, member.path, member.offset, member.size, member.sha256)
-                    bar.update(member.size)
-            report.shards[shard] = len(members)
-            report.files += len(members)
-            report.bytes += planned
+                    with lock:
+                        bar.update(member.size)
+
+        planned = {shard: archive_size(sum(member_footprint(m.name, m.size) for m in members))
+                   for shard, members in plan.items()}
+        count = max(1, min(workers if workers is not None else usable_cores(), len(plan)))
+        with ThreadPoolExecutor(count, thread_name_prefix="headwater-pack") as pool:
+            futures = {shard: pool.submit(write_one, shard, members, planned[shard])
+                       for shard, members in plan.items()}
+            try:
+                for shard, future in futures.items():
+                    future.result()
+                    if planned[shard] > max_shard_size:
+                        report.oversized.append(shard)
+                    report.shards[shard] = len(plan[shard])
+                    report.files += len(plan[shard])
+                    report.bytes += planned[shard]
+            finally:
+                stop.set()
+                for future in futures.values():
+                    future.cancel()
     report.manifest = rebuild_manifest(dst_dir)
     return report

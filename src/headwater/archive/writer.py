@@ -1,8 +1,10 @@
 """Write one tar shard and its index in the same pass (no re-read to hash).
 
 Headers come from :meth:`tarfile.TarInfo.tobuf` (pax records only where a name needs them) with fixed
-owner, mode and mtime, so the same inputs always give byte-identical shards. Data is streamed from the
-source file through the member's sha256 and the shard's sha1 (git blob) and sha256 (LFS). The git hash
+owner, mode and mtime, so the same inputs always give byte-identical shards. Each source file is read
+straight into the block of the shard being assembled (``readinto``) and hashed there for its member's
+sha256; each full block is written out and handed to :class:`.ShardDigests`, which computes the shard's
+sha1 (git blob) and sha256 (LFS) on two threads of their own while the next block is filled. The git hash
 needs the shard's length up front; :func:`archive_size` gives it exactly from the members' footprints,
 so nothing is read twice. The result is renamed into place only when complete.
 
@@ -19,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tarfile
@@ -27,7 +30,8 @@ from typing import BinaryIO
 
 from ..storage import atomic_path
 from .errors import ArchiveError
-from .index import FileEntry, TarIndex, encode_index, git_blob_sha1_prefix, index_path_for
+from .index import FileEntry, TarIndex, encode_index, index_path_for
+from .shard_digests import ShardDigests
 from .tarwalk import BLOCK, block_ceil
 
 __all__ = ["ShardWriter", "member_header", "member_footprint", "archive_size"]
@@ -60,15 +64,15 @@ def archive_size(members_footprint: int) -> int:
 class ShardWriter:
     """Context manager writing ``<name>.tar`` and ``<name>.json`` atomically, index computed on the fly."""
 
-    def __init__(self, tar_path: str, total_size: int, *, chunk_size: int = 4 << 20) -> None:
+    def __init__(self, tar_path: str, total_size: int, *, chunk_size: int = 1 << 20) -> None:
         self.tar_path = tar_path
         self.total_size = total_size
         self.index_path = index_path_for(tar_path)
         self.index: TarIndex | None = None
-        self._chunk = chunk_size
         self._files: dict[str, FileEntry] = {}
-        self._lfs = hashlib.sha256()
-        self._git = hashlib.sha1(git_blob_sha1_prefix(total_size))
+        self._digests = ShardDigests(total_size, block_size=chunk_size)
+        self._block = memoryview(b"")  # the block being filled, written out when full
+        self._filled = 0
         self._pos = 0
         self._ctx = atomic_path(tar_path)
         self._tmp: str | None = None
@@ -76,15 +80,42 @@ class ShardWriter:
 
     def __enter__(self) -> ShardWriter:
         self._tmp = self._ctx.__enter__()
-        self._out = open(self._tmp, "wb")
+        try:
+            self._out = open(self._tmp, "wb")
+            self._digests.__enter__()
+            self._block = self._digests.block()
+        except BaseException as err:
+            self._digests.close()
+            if self._out is not None:
+                self._out.close()
+            self._ctx.__exit__(type(err), err, err.__traceback__)
+            raise
         return self
 
-    def _write(self, data: bytes | memoryview) -> None:
+    def _space(self) -> memoryview:
+        """The free rest of the current block (a fresh block once it is full)."""
+        if self._filled == len(self._block):
+            self._flush()
+        return self._block[self._filled :]
+
+    def _flush(self) -> None:
+        """Write the filled part of the block and hand it to the digest threads."""
         assert self._out is not None
-        self._out.write(data)
-        self._lfs.update(data)
-        self._git.update(data)
-        self._pos += len(data)
+        if self._filled:
+            view = self._block[: self._filled]
+            self._out.write(view)
+            self._digests.update(view)
+        self._block, self._filled = self._digests.block(), 0
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            space = self._space()
+            k = min(len(space), len(view))
+            space[:k] = view[:k]
+            self._filled += k
+            self._pos += k
+            view = view[k:]
 
     def add_file(self, name: str, src_path: str, size: int | None = None) -> FileEntry:
         """Append ``src_path`` as member ``name``; ``size`` (if given) is what the plan assumed."""
@@ -109,14 +140,17 @@ class ShardWriter:
         member = hashlib.sha256()
         done = 0
         with open(src_path, "rb", buffering=0) as src:
-            src.seek(start)
+            if start:
+                src.seek(start)
             while done < size:
-                chunk = src.read(min(self._chunk, size - done))
-                if not chunk:
+                space = self._space()
+                got = src.readinto(space[: min(len(space), size - done)])
+                if not got:
                     raise OSError(f"{src_path} shrank while being packed ({done} of {size} bytes)")
-                member.update(chunk)
-                self._write(chunk)
-                done += len(chunk)
+                member.update(space[:got])
+                self._filled += got
+                self._pos += got
+                done += got
         pad = block_ceil(size) - size
         if pad:
             self._write(bytes(pad))
@@ -132,21 +166,28 @@ class ShardWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._out is not None and self._tmp is not None
+        git = lfs = ""
         try:
             if exc_type is None:
                 self._write(bytes(archive_size(self._pos) - self._pos))
                 if self._pos != self.total_size:
                     raise ValueError(f"{self.tar_path}: wrote {self._pos} bytes, planned {self.total_size}")
+                self._flush()
+                git, lfs = self._digests.hexdigests()
                 self._out.flush()
                 os.fsync(self._out.fileno())
             self._out.close()
         except BaseException as err:
+            self._digests.close()
+            with contextlib.suppress(OSError):
+                self._out.close()
             self._ctx.__exit__(type(err), err, err.__traceback__)
             raise
+        self._digests.close()
         if exc_type is not None:
             self._ctx.__exit__(exc_type, exc, tb)
             return
-        self.index = TarIndex(self._pos, self._git.hexdigest(), self._lfs.hexdigest(), self._files)
+        self.index = TarIndex(self._pos, git, lfs, self._files)
         self._ctx.__exit__(None, None, None)
         with atomic_path(self.index_path) as tmp, open(tmp, "wb") as f:
             f.write(encode_index(self.index))

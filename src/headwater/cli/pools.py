@@ -42,9 +42,11 @@ __all__ = ["COMMANDS", "pack", "index", "verify", "download", "extract", "upload
 @click.option("--add", is_flag=True,
               help="DST_DIR already holds a pool: add these files to it (names it holds are refused).")
 @layout_options(reading=False)
+@click.option("--max-workers", type=click.IntRange(1, 256), default=None,
+              help="Shards written at once (threads; each also hashes on two more) [default: usable cores].")
 @progress_option
 def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str, base_level: tuple[int, ...],
-         base_dir: str, progress: bool | None) -> None:
+         base_dir: str, max_workers: int | None, progress: bool | None) -> None:
     """Pack SRC_DIR into tar shards with hfutils indexes and a pool manifest in DST_DIR (new or empty,
     unless --add).
 
@@ -60,7 +62,7 @@ def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str
                                  param_hint="--base-level")
     report = pack_directory(src_dir, dst_dir, layout=layout,  # type: ignore[arg-type]
                             max_shard_size=max_shard_size, base_level=base_level[0] if base_level else 3,
-                            base_dir=base_dir, add=add, silent=silent_of(progress))
+                            base_dir=base_dir, add=add, silent=silent_of(progress), workers=max_workers)
     click.echo(f"packed {report.files} files into {len(report.shards)} shard(s), {report.bytes} bytes; "
                f"manifest {report.manifest}")
     for shard in report.oversized:
@@ -71,17 +73,20 @@ def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--root", type=click.Path(file_okay=False), help="Pool root for the manifest [default: common folder].")
 @click.option("--no-manifest", is_flag=True, help="Only write the per-shard JSON indexes.")
+@click.option("--max-workers", type=click.IntRange(1, 256), default=None,
+              help="Shards indexed at once (threads; each also hashes on two more) [default: usable cores].")
 @progress_option
-def index(paths: tuple[str, ...], root: str | None, no_manifest: bool, progress: bool | None) -> None:
-    """Index existing tars (files, or folders searched for *.tar) in one streaming pass each.
+def index(paths: tuple[str, ...], root: str | None, no_manifest: bool, max_workers: int | None,
+          progress: bool | None) -> None:
+    """Index existing tars (files, or folders searched for *.tar) in one streaming pass each, several at once.
 
     A shard that is not a valid tar is named with what is wrong and left without a new index; the others
     are indexed (exit 1 when any failed). Members that are not regular files (symlinks, hardlinks, devices,
-    fifos) are left out of the index, each named on stderr.
+    fifos) are left out of the index, each named on stderr. Each index is written whole or not at all.
     """
     from tqdm import tqdm
 
-    from ..archive import ArchiveError, TarMember, encode_index, index_path_for, index_tar, rebuild_manifest
+    from ..archive import encode_index, index_path_for, index_tars, rebuild_manifest
     from ..storage import is_temp_name, write_bytes_atomic
 
     tars: list[str] = []
@@ -94,14 +99,15 @@ def index(paths: tuple[str, ...], root: str | None, no_manifest: bool, progress:
             tars.append(path)
     failed: dict[str, str] = {}
     skipped: list[str] = []
-    for tar in tqdm(tars, desc="Indexing", unit="shard", disable=silent_of(progress)):
-        def skip(member: TarMember, tar: str = tar) -> None:
-            skipped.append(f"skipped {tar}: {member.name!r}: {member.kind}, not a regular file (not indexed)")
-
-        try:
-            write_bytes_atomic(index_path_for(tar), encode_index(index_tar(tar, on_skipped=skip)))
-        except ArchiveError as err:
-            failed[tar] = str(err)
+    total = sum(os.path.getsize(tar) for tar in tars)
+    with tqdm(total=total, desc="Indexing", unit="B", unit_scale=True, disable=silent_of(progress)) as bar:
+        for done in index_tars(tars, workers=max_workers, on_progress=bar.update):
+            skipped.extend(f"skipped {done.path}: {member.name!r}: {member.kind}, not a regular file (not indexed)"
+                           for member in done.skipped)
+            if done.index is not None:
+                write_bytes_atomic(index_path_for(done.path), encode_index(done.index))
+            else:
+                failed[done.path] = str(done.error)
     click.echo(f"indexed {len(tars) - len(failed)} shard(s)"
                + (f", skipped {len(skipped)} member(s) that are not regular files" if skipped else ""))
     for line in skipped:
