@@ -422,9 +422,17 @@ class IndexedPool(DataPool):
                 exhausted = True
                 break
             self._prefetch_indexes(rid for rid, _info in chunk)
-            for rid, info in chunk:
+            try:  # one manifest query for the chunk, not one per id (~0.3 ms each: the cold start of a batch)
+                found = self.locate_many([rid for rid, _info in chunk])
+            except (StoreAuthError, PoolNotFoundError):
+                raise
+            except Exception as err:  # noqa: BLE001 - reported for every resource of the chunk
+                found = [err] * len(chunk)
+            for (rid, info), located in zip(chunk, found, strict=True):
                 try:
-                    members = self._to_fetch(dst_dir, self.locate(rid))
+                    if isinstance(located, Exception):
+                        raise located
+                    members = self._to_fetch(dst_dir, located)
                     meta = None
                     if save_metainfo and info is not None:
                         meta = safe_target(dst_dir, metainfo_fmt.format(resource_id=rid))
@@ -470,10 +478,12 @@ class IndexedPool(DataPool):
                 wanted.append(Wanted(m.location.tar_file, m.offset, m.size, (r, m), m.location.filename))
         sizes = {w.shard: w.key[1].shard_size for w in wanted}
 
+        root = os.path.realpath(dst_dir)
+
         def write(item: Wanted, data: memoryview) -> None:  # runs in the reading worker thread
             member = item.key[1]
             check_sha256(data, member.sha256, f"{member.location.tar_file}:{member.location.filename}")
-            write_bytes_atomic(safe_target(dst_dir, self._get_dst_filename(member.location)), data)
+            write_bytes_atomic(_target(root, dst_dir, self._get_dst_filename(member.location)), data)
 
         failed: set[int] = set()
         for item, outcome in fetch_wanted(self.data_store, wanted, sizes, policy=self.plan,
@@ -493,6 +503,15 @@ class IndexedPool(DataPool):
             remaining[r] -= 1
             if remaining[r] == 0:
                 delivered(r)
+
+
+def _target(root: str, dst_dir: str, name: str) -> str:
+    """:func:`safe_target` of ``name`` in ``dst_dir`` (whose realpath is ``root``), without its ``realpath``
+    walk (an ``lstat`` per path component) in the common case of a batch download: a flat name that is not
+    in the folder yet, whose target is then ``root/name`` exactly. Anything else takes the full check."""
+    if "/" not in name and not os.path.lexists(path := os.path.join(root, check_member_name(name))):
+        return path
+    return safe_target(dst_dir, name)
 
 
 class StorePool(IndexedPool):
