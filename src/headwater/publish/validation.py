@@ -30,18 +30,24 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from tqdm import tqdm
 
 from ..catalog import check_name
 from ..droplet import (
     DropletError,
+    DropletValidator,
+    ImageAnnotation,
     decode_template,
     droplet_from_builtins,
+    encode_droplet,
     encode_template,
+    format_image_ref,
     infer_template,
     merge_templates,
     validate_droplet,
 )
+from .encoded import EncodedDroplets
 from .errors import Problem, PublishError
 from .pool_refs import PoolRefCheck
 from .sources import JsonlSource, Source, SourceItem
@@ -134,6 +140,16 @@ class PublishPlan:
     counts: dict[str, int] = field(default_factory=dict)
     images: dict[str, tuple[str, int]] = field(default_factory=dict)
     droplets: int = 0
+    encoded: list[EncodedDroplets | None] = field(default_factory=list)
+    """Per source (same order): its good droplets' final bytes kept by pass 1 (``keep_encoded``), which pass 2
+    writes instead of reading the source again; None for a source pass 2 re-reads (:meth:`items`)."""
+
+    def close(self) -> None:
+        """Free what pass 1 kept (:attr:`encoded`); the plan's other fields stay usable."""
+        for kept in self.encoded:
+            if kept is not None:
+                kept.close()
+        self.encoded = []
 
     def where(self, source: Source, item: SourceItem) -> str:
         """An item's place in the problems: its source's name too when several are published together."""
@@ -141,16 +157,20 @@ class PublishPlan:
 
     def split_of(self, item: SourceItem, where: str) -> str:
         """The item's split: its explicit one, else the rule's, else the fallback."""
-        if item.split:
-            return item.split
-        if self.rule is not None and item.droplet is not None:
-            return self.rule(split_key(item.droplet, where))
+        return self.split_for(item.split, item.droplet, where)
+
+    def split_for(self, explicit: str | None, droplet: Mapping[str, Any] | ImageAnnotation | None, where: str) -> str:
+        """The split of a droplet whose explicit split is ``explicit`` (see :meth:`split_of`)."""
+        if explicit:
+            return explicit
+        if self.rule is not None and droplet is not None:
+            return self.rule(split_key(droplet, where))
         return self.fallback
 
-    def items(self) -> Iterator[PlannedItem]:
-        """Pass 2: every item, re-read from the sources, with its split; raises :class:`PublishError` if an
-        item that was valid in pass 1 is not any more (the source changed)."""
-        for source in self.sources:
+    def items(self, *only: Source) -> Iterator[PlannedItem]:
+        """Pass 2: every item, re-read from the sources (or from the sources ``only``), with its split; raises
+        :class:`PublishError` if an item that was valid in pass 1 is not any more (the source changed)."""
+        for source in only or self.sources:
             for item in source.items():
                 where = self.where(source, item)
                 if item.droplet is None or item.problems:
@@ -229,6 +249,7 @@ def prepare_publish(
     max_problems: int = 100,
     check_members: Callable[[str], bool] | None = None,
     silent: bool | None = False,
+    keep_encoded: bool = False,
 ) -> PublishPlan:
     """Pass 1: validate ``source`` completely and plan the publish (see the module docstring).
 
@@ -237,6 +258,12 @@ def prepare_publish(
     known too). ``check_members(location)``: which of ``pools`` are opened to check that referenced
     members exist (:class:`~.pool_refs.PoolRefCheck`; None: none, only pool names are checked). Raises
     :class:`PublishError` naming up to ``max_problems`` problems, or when there are no droplets.
+
+    ``keep_encoded``: keep the final bytes of a JSONL source's droplets (:attr:`PublishPlan.encoded`; local
+    image paths already rewritten to ``pool://{pool_name}/…``) so that the writer needs no second read;
+    then call :meth:`PublishPlan.close` when done. JSONL lines are decoded once, straight into checked
+    droplets (:class:`~headwater.droplet.DropletValidator`); a line it does not pass takes the full path,
+    which names every problem exactly as before.
     """
     sources = as_sources(source, images)
     rule, fallback = choose_splits(splits, split_seed, default_split)
@@ -261,12 +288,48 @@ def prepare_publish(
         with tqdm(desc="Validating", unit=" droplets", disable=silent) as bar:
             for src in sources:
                 infer = any(src is s for s in to_infer)
+                template = None if infer else known
+                if isinstance(src, JsonlSource):
+                    kept = EncodedDroplets() if keep_encoded else None
+                    plan.encoded.append(kept)
+                    yield from _jsonl_droplets(src, DropletValidator(template, strict=plan.strict), template,
+                                               kept, infer, bar)
+                    continue
+                plan.encoded.append(None)
                 for item in src.items():
                     bar.update(1)
-                    droplet = _check_item(plan, src, item, None if infer else known, problems, refs, uids,
-                                          checked_splits)
-                    if droplet is not None and infer:
-                        yield droplet
+                    checked = _check_item(plan, src, item, template, problems, refs, uids, checked_splits)
+                    if checked is not None and infer:
+                        yield checked[1]
+
+    def _jsonl_droplets(src: JsonlSource, validator: DropletValidator, template: Any, kept: EncodedDroplets | None,
+                        infer: bool, bar: tqdm[Any]) -> Iterator[Any]:
+        """The fast path of a JSONL source: one checked decode a line; a line that fails it takes
+        :func:`_check_item`, the full path, for its exact problems."""
+        decode, split_of, update = validator.decode, src.split_of, bar.update
+        many = len(sources) > 1
+        for number, line in src.lines():
+            update(1)
+            droplet = decode(line)
+            explicit: str | None = None
+            if droplet is not None:
+                try:
+                    explicit = split_of(line)
+                except ValueError:
+                    droplet = None
+            if droplet is None:
+                checked = _check_item(plan, src, src.item(number, line), template, problems, refs, uids,
+                                      checked_splits)
+            else:
+                where = f"{src.name} line {number}" if many else f"line {number}"
+                checked = _check_planned(plan, src, where, explicit or None, (), droplet, problems, refs, uids,
+                                         checked_splits)
+            if checked is None:
+                continue
+            if kept is not None and not problems.total:
+                kept.add(checked[0], encode_droplet(_with_pool_refs(plan, src, checked[1], pool_name)))
+            if infer:
+                yield checked[1]
 
     if given is not None:
         for _ in droplets():
@@ -287,9 +350,11 @@ def prepare_publish(
         for where, message in uids.problems(_uids_of(plan)):
             problems.add(where, message)
     if problems.total:
+        plan.close()
         raise PublishError(f"{problems.total} problem(s) in the source; nothing was published:", problems.shown,
                            problems.total)
     if plan.droplets == 0:
+        plan.close()
         raise PublishError("the source holds no droplets; nothing was published")
     return plan
 
@@ -304,8 +369,10 @@ def _uids_of(plan: PublishPlan) -> Iterator[tuple[str, str]]:
 
 
 def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: Any, problems: _Problems,
-                refs: PoolRefCheck[tuple[int, str]], uids: UidCheck, checked_splits: set[str]) -> Any:
-    """Check one item, count it into ``plan`` when it is good; returns its droplet struct (None: not good)."""
+                refs: PoolRefCheck[tuple[int, str]], uids: UidCheck,
+                checked_splits: set[str]) -> tuple[str, ImageAnnotation] | None:
+    """Check one item, count it into ``plan`` when it is good; returns its split and droplet struct (None:
+    not good)."""
     where = plan.where(source, item)
     for message in item.problems:
         problems.add(where, message)
@@ -319,8 +386,17 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
     except DropletError as err:
         problems.add(where, str(err))
         return None
-    bad = bool(item.problems)
-    for i, path in enumerate(image_paths(item.droplet)):  # all strings: the droplet validated
+    return _check_planned(plan, source, where, item.split, item.problems, droplet, problems, refs, uids,
+                          checked_splits)
+
+
+def _check_planned(plan: PublishPlan, source: Source, where: str, explicit: str | None, item_problems: tuple[str, ...],
+                   droplet: ImageAnnotation, problems: _Problems, refs: PoolRefCheck[tuple[int, str]],
+                   uids: UidCheck, checked_splits: set[str]) -> tuple[str, ImageAnnotation] | None:
+    """The checks after a droplet validated: its image paths (local files to pack, ``pool://`` refs), its
+    split's name, its uid; counts it into ``plan`` when it is good."""
+    bad = bool(item_problems)
+    for i, path in enumerate(droplet.image.paths):  # all strings: the droplet validated
         if is_local_path(path):
             resolved = resolve_image(source.images_root, path)
             if resolved in plan.images:
@@ -344,7 +420,7 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
             bad = True
     for (seq, at), message in refs.resolved():  # a batch of member lookups, of this item and earlier ones
         problems.add(at, message, seq)
-    split = plan.split_of(item, where)
+    split = plan.split_for(explicit, droplet, where)
     if split not in checked_splits:
         try:
             check_name("split name", split)
@@ -352,10 +428,20 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
         except ValueError as err:
             problems.add(where, str(err))
             bad = True
-    if isinstance(droplet.uid, str) and not item.problems:
+    if isinstance(droplet.uid, str) and not item_problems:
         uids.add(droplet.uid)
     if bad:
         return None
     plan.counts[split] = plan.counts.get(split, 0) + 1
     plan.droplets += 1
-    return droplet
+    return split, droplet
+
+
+def _with_pool_refs(plan: PublishPlan, source: Source, droplet: ImageAnnotation, pool_name: str) -> ImageAnnotation:
+    """``droplet`` with its local image paths rewritten to the ``pool://`` refs of their new members."""
+    paths = droplet.image.paths
+    if not any(is_local_path(p) for p in paths):
+        return droplet
+    rewritten = [format_image_ref(pool_name, plan.images[resolve_image(source.images_root, p)][0])
+                 if is_local_path(p) else p for p in paths]
+    return msgspec.structs.replace(droplet, image=msgspec.structs.replace(droplet.image, paths=rewritten))
