@@ -19,7 +19,6 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from ..droplet import ImageAnnotation
 from .errors import PublishError
 
 __all__ = ["SplitRule", "split_key", "choose_splits"]
@@ -78,21 +77,13 @@ class SplitRule:
         return f"SplitRule({self.fractions!r}, seed={self.seed}, rest={self.rest!r})"
 
 
-def split_key(droplet: Mapping[str, Any] | ImageAnnotation, where: str) -> str:
+def split_key(droplet: Mapping[str, Any], where: str) -> str:
     """What places a droplet without an explicit split: its uid, else its image's uid, else its first image
     path, else its place in the source.
 
     >>> split_key({"uid": "c1", "image": {"paths": ["a.jpg"]}}, "line 1"), split_key({}, "line 2")
     ('c1', 'line 2')
-
-    A decoded droplet (:class:`~headwater.droplet.ImageAnnotation`) gives the same key as its wire dict.
     """
-    if isinstance(droplet, ImageAnnotation):
-        if droplet.uid:
-            return droplet.uid
-        if droplet.image.uid:
-            return droplet.image.uid
-        return droplet.image.paths[0] if droplet.image.paths else where
     uid = droplet.get("uid")
     if isinstance(uid, str) and uid:
         return uid

@@ -36,8 +36,8 @@ from tqdm import tqdm
 from ..catalog import check_name
 from ..droplet import (
     DropletError,
-    DropletValidator,
     ImageAnnotation,
+    decode_droplet,
     decode_template,
     droplet_from_builtins,
     encode_droplet,
@@ -49,6 +49,7 @@ from ..droplet import (
 )
 from .encoded import EncodedDroplets
 from .errors import Problem, PublishError
+from .jsonl_check import CheckedBlock, check_jsonl
 from .pool_refs import PoolRefCheck
 from .sources import JsonlSource, Source, SourceItem
 from .split_rule import SplitRule, choose_splits, split_key
@@ -157,14 +158,10 @@ class PublishPlan:
 
     def split_of(self, item: SourceItem, where: str) -> str:
         """The item's split: its explicit one, else the rule's, else the fallback."""
-        return self.split_for(item.split, item.droplet, where)
-
-    def split_for(self, explicit: str | None, droplet: Mapping[str, Any] | ImageAnnotation | None, where: str) -> str:
-        """The split of a droplet whose explicit split is ``explicit`` (see :meth:`split_of`)."""
-        if explicit:
-            return explicit
-        if self.rule is not None and droplet is not None:
-            return self.rule(split_key(droplet, where))
+        if item.split:
+            return item.split
+        if self.rule is not None and item.droplet is not None:
+            return self.rule(split_key(item.droplet, where))
         return self.fallback
 
     def items(self, *only: Source) -> Iterator[PlannedItem]:
@@ -250,6 +247,7 @@ def prepare_publish(
     check_members: Callable[[str], bool] | None = None,
     silent: bool | None = False,
     keep_encoded: bool = False,
+    workers: int | None = None,
 ) -> PublishPlan:
     """Pass 1: validate ``source`` completely and plan the publish (see the module docstring).
 
@@ -263,7 +261,8 @@ def prepare_publish(
     image paths already rewritten to ``pool://{pool_name}/…``) so that the writer needs no second read;
     then call :meth:`PublishPlan.close` when done. JSONL lines are decoded once, straight into checked
     droplets (:class:`~headwater.droplet.DropletValidator`); a line it does not pass takes the full path,
-    which names every problem exactly as before.
+    which names every problem exactly as before. ``workers``: processes that check a JSONL source's lines
+    (None: every core for a big file, :func:`~.jsonl_check.default_workers`; 0: this process only).
     """
     sources = as_sources(source, images)
     rule, fallback = choose_splits(splits, split_seed, default_split)
@@ -283,64 +282,40 @@ def prepare_publish(
     uids = UidCheck()
     checked_splits: set[str] = set()
 
-    def droplets() -> Iterator[Any]:
-        """Every valid droplet of the sources whose template is inferred (all are read and checked)."""
-        with tqdm(desc="Validating", unit=" droplets", disable=silent) as bar:
-            for src in sources:
-                infer = any(src is s for s in to_infer)
-                template = None if infer else known
-                if isinstance(src, JsonlSource):
-                    kept = EncodedDroplets() if keep_encoded else None
-                    plan.encoded.append(kept)
-                    yield from _jsonl_droplets(src, DropletValidator(template, strict=plan.strict), template,
-                                               kept, infer, bar)
-                    continue
-                plan.encoded.append(None)
-                for item in src.items():
-                    bar.update(1)
-                    checked = _check_item(plan, src, item, template, problems, refs, uids, checked_splits)
-                    if checked is not None and infer:
-                        yield checked[1]
+    inferred: list[dict[str, Any]] = []  # templates of what the droplets use, in source order
 
-    def _jsonl_droplets(src: JsonlSource, validator: DropletValidator, template: Any, kept: EncodedDroplets | None,
-                        infer: bool, bar: tqdm[Any]) -> Iterator[Any]:
-        """The fast path of a JSONL source: one checked decode a line; a line that fails it takes
-        :func:`_check_item`, the full path, for its exact problems."""
-        decode, split_of, update = validator.decode, src.split_of, bar.update
-        many = len(sources) > 1
-        for number, line in src.lines():
-            update(1)
-            droplet = decode(line)
-            explicit: str | None = None
-            if droplet is not None:
-                try:
-                    explicit = split_of(line)
-                except ValueError:
-                    droplet = None
-            if droplet is None:
-                checked = _check_item(plan, src, src.item(number, line), template, problems, refs, uids,
-                                      checked_splits)
-            else:
-                where = f"{src.name} line {number}" if many else f"line {number}"
-                checked = _check_planned(plan, src, where, explicit or None, (), droplet, problems, refs, uids,
-                                         checked_splits)
-            if checked is None:
+    with tqdm(desc="Validating", unit=" droplets", disable=silent) as bar:
+        for src in sources:
+            infer = any(src is s for s in to_infer)
+            template = None if infer else known
+            if isinstance(src, JsonlSource):
+                kept = EncodedDroplets() if keep_encoded else None
+                plan.encoded.append(kept)
+                for block in check_jsonl(src, template, strict=plan.strict, infer=infer, workers=workers):
+                    bar.update(block.lines)
+                    part = _take_block(plan, src, block, template, kept, pool_name, infer, problems, refs, uids,
+                                       checked_splits)
+                    if part is not None:
+                        inferred.append(part)
                 continue
-            if kept is not None and not problems.total:
-                kept.add(checked[0], encode_droplet(_with_pool_refs(plan, src, checked[1], pool_name)))
-            if infer:
-                yield checked[1]
+            plan.encoded.append(None)
+            droplets = []
+            for item in src.items():
+                bar.update(1)
+                checked = _check_item(plan, src, item, template, problems, refs, uids, checked_splits)
+                if checked is not None and infer:
+                    droplets.append(checked[1])
+                    if len(droplets) >= 4096:  # bounded memory: infer a part at a time
+                        inferred.append(json.loads(encode_template(infer_template(droplets))))
+                        droplets = []
+            if droplets:
+                inferred.append(json.loads(encode_template(infer_template(droplets))))
 
     if given is not None:
-        for _ in droplets():
-            pass
         plan.template = given
     elif to_infer:
-        inferred = json.loads(encode_template(infer_template(droplets())))
-        plan.template = merge_templates([*reader_templates, inferred])
+        plan.template = merge_templates([*reader_templates, *inferred])
     else:
-        for _ in droplets():
-            pass
         plan.template = merge_templates(reader_templates)
     for (seq, where), message in refs.resolved(final=True):
         problems.add(where, message, seq)
@@ -386,17 +361,71 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
     except DropletError as err:
         problems.add(where, str(err))
         return None
-    return _check_planned(plan, source, where, item.split, item.problems, droplet, problems, refs, uids,
-                          checked_splits)
+    image = droplet.image
+    key = droplet.uid or image.uid or image.paths[0]  # split_key's choice, for a droplet that validated
+    checked = _check_planned(plan, source, where, item.split, item.problems, image.paths, droplet.uid, key, problems,
+                             refs, uids, checked_splits)
+    return None if checked is None else (checked, droplet)
+
+
+def _take_block(plan: PublishPlan, source: JsonlSource, block: CheckedBlock, template: Any,
+                kept: EncodedDroplets | None, pool_name: str, infer: bool, problems: _Problems,
+                refs: PoolRefCheck[tuple[int, str]], uids: UidCheck, checked_splits: set[str]) -> dict[str, Any] | None:
+    """The rest of pass 1 for a checked block, line by line in file order: the lines the fast path passed get
+    the checks after validation (:func:`_check_planned`), the others the full path (:func:`_check_item`)
+    naming their problems. Returns the block's inferred template (``infer``)."""
+    many = len(plan.sources) > 1
+    slow = iter(block.slow)
+    next_slow = next(slow, None)
+    slow_droplets: dict[int, ImageAnnotation] = {}  # slow lines that were good after all (legacy attributes)
+    for (number, uid, key, paths, explicit), data in zip(block.good, block.encoded, strict=True):
+        while next_slow is not None and next_slow[0] < number:
+            _take_slow(plan, source, next_slow, template, kept, pool_name, problems, refs, uids, checked_splits,
+                       slow_droplets)
+            next_slow = next(slow, None)
+        where = f"{source.name} line {number}" if many else f"line {number}"
+        split = _check_planned(plan, source, where, explicit, (), paths, uid, key, problems, refs, uids,
+                               checked_splits)
+        if split is not None and kept is not None and not problems.total:
+            if any(is_local_path(p) for p in paths):
+                data = encode_droplet(_with_pool_refs(plan, source, decode_droplet(data), pool_name))
+            kept.add(split, data)
+    while next_slow is not None:
+        _take_slow(plan, source, next_slow, template, kept, pool_name, problems, refs, uids, checked_splits,
+                   slow_droplets)
+        next_slow = next(slow, None)
+    if not infer:
+        return None
+    if not slow_droplets:
+        return block.template
+    # a slow line was good: infer the block again, every good droplet in line order
+    fast = {number: decode_droplet(data) for (number, *_rest), data in zip(block.good, block.encoded, strict=True)}
+    merged = {**fast, **slow_droplets}
+    part: dict[str, Any] = json.loads(encode_template(infer_template(merged[n] for n in sorted(merged))))
+    return part
+
+
+def _take_slow(plan: PublishPlan, source: JsonlSource, slow: tuple[int, bytes], template: Any,
+               kept: EncodedDroplets | None, pool_name: str, problems: _Problems, refs: PoolRefCheck[tuple[int, str]],
+               uids: UidCheck, checked_splits: set[str], good: dict[int, ImageAnnotation]) -> None:
+    number, line = slow
+    checked = _check_item(plan, source, source.item(number, line), template, problems, refs, uids, checked_splits)
+    if checked is None:
+        return
+    split, droplet = checked
+    good[number] = droplet
+    if kept is not None and not problems.total:
+        kept.add(split, encode_droplet(_with_pool_refs(plan, source, droplet, pool_name)))
 
 
 def _check_planned(plan: PublishPlan, source: Source, where: str, explicit: str | None, item_problems: tuple[str, ...],
-                   droplet: ImageAnnotation, problems: _Problems, refs: PoolRefCheck[tuple[int, str]],
-                   uids: UidCheck, checked_splits: set[str]) -> tuple[str, ImageAnnotation] | None:
-    """The checks after a droplet validated: its image paths (local files to pack, ``pool://`` refs), its
-    split's name, its uid; counts it into ``plan`` when it is good."""
+                   paths: list[str], uid: str | None, key: str, problems: _Problems,
+                   refs: PoolRefCheck[tuple[int, str]], uids: UidCheck, checked_splits: set[str]) -> str | None:
+    """The checks after a droplet validated: its image ``paths`` (local files to pack, ``pool://`` refs), its
+    split's name (the explicit one, else the rule's for ``key``: :func:`~.split_rule.split_key`), its
+    ``uid``; counts it into ``plan`` and returns its split when it is good."""
     bad = bool(item_problems)
-    for i, path in enumerate(droplet.image.paths):  # all strings: the droplet validated
+    for i, path in enumerate(paths):  # all strings: the droplet validated
         if is_local_path(path):
             resolved = resolve_image(source.images_root, path)
             if resolved in plan.images:
@@ -420,7 +449,7 @@ def _check_planned(plan: PublishPlan, source: Source, where: str, explicit: str 
             bad = True
     for (seq, at), message in refs.resolved():  # a batch of member lookups, of this item and earlier ones
         problems.add(at, message, seq)
-    split = plan.split_for(explicit, droplet, where)
+    split = explicit or (plan.rule(key) if plan.rule is not None else plan.fallback)
     if split not in checked_splits:
         try:
             check_name("split name", split)
@@ -428,13 +457,13 @@ def _check_planned(plan: PublishPlan, source: Source, where: str, explicit: str 
         except ValueError as err:
             problems.add(where, str(err))
             bad = True
-    if isinstance(droplet.uid, str) and not item_problems:
-        uids.add(droplet.uid)
+    if isinstance(uid, str) and not item_problems:
+        uids.add(uid)
     if bad:
         return None
     plan.counts[split] = plan.counts.get(split, 0) + 1
     plan.droplets += 1
-    return split, droplet
+    return split
 
 
 def _with_pool_refs(plan: PublishPlan, source: Source, droplet: ImageAnnotation, pool_name: str) -> ImageAnnotation:

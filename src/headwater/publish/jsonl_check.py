@@ -1,0 +1,167 @@
+"""Pass 1's heavy part for a JSONL source — decode, validate and encode every line — in blocks, on every core.
+
+Why: decoding a droplet into checked structs, checking it against the template and encoding its final
+bytes is most of a publish's CPU time, and each line is independent of the others. So the file is read in
+blocks of whole lines (~1 MiB) and each block is checked by :class:`BlockChecker` — on worker processes
+when the source is big enough to repay starting them (forked: no imports to repeat), in this process
+otherwise. A block's answer (:class:`CheckedBlock`) carries only what the rest of pass 1 needs, which is
+cheap to send back: for each good line its number, uid, split key, image paths, explicit split and encoded
+bytes; the lines the fast path did not pass, whole, for the full path to name their problems; and, when
+the template is inferred, the block's template. At most ``2 × workers`` blocks are in flight, so memory
+stays bounded however big the file is, and blocks come back in file order.
+
+Example:
+    >>> check = BlockChecker(None, strict=False, split_field="split", infer=True)
+    >>> block = check(1, b'{"image":{"paths":["a.jpg"]},"classes":{},"split":"val"}\\n\\n[1]\\n')
+    >>> block.good[0][:2], block.good[0][4], block.slow, block.lines
+    ((1, None), 'val', [(3, b'[1]')], 3)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult, Pool
+from typing import Any
+
+import msgspec
+
+from ..droplet import DropletValidator, ImageAnnotationTemplate, encode_droplet, encode_template, infer_template
+from ..droplet.ndjson import LineFramer
+from .sources import JsonlSource
+
+__all__ = ["BLOCK_SIZE", "PARALLEL_MIN_BYTES", "BlockChecker", "CheckedBlock", "check_jsonl", "default_workers"]
+
+BLOCK_SIZE = 1 << 20
+"""Bytes of whole lines checked as one block (~800 realistic droplets)."""
+
+PARALLEL_MIN_BYTES = 16 << 20
+"""Sources smaller than this are checked in this process: starting workers would cost more than it saves."""
+
+# a good line: (line number, uid, split key, image paths, explicit split or None)
+GoodLine = tuple[int, str | None, str, list[str], str | None]
+
+
+@dataclass(slots=True)
+class CheckedBlock:
+    """What checking one block found: ``good`` lines (see ``GoodLine``) with their ``encoded`` bytes (same
+    order), the ``slow`` lines ``(number, line)`` the fast path did not pass, the block's inferred
+    ``template`` (wire dict; None unless inferring) and how many ``lines`` it held (blank ones too)."""
+
+    good: list[GoodLine]
+    encoded: list[bytes]
+    slow: list[tuple[int, bytes]]
+    template: dict[str, Any] | None
+    lines: int
+
+
+class BlockChecker:
+    """Checks blocks of JSONL lines with a :class:`~headwater.droplet.DropletValidator` for ``template``."""
+
+    def __init__(self, template: ImageAnnotationTemplate | None, *, strict: bool, split_field: str | None,
+                 infer: bool) -> None:
+        self.validator = DropletValidator(template, strict=strict)
+        self.split_field = split_field
+        self.infer = infer
+        self._source = JsonlSource(os.devnull, split_field=split_field)  # only its split_of() is used
+
+    def __call__(self, first: int, block: bytes) -> CheckedBlock:
+        decode, split_of = self.validator.decode, self._source.split_of
+        good: list[GoodLine] = []
+        encoded: list[bytes] = []
+        slow: list[tuple[int, bytes]] = []
+        droplets = []
+        lines = block.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        for number, line in enumerate(lines, first):
+            if not line.strip():
+                continue
+            droplet = decode(line)
+            explicit: str | None = None
+            if droplet is not None:
+                try:
+                    explicit = split_of(line)
+                except ValueError:
+                    droplet = None
+            if droplet is None:
+                slow.append((number, line))
+                continue
+            image = droplet.image
+            good.append((number, droplet.uid, droplet.uid or image.uid or image.paths[0], image.paths,
+                         explicit or None))
+            encoded.append(encode_droplet(droplet))
+            if self.infer:
+                droplets.append(droplet)
+        template = msgspec.json.decode(encode_template(infer_template(droplets))) if self.infer else None
+        return CheckedBlock(good, encoded, slow, template, len(lines))
+
+
+def default_workers(source: JsonlSource) -> int:
+    """Worker processes for ``source``: every usable core for a big source, none (this process) else."""
+    try:
+        size = os.path.getsize(source.path)
+    except OSError:
+        return 0
+    if size < PARALLEL_MIN_BYTES:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores > 1 else 0
+
+
+def _blocks(source: JsonlSource) -> Iterator[tuple[int, bytes]]:
+    """``(number of its first line, block of whole lines)`` of the source file, in order."""
+    framer = LineFramer()
+    number = 1
+    with source._open() as f:
+        while True:
+            chunk = f.read(BLOCK_SIZE)
+            block = framer.push(chunk) if chunk else framer.finish()
+            if block:
+                yield number, block
+                number += block.count(b"\n")
+            if not chunk:
+                return
+
+
+_WORKER: BlockChecker | None = None
+
+
+def _start_worker(checker: BlockChecker) -> None:
+    global _WORKER
+    _WORKER = checker
+
+
+def _check_in_worker(first: int, block: bytes) -> CheckedBlock:
+    assert _WORKER is not None
+    return _WORKER(first, block)
+
+
+def check_jsonl(source: JsonlSource, template: ImageAnnotationTemplate | None, *, strict: bool, infer: bool,
+                workers: int | None = None) -> Iterator[CheckedBlock]:
+    """Every block of ``source`` checked, in file order (see the module docstring). ``workers``: processes
+    to use (None: :func:`default_workers`; 0: this process)."""
+    checker = BlockChecker(template, strict=strict, split_field=source.split_field, infer=infer)
+    if workers is None:
+        workers = default_workers(source)
+    if workers <= 0:
+        for first, block in _blocks(source):
+            yield checker(first, block)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    pool: Pool = context.Pool(workers, initializer=_start_worker, initargs=(checker,))
+    try:
+        pending: deque[AsyncResult[CheckedBlock]] = deque()
+        for first, block in _blocks(source):
+            pending.append(pool.apply_async(_check_in_worker, (first, block)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+    finally:
+        pool.terminate()
+        pool.join()
