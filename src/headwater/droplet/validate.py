@@ -474,7 +474,7 @@ class DropletValidator:
 
     def _fits(self, droplet: ImageAnnotation) -> bool:
         for path in droplet.image.paths:
-            if "://" in path:  # only a pool:// reference can be malformed (paths are non-empty strings)
+            if path[:7].lower() == "pool://":  # only a pool reference can be malformed (paths: non-empty strings)
                 try:
                     parse_image_ref(path)
                 except ImageRefError:

@@ -13,8 +13,8 @@ stays bounded however big the file is, and blocks come back in file order.
 Example:
     >>> check = BlockChecker(None, strict=False, split_field="split", infer=True)
     >>> block = check(1, b'{"image":{"paths":["a.jpg"]},"classes":{},"split":"val"}\\n\\n[1]\\n')
-    >>> block.good[0][:2], block.good[0][4], block.slow, block.lines
-    ((1, None), 'val', [(3, b'[1]')], 3)
+    >>> block.good[0][:2], block.good[0][4:], block.slow, block.lines
+    ((1, None), ('val', False), [(3, b'[1]')], 3)
 """
 
 from __future__ import annotations
@@ -29,8 +29,15 @@ from typing import Any
 
 import msgspec
 
-from ..droplet import DropletValidator, ImageAnnotationTemplate, encode_droplet, encode_template, infer_template
-from ..droplet.ndjson import LineFramer
+from ..droplet import (
+    DropletValidator,
+    ImageAnnotationTemplate,
+    encode_droplet,
+    encode_template,
+    infer_template,
+    parse_image_ref,
+)
+from ..droplet.ndjson import LineFramer, join_lines, split_lines
 from .sources import JsonlSource
 
 __all__ = ["BLOCK_SIZE", "PARALLEL_MIN_BYTES", "BlockChecker", "CheckedBlock", "check_jsonl", "default_workers"]
@@ -41,21 +48,27 @@ BLOCK_SIZE = 1 << 20
 PARALLEL_MIN_BYTES = 16 << 20
 """Sources smaller than this are checked in this process: starting workers would cost more than it saves."""
 
-# a good line: (line number, uid, split key, image paths, explicit split or None)
-GoodLine = tuple[int, str | None, str, list[str], str | None]
+# a good line: (line number, uid, split key, image paths, explicit split or None, only URLs: no local file
+# to pack, no pool:// ref to look up)
+GoodLine = tuple[int, str | None, str, list[str], str | None, bool]
 
 
 @dataclass(slots=True)
 class CheckedBlock:
-    """What checking one block found: ``good`` lines (see ``GoodLine``) with their ``encoded`` bytes (same
-    order), the ``slow`` lines ``(number, line)`` the fast path did not pass, the block's inferred
-    ``template`` (wire dict; None unless inferring) and how many ``lines`` it held (blank ones too)."""
+    """What checking one block found: ``good`` lines (see ``GoodLine``) with their ``encoded`` bytes (one
+    blob of lines, same order: one object to send between processes, not hundreds), the ``slow`` lines
+    ``(number, line)`` the fast path did not pass, the block's inferred ``template`` (wire dict; None unless
+    inferring) and how many ``lines`` it held (blank ones too)."""
 
     good: list[GoodLine]
-    encoded: list[bytes]
+    encoded: bytes
     slow: list[tuple[int, bytes]]
     template: dict[str, Any] | None
     lines: int
+
+    def droplets(self) -> list[bytes]:
+        """The encoded bytes of each good line."""
+        return split_lines(self.encoded) if self.encoded else []
 
 
 class BlockChecker:
@@ -91,13 +104,14 @@ class BlockChecker:
                 slow.append((number, line))
                 continue
             image = droplet.image
+            urls = all(parse_image_ref(p).kind == "url" for p in image.paths)
             good.append((number, droplet.uid, droplet.uid or image.uid or image.paths[0], image.paths,
-                         explicit or None))
+                         explicit or None, urls))
             encoded.append(encode_droplet(droplet))
             if self.infer:
                 droplets.append(droplet)
         template = msgspec.json.decode(encode_template(infer_template(droplets))) if self.infer else None
-        return CheckedBlock(good, encoded, slow, template, len(lines))
+        return CheckedBlock(good, join_lines(encoded), slow, template, len(lines))
 
 
 def default_workers(source: JsonlSource) -> int:

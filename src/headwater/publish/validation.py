@@ -378,11 +378,23 @@ def _take_block(plan: PublishPlan, source: JsonlSource, block: CheckedBlock, tem
     slow = iter(block.slow)
     next_slow = next(slow, None)
     slow_droplets: dict[int, ImageAnnotation] = {}  # slow lines that were good after all (legacy attributes)
-    for (number, uid, key, paths, explicit), data in zip(block.good, block.encoded, strict=True):
+    rule, fallback, counts, add_uid = plan.rule, plan.fallback, plan.counts, uids.add
+    keep = kept.add if kept is not None else None
+    for (number, uid, key, paths, explicit, urls), data in zip(block.good, block.droplets(), strict=True):
         while next_slow is not None and next_slow[0] < number:
             _take_slow(plan, source, next_slow, template, kept, pool_name, problems, refs, uids, checked_splits,
                        slow_droplets)
             next_slow = next(slow, None)
+        if urls:  # the common case, inline: what _check_planned does for a droplet whose images are URLs
+            chosen = explicit or (rule(key) if rule is not None else fallback)
+            if chosen in checked_splits:
+                if uid is not None:
+                    add_uid(uid)
+                counts[chosen] = counts.get(chosen, 0) + 1
+                plan.droplets += 1
+                if keep is not None and not problems.total:
+                    keep(chosen, data)
+                continue
         where = f"{source.name} line {number}" if many else f"line {number}"
         split = _check_planned(plan, source, where, explicit, (), paths, uid, key, problems, refs, uids,
                                checked_splits)
@@ -399,7 +411,7 @@ def _take_block(plan: PublishPlan, source: JsonlSource, block: CheckedBlock, tem
     if not slow_droplets:
         return block.template
     # a slow line was good: infer the block again, every good droplet in line order
-    fast = {number: decode_droplet(data) for (number, *_rest), data in zip(block.good, block.encoded, strict=True)}
+    fast = {number: decode_droplet(data) for (number, *_rest), data in zip(block.good, block.droplets(), strict=True)}
     merged = {**fast, **slow_droplets}
     part: dict[str, Any] = json.loads(encode_template(infer_template(merged[n] for n in sorted(merged))))
     return part
@@ -442,6 +454,8 @@ def _check_planned(plan: PublishPlan, source: Source, where: str, explicit: str 
                 continue
             plan.images[resolved] = (_member_name(len(plan.images), path), st.st_size)
             continue
+        if path[:7].lower() != "pool://":
+            continue  # a URL (http, s3, file://, …): nothing to check, the reference rule is for pool:// only
         seq = problems.reserve()
         problem = refs.problem((seq, where), path, f"$.image.paths[{i}]")
         if problem is not None:
