@@ -11,6 +11,13 @@ Pass 2 (:meth:`PublishPlan.items`) re-reads the source for the writer — local 
 (the client's HTTP publish) — so a 10M-droplet source never sits in memory; sources must therefore be
 re-iterable (files are).
 
+A JSONL source, the common and the big case, takes a faster road with the same answers: its lines are
+checked in blocks, on worker processes when the file is big (:mod:`.jsonl_check`), each decoded once
+straight into checked structs (:class:`~headwater.droplet.DropletValidator`: the range rules are msgspec
+constraints); a line that does not pass goes through the full path above, which names its problems. With
+``keep_encoded`` (the local publish) the final bytes of its droplets are kept (:mod:`.encoded`, spooled
+to disk past 64 MiB) and written in pass 2 without reading or decoding the file again.
+
 Example:
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "d.jsonl")
