@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,13 +32,13 @@ import msgspec
 
 from ..droplet import (
     DropletValidator,
+    ImageAnnotation,
     ImageAnnotationTemplate,
-    encode_droplet,
+    encode_droplet_lines,
     encode_template,
     infer_template,
-    parse_image_ref,
 )
-from ..droplet.ndjson import LineFramer, join_lines, split_lines
+from ..droplet.ndjson import LineFramer, split_lines
 from .sources import JsonlSource
 
 __all__ = ["BLOCK_SIZE", "PARALLEL_MIN_BYTES", "BlockChecker", "CheckedBlock", "check_jsonl", "default_workers"]
@@ -51,6 +52,8 @@ PARALLEL_MIN_BYTES = 16 << 20
 # a good line: (line number, uid, split key, image paths, explicit split or None, only URLs: no local file
 # to pack, no pool:// ref to look up)
 GoodLine = tuple[int, str | None, str, list[str], str | None, bool]
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # parse_image_ref's rule for a scheme
 
 
 @dataclass(slots=True)
@@ -83,19 +86,19 @@ class BlockChecker:
 
     def __call__(self, first: int, block: bytes) -> CheckedBlock:
         decode, split_of = self.validator.decode, self._source.split_of
+        key = msgspec.json.encode(self.split_field) if self.split_field else None
         good: list[GoodLine] = []
-        encoded: list[bytes] = []
+        droplets: list[ImageAnnotation] = []
         slow: list[tuple[int, bytes]] = []
-        droplets = []
         lines = block.split(b"\n")
         if lines and not lines[-1]:
             lines.pop()
         for number, line in enumerate(lines, first):
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             droplet = decode(line)
             explicit: str | None = None
-            if droplet is not None:
+            if droplet is not None and key is not None and (key in line or b"\\" in line):
                 try:
                     explicit = split_of(line)
                 except ValueError:
@@ -104,14 +107,19 @@ class BlockChecker:
                 slow.append((number, line))
                 continue
             image = droplet.image
-            urls = all(parse_image_ref(p).kind == "url" for p in image.paths)
+            urls = all(_is_url(p) for p in image.paths)
             good.append((number, droplet.uid, droplet.uid or image.uid or image.paths[0], image.paths,
                          explicit or None, urls))
-            encoded.append(encode_droplet(droplet))
-            if self.infer:
-                droplets.append(droplet)
+            droplets.append(droplet)
         template = msgspec.json.decode(encode_template(infer_template(droplets))) if self.infer else None
-        return CheckedBlock(good, join_lines(encoded), slow, template, len(lines))
+        return CheckedBlock(good, encode_droplet_lines(droplets), slow, template, len(lines))
+
+
+def _is_url(path: str) -> bool:
+    """True for a path :func:`~headwater.droplet.parse_image_ref` calls a URL (a scheme, not pool:// or
+    file://): nothing to pack, nothing to look up — said without building an ImageRef."""
+    match = _SCHEME.match(path)
+    return match is not None and match.group(1).lower() not in ("pool", "file")
 
 
 def default_workers(source: JsonlSource) -> int:
