@@ -69,10 +69,18 @@ def test_problems_are_the_same_and_in_line_order_on_workers(tmp_path, monkeypatc
     assert [where for where, _ in shown[0]] == ["line 6", "line 121", "line 301", "line 302", "line 51"]  # uids last
 
 
-def test_a_last_line_without_newline_and_gzip(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_last_line_without_newline_and_gzip(tmp_path, monkeypatch, workers):
+    """Blocks a worker reads from the file itself (by offset) and blocks sent whole (.gz, a last line
+    without its newline) give the same lines."""
     import gzip
 
+    monkeypatch.setattr(jsonl_check, "BLOCK_SIZE", 100)
     text = "\n".join(json.dumps(droplet(f"https://h/{i}.jpg", f"u{i}")) for i in range(5))  # no final newline
     (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(text.encode()))
-    blocks = list(check_jsonl(JsonlSource(str(tmp_path / "d.jsonl.gz")), None, strict=False, infer=False, workers=0))
-    assert [g[0] for b in blocks for g in b.good] == [1, 2, 3, 4, 5]
+    (tmp_path / "d.jsonl").write_text(text)
+    for name in ("d.jsonl.gz", "d.jsonl"):
+        blocks = list(check_jsonl(JsonlSource(str(tmp_path / name)), None, strict=False, infer=False,
+                                  workers=workers))
+        assert [g[0] for b in blocks for g in b.good] == [1, 2, 3, 4, 5]
+        assert [g[1] for b in blocks for g in b.good] == [f"u{i}" for i in range(5)]

@@ -134,31 +134,44 @@ def default_workers(source: JsonlSource) -> int:
     return cores if cores > 1 else 0
 
 
-def _blocks(source: JsonlSource) -> Iterator[tuple[int, bytes]]:
-    """``(number of its first line, block of whole lines)`` of the source file, in order."""
+def _blocks(source: JsonlSource) -> Iterator[tuple[int, int, bytes]]:
+    """``(number of its first line, its offset in the file or -1, block of whole lines)`` of the source, in
+    order. The offset is -1 when the block's bytes are not the file's own (a ``.gz`` file, or a last line the
+    framer ended with a newline): a worker then needs the bytes themselves."""
     framer = LineFramer()
-    number = 1
+    number, offset = 1, 0
+    plain = not source.path.endswith(".gz")
     with source._open() as f:
         while True:
             chunk = f.read(BLOCK_SIZE)
             block = framer.push(chunk) if chunk else framer.finish()
             if block:
-                yield number, block
+                yield number, offset if plain and chunk else -1, block
                 number += block.count(b"\n")
+                offset += len(block)
             if not chunk:
                 return
 
 
 _WORKER: BlockChecker | None = None
+_FILE: int | None = None  # the worker's own descriptor of the source file, to read its blocks from
 
 
-def _start_worker(checker: BlockChecker) -> None:
-    global _WORKER
+def _start_worker(checker: BlockChecker, path: str) -> None:
+    global _WORKER, _FILE
     _WORKER = checker
+    _FILE = os.open(path, os.O_RDONLY)
 
 
-def _check_in_worker(first: int, block: bytes) -> CheckedBlock:
-    assert _WORKER is not None
+def _check_in_worker(first: int, offset: int, block: bytes | int) -> CheckedBlock:
+    """Check a block given as its bytes, or as its length at ``offset`` in the file (read here from the page
+    cache: the main process then sends a few numbers instead of a megabyte)."""
+    assert _WORKER is not None and _FILE is not None
+    if isinstance(block, int):
+        data = os.pread(_FILE, block, offset)
+        if len(data) != block:
+            raise RuntimeError(f"the source changed while publishing (block at byte {offset} is short)")
+        return _WORKER(first, data)
     return _WORKER(first, block)
 
 
@@ -170,16 +183,17 @@ def check_jsonl(source: JsonlSource, template: ImageAnnotationTemplate | None, *
     if workers is None:
         workers = default_workers(source)
     if workers <= 0:
-        for first, block in _blocks(source):
+        for first, _offset, block in _blocks(source):
             yield checker(first, block)
         return
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
-    pool: Pool = context.Pool(workers, initializer=_start_worker, initargs=(checker,))
+    pool: Pool = context.Pool(workers, initializer=_start_worker, initargs=(checker, source.path))
     try:
         pending: deque[AsyncResult[CheckedBlock]] = deque()
-        for first, block in _blocks(source):
-            pending.append(pool.apply_async(_check_in_worker, (first, block)))
+        for first, offset, block in _blocks(source):
+            task = (first, offset, len(block) if offset >= 0 else block)
+            pending.append(pool.apply_async(_check_in_worker, task))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().get()
         while pending:
