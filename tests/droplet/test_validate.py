@@ -13,6 +13,7 @@ from headwater.droplet import (
     BoundingBox,
     ClassAnnotation,
     DropletError,
+    DropletValidator,
     Image,
     ImageAnnotation,
     Instance,
@@ -23,6 +24,7 @@ from headwater.droplet import (
     Segmentation,
     decode_droplet,
     decode_template,
+    encode_droplet,
     iter_droplet_errors,
     validate_droplet,
 )
@@ -264,3 +266,92 @@ def test_class_without_template_parts_allows_empty_lists() -> None:
     d = decode_droplet(json.dumps({"image": {"paths": ["a"]}, "classes": {"person": {}, "traffic light": {
         "instances": [], "multiInstances": []}}}))
     validate_droplet(d, t)
+
+
+# -- DropletValidator: the publish fast path must accept exactly what the full validator accepts ----------
+def edited_json(path: list[Any], value: Any, *, delete: bool = False) -> bytes:
+    doc = json.loads(json.dumps(GOOD))
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return json.dumps(doc).encode()
+
+
+def agrees(data: bytes, template: Any, strict: bool = True, *, legacy: bool = False) -> ImageAnnotation | None:
+    """DropletValidator's answer, checked against decode_droplet + iter_droplet_errors (``legacy``: the data
+    has a bare-string attribute, which only the full path upgrades, so "not sure" is the right answer)."""
+    fast = DropletValidator(template, strict=strict).decode(data)
+    full = decode_droplet(data)
+    errors = list(iter_droplet_errors(full, template, strict=strict))
+    if fast is not None:  # accepted: the full validator finds nothing, and the bytes written are the same
+        assert errors == []
+        assert isinstance(fast, ImageAnnotation)
+        assert encode_droplet(fast) == encode_droplet(full)
+    else:
+        assert errors != [] or legacy
+    return fast
+
+
+def test_validator_accepts_good_droplets() -> None:
+    data = json.dumps(GOOD).encode()
+    for template in (None, TEMPLATE, TEMPLATE.to_json()):
+        assert agrees(data, template) is not None
+        assert agrees(data, template, strict=False) is not None
+
+
+@pytest.mark.parametrize(("path", "value", "where", "words"), GEOMETRY_CASES)
+def test_validator_refuses_bad_geometry(path: list[Any], value: Any, where: str, words: str) -> None:
+    """The msgspec constraints (coordinates, confidences in [0, 1], >= 3 points, counts >= 0, non-empty
+    paths) and the area and pool-ref rules refuse what validate_droplet refuses."""
+    data = edited_json(path, value)
+    for template in (None, TEMPLATE):
+        assert agrees(data, template) is None
+        assert agrees(data, template, strict=False) is None
+
+
+@pytest.mark.parametrize(("path", "value", "delete", "where", "words"), TEMPLATE_CASES)
+def test_validator_refuses_template_breaches(path: list[Any], value: Any, delete: bool, where: str,
+                                             words: str) -> None:
+    data = edited_json(path, value, delete=delete)
+    legacy = isinstance(value, str) and path[-1] == "pose"  # a bare-string attribute: always the full path
+    assert (agrees(data, None, legacy=legacy) is None) == legacy
+    assert agrees(data, TEMPLATE) is None
+    if delete:  # only "missing" errors go away when not strict
+        assert agrees(data, TEMPLATE, strict=False) is not None
+    else:
+        assert agrees(data, TEMPLATE, strict=False) is None
+
+
+@pytest.mark.parametrize("number", ["1e999", "-0.0", "0", "1", "1.0", "true", "\"0.5\"", "null"])
+def test_validator_numbers_at_the_edges(number: str) -> None:
+    data = edited_json([*P3, "boundingBox", "rectangle", 0, 0], 0).replace(b"[[0, 0.1]", f"[[{number}, 0.1]".encode())
+    assert b"[[" + number.encode() in data
+    if number in ("1e999", "true", "\"0.5\"", "null"):  # decode_droplet refuses these, and so does the validator
+        with pytest.raises(DropletError):
+            decode_droplet(data)
+        assert DropletValidator(TEMPLATE).decode(data) is None
+    else:
+        agrees(data, TEMPLATE)
+
+
+def test_checked_structs_mirror_the_schema() -> None:
+    """Each checked struct redefines every field of its schema struct in the same order, so a checked droplet
+    encodes exactly like a plain one (a redefined field keeps its place only when all are redefined)."""
+    import msgspec
+
+    from headwater.droplet import validate
+
+    checked = [getattr(validate, name) for name in dir(validate) if name.startswith("_Checked")
+               and isinstance(getattr(validate, name), type)]
+    assert len(checked) >= 10
+    for cls in checked:
+        base = cls.__mro__[1]
+        assert [(f.name, f.encode_name) for f in msgspec.structs.fields(cls)] == \
+            [(f.name, f.encode_name) for f in msgspec.structs.fields(base)], cls
+        assert cls.__struct_config__.tag == base.__struct_config__.tag
+        assert cls.__struct_config__.array_like == base.__struct_config__.array_like
+        assert cls.__struct_config__.omit_defaults == base.__struct_config__.omit_defaults

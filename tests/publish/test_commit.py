@@ -423,3 +423,43 @@ def test_publish_that_fills_the_disk_leaves_no_pool_and_reruns(tmp_path):
     again = run(resource.RLIM_INFINITY)
     assert again.returncode == 0, again.stderr
     assert verify_pool(str(tmp_path / "pools" / "cats"), silent=True).ok
+
+
+class ReReadSource:
+    """A JSONL file's items behind the plain Source interface: the path that re-reads the source in pass 2."""
+
+    template = None
+
+    def __init__(self, path: str) -> None:
+        self._jsonl = JsonlSource(path)
+        self.name, self.images_root = path, self._jsonl.images_root
+
+    def items(self):
+        return self._jsonl.items()
+
+
+def test_jsonl_fast_path_writes_what_the_re_read_path_writes(tmp_path):
+    """JSONL lines are decoded once (checked decode, bytes kept for pass 2); the result must be byte for byte
+    what the full path (validate each item, re-read and re-encode in pass 2) writes: explicit splits (also
+    spelt with an escape, or only nested), the seeded rule, legacy bare-string attributes, unknown keys."""
+    make_image(str(tmp_path / "a.png"))
+    legacy = droplet("https://h/legacy.jpg", "legacy")
+    legacy["classes"] = {"cat": {"instances": [{"attributes": {"color": "red"}}]}}
+    lines = [json.dumps({**droplet(f"https://h/{i}.jpg", f"u{i}"), "extra": {"split": 3}}) for i in range(40)]
+    lines += [json.dumps({**droplet("a.png", "local"), "split": "validation"}),
+              json.dumps(legacy),
+              json.dumps(droplet("https://h/x.jpg", "escaped"))[:-1] + ', "\\u0073plit": "test"}',
+              json.dumps({**droplet("https://h/y.jpg"), "metadata": {"split": "not this"}})]
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    cat = new_catalog(str(tmp_path))
+    fast = publish(cat, "main", "a", "fast", str(path), pool_dir=str(tmp_path / "p1"), splits={"test": 0.3},
+                   silent=True)
+    slow = publish(cat, "main", "a", "slow", ReReadSource(str(path)), pool_dir=str(tmp_path / "p2"),
+                   splits={"test": 0.3}, silent=True)
+    assert fast.splits == slow.splits and fast.splits["validation"] == 1 and fast.splits["test"] > 1
+    assert fast.template == slow.template
+    for split in fast.splits:
+        assert list(cat.read_range(fast.uid, split, 0, None)) == list(cat.read_range(slow.uid, split, 0, None))
+    got = [msgspec.json.decode(b) for b in cat.read_range(fast.uid, "validation", 0, None)]
+    assert got[0]["image"]["paths"] == ["pool://images/0.png"]

@@ -49,7 +49,7 @@ from .template import (
     infer_template,
     merge_templates,
 )
-from .validate import iter_droplet_errors, validate_droplet
+from .validate import DropletValidator, iter_droplet_errors, validate_droplet
 
 __all__ = [
     "POOL_SCHEME",
@@ -58,6 +58,7 @@ __all__ = [
     "ClassAnnotation",
     "ClassAnnotationTemplate",
     "DropletError",
+    "DropletValidator",
     "Image",
     "ImageAnnotation",
     "ImageAnnotationTemplate",

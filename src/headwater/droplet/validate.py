@@ -15,6 +15,14 @@ not when it is read (millions of times). Rules:
 Every error is a :class:`DropletError` whose ``path`` points at the field, e.g.
 ``$.classes.person.instances[3].boundingBox.rectangle[1][0]``.
 
+Publishing checks millions of droplets, nearly all of them good, so it uses :class:`DropletValidator`:
+one msgspec decode into *checked* structs (subclasses of the schema's, whose fields carry the range and
+length rules as ``msgspec.Meta`` constraints: coordinates and confidences in ``[0, 1]``, polygons of at
+least 3 points, counts ``>= 0``, non-empty paths), then the few rules a constraint cannot say (rectangle
+area, the template, pool-reference syntax) in one tight loop. It only answers "good, here is the
+droplet" or "not sure": for anything else the caller takes the full path above, so every message and
+path stays exactly what :func:`iter_droplet_errors` says.
+
 Example:
     >>> from headwater.droplet import decode_droplet, decode_template
     >>> d = decode_droplet(b'{"image":{"paths":["a.jpg"]},"classes":{"cat":{"instances":'
@@ -33,7 +41,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from .errors import DropletError, ImageRefError
 from .geometry import Point, Rectangle
@@ -57,7 +67,7 @@ from .template import (
     decode_template,
 )
 
-__all__ = ["iter_droplet_errors", "validate_droplet"]
+__all__ = ["DropletValidator", "iter_droplet_errors", "validate_droplet"]
 
 _NUMBER = (int, float)
 
@@ -336,3 +346,199 @@ def _attributes(attrs: Any, path: str, t: InstanceTemplate | None, strict: bool)
         missing = [a for a in allowed if a not in attrs]
         if missing:
             yield DropletError(path, f"missing attribute(s) {missing} (the template lists them)")
+
+
+# -- the publish fast path: decode into checked structs, then the rules constraints cannot say -------------
+# Each checked struct redefines ALL fields of its schema struct, in the same order (a redefined field keeps
+# its place only then), so that a checked droplet is an ImageAnnotation and encodes to the same bytes.
+_Unit = Annotated[int, msgspec.Meta(ge=0, le=1)] | Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class _CheckedPoint(Point, frozen=True):
+    x: _Unit
+    y: _Unit
+
+
+class _CheckedRectangle(Rectangle, frozen=True):
+    p1: _CheckedPoint
+    p2: _CheckedPoint
+
+
+_CheckedMask = Annotated[list[Annotated[list[_CheckedPoint], msgspec.Meta(min_length=3)]], msgspec.Meta(min_length=1)]
+
+
+class _CheckedAttributeValue(AttributeValue):
+    value: str
+    confidence: _Unit | None = None
+
+
+class _CheckedKeypoint(Keypoint):
+    point: _CheckedPoint
+    occluded: bool | None = None
+    confidence: _Unit | None = None
+
+
+class _CheckedBoundingBox(BoundingBox):
+    rectangle: _CheckedRectangle
+    confidence: _Unit | None = None
+
+
+class _CheckedSegmentation(Segmentation):
+    mask: _CheckedMask  # type: ignore[assignment]  # narrower items, only read
+    confidence: _Unit | None = None
+
+
+class _CheckedInstance(Instance):
+    id: str | None = None
+    bounding_box: _CheckedBoundingBox | None = None
+    segmentation: _CheckedSegmentation | None = None
+    keypoints: dict[str, _CheckedKeypoint | None] | None = None  # type: ignore[assignment]  # narrower items, only read
+    attributes: dict[str, list[_CheckedAttributeValue]] | None = None  # type: ignore[assignment]  # narrower items, only read
+
+
+class _CheckedMultiInstance(MultiInstance):
+    bounding_box: _CheckedBoundingBox | None = None
+    segmentation: _CheckedSegmentation | None = None
+    count: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class _CheckedClassAnnotation(ClassAnnotation):
+    instances: list[_CheckedInstance] = msgspec.field(default_factory=list)  # type: ignore[assignment]  # narrower items, only read
+    multi_instances: list[_CheckedMultiInstance] = msgspec.field(default_factory=list)  # type: ignore[assignment]  # narrower items, only read
+
+
+class _CheckedImage(Image):
+    paths: Annotated[list[Annotated[str, msgspec.Meta(min_length=1)]], msgspec.Meta(min_length=1)]
+    uid: str | None = None
+
+
+class _CheckedImageAnnotation(ImageAnnotation, tag="ImageAnnotation"):
+    image: _CheckedImage
+    classes: dict[str, _CheckedClassAnnotation]  # type: ignore[assignment]  # narrower items, only read
+    mask: _CheckedMask | None = None  # type: ignore[assignment]  # narrower items, only read
+    uid: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+_CHECKED_DECODER = msgspec.json.Decoder(_CheckedImageAnnotation)
+
+# a compiled template: class name -> (instance rules or None, multi-instance rules or None)
+_InstanceRules = tuple[bool, bool, bool, frozenset[str], dict[str, frozenset[str]]]
+_MultiRules = tuple[bool, bool, bool]
+
+
+class DropletValidator:
+    """Decode and validate a droplet in one step, for the many good droplets of a publish.
+
+    :meth:`decode` returns the droplet when it decodes and breaks no rule of :func:`iter_droplet_errors`
+    for ``template``/``strict``; otherwise None — then the caller decodes it the usual way and lists its
+    problems with :func:`iter_droplet_errors`, which names each one exactly. The droplet it returns is an
+    :class:`~headwater.droplet.schema.ImageAnnotation` (of a checked subclass) that encodes to the same
+    bytes as :func:`~headwater.droplet.decode_droplet`'s.
+
+    Measured on realistic droplets (1-3 classes x 1-4 instances with boxes, masks, keypoints) it is ~10x
+    faster than ``decode_droplet`` + ``validate_droplet``: the range checks run inside msgspec's decode, and
+    the template is compiled to sets once.
+
+    >>> v = DropletValidator({"classes": {"cat": {"instances": {"boundingBox": True}}}})
+    >>> good = (b'{"image":{"paths":["a.jpg"]},"classes":{"cat":{"instances":[{"boundingBox":'
+    ...         b'{"rectangle":[[0,0],[1,1]]}}]}}}')
+    >>> v.decode(good).classes["cat"].instances[0].bounding_box.rectangle.to_xyxy()
+    (0, 0, 1, 1)
+    >>> v.decode(good.replace(b"[1,1]", b"[1,1.5]")) is None, v.decode(good.replace(b"cat", b"dog")) is None
+    (True, True)
+    """
+
+    def __init__(self, template: ImageAnnotationTemplate | Mapping[str, Any] | bytes | str | None = None, *,
+                 strict: bool = True) -> None:
+        self.template = decode_template(template) if template is not None else None
+        self.strict = strict
+        self._classes: dict[str, tuple[_InstanceRules | None, _MultiRules | None]] | None = None
+        if self.template is not None:
+            self._classes = {}
+            for name, ct in self.template.classes.items():
+                it, mt = ct.instances, ct.multi_instances
+                rules = None if it is None else (
+                    it.id, it.bounding_box, it.segmentation, frozenset(it.keypoints),
+                    {attr: frozenset(values) for attr, values in it.attributes.items()})
+                multi = None if mt is None else (mt.bounding_box, mt.segmentation, mt.count)
+                self._classes[name] = (rules, multi)
+
+    def decode(self, data: bytes | bytearray | memoryview | str) -> ImageAnnotation | None:
+        """The droplet of JSON ``data`` if it is good; None when it is not (or may not be)."""
+        try:
+            droplet: ImageAnnotation = _CHECKED_DECODER.decode(data)
+        except (msgspec.MsgspecError, RecursionError):
+            return None
+        return droplet if self._fits(droplet) else None
+
+    def _fits(self, droplet: ImageAnnotation) -> bool:
+        for path in droplet.image.paths:
+            if path[:7].lower() == "pool://":  # only a pool reference can be malformed (paths: non-empty strings)
+                try:
+                    parse_image_ref(path)
+                except ImageRefError:
+                    return False
+        classes = self._classes
+        strict = self.strict
+        for name, annotation in droplet.classes.items():
+            if classes is None:
+                rules: _InstanceRules | None = None
+                multi: _MultiRules | None = None
+            else:
+                compiled = classes.get(name)
+                if compiled is None:
+                    return False
+                rules, multi = compiled
+                if rules is None and annotation.instances:
+                    return False
+                if multi is None and annotation.multi_instances:
+                    return False
+            for inst in annotation.instances:
+                box = inst.bounding_box
+                if box is not None:
+                    r = box.rectangle
+                    if not (r.p2.x > r.p1.x and r.p2.y > r.p1.y):
+                        return False
+                if rules is None:
+                    continue
+                want_id, want_box, want_seg, keypoints, attributes = rules
+                has_id, has_box, has_seg = inst.id is not None, box is not None, inst.segmentation is not None
+                if strict:
+                    if has_id != want_id or has_box != want_box or has_seg != want_seg:
+                        return False
+                elif (has_id and not want_id) or (has_box and not want_box) or (has_seg and not want_seg):
+                    return False
+                kps = inst.keypoints
+                if kps is None:
+                    if strict and keypoints:
+                        return False
+                elif not (kps.keys() == keypoints if strict else kps.keys() <= keypoints):
+                    return False
+                attrs = inst.attributes
+                if attrs is None:
+                    if strict and attributes:
+                        return False
+                else:
+                    if strict and len(attrs) != len(attributes):  # with every name allowed: all are given
+                        return False
+                    for attr, values in attrs.items():
+                        allowed = attributes.get(attr)
+                        if allowed is None:
+                            return False
+                        for value in values:
+                            if value.value not in allowed:
+                                return False
+            for m in annotation.multi_instances:
+                box = m.bounding_box
+                if box is not None:
+                    r = box.rectangle
+                    if not (r.p2.x > r.p1.x and r.p2.y > r.p1.y):
+                        return False
+                if multi is None:
+                    continue
+                present = (box is not None, m.segmentation is not None, m.count is not None)
+                for has, want in zip(present, multi, strict=True):
+                    if has != want if strict else has and not want:
+                        return False
+        return True

@@ -5,6 +5,8 @@ Below both :mod:`headwater.client` and :mod:`headwater.server`, which call it an
 * :mod:`.sources` — what is read: JSONL droplets, COCO JSON, YOLO folders (one :class:`Source` interface);
 * :mod:`.split_rule` — where an item without an explicit split goes (seeded, stable);
 * :mod:`.validation` — pass 1: every problem named by its place, the plan (images, splits, template);
+* :mod:`.jsonl_check` — pass 1's heavy part for JSONL (decode, validate, encode) in blocks, on every core;
+* :mod:`.encoded` — the droplets' final bytes kept from pass 1 for pass 2 (each decoded once);
 * :mod:`.pool_refs` — the one rule for ``pool://`` references (pool and member exist), local and on a server;
 * :mod:`.unique_uids` — each droplet uid once per publish, a repeat named with its first place;
 * :mod:`.commit` — the local publish: images staged into a pool, droplets and tags in one transaction;

@@ -139,8 +139,21 @@ def publish(
         _check_target(target)
     plan = prepare_publish(source, images=images, pools=pools, pool_name=pool_name, splits=splits,
                            split_seed=split_seed, default_split=default_split, template=template, strict=strict,
-                           max_problems=max_problems, check_members=check_members, silent=silent)
+                           max_problems=max_problems, check_members=check_members, silent=silent,
+                           keep_encoded=True)
+    try:
+        return _publish_plan(catalog, database, namespace, name, plan, target=target, pool_name=pool_name,
+                             pools=pools, tags=tags, max_shard_size=max_shard_size,
+                             create_database=create_database, silent=silent, key=key)
+    finally:
+        plan.close()
 
+
+def _publish_plan(catalog: Catalog, database: str, namespace: str, name: str, plan: PublishPlan, *,
+                  target: str | None, pool_name: str, pools: Mapping[str, str] | None, tags: list[str],
+                  max_shard_size: int, create_database: bool, silent: bool | None,
+                  key: PublishKey | None) -> DatasetRecord:
+    """Pack the plan's images and write its droplets in one transaction (see the module docstring)."""
     all_pools = dict(pools or {})
     staging: str | None = None
     if plan.images:
@@ -190,26 +203,34 @@ def _check_target(pool_dir: str) -> None:
 
 
 def _write(pub: Publisher, plan: PublishPlan, pool_name: str, silent: bool | None) -> dict[str, int]:
-    """Pass 2: re-read, rewrite local image paths to pool refs, canonicalise, add to the transaction."""
+    """Pass 2: every droplet into the transaction, in source order: the bytes pass 1 kept (JSONL sources), or
+    re-read, local image paths rewritten to pool refs, canonicalised (other sources)."""
     counts: dict[str, int] = {}
     with tqdm(total=plan.droplets, desc="Writing", unit=" droplets", disable=silent) as bar:
-        for item in plan.items():
-            droplet = dict(item.droplet)
-            paths = image_paths(droplet)
-            if any(is_local_path(p) for p in paths):
-                rewritten = []
-                for path in paths:
-                    if is_local_path(path):
-                        entry = plan.images.get(item.image_path(path))
-                        if entry is None:
-                            raise PublishError(f"the source changed while publishing ({item.where}: new image "
-                                               f"{path!r}); nothing was published")
-                        path = format_image_ref(pool_name, entry[0])
-                    rewritten.append(path)
-                droplet["image"] = {**droplet["image"], "paths": rewritten}
-            pub.add(item.split, encode_droplet(droplet_from_builtins(droplet)))
-            counts[item.split] = counts.get(item.split, 0) + 1
-            bar.update(1)
+        for source, kept in zip(plan.sources, plan.encoded or [None] * len(plan.sources), strict=True):
+            if kept is not None:
+                for split, batch in kept.batches():
+                    pub.add_many(split, batch)
+                    counts[split] = counts.get(split, 0) + len(batch)
+                    bar.update(len(batch))
+                continue
+            for item in plan.items(source):
+                droplet = dict(item.droplet)
+                paths = image_paths(droplet)
+                if any(is_local_path(p) for p in paths):
+                    rewritten = []
+                    for path in paths:
+                        if is_local_path(path):
+                            entry = plan.images.get(item.image_path(path))
+                            if entry is None:
+                                raise PublishError(f"the source changed while publishing ({item.where}: new "
+                                                   f"image {path!r}); nothing was published")
+                            path = format_image_ref(pool_name, entry[0])
+                        rewritten.append(path)
+                    droplet["image"] = {**droplet["image"], "paths": rewritten}
+                pub.add(item.split, encode_droplet(droplet_from_builtins(droplet)))
+                counts[item.split] = counts.get(item.split, 0) + 1
+                bar.update(1)
     return counts
 
 

@@ -11,6 +11,13 @@ Pass 2 (:meth:`PublishPlan.items`) re-reads the source for the writer — local 
 (the client's HTTP publish) — so a 10M-droplet source never sits in memory; sources must therefore be
 re-iterable (files are).
 
+A JSONL source, the common and the big case, takes a faster road with the same answers: its lines are
+checked in blocks, on worker processes when the file is big (:mod:`.jsonl_check`), each decoded once
+straight into checked structs (:class:`~headwater.droplet.DropletValidator`: the range rules are msgspec
+constraints); a line that does not pass goes through the full path above, which names its problems. With
+``keep_encoded`` (the local publish) the final bytes of its droplets are kept (:mod:`.encoded`, spooled
+to disk past 64 MiB) and written in pass 2 without reading or decoding the file again.
+
 Example:
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "d.jsonl")
@@ -30,19 +37,26 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 from tqdm import tqdm
 
 from ..catalog import check_name
 from ..droplet import (
     DropletError,
+    ImageAnnotation,
+    decode_droplet,
     decode_template,
     droplet_from_builtins,
+    encode_droplet,
     encode_template,
+    format_image_ref,
     infer_template,
     merge_templates,
     validate_droplet,
 )
+from .encoded import EncodedDroplets
 from .errors import Problem, PublishError
+from .jsonl_check import CheckedBlock, check_jsonl
 from .pool_refs import PoolRefCheck
 from .sources import JsonlSource, Source, SourceItem
 from .split_rule import SplitRule, choose_splits, split_key
@@ -134,6 +148,16 @@ class PublishPlan:
     counts: dict[str, int] = field(default_factory=dict)
     images: dict[str, tuple[str, int]] = field(default_factory=dict)
     droplets: int = 0
+    encoded: list[EncodedDroplets | None] = field(default_factory=list)
+    """Per source (same order): its good droplets' final bytes kept by pass 1 (``keep_encoded``), which pass 2
+    writes instead of reading the source again; None for a source pass 2 re-reads (:meth:`items`)."""
+
+    def close(self) -> None:
+        """Free what pass 1 kept (:attr:`encoded`); the plan's other fields stay usable."""
+        for kept in self.encoded:
+            if kept is not None:
+                kept.close()
+        self.encoded = []
 
     def where(self, source: Source, item: SourceItem) -> str:
         """An item's place in the problems: its source's name too when several are published together."""
@@ -147,10 +171,10 @@ class PublishPlan:
             return self.rule(split_key(item.droplet, where))
         return self.fallback
 
-    def items(self) -> Iterator[PlannedItem]:
-        """Pass 2: every item, re-read from the sources, with its split; raises :class:`PublishError` if an
-        item that was valid in pass 1 is not any more (the source changed)."""
-        for source in self.sources:
+    def items(self, *only: Source) -> Iterator[PlannedItem]:
+        """Pass 2: every item, re-read from the sources (or from the sources ``only``), with its split; raises
+        :class:`PublishError` if an item that was valid in pass 1 is not any more (the source changed)."""
+        for source in only or self.sources:
             for item in source.items():
                 where = self.where(source, item)
                 if item.droplet is None or item.problems:
@@ -229,6 +253,8 @@ def prepare_publish(
     max_problems: int = 100,
     check_members: Callable[[str], bool] | None = None,
     silent: bool | None = False,
+    keep_encoded: bool = False,
+    workers: int | None = None,
 ) -> PublishPlan:
     """Pass 1: validate ``source`` completely and plan the publish (see the module docstring).
 
@@ -237,6 +263,13 @@ def prepare_publish(
     known too). ``check_members(location)``: which of ``pools`` are opened to check that referenced
     members exist (:class:`~.pool_refs.PoolRefCheck`; None: none, only pool names are checked). Raises
     :class:`PublishError` naming up to ``max_problems`` problems, or when there are no droplets.
+
+    ``keep_encoded``: keep the final bytes of a JSONL source's droplets (:attr:`PublishPlan.encoded`; local
+    image paths already rewritten to ``pool://{pool_name}/…``) so that the writer needs no second read;
+    then call :meth:`PublishPlan.close` when done. JSONL lines are decoded once, straight into checked
+    droplets (:class:`~headwater.droplet.DropletValidator`); a line it does not pass takes the full path,
+    which names every problem exactly as before. ``workers``: processes that check a JSONL source's lines
+    (None: every core for a big file, :func:`~.jsonl_check.default_workers`; 0: this process only).
     """
     sources = as_sources(source, images)
     rule, fallback = choose_splits(splits, split_seed, default_split)
@@ -256,28 +289,40 @@ def prepare_publish(
     uids = UidCheck()
     checked_splits: set[str] = set()
 
-    def droplets() -> Iterator[Any]:
-        """Every valid droplet of the sources whose template is inferred (all are read and checked)."""
-        with tqdm(desc="Validating", unit=" droplets", disable=silent) as bar:
-            for src in sources:
-                infer = any(src is s for s in to_infer)
-                for item in src.items():
-                    bar.update(1)
-                    droplet = _check_item(plan, src, item, None if infer else known, problems, refs, uids,
-                                          checked_splits)
-                    if droplet is not None and infer:
-                        yield droplet
+    inferred: list[dict[str, Any]] = []  # templates of what the droplets use, in source order
+
+    with tqdm(desc="Validating", unit=" droplets", disable=silent) as bar:
+        for src in sources:
+            infer = any(src is s for s in to_infer)
+            template = None if infer else known
+            if isinstance(src, JsonlSource):
+                kept = EncodedDroplets() if keep_encoded else None
+                plan.encoded.append(kept)
+                for block in check_jsonl(src, template, strict=plan.strict, infer=infer, workers=workers):
+                    bar.update(block.lines)
+                    part = _take_block(plan, src, block, template, kept, pool_name, infer, problems, refs, uids,
+                                       checked_splits)
+                    if part is not None:
+                        inferred.append(part)
+                continue
+            plan.encoded.append(None)
+            droplets = []
+            for item in src.items():
+                bar.update(1)
+                checked = _check_item(plan, src, item, template, problems, refs, uids, checked_splits)
+                if checked is not None and infer:
+                    droplets.append(checked[1])
+                    if len(droplets) >= 4096:  # bounded memory: infer a part at a time
+                        inferred.append(json.loads(encode_template(infer_template(droplets))))
+                        droplets = []
+            if droplets:
+                inferred.append(json.loads(encode_template(infer_template(droplets))))
 
     if given is not None:
-        for _ in droplets():
-            pass
         plan.template = given
     elif to_infer:
-        inferred = json.loads(encode_template(infer_template(droplets())))
-        plan.template = merge_templates([*reader_templates, inferred])
+        plan.template = merge_templates([*reader_templates, *inferred])
     else:
-        for _ in droplets():
-            pass
         plan.template = merge_templates(reader_templates)
     for (seq, where), message in refs.resolved(final=True):
         problems.add(where, message, seq)
@@ -287,9 +332,11 @@ def prepare_publish(
         for where, message in uids.problems(_uids_of(plan)):
             problems.add(where, message)
     if problems.total:
+        plan.close()
         raise PublishError(f"{problems.total} problem(s) in the source; nothing was published:", problems.shown,
                            problems.total)
     if plan.droplets == 0:
+        plan.close()
         raise PublishError("the source holds no droplets; nothing was published")
     return plan
 
@@ -304,8 +351,10 @@ def _uids_of(plan: PublishPlan) -> Iterator[tuple[str, str]]:
 
 
 def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: Any, problems: _Problems,
-                refs: PoolRefCheck[tuple[int, str]], uids: UidCheck, checked_splits: set[str]) -> Any:
-    """Check one item, count it into ``plan`` when it is good; returns its droplet struct (None: not good)."""
+                refs: PoolRefCheck[tuple[int, str]], uids: UidCheck,
+                checked_splits: set[str]) -> tuple[str, ImageAnnotation] | None:
+    """Check one item, count it into ``plan`` when it is good; returns its split and droplet struct (None:
+    not good)."""
     where = plan.where(source, item)
     for message in item.problems:
         problems.add(where, message)
@@ -319,8 +368,83 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
     except DropletError as err:
         problems.add(where, str(err))
         return None
-    bad = bool(item.problems)
-    for i, path in enumerate(image_paths(item.droplet)):  # all strings: the droplet validated
+    image = droplet.image
+    key = droplet.uid or image.uid or image.paths[0]  # split_key's choice, for a droplet that validated
+    checked = _check_planned(plan, source, where, item.split, item.problems, image.paths, droplet.uid, key, problems,
+                             refs, uids, checked_splits)
+    return None if checked is None else (checked, droplet)
+
+
+def _take_block(plan: PublishPlan, source: JsonlSource, block: CheckedBlock, template: Any,
+                kept: EncodedDroplets | None, pool_name: str, infer: bool, problems: _Problems,
+                refs: PoolRefCheck[tuple[int, str]], uids: UidCheck, checked_splits: set[str]) -> dict[str, Any] | None:
+    """The rest of pass 1 for a checked block, line by line in file order: the lines the fast path passed get
+    the checks after validation (:func:`_check_planned`), the others the full path (:func:`_check_item`)
+    naming their problems. Returns the block's inferred template (``infer``)."""
+    many = len(plan.sources) > 1
+    slow = iter(block.slow)
+    next_slow = next(slow, None)
+    slow_droplets: dict[int, ImageAnnotation] = {}  # slow lines that were good after all (legacy attributes)
+    rule, fallback, counts, add_uid = plan.rule, plan.fallback, plan.counts, uids.add
+    keep = kept.add if kept is not None else None
+    for (number, uid, key, paths, explicit, urls), data in zip(block.good, block.droplets(), strict=True):
+        while next_slow is not None and next_slow[0] < number:
+            _take_slow(plan, source, next_slow, template, kept, pool_name, problems, refs, uids, checked_splits,
+                       slow_droplets)
+            next_slow = next(slow, None)
+        if urls:  # the common case, inline: what _check_planned does for a droplet whose images are URLs
+            chosen = explicit or (rule(key) if rule is not None else fallback)
+            if chosen in checked_splits:
+                if uid is not None:
+                    add_uid(uid)
+                counts[chosen] = counts.get(chosen, 0) + 1
+                plan.droplets += 1
+                if keep is not None and not problems.total:
+                    keep(chosen, data)
+                continue
+        where = f"{source.name} line {number}" if many else f"line {number}"
+        split = _check_planned(plan, source, where, explicit, (), paths, uid, key, problems, refs, uids,
+                               checked_splits)
+        if split is not None and kept is not None and not problems.total:
+            if any(is_local_path(p) for p in paths):
+                data = encode_droplet(_with_pool_refs(plan, source, decode_droplet(data), pool_name))
+            kept.add(split, data)
+    while next_slow is not None:
+        _take_slow(plan, source, next_slow, template, kept, pool_name, problems, refs, uids, checked_splits,
+                   slow_droplets)
+        next_slow = next(slow, None)
+    if not infer:
+        return None
+    if not slow_droplets:
+        return block.template
+    # a slow line was good: infer the block again, every good droplet in line order
+    fast = {number: decode_droplet(data) for (number, *_rest), data in zip(block.good, block.droplets(), strict=True)}
+    merged = {**fast, **slow_droplets}
+    part: dict[str, Any] = json.loads(encode_template(infer_template(merged[n] for n in sorted(merged))))
+    return part
+
+
+def _take_slow(plan: PublishPlan, source: JsonlSource, slow: tuple[int, bytes], template: Any,
+               kept: EncodedDroplets | None, pool_name: str, problems: _Problems, refs: PoolRefCheck[tuple[int, str]],
+               uids: UidCheck, checked_splits: set[str], good: dict[int, ImageAnnotation]) -> None:
+    number, line = slow
+    checked = _check_item(plan, source, source.item(number, line), template, problems, refs, uids, checked_splits)
+    if checked is None:
+        return
+    split, droplet = checked
+    good[number] = droplet
+    if kept is not None and not problems.total:
+        kept.add(split, encode_droplet(_with_pool_refs(plan, source, droplet, pool_name)))
+
+
+def _check_planned(plan: PublishPlan, source: Source, where: str, explicit: str | None, item_problems: tuple[str, ...],
+                   paths: list[str], uid: str | None, key: str, problems: _Problems,
+                   refs: PoolRefCheck[tuple[int, str]], uids: UidCheck, checked_splits: set[str]) -> str | None:
+    """The checks after a droplet validated: its image ``paths`` (local files to pack, ``pool://`` refs), its
+    split's name (the explicit one, else the rule's for ``key``: :func:`~.split_rule.split_key`), its
+    ``uid``; counts it into ``plan`` and returns its split when it is good."""
+    bad = bool(item_problems)
+    for i, path in enumerate(paths):  # all strings: the droplet validated
         if is_local_path(path):
             resolved = resolve_image(source.images_root, path)
             if resolved in plan.images:
@@ -337,6 +461,8 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
                 continue
             plan.images[resolved] = (_member_name(len(plan.images), path), st.st_size)
             continue
+        if path[:7].lower() != "pool://":
+            continue  # a URL (http, s3, file://, …): nothing to check, the reference rule is for pool:// only
         seq = problems.reserve()
         problem = refs.problem((seq, where), path, f"$.image.paths[{i}]")
         if problem is not None:
@@ -344,7 +470,7 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
             bad = True
     for (seq, at), message in refs.resolved():  # a batch of member lookups, of this item and earlier ones
         problems.add(at, message, seq)
-    split = plan.split_of(item, where)
+    split = explicit or (plan.rule(key) if plan.rule is not None else plan.fallback)
     if split not in checked_splits:
         try:
             check_name("split name", split)
@@ -352,10 +478,20 @@ def _check_item(plan: PublishPlan, source: Source, item: SourceItem, template: A
         except ValueError as err:
             problems.add(where, str(err))
             bad = True
-    if isinstance(droplet.uid, str) and not item.problems:
-        uids.add(droplet.uid)
+    if isinstance(uid, str) and not item_problems:
+        uids.add(uid)
     if bad:
         return None
     plan.counts[split] = plan.counts.get(split, 0) + 1
     plan.droplets += 1
-    return droplet
+    return split
+
+
+def _with_pool_refs(plan: PublishPlan, source: Source, droplet: ImageAnnotation, pool_name: str) -> ImageAnnotation:
+    """``droplet`` with its local image paths rewritten to the ``pool://`` refs of their new members."""
+    paths = droplet.image.paths
+    if not any(is_local_path(p) for p in paths):
+        return droplet
+    rewritten = [format_image_ref(pool_name, plan.images[resolve_image(source.images_root, p)][0])
+                 if is_local_path(p) else p for p in paths]
+    return msgspec.structs.replace(droplet, image=msgspec.structs.replace(droplet.image, paths=rewritten))
