@@ -156,6 +156,8 @@ class HttpTransport:
     (as httpx takes it). ``block_bytes``: how much of a stream to gather before yielding its whole lines.
     """
 
+    read_ahead = False  # every socket read would wait for the GIL behind the decoder: see Transport.read_ahead
+
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | int | None = None, retry_for: float | str | None = None,
                  verify: bool | str = True, block_bytes: int = STREAM_BLOCK_BYTES) -> None:
