@@ -7,8 +7,8 @@ chunk k of n begins as fast as chunk 0 and each next page continues from the las
 Why a page can come back as one value (:func:`block_sql`): a stream wants the page as one NDJSON block,
 and a row per droplet costs Python a tuple and a ``bytes`` per row plus the join — and, worse, the
 sqlite3 module releases and re-takes the GIL around every row, so a reader thread beside a busy decoder
-waits for the GIL once per row. Concatenated by the database (``string_agg``, ``group_concat``), the
-page is one row: one call, the GIL released for all of it.
+waits for the GIL once per row. Concatenated by SQLite (``group_concat``), the page is one row: one
+call, the GIL released for all of it.
 """
 
 from __future__ import annotations
@@ -72,15 +72,15 @@ _BLOCK_SQL = {
     "sqlite": ("SELECT count(*), group_concat(ordinal), CAST(group_concat(data || char(10), '') AS BLOB) "
                "FROM (SELECT ordinal, data FROM droplets WHERE split_id = ? AND ordinal >= ? AND ordinal < ? "
                "ORDER BY ordinal)"),
-    # PostgreSQL orders the aggregate's input by the ORDER BY inside it: no check needed.
-    "postgresql": ("SELECT count(*), NULL, string_agg(data || '\\x0a'::bytea, ''::bytea ORDER BY ordinal) "
-                   "FROM droplets WHERE split_id = %s AND ordinal >= %s AND ordinal < %s"),
+    # Not PostgreSQL: psycopg converts a page of rows in one call without giving up the GIL per row, while
+    # string_agg(... ORDER BY ordinal) makes the server sort the page again inside the aggregate (on disk
+    # beyond work_mem): measured slower end to end than the rows.
 }
 
 
 def block_sql(dialect: Dialect) -> str | None:
     """Driver SQL reading droplets ``start <= ordinal < stop`` of a split (parameters: split id, start, stop,
-    positional) as one row ``(count, ordinals, block)``: ``block`` is the droplets in order, each followed by
-    ``\\n``; ``ordinals`` is a comma-separated text of the ordinals in block order where the database does not
-    promise that order (SQLite; None for PostgreSQL). None for a dialect without such a statement."""
+    positional) as one row ``(count, ordinals, block)``: ``block`` is the droplets, each followed by ``\\n``;
+    ``ordinals`` is a comma-separated text of their ordinals in block order, for the caller to check. None for
+    a dialect where reading the rows is faster (PostgreSQL)."""
     return _BLOCK_SQL.get(dialect.name)
