@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, select
 from sqlalchemy.engine import URL
 
-from ..droplet.ndjson import join_lines
 from .engine import BUSY_TIMEOUT_MS, catalog_faults, catalog_url, open_engine, write_connection
 from .errors import CatalogError, NotFoundError, OutOfRangeError
 from .lookup import (
@@ -392,9 +391,10 @@ class Catalog(UserCatalog, PoolAccessCatalog):
                     row[1] == ",".join(map(str, range(position, page_stop))):
                 yield bytes(row[2])
             else:  # a dialect without the statement, or not the whole page in order: the page row by row
-                block = join_lines(self._pages(split_id, position, page_stop, batch_size))
-                if block:
-                    yield block
+                lines = list(self._pages(split_id, position, page_stop, batch_size))
+                if lines:
+                    lines.append(b"")
+                    yield b"\n".join(lines)
 
     def read_ordinals(self, uid: str, split: str, ordinals: Sequence[int]) -> list[bytes]:
         """The droplets at these ordinals, in the order asked (repeats allowed)."""
