@@ -46,6 +46,26 @@ class LineFramer:
         self.carry = data[cut:]
         return data[:cut]
 
+    def push_pieces(self, pieces: list[bytes]) -> bytes:
+        """The whole lines completed by ``pieces`` (bytes that follow each other), joined with one copy.
+
+        Why: a socket gives a body in pieces of ~64 KB; joining them and then cutting at the last newline
+        (:meth:`push`) would copy each byte two more times.
+
+        >>> framer = LineFramer()
+        >>> framer.push_pieces([b'{"a":1}\\n{"a"', b':2}\\n{', b'"a"']), framer.carry
+        (b'{"a":1}\\n{"a":2}\\n', b'{"a"')
+        """
+        for i in range(len(pieces) - 1, -1, -1):
+            cut = pieces[i].rfind(b"\n") + 1
+            if cut:
+                last = pieces[i]
+                block = b"".join([self.carry, *pieces[:i], memoryview(last)[:cut]])
+                self.carry = b"".join([last[cut:], *pieces[i + 1:]])
+                return block
+        self.carry = b"".join([self.carry, *pieces])
+        return b""
+
     def finish(self) -> bytes:
         """What is left at the end: the last line when it did not end with a newline (one is added), else
         ``b""``. A carry of only whitespace is dropped."""
