@@ -36,15 +36,10 @@ class LineFramer:
         self.carry = b""
 
     def push(self, data: bytes) -> bytes:
-        """The whole lines completed by ``data`` (``b""`` when none is complete yet)."""
-        if self.carry:
-            data = self.carry + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            self.carry = data
-            return b""
-        self.carry = data[cut:]
-        return data[:cut]
+        """The whole lines completed by ``data`` (``b""`` when none is complete yet), copied once."""
+        if not self.carry and data.endswith(b"\n"):
+            return data  # already whole lines: no copy at all
+        return self.push_pieces([data])
 
     def push_pieces(self, pieces: list[bytes]) -> bytes:
         """The whole lines completed by ``pieces`` (bytes that follow each other), joined with one copy.
