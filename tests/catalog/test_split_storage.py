@@ -106,6 +106,7 @@ def test_batches_keep_every_byte(catalog_url: str) -> None:
         uid = pub.record.uid
         assert cat.split_count(uid, "train") == len(data)
         assert list(cat.read_range(uid, "train", batch_size=1000)) == data
+        assert b"".join(cat.read_range_blocks(uid, "train", batch_size=1000)) == b"".join(d + b"\n" for d in data)
         assert cat.read_ordinals(uid, "train", [3000, 0, 1500]) == [data[3000], data[0], data[1500]]
         assert list(cat.read_range(uid, "other")) == [b"x"]
     cat.close()

@@ -5,8 +5,8 @@ Why here: the embedded client and ``headwater serve`` must give byte-for-byte th
 order for the same ``(dataset, split, chunk, nchunks, shuffle seed, truncate, offset)``, so both read
 through these two functions: :func:`plan_pass` (which stream positions, by the rules of
 :mod:`~headwater.catalog.sharding`) and :func:`pass_blocks` (the droplets, a page of the catalog per
-block: an index seek and a range scan for an unshuffled pass, batched primary-key lookups for a
-shuffled one).
+block: an index seek and a range scan for an unshuffled pass, the page concatenated into one block by the
+database itself; batched primary-key lookups for a shuffled one).
 
 Example:
     >>> import os, tempfile
@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 
 from ..droplet.ndjson import join_lines
@@ -52,9 +51,7 @@ def pass_blocks(catalog: Catalog, uid: str, split: str, plan: ShardPlan, *, offs
 
 
 def _range_blocks(catalog: Catalog, uid: str, split: str, start: int, stop: int, page: int) -> Iterator[bytes]:
-    rows = catalog.read_range(uid, split, start, stop, batch_size=page)
-    while lines := list(itertools.islice(rows, page)):
-        yield join_lines(lines)
+    return catalog.read_range_blocks(uid, split, start, stop, batch_size=page)
 
 
 def _shuffled_blocks(catalog: Catalog, uid: str, split: str, plan: ShardPlan, offset: int,

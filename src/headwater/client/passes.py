@@ -4,6 +4,9 @@ Kept apart from the API objects because the same function serves :meth:`Dataset.
 <headwater.client.Dataset.stream_split>`, :meth:`Dataset.query <headwater.client.Dataset.query>` and the
 PyTorch integration, and because it is the hot path: everything moves in blocks of whole NDJSON lines
 (one cache write and one decode loop per block, thousands of droplets each), never droplet by droplet.
+From a local catalog (:attr:`Transport.read_ahead <headwater.client.transports.Transport.read_ahead>`) the
+catalog is read in a thread a block ahead (:mod:`~headwater.client.read_ahead`), so the caller's thread
+decodes while the database reads; the cache's own writes run in a thread too (:class:`StreamCache`).
 
 Example:
     >>> import os, tempfile
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from .read_ahead import read_ahead
 from .stream_cache import StreamCache, StreamKey
 from .transports import Transport
 
@@ -37,8 +41,9 @@ def stream_pass(transport: Transport, cache: StreamCache | None, *, database: st
     """
 
     def source(start: int) -> Iterator[bytes]:
-        return transport.stream_blocks(database, namespace, name, uid, split, chunk, nchunks,
-                                       shuffle_seed=shuffle_seed, offset=start, truncate=truncate)
+        blocks = transport.stream_blocks(database, namespace, name, uid, split, chunk, nchunks,
+                                         shuffle_seed=shuffle_seed, offset=start, truncate=truncate)
+        return read_ahead(blocks) if transport.read_ahead else blocks
 
     if cache is None:
         return source(offset)

@@ -36,15 +36,30 @@ class LineFramer:
         self.carry = b""
 
     def push(self, data: bytes) -> bytes:
-        """The whole lines completed by ``data`` (``b""`` when none is complete yet)."""
-        if self.carry:
-            data = self.carry + data
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            self.carry = data
-            return b""
-        self.carry = data[cut:]
-        return data[:cut]
+        """The whole lines completed by ``data`` (``b""`` when none is complete yet), copied once."""
+        if not self.carry and data.endswith(b"\n"):
+            return data  # already whole lines: no copy at all
+        return self.push_pieces([data])
+
+    def push_pieces(self, pieces: list[bytes]) -> bytes:
+        """The whole lines completed by ``pieces`` (bytes that follow each other), joined with one copy.
+
+        Why: a socket gives a body in pieces of ~64 KB; joining them and then cutting at the last newline
+        (:meth:`push`) would copy each byte two more times.
+
+        >>> framer = LineFramer()
+        >>> framer.push_pieces([b'{"a":1}\\n{"a"', b':2}\\n{', b'"a"']), framer.carry
+        (b'{"a":1}\\n{"a":2}\\n', b'{"a"')
+        """
+        for i in range(len(pieces) - 1, -1, -1):
+            cut = pieces[i].rfind(b"\n") + 1
+            if cut:
+                last = pieces[i]
+                block = b"".join([self.carry, *pieces[:i], memoryview(last)[:cut]])
+                self.carry = b"".join([last[cut:], *pieces[i + 1:]])
+                return block
+        self.carry = b"".join([self.carry, *pieces])
+        return b""
 
     def finish(self) -> bytes:
         """What is left at the end: the last line when it did not end with a newline (one is added), else

@@ -58,6 +58,10 @@ class EmbeddedTransport:
         self.catalog = catalog if isinstance(catalog, Catalog) else Catalog(catalog)
         self.default_database = default_database
         self.page_size = page_size or PAGE_SIZE
+        url = self.catalog.url
+        # an in-memory SQLite catalog is one connection shared by every thread: no reader thread beside the caller
+        self.read_ahead = not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+        """Whether a pass reads this catalog in a thread ahead of the caller (see :mod:`headwater.client.passes`)."""
 
     def __repr__(self) -> str:
         return f"EmbeddedTransport({self.catalog!r})"

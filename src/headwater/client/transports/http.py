@@ -156,6 +156,8 @@ class HttpTransport:
     (as httpx takes it). ``block_bytes``: how much of a stream to gather before yielding its whole lines.
     """
 
+    read_ahead = False  # every socket read would wait for the GIL behind the decoder: see Transport.read_ahead
+
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | int | None = None, retry_for: float | str | None = None,
                  verify: bool | str = True, block_bytes: int = STREAM_BLOCK_BYTES) -> None:
@@ -372,6 +374,22 @@ class HttpTransport:
             params["truncate"] = truncate
         return self._stream(path, params, offset)
 
+    def _line_blocks(self, response: httpx.Response, framer: LineFramer) -> Iterator[bytes]:
+        """Blocks of whole lines of about :attr:`block_bytes` from the body, each copied once from the socket's
+        pieces; the partial last line stays in ``framer``."""
+        pieces: list[bytes] = []
+        size = 0
+        for data in response.iter_bytes():
+            pieces.append(data)
+            size += len(data)
+            if size >= self.block_bytes:
+                block = framer.push_pieces(pieces)
+                pieces, size = [], 0
+                if block:
+                    yield block
+        if pieces and (block := framer.push_pieces(pieces)):
+            yield block
+
     def _stream(self, path: str, params: dict[str, Any], offset: int) -> Iterator[bytes]:
         backoff = self.retry.backoff()  # failures in a row; progress (droplets received) resets it
         seen = 0  # lines yielded so far
@@ -392,10 +410,7 @@ class HttpTransport:
                     expected = int(announced) if announced and announced.isdigit() else None
                     got = 0
                     framer = LineFramer()
-                    for data in response.iter_bytes(self.block_bytes):
-                        block = framer.push(data)
-                        if not block:
-                            continue
+                    for block in self._line_blocks(response, framer):
                         lines = count_lines(block)
                         if expected is not None and got + lines > expected:
                             raise RemoteError(f"{what}: the server sent more droplets than the "

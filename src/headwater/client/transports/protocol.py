@@ -21,6 +21,11 @@ class Transport(Protocol):
     """The server's base URL (None: a local catalog). Data from a server is someone else's: see
     :meth:`headwater.client.Dataset.image_fetcher`."""
 
+    read_ahead: bool
+    """Whether a pass may read :meth:`stream_blocks` in a thread ahead of the caller's decoding: True where
+    the reading rarely needs the GIL (a local catalog hands over a page in one call); False over HTTP,
+    where every socket read would wait for the GIL behind the decoder (see :mod:`headwater.client.read_ahead`)."""
+
     def current_user(self) -> dict[str, Any]:
         """``{uid, username, email, defaultDatabase}``."""
         ...
