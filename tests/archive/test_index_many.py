@@ -94,12 +94,12 @@ def test_ctrl_c_leaves_each_index_whole_or_absent(tmp_path: Path) -> None:
     while not any(t.with_suffix(".json").exists() for t in tars) and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)
-    _out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)
     written = [t for t in tars if t.with_suffix(".json").exists()]
     print(f"{len(written)} of {len(tars)} indexes written before Ctrl-C took effect")
     assert written, "no index written before the interrupt"
     if len(written) < len(tars):  # interrupted mid-way (on a fast machine it may have finished)
-        assert proc.returncode == 130 and "interrupted" in err, err
+        assert proc.returncode == 130 and "interrupted" in err, (proc.returncode, out, err)
     for tar in written:
         assert decode_index(tar.with_suffix(".json").read_bytes()) == index_tar(tar)
-    assert [p.name for p in (tmp_path / "pool").iterdir() if p.name.endswith(".tmp")] == []
+    assert [p.name for p in (tmp_path / "pool").iterdir() if p.name.endswith(".tmp")] == [], (out, err)

@@ -20,7 +20,7 @@ def expected(data: bytes) -> tuple[str, str]:
 
 
 def digest_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("headwater-sha")]
+    return [t for t in threading.enumerate() if t.name.startswith(("headwater-sha", "headwater-read"))]
 
 
 class ReadOnly:
@@ -87,3 +87,25 @@ def test_filling_blocks_by_hand_as_the_writer_does() -> None:
                 block[: len(part)] = part
                 digests.update(block[: len(part)])
         assert digests.hexdigests() == expected(data)
+
+
+class FailsAfter:
+    """A file that fails with a read error after ``good`` bytes (a disk or network error mid-way)."""
+
+    def __init__(self, data: bytes, good: int) -> None:
+        self._raw, self._good = io.BytesIO(data), good
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self._raw.tell() >= self._good:
+            raise OSError(5, "Input/output error")
+        return self._raw.readinto(buffer[: self._good - self._raw.tell()])
+
+
+def test_a_read_error_in_the_reader_thread_is_raised_to_the_caller() -> None:
+    data = os.urandom(100_000)
+    got = bytearray()
+    with pytest.raises(OSError, match="Input/output error"), ShardDigests(len(data), block_size=4096) as digests:
+        for view in digests.read(FailsAfter(data, 50_000)):  # type: ignore[arg-type]
+            got += view
+    assert bytes(got) == data[:50_000]
+    assert digest_threads() == []

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 
 __all__ = ["ShardDigests", "git_blob_sha1_prefix"]
 
-_BLOCKS = 4  # the walk holds views of two chunks, the digest threads may be one or two blocks behind
+_BLOCKS = 6  # the caller holds views of two blocks, the reader fills up to four ahead, the digests follow
 
 
 def git_blob_sha1_prefix(size: int) -> bytes:
@@ -72,6 +72,9 @@ class ShardDigests:
         self._todo: list[SimpleQueue[memoryview | None]] = []
         self._done: list[SimpleQueue[None]] = []
         self._threads: list[threading.Thread] = []
+        self._reader: threading.Thread | None = None  # read(): the thread reading ahead of the caller
+        self._credits = threading.Semaphore(_BLOCKS)  # blocks the reader may fill that the caller has not let go
+        self._stop = threading.Event()
 
     def __enter__(self) -> ShardDigests:
         if self._threaded:
@@ -91,12 +94,21 @@ class ShardDigests:
         self.close()
 
     def close(self) -> None:
-        """Stop the threads (each finishes the block it is hashing, at most one block's worth of work)."""
+        """Stop the threads: the reader after its current read, the digest threads once they have hashed what
+        they were given (a few blocks at most)."""
+        self._stop_reader()
         for todo in self._todo:
             todo.put(None)
         for thread in self._threads:
             thread.join()
         self._todo, self._done, self._threads = [], [], []
+
+    def _stop_reader(self) -> None:
+        if self._reader is not None:
+            self._stop.set()
+            self._credits.release(_BLOCKS)  # wake it if it waits for a block the caller holds
+            self._reader.join()
+            self._reader = None
 
     def _wait(self, upto: int) -> None:
         """Until both threads have finished the first ``upto`` updates."""
@@ -131,9 +143,48 @@ class ShardDigests:
             todo.put(view)
 
     def read(self, stream: BinaryIO) -> Iterator[memoryview]:
-        """Read ``stream`` to its end into the blocks, hashing each; yields each filled view, in order."""
+        """Read ``stream`` to its end into the blocks, hashing each; yields each filled view, in order.
+
+        The caller may keep using a view until it has taken the next two. With threads, a reader thread
+        reads ahead (up to ``_BLOCKS - 2`` blocks) while the caller works on what it was given, so waiting
+        for the disk, and the copy out of the page cache, no longer add to the caller's thread."""
+        if not self._threaded:
+            yield from self._fill(stream)
+            return
+        ready: SimpleQueue[memoryview | BaseException | None] = SimpleQueue()
+        self._reader = threading.Thread(target=self._read_ahead, args=(stream, ready), daemon=True,
+                                        name="headwater-read")
+        self._reader.start()
+        held = 0  # views yielded that the caller may still use
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                if held == 2:  # the caller asked for this one: it is done with the one before the last
+                    self._credits.release()
+                    held = 1
+                held += 1
+                yield item
+        finally:
+            self._stop_reader()
+
+    def _read_ahead(self, stream: BinaryIO, ready: SimpleQueue[memoryview | BaseException | None]) -> None:
+        """The reader thread: fill blocks as the caller lets go of them, hand each over through ``ready``,
+        then ``None`` at the end (or the error that stopped it)."""
+        try:
+            for view in self._fill(stream):
+                ready.put(view)
+            ready.put(None)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread, which raises it
+            ready.put(err)
+
+    def _fill(self, stream: BinaryIO) -> Iterator[memoryview]:
         readinto = getattr(stream, "readinto", None)
         while True:
+            if self._threaded:
+                self._credits.acquire()
+                if self._stop.is_set():
+                    return
             block = self.block()
             if readinto is not None:
                 n = readinto(block) or 0

@@ -125,6 +125,11 @@ def _parse_pax(data: bytes, where: int) -> dict[str, str]:
     """The pax records the walk reads (``path``, ``linkpath``, ``size``, ``GNU.sparse*``); every record's
     length is checked, but the others (``mtime``, ``uid``, …) are not decoded: nothing reads them."""
     records: dict[str, str] = {}
+    if b"0 " not in data and b"path=" not in data and b"size=" not in data and b"GNU.sparse" not in data:
+        # Nothing the walk reads (each of those keys shows as "…path=", "size=", "GNU.sparse"), and no record
+        # of length 0 (its length field would end in "0 "): what tarfile writes per member (an mtime), at a
+        # fifth of the cost of parsing it.
+        return records
     binary: bool | None = None
     pos = 0
     match = _PAX_RECORD.match

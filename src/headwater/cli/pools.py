@@ -74,7 +74,7 @@ def pack(src_dir: str, dst_dir: str, max_shard_size: int, add: bool, layout: str
 @click.option("--root", type=click.Path(file_okay=False), help="Pool root for the manifest [default: common folder].")
 @click.option("--no-manifest", is_flag=True, help="Only write the per-shard JSON indexes.")
 @click.option("--max-workers", type=click.IntRange(1, 256), default=None,
-              help="Shards indexed at once (threads; each also hashes on two more) [default: usable cores].")
+              help="Shards indexed at once (threads; each reads and hashes on three more) [default: usable cores].")
 @progress_option
 def index(paths: tuple[str, ...], root: str | None, no_manifest: bool, max_workers: int | None,
           progress: bool | None) -> None:
