@@ -196,8 +196,9 @@ class Store:
         with self._probe:
             if self._multi is None:
                 try:
+                    url = self.full_path(path)  # (a Hub store pins its revision here: no request of ours yet)
                     self.stats.add(requests=1)
-                    got = reader.read_many(self.full_path(path), [(0, 1), (2, 3)])
+                    got = reader.read_many(url, [(0, 1), (2, 3)])
                 except Exception:  # noqa: BLE001 - one attempt; the first real read asks again, with retries
                     return None
                 self.stats.add(bytes_read=sum(len(data) for _, data in got.pieces))
