@@ -145,3 +145,24 @@ def test_a_file_that_ends_inside_the_range_is_a_truncated_file_not_a_cut_connect
         store.read_range(SHARD, 100_500, 100_510)
     assert info.value.data == b"" and info.value.size == 100_000
     assert store.stats.retries == 0 and server.requests[SHARD] == 2
+
+
+def test_learn_multi_range_asks_once_for_two_bytes_and_never_raises(file_server, blob, tmp_path):
+    """What a batch download asks in the background while the manifest comes: one request, no retry, the
+    same verdict as a real multi-range read would give; a missing file or a failure leaves it unknown."""
+    root, _data = blob
+    for mode, verdict in (("multipart", True), ("reversed", True), ("coalesced", True), ("first", False),
+                          ("ignore", False), ("refuse", False)):
+        server = file_server(root, multi_range=mode)
+        store = Store(server.url, retry=FAST_RETRY)
+        assert store.learn_multi_range(SHARD) is verdict, mode
+        assert store.stats.requests == 1 == server.total and server.ranges == [(SHARD, "bytes=0-0,2-2")], mode
+        assert store.stats.bytes_read <= 3, mode  # a server sending the whole file: only its prefix is read
+        assert store.learn_multi_range(SHARD) is verdict and server.total == 1, mode  # known: not asked again
+    server = file_server(root)
+    store = Store(server.url, retry=FAST_RETRY)
+    assert store.learn_multi_range("nope.tar") is None and store.multi_range is None
+    server.inject(SHARD, Fault.status(503, {"Retry-After": "0"}))
+    assert store.learn_multi_range(SHARD) is None and server.total == 2 and store.stats.retries == 0
+    assert store.learn_multi_range(SHARD) is True and server.total == 3
+    assert Store(str(tmp_path)).learn_multi_range(SHARD) is False  # not HTTP: never a multi-range request

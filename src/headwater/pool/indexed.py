@@ -385,6 +385,7 @@ class IndexedPool(DataPool):
         stores = {id(self.data_store): self.data_store, id(self.index_store): self.index_store}
         before = [(s.stats.requests, s.stats.bytes_read, s.stats.retries) for s in stores.values()]
         os.makedirs(dst_dir, exist_ok=True)
+        learning = self._learn_multi_range()
         report = DownloadReport()
         items = iter(resource_ids)
         total = len(cast(Sized, resource_ids)) if hasattr(resource_ids, "__len__") else None
@@ -398,8 +399,13 @@ class IndexedPool(DataPool):
                     batch = self._take_batch(items, room, dst_dir, save_metainfo, metainfo_fmt, report, bar)
                     if batch is None:
                         break
+                    if learning is not None:  # asked while the manifest came: one round trip, done by now
+                        learning.join()
+                        learning = None
                     self._download_batch(batch, dst_dir, max_workers, save_metainfo, metainfo_fmt, report, bar)
         finally:
+            if learning is not None:  # its request is counted in this batch's report
+                learning.join()
             with self._lock:  # an index that failed in this batch is asked again by the next one
                 self._index_failures.clear()
         for store, (req, nbytes, retries) in zip(stores.values(), before, strict=True):
@@ -408,6 +414,19 @@ class IndexedPool(DataPool):
             report.retries += store.stats.retries - retries
         report.seconds = time.perf_counter() - start
         return report
+
+    def _learn_multi_range(self) -> threading.Thread | None:
+        """Start asking, in the background, whether the data store's server answers multi-range GETs
+        (:meth:`~headwater.storage.Store.learn_multi_range` on the pool manifest), so that the first read of
+        the batch does not have to find out alone while every other read waits. Only for a store whose
+        answer is not known and that holds the manifest (a file known to be there once the pool has one)."""
+        store = self.data_store
+        if store.multi_range is not None or store is not self.index_store or not self._use_manifest:
+            return None
+        thread = threading.Thread(target=store.learn_multi_range, args=(MANIFEST_NAME,), daemon=True,
+                                  name="headwater-multi-range")
+        thread.start()
+        return thread
 
     def _take_batch(
         self, items: Iterator[Any], room: int, dst_dir: str, save_metainfo: bool, metainfo_fmt: str,

@@ -180,6 +180,35 @@ class Store:
             return [None] * len(ranges)
         return self._fetch_multi(path, ranges, asked)
 
+    def learn_multi_range(self, path: str) -> bool | None:
+        """:attr:`multi_range`, asking the server first if it is not known yet: one GET for two bytes of
+        ``path`` (a file that exists and holds at least 4 bytes), one attempt, never raising.
+
+        Why: until the answer is known, the first multi-range read of a batch runs alone (see
+        :meth:`fetch_ranges`) — one round trip, plus a shard prefix when the server sends whole files, before
+        the other reads may start. A batch download asks this in the background while it fetches the pool
+        manifest, so that its reads all start at once. Still None when the answer said nothing (the file is
+        missing or shorter, the request failed); then the first real read finds out as before.
+        """
+        if self._multi is not None or self._ranges is None:
+            return self._multi
+        reader = self._ranges
+        with self._probe:
+            if self._multi is None:
+                try:
+                    url = self.full_path(path)  # (a Hub store pins its revision here: no request of ours yet)
+                    self.stats.add(requests=1)
+                    got = reader.read_many(url, [(0, 1), (2, 3)])
+                except Exception:  # noqa: BLE001 - one attempt; the first real read asks again, with retries
+                    return None
+                self.stats.add(bytes_read=sum(len(data) for _, data in got.pieces))
+                covered = all(_cut(got.pieces, a, a + 1) is not None for a in (0, 2))
+                if got.multipart or (not got.whole and covered):
+                    self._multi = True  # as in _fetch_multi: multipart, or one part covering both (coalesced)
+                elif got.whole or got.refused or got.pieces:
+                    self._multi = False  # the whole file, refused, or only one of the ranges
+        return self._multi
+
     def _fetch_multi(self, path: str, ranges: list[tuple[int, int]],
                      asked: list[tuple[int, int]]) -> list[bytes | None]:
         assert self._ranges is not None
