@@ -7,6 +7,8 @@ import math
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from headwater.droplet import (
     AttributeValue,
@@ -355,3 +357,45 @@ def test_checked_structs_mirror_the_schema() -> None:
         assert cls.__struct_config__.tag == base.__struct_config__.tag
         assert cls.__struct_config__.array_like == base.__struct_config__.array_like
         assert cls.__struct_config__.omit_defaults == base.__struct_config__.omit_defaults
+
+
+_coord = st.one_of(st.floats(-0.2, 1.2, allow_nan=False), st.sampled_from([0, 1, 2, -1, 0.0, 1.0]))
+_conf = st.one_of(st.none(), _coord)
+_point = st.lists(_coord, min_size=2, max_size=2)
+_polygon = st.lists(_point, min_size=0, max_size=4)
+_box = st.fixed_dictionaries({"rectangle": st.lists(_point, min_size=2, max_size=2)}, optional={"confidence": _conf})
+_seg = st.fixed_dictionaries({"mask": st.lists(_polygon, min_size=0, max_size=2)}, optional={"confidence": _conf})
+_keypoint = st.one_of(st.none(), st.fixed_dictionaries({"point": _point},
+                                                       optional={"occluded": st.booleans(), "confidence": _conf}))
+_attr_values = st.lists(st.fixed_dictionaries({"value": st.sampled_from(["standing", "sitting", "flying"])},
+                                              optional={"confidence": _conf}), max_size=2)
+_instance = st.fixed_dictionaries({}, optional={
+    "id": st.sampled_from(["a", "t1"]), "boundingBox": _box, "segmentation": _seg,
+    "keypoints": st.dictionaries(st.sampled_from(["nose", "left eye", "tail"]), _keypoint, max_size=3),
+    "attributes": st.dictionaries(st.sampled_from(["pose", "color"]), _attr_values, max_size=2)})
+_multi = st.fixed_dictionaries({}, optional={"boundingBox": _box, "segmentation": _seg,
+                                             "count": st.sampled_from([0, 3, -1])})
+_class = st.fixed_dictionaries({}, optional={"instances": st.lists(_instance, max_size=2),
+                                             "multiInstances": st.lists(_multi, max_size=1)})
+_droplet = st.fixed_dictionaries(
+    {"image": st.fixed_dictionaries({"paths": st.lists(st.sampled_from(
+        ["a.jpg", "https://x/1.jpg", "pool://coco/1.jpg", "pool://coco/", "pool://a b/1", "", "file:///x.png"]),
+        max_size=2)}),
+     "classes": st.dictionaries(st.sampled_from(["person", "traffic light", "dog", "cat"]), _class, max_size=3)},
+    optional={"mask": st.lists(_polygon, max_size=2), "uid": st.sampled_from(["u1", ""])})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_droplet, strict=st.booleans(), with_template=st.booleans())
+def test_validator_never_accepts_what_the_full_validator_refuses(doc: dict[str, Any], strict: bool,
+                                                                  with_template: bool) -> None:
+    """Random droplets near every rule's edge: whatever DropletValidator accepts, validate_droplet accepts
+    too, and it encodes to the same bytes (it may say "not sure" more often: then the full path decides)."""
+    data = json.dumps(doc).encode()
+    template = TEMPLATE if with_template else None
+    fast = DropletValidator(template, strict=strict).decode(data)
+    if fast is None:
+        return
+    full = decode_droplet(data)
+    assert list(iter_droplet_errors(full, template, strict=strict)) == []
+    assert encode_droplet(fast) == encode_droplet(full)

@@ -7,8 +7,9 @@ when the source is big enough to repay starting them (forked: no imports to repe
 otherwise. A block's answer (:class:`CheckedBlock`) carries only what the rest of pass 1 needs, which is
 cheap to send back: for each good line its number, uid, split key, image paths, explicit split and encoded
 bytes; the lines the fast path did not pass, whole, for the full path to name their problems; and, when
-the template is inferred, the block's template. At most ``2 × workers`` blocks are in flight, so memory
-stays bounded however big the file is, and blocks come back in file order.
+the template is inferred, the block's template. A worker reads its block from the file itself (the
+main process sends an offset and a length; a ``.gz`` block goes as bytes). At most ``2 × workers`` blocks
+are in flight, so memory stays bounded however big the file is, and blocks come back in file order.
 
 Example:
     >>> check = BlockChecker(None, strict=False, split_field="split", infer=True)
