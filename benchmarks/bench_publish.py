@@ -46,6 +46,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from _common import Spread, add_runs_option, alternate, describe_machine, limit_line, spread_table
@@ -272,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         size = os.path.getsize(source)
         n = args.n
         if "e2e" in parts:
-            times = alternate({b: (lambda b=b: e2e_once(dbs, b, source, template)) for b in backends}, args.runs,
+            times = alternate({b: partial(e2e_once, dbs, b, source, template) for b in backends}, args.runs,
                               log=log)
             print(f"\ne2e: publish {n:,} realistic droplets ({size / 1e6:.0f} MB, {size / n:,.0f} B a droplet) "
                   f"--template t.json, {args.runs} runs a side, alternating; goal >= 100,000 droplets/s:")
@@ -284,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             for backend in backends:
                 limit_what = ("executemany in one transaction" if backend == "sqlite"
                               else "COPY FROM STDIN (FORMAT BINARY), psycopg write_row")
-                times = alternate({"Publisher.add_many": lambda b=backend: publisher_once(dbs, b, rows),
-                                   "limit": lambda b=backend: bulk_load_once(dbs, b, rows)}, args.runs, log=log)
+                times = alternate({"Publisher.add_many": partial(publisher_once, dbs, backend, rows),
+                                   "limit": partial(bulk_load_once, dbs, backend, rows)}, args.runs, log=log)
                 goal = 150_000 if backend == "sqlite" else 100_000
                 print(f"\ncatalog write, {backend}: {n:,} encoded droplets in one transaction; goal >= {goal:,}/s:")
                 print(spread_table({f"{side}, {backend}": Spread(t).rates(n) for side, t in times.items()},
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             refs = make_ref_source(root, args.refs_n, args.members)
             sides: dict[str, Callable[[str], bool]] = {"checks": lambda _location: True,
                                                        "names only": lambda _location: False}
-            times = alternate({name: (lambda name=name: refs_once(root, refs, pool, sides[name])) for name in sides},
+            times = alternate({name: partial(refs_once, root, refs, pool, sides[name]) for name in sides},
                               args.runs, log=log)
             per_droplet, uid_seconds = uid_peak(args.refs_n)
             print(f"\nrefs: publish {args.refs_n:,} droplets (uid + 1 pool:// ref each, pool of {args.members:,} "
