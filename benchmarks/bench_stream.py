@@ -312,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
           f"µs a droplet: limit {limit_cpu * 1e6 / args.n:.2f}")
     for name in ["first pass", "replay", *(n for n in times if n.endswith("pass"))]:
         cpu = statistics.median(CALLER_CPU[name])
-        print(f"  headwater {name}: {cpu * 1e6 / args.n:.2f}, the limit's / this = {limit_cpu / cpu:.2f} "
-              "(the share of the limit with a core free for the threads beside it)")
+        print(f"  headwater {name}: {cpu * 1e6 / args.n:.2f}; the limit's / this = {limit_cpu / cpu:.2f} (what the "
+              "wall-clock share tends to when a core is free for the threads beside it)")
     print(f"datatap promoted its cache entry: {services.promoted}")
     print(f"goals (medians): {'met' if ok else 'NOT all met'}")
     return 0
