@@ -30,9 +30,9 @@ Limit
     over each line. Each run times two ways of cutting the lines — the whole buffer split at once, and
     1 MiB blocks of whole lines (cut before the clock starts) split one by one — and the limit is the faster
     of the two in that run. (``decode_lines`` over a block is 2–3× slower: a block of live droplets costs
-    the allocator and the cyclic GC what one droplet at a time does not.) Every headwater pass does this same work and more (it also reads the
-    bytes and hands each droplet over through an iterator), so its share of the limit is at most ~1 by
-    construction.
+    the allocator and the cyclic GC what one droplet at a time does not.) Every headwater pass does this
+    same work and more on its own thread (it also reads the bytes and hands each droplet over through an
+    iterator), so its share of the limit is at most ~1 by construction.
 
 Why
     Training reads a split once per epoch. Goals (issue 16): vs datatap, first pass ≥ 15× and replay
