@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC
@@ -309,6 +310,26 @@ def test_read_range_blocks_read_a_page_with_a_gap_like_read_range(big: tuple[Cat
     assert expected == data[:700] + data[701:]
     assert b"".join(cat.read_range_blocks(uid, "train", 0, 1234, batch_size=300)) == \
         b"".join(d + b"\n" for d in expected)
+
+
+def test_read_range_blocks_of_a_page_longer_than_sqlites_longest_value(tmp_path: object) -> None:
+    """SQLite refuses to build a value longer than its length limit (1 GB by default; 2,000 bytes here):
+    such a page is read row by row, the same blocks."""
+    import sqlite3
+
+    from sqlalchemy import event
+
+    cat = Catalog(os.path.join(str(tmp_path), "catalog.sqlite"))
+    event.listen(cat.engine, "connect", lambda conn, _record: conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 2000))
+    cat.engine.dispose()  # connections from now on have the limit
+    cat.create_database("main")
+    data = rows("long-droplet-" * 10, 100)  # ~140 bytes each: a page of 50 is ~7,000 bytes
+    ds = cat.publish("main", "acme", "cats", template={}, splits={"train": data})
+    with cat.engine.connect() as conn, pytest.raises(Exception, match="string or blob too big"):
+        conn.exec_driver_sql("SELECT group_concat(data, '') FROM droplets").fetchall()  # the limit holds
+    blocks = list(cat.read_range_blocks(ds.uid, "train", batch_size=50))
+    assert blocks == [b"".join(d + b"\n" for d in data[:50]), b"".join(d + b"\n" for d in data[50:])]
+    cat.close()
 
 
 def test_read_range_refuses_out_of_range(big: tuple[Catalog, str, list[bytes]]) -> None:

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -385,6 +386,8 @@ class Catalog(UserCatalog, PoolAccessCatalog):
                     try:
                         cursor.execute(sql, (split_id, position, page_stop))
                         row = cursor.fetchone()
+                    except sqlite3.DataError:  # the page is longer than SQLite's longest value: read its rows
+                        row = None
                     finally:
                         cursor.close()
             if row is not None and row[0] == page_stop - position and row[2] is not None and \
