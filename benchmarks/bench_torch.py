@@ -61,6 +61,7 @@ import itertools
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -165,8 +166,8 @@ def run_side(python: str, script: str, cfg: dict[str, Any]) -> dict[str, Any]:
     lines = [line for line in out.splitlines() if line.startswith("EPOCH-RESULT ")]
     if proc.returncode != 0 or not lines:
         sys.stderr.write(out[-2000:] + err[-4000:])
-        last = [line for line in err.splitlines() if line.strip() and not line.startswith(" ")]
-        raise SideFailed(f"exit {proc.returncode}: {last[-2] if len(last) > 1 else err[-300:]}")
+        errors = [line for line in err.splitlines() if re.match(r"\w[\w.]*(Error|Exception): ", line)]
+        raise SideFailed(f"exit {proc.returncode}: {errors[-1] if errors else err[-300:].strip()}")
     return dict(json.loads(lines[-1][len("EPOCH-RESULT "):]))
 
 
