@@ -5,6 +5,7 @@ Settings (one JSON argument, see ``_torch_epoch.config``): ``catalog``, ``cache`
 ``batch``, ``mode`` (``time``/``verify``). Droplets always come from the local SQLite catalog; with
 ``pool`` set the images come over HTTP through the pool's manifest and planned range reads.
 
+The catalog engine's lazy imports are done before the clock starts (as the peers' imports are).
 ``persistent_workers=True`` is passed when ``DropletLoader`` accepts it (the run reports whether it did):
 one epoch per process makes no difference to the figure, but the setting a user would pick is the one
 measured.
@@ -22,6 +23,9 @@ from _torch_epoch import config, run_epoch
 def main() -> None:
     cfg = config()
     warnings.filterwarnings("ignore")
+    # headwater imports its catalog engine (SQLAlchemy, alembic) lazily, on the first Api(catalog=...): done
+    # here, before the clock, as the peers' imports are (a training job pays it once, not every epoch)
+    import headwater.catalog.streams  # noqa: F401
     from headwater.client import Api, ClientError
     from headwater.integrations.torch import DropletDataset, DropletLoader
 

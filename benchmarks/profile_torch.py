@@ -16,8 +16,8 @@ process** (no DataLoader workers), as µs per sample, so the stages add up to wh
 * ``loader``: ``DropletLoader`` with ``--workers`` workers, for reference (samples/s, wall clock).
 
 Each stage runs ``--runs`` times (min / median / max µs per sample); then a ``cProfile`` of one in-process
-``dataset`` pass prints the functions with the most own time. ``--shuffle`` runs the shuffled pass
-(``shuffle_seed``) instead of the stored order.
+``dataset`` pass prints the functions with the most own time, and headwater's by cumulative time.
+``--shuffle`` runs the shuffled pass (``shuffle_seed``) instead of the stored order.
 
 Run::
 
@@ -138,10 +138,12 @@ def main() -> int:
         profile.enable()
         in_process()
         profile.disable()
-        out = io.StringIO()
-        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.top)
-        print("\ncProfile of one in-process dataset pass, by own time:")
-        print("\n".join(line for line in out.getvalue().splitlines()[4:] if line.strip()))
+        for order, where in (("tottime", ()), ("cumulative", ("headwater",))):
+            out = io.StringIO()
+            pstats.Stats(profile, stream=out).sort_stats(order).print_stats(*where, args.top)
+            label = "own time" if order == "tottime" else "cumulative time, headwater's functions"
+            print(f"\ncProfile of one in-process dataset pass, by {label}:")
+            print("\n".join(line for line in out.getvalue().splitlines()[4:] if line.strip()))
     return 0
 
 
