@@ -13,9 +13,8 @@ measured.
 
 from __future__ import annotations
 
-import sys
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from _torch_epoch import config, run_epoch
 
@@ -29,7 +28,7 @@ def main() -> None:
     from headwater.client import Api, ClientError
     from headwater.integrations.torch import DropletDataset, DropletLoader
 
-    images = "bytes" if cfg["mode"] == "verify" else "pil"
+    images: Literal["pil", "bytes"] = "bytes" if cfg["mode"] == "verify" else "pil"
     notes: list[str] = []
 
     def build() -> Any:
@@ -53,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

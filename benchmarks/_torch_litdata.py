@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 import time
 import warnings
 from typing import Any
@@ -92,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

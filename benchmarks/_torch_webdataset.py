@@ -9,7 +9,6 @@ shard order shuffled (``shardshuffle``) and samples through ``.shuffle(buffer)``
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Any
 
@@ -41,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -187,7 +187,9 @@ def shuffle_quality(result: dict[str, Any], n: int, per_shard: int) -> tuple[flo
     """(mean |Δ stored position| of consecutive samples within a batch / (n/3), mean distinct shards a batch
     draws from); stored position = the sample's key."""
     keys, sizes = result["keys"], result["batches"]
-    deltas, shards, i = [], [], 0
+    deltas: list[int] = []
+    shards: list[int] = []
+    i = 0
     for size in sizes:
         batch = keys[i:i + size]
         i += size
