@@ -327,6 +327,11 @@ class Catalog(UserCatalog, PoolAccessCatalog):
         Pages of ``batch_size`` rows by primary-key range, each continuing after the last ordinal
         read, with a short connection per page (no lock or snapshot held while the caller works).
         """
+        split_id, stop = self._checked_range(uid, split, start, stop, batch_size)
+        return self._pages(split_id, start, stop, batch_size)
+
+    def _checked_range(self, uid: str, split: str, start: int, stop: int | None, batch_size: int) -> tuple[int, int]:
+        """``(split id, stop)`` for a read of ``[start, stop)``, refused when outside the split."""
         split_id, count = self._split(uid, split)
         stop = count if stop is None else stop
         if not (0 <= start <= stop <= count):
@@ -334,7 +339,7 @@ class Catalog(UserCatalog, PoolAccessCatalog):
                                   f"(0..{count})")
         if batch_size < 1:
             raise CatalogError(f"batch_size must be >= 1, got {batch_size}")
-        return self._pages(split_id, start, stop, batch_size)
+        return split_id, stop
 
     def _pages(self, split_id: int, start: int, stop: int, batch_size: int) -> Iterator[bytes]:
         position = start
@@ -366,13 +371,7 @@ class Catalog(UserCatalog, PoolAccessCatalog):
         """The droplets of :meth:`read_range`, as NDJSON blocks of up to ``batch_size`` droplets (each line
         ending with ``\\n``): what a stream reads. On SQLite each block is concatenated by the database in one
         query (:func:`~headwater.catalog.queries.block_sql`); elsewhere it is the page's rows joined."""
-        split_id, count = self._split(uid, split)
-        stop = count if stop is None else stop
-        if not (0 <= start <= stop <= count):
-            raise OutOfRangeError(f"range [{start}, {stop}) is outside split {split!r} of dataset {uid!r} "
-                                  f"(0..{count})")
-        if batch_size < 1:
-            raise CatalogError(f"batch_size must be >= 1, got {batch_size}")
+        split_id, stop = self._checked_range(uid, split, start, stop, batch_size)
         return self._block_pages(split_id, start, stop, batch_size)
 
     def _block_pages(self, split_id: int, start: int, stop: int, batch_size: int) -> Iterator[bytes]:
