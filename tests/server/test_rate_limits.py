@@ -83,12 +83,14 @@ def test_huggingface_hub_waits_out_429s_and_downloads_every_file(tmp_path) -> No
     """A limit tight enough that the stock Hub client is refused again and again: it honours Retry-After and
     retries, and every file arrives whole (the default limit is far looser: see DEFAULT_RATE_LIMIT)."""
     huggingface_hub = pytest.importorskip("huggingface_hub")
-    ids = [*range(1, 21), *range(101, 121)]  # 20 shards: 40 files and the manifest, far above 20/s on loopback
+    # 20 shards: 40 files and the manifest, fetched far faster than 40/s on loopback. The burst (10) must hold a
+    # wave of the 8 workers' retries: with burst 5 the client was refused 6 times in a row and gave up.
+    ids = [*range(1, 21), *range(101, 121)]
     make_files(str(tmp_path / "src"), ids, seed=3)
     pool = str(tmp_path / "pool")
     pack_directory(str(tmp_path / "src"), pool, layout="increment-id", base_level=2, silent=True)
     app = create_app(ServerConfig(str(tmp_path / "catalog.sqlite"), pools={"acme/px": pool},
-                                  rate_limit="20/s,burst=5"))
+                                  rate_limit="40/s,burst=10"))
     share_pools(app.state.catalog, ["acme/px"], public=True)
     statuses: Counter[int] = Counter()
 
