@@ -60,6 +60,7 @@ import io
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import random
 import re
@@ -77,7 +78,8 @@ from typing import Any
 
 from PIL import Image
 
-from _common import Spread, add_runs_option, alternate, describe_machine, median_run, ratio_line
+from _common import Spread, add_runs_option, alternate, describe_machine, limit_line, median_run, ratio_line
+from _torch_epoch import decode_image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root, for tests.support
@@ -213,6 +215,33 @@ def check_once(system: str, label: str, result: dict[str, Any], n: int, digests:
             sys.exit(f"{system} {label}: {len(bad)} samples with the wrong JPEG bytes (e.g. key {bad[0]})")
 
 
+_JPEGS: list[bytes] = []  # the decode limit's input, inherited by its forked processes (no copy through a pipe)
+
+
+def _decode_share(part: tuple[int, int]) -> int:
+    w, workers = part
+    for raw in _JPEGS[w::workers]:
+        decode_image(raw)  # dropped at once, as a training step would after using it
+    return len(_JPEGS[w::workers])
+
+
+def decode_limit(src: str, n: int, workers: int, runs: int) -> list[float]:
+    """Seconds for ``workers`` forked processes to decode every JPEG from memory with the decode every system's
+    sample gets (:func:`_torch_epoch.decode_image`): no storage, no annotation, no hand-off to a main process.
+    What a loader with as many workers cannot beat on this machine."""
+    _JPEGS[:] = [Path(src, f"{i:07d}.jpg").read_bytes() for i in range(n)]
+    times = []
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for _ in range(runs):
+                start = time.perf_counter()
+                assert sum(pool.map(_decode_share, [(w, workers) for w in range(workers)])) == n
+                times.append(time.perf_counter() - start)
+    finally:
+        _JPEGS.clear()
+    return times
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=10_000)
@@ -289,6 +318,9 @@ def main() -> int:
         print("conversion (not in any epoch): " + "; ".join(conversions))
         print(f"loaders: DataLoader workers={args.workers}, batch {args.batch}; each epoch a fresh process; "
               f"WebDataset shuffle buffer {args.buffer}")
+        limit = decode_limit(src, args.n, args.workers, args.runs)
+        print(f"limit: Pillow decode of the same JPEGs from memory in {args.workers} processes: "
+              f"{Spread(limit).rates(args.n).median:,.0f} samples/s (median of {len(limit)})")
 
         server: ServerHandle | None = None
         if any(s.startswith("http") for s in settings):
@@ -375,7 +407,7 @@ def main() -> int:
                 times = alternate({s: side(s) for s in here}, args.runs,
                                   log=lambda line: print(line, file=sys.stderr))
                 measured = [s for s in here if s not in broken]
-                print_setting(setting, measured, {s: times[s] for s in measured}, results, args)
+                print_setting(setting, measured, {s: times[s] for s in measured}, results, args, limit)
                 for system, errors in broken.items():
                     print(f"{system}: not measured: {len(errors)} of {args.runs} timed epochs failed ({errors[0]})")
                 for (system, where), why in failed.items():
@@ -388,7 +420,7 @@ def main() -> int:
 
 
 def print_setting(setting: str, systems: list[str], times: dict[str, list[float]],
-                  results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
+                  results: dict[str, list[dict[str, Any]]], args: argparse.Namespace, limit: list[float]) -> None:
     """One table: a row per system, then headwater over the best peer against the goal."""
     http = setting.startswith("http")
     print(f"\n== {setting}: {args.runs} epoch(s) a system, alternating ==")
@@ -408,6 +440,9 @@ def print_setting(setting: str, systems: list[str], times: dict[str, list[float]
         note = f"  ({'; '.join(mid['notes'])})" if mid.get("notes") else ""
         print(f"{system:<11} {rates.min:>13,.0f} {rates.median:>8,.0f} {rates.max:>8,.0f} {ttfb:>7.2f} {peak:>8.0f} "
               f"{req:>8} {nbytes:>11,.0f} {delta:>12.3f} {per_batch:>12.1f}{note}")
+    if "headwater" in systems:
+        print(limit_line(f"Pillow decode from memory, {args.workers} processes; headwater's share", limit,
+                         times["headwater"], args.n, "samples/s"))
     peers = [s for s in systems if s != "headwater"]
     if "headwater" in systems and peers:
         best = min(peers, key=lambda s: statistics.median(times[s]))
