@@ -272,6 +272,25 @@ def test_metadata_numbers_are_matched_as_json_writes_them(cat: Catalog) -> None:
         assert cat.filter_split(uid, "train", SplitFilter(metadata=((key, value),))).total == found, (key, value)
 
 
+def test_metadata_keys_with_many_values_are_indexed_by_row(cat: Catalog) -> None:
+    items: list[dict[str, Any] | None] = [
+        {"image": {"paths": []}, "classes": {}, "metadata": {"file": f"f{i % 400}", "cam": ["a", "b", "c"][i % 3],
+                                                             "n": i % 300 if i < 500 else "late"}}
+        for i in range(900)]
+    uid = publish(cat, [encode(d) if d else b"1" for d in items])
+    with cat.engine.connect() as conn:  # "cam" is one row a value; "file" (400 values) and "n" (301) a row a droplet
+        keys = {bytes(k) for k in conn.execute(text("SELECT key FROM facet_values")).scalars()}
+        assert keys == {b"cam"}
+        assert conn.execute(text("SELECT count(*) FROM facet_metadata")).scalar() == 1800
+    for key, value in [("file", "f5"), ("file", "f399"), ("file", "f400"), ("cam", "b"), ("n", "7"), ("n", "299"),
+                       ("n", "late"), ("cam", "d")]:
+        flt = SplitFilter(metadata=((key, value),), present=())
+        expected = brute_matches(items, flt)
+        assert cat.filter_split(uid, "train", flt, limit=1000) == FilterPage(len(expected), expected), (key, value)
+    both = SplitFilter(metadata=(("cam", "b"), ("file", "f3")))
+    assert cat.filter_split(uid, "train", both).ordinals == brute_matches(items, both) == [403]
+
+
 def test_publishing_splits_interleaved_indexes_each_split(cat: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(publisher_module, "_FACET_ROWS", 7)  # PostgreSQL: facet rows written between COPYs
     with cat.publisher("main", "acme", "mixed", template={}, batch_size=4) as pub:
