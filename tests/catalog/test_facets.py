@@ -332,6 +332,14 @@ def test_query_parameters() -> None:
     assert SplitFilter.from_query({"conf": "0-1"}).to_query() == [("conf", "0-1")]
 
 
+def test_query_parameters_from_a_starlette_request_keep_repeated_names() -> None:
+    from starlette.datastructures import QueryParams
+
+    params = QueryParams("class=cat&class=dog&count=cat:1-&meta=a=1&meta=b=2&sample=")
+    assert SplitFilter.from_query(params) == SplitFilter(present=("cat", "dog"), counts=(ClassCount("cat", 1),),
+                                                         metadata=(("a", "1"), ("b", "2")))
+
+
 @given(filters())
 def test_to_query_and_from_query_are_inverses(flt: SplitFilter) -> None:
     assert SplitFilter.from_query(flt.to_query()) == flt
