@@ -89,7 +89,8 @@ def test_limit_and_class_select_droplets(world, tmp_path):
 def test_contact_sheet(world, tmp_path):
     sheet = tmp_path / "sheet.jpg"
     code, stdout, stderr = local(world, "--grid", "4x2", "--size", "64", "-o", str(sheet))
-    assert "failed #5 (u5)" in stderr and code == 1 and stdout.strip() == f"wrote a 4x2 sheet of {N} droplet(s) to {sheet}"
+    assert "failed #5 (u5)" in stderr and code == 1
+    assert stdout.strip() == f"wrote a 4x2 sheet of {N} droplet(s) to {sheet}"
     img = Image.open(sheet)
     assert img.format == "JPEG" and img.size[0] == 4 * 64 and img.size[1] > 2 * 64
     code, _, _ = local(world, "--grid", "2x1", "--limit", "2", "--format", "png", "-o", str(tmp_path / "s"))

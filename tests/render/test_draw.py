@@ -168,7 +168,8 @@ def test_bad_arguments_raise():
 
 
 def test_other_image_modes_become_rgb():
-    cases: list[tuple[str, int | tuple[int, ...]]] = [("L", 128), ("RGBA", (128, 128, 128, 255)), ("P", 3), ("I;16", 300)]
+    cases: list[tuple[str, int | tuple[int, ...]]] = [("L", 128), ("RGBA", (128, 128, 128, 255)), ("P", 3),
+                                                      ("I;16", 300)]
     for mode, colour in cases:
         buf = io.BytesIO()
         Image.new(mode, (50, 40), colour).save(buf, "PNG")
