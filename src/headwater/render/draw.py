@@ -296,10 +296,10 @@ class _Canvas:
         """The label on a plate of the class colour, above the box when it fits there, else inside it."""
         font = self.font
         lines = [printable(font, line) for line in label.lines]
-        sizes = [text_size(font, line) for line in lines]
+        boxes = [font.getbbox(line) for line in lines]  # one layout per line (drawing lays it out again)
         pad = 2
-        w = max(s[0] for s in sizes) + 2 * pad
-        line_h = max(s[1] for s in sizes) + 1
+        w = int(max(right - min(left, 0) for left, _, right, _ in boxes)) + 2 * pad
+        line_h = int(max(bottom - min(top, 0) for _, top, _, bottom in boxes)) + 1
         h = line_h * len(lines) + 2 * pad
         x0, y0 = label.anchor[0], label.anchor[1]
         y = y0 - h if y0 - h >= 0 else y0
@@ -307,8 +307,5 @@ class _Canvas:
         y = min(max(0, y), max(0, self.height - h))
         draw.rectangle([x, y, x + w - 1, y + h - 1], fill=label.colour, outline=_HALO, width=1)
         ink = text_colour(label.colour)
-        for i, line in enumerate(lines):
-            left, top = font.getbbox(line)[:2]
+        for i, (line, (left, top, _, _)) in enumerate(zip(lines, boxes, strict=True)):
             draw.text((x + pad - min(left, 0), y + pad + i * line_h - min(top, 0)), line, font=font, fill=ink)
-
-
