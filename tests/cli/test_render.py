@@ -148,10 +148,10 @@ def test_the_readme_examples_run(world, tmp_path, monkeypatch):
                                                      "6-cat-6.png"]
     from headwater.client import Api
 
-    code = readme.split("### Look at the data", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    snippet = readme.split("### Look at the data", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     with Catalog(world[0]) as cat:
         dataset = Api(catalog=cat).get_database_by_name("main").get_dataset("acme/cats:latest")
-        exec(compile(code, "README.md", "exec"), {"dataset": dataset})
+        exec(compile(snippet, "README.md", "exec"), {"dataset": dataset})
     assert Image.open(tmp_path / "sheet.jpg").size[0] == 4 * 256
 
 
