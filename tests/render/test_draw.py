@@ -8,20 +8,10 @@ import io
 import pytest
 from PIL import Image
 
-from headwater.droplet import (
-    AttributeValue,
-    BoundingBox,
-    ClassAnnotation,
-    ImageAnnotation,
-    Instance,
-    Keypoint,
-    MultiInstance,
-    Point,
-    Rectangle,
-    Segmentation,
-    encode_droplet,
-)
+from headwater.droplet import ClassAnnotation, ImageAnnotation, Instance, MultiInstance, encode_droplet
 from headwater.droplet import Image as DropletImage
+from headwater.droplet.geometry import Point, Rectangle
+from headwater.droplet.schema import AttributeValue, BoundingBox, Keypoint, Segmentation
 from headwater.render import RenderError, RenderOptions, class_colour, render
 
 GREY = (128, 128, 128)

@@ -18,12 +18,13 @@ The overlay is drawn at the output scale (after the reduced-scale decode of :mod
 a thumbnail's lines are as crisp as a full-size rendering's.
 
 Example:
-    >>> import io
-    >>> from PIL import Image
-    >>> buf = io.BytesIO(); Image.new("RGB", (400, 300), "gray").save(buf, "JPEG")
-    >>> droplet = (b'{"image":{"paths":["pool://imgs/1.jpg"]},"classes":{"cat":{"instances":'
-    ...            b'[{"boundingBox":{"rectangle":[[0.1,0.1],[0.6,1.2]],"confidence":0.9}}]}}}')
-    >>> out = render(buf.getvalue(), droplet, max_size=200)
+    >>> import PIL.Image
+    >>> from headwater.droplet import BoundingBox, ClassAnnotation, Image, Instance, Rectangle
+    >>> from headwater.render import encode
+    >>> photo = encode(PIL.Image.new("RGB", (400, 300), "gray"), "JPEG")
+    >>> box = BoundingBox(Rectangle(Point(0.1, 0.1), Point(0.6, 1.2)), confidence=0.9)
+    >>> droplet = ImageAnnotation(Image(["pool://imgs/1.jpg"]), {"cat": ClassAnnotation([Instance(bounding_box=box)])})
+    >>> out = render(photo, droplet, max_size=200)
     >>> out.image.size, out.problem, out.flags
     ((200, 150), None, ['cat instance 0: coordinates outside [0, 1], drawn clipped'])
     >>> render(b"not an image", droplet, max_size=64).problem
