@@ -182,7 +182,7 @@ def render(dataset: RepoRef, split: str, ordinal: int | None, droplet_uid: str |
     if grid is not None and cells is not None and limit is not None and limit > cells:
         raise click.BadParameter(f"{limit} droplets do not fit a {grid[0]}x{grid[1]} grid ({cells} cells)",
                                  param_hint="--limit")
-    count = limit or cells or (1 if ordinal is not None else _DEFAULT_COUNT)
+    count = 1 if droplet_uid is not None else limit or cells or (1 if ordinal is not None else _DEFAULT_COUNT)
     wanted = frozenset(classes) or None
     options = RenderOptions(classes=wanted, min_confidence=min_confidence, boxes=not no_boxes, masks=not no_masks,
                             keypoints=not no_keypoints, labels=not no_labels, attributes=attributes)
