@@ -165,3 +165,14 @@ def test_other_image_modes_become_rgb():
         Image.new(mode, (50, 40), colour).save(buf, "PNG")
         out = render(buf.getvalue(), droplet({"cat": [box(0.1, 0.1, 0.9, 0.9)]}), max_size=25)
         assert out.problem is None and out.image.mode == "RGB" and out.image.size == (25, 20), mode
+
+
+def test_rendering_on_threads_gives_the_same_pixels():
+    from concurrent.futures import ThreadPoolExecutor
+
+    d = droplet({f"class {i} 猫": [box(0.1 * i, 0.1, 0.1 * i + 0.08, 0.9, confidence=0.5)] for i in range(9)})
+    photo = png((300, 200))
+    serial = render(photo, d).image.tobytes()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: render(photo, d).image.tobytes(), range(32)))
+    assert all(r == serial for r in results)
