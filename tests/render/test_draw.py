@@ -176,3 +176,11 @@ def test_rendering_on_threads_gives_the_same_pixels():
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: render(photo, d).image.tobytes(), range(32)))
     assert all(r == serial for r in results)
+
+
+def test_the_region_of_interest_is_outlined_in_white():
+    region = [[Point(0.5, 0.0), Point(1.0, 0.0), Point(1.0, 1.0), Point(0.5, 1.0)]]
+    d = ImageAnnotation(DropletImage(["a.png"]), {}, mask=region)
+    img = render(png(), d).image
+    assert img.getpixel((100, 50)) == (255, 255, 255) and img.getpixel((150, 50)) == GREY
+    assert render(png(), d, options=RenderOptions(masks=False)).image.getpixel((100, 50)) == GREY

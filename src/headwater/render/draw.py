@@ -6,6 +6,7 @@ counts, attributes on request). Every class has its :func:`~headwater.render.col
 every line and dot has a dark halo and every label a filled plate, so they read on dark and light images.
 
 * Boxes are solid; a multi-instance box (a crowd) is dashed and labelled ``name ×count``.
+* The droplet's region of interest (its ``mask``), when it has one, is a white outline.
 * Keypoints are dots with their names; an occluded keypoint is a hollow ring; an absent one (``null``)
   is not drawn.
 * A coordinate outside [0, 1] is clipped to the image and the droplet is flagged
@@ -57,6 +58,7 @@ from .thumbnails import decode_image, fit_size
 __all__ = ["Rendered", "render", "draw_droplet"]
 
 _HALO = (0, 0, 0)
+_REGION = (255, 255, 255)  # the outline of the droplet's region of interest
 _FILL_ALPHA = 96  # of 255: the object stays visible under its mask
 _DEFAULT_TILE = 256
 _STREAM_REPR = re.compile(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>")  # Pillow names the stream it read
@@ -112,6 +114,12 @@ def draw_droplet(image: Image.Image, droplet: ImageAnnotation, options: RenderOp
                  ) -> list[str]:
     """Draw ``droplet`` onto the RGB ``image`` in place, at its size; returns the flags (see :class:`Rendered`)."""
     canvas = _Canvas(image, options)
+    if droplet.mask and options.masks:  # the region of interest: only what lies inside it was annotated
+        clipped = [False]
+        canvas.outlines.extend((_REGION, [canvas.xy(p, clipped) for p in polygon])
+                               for polygon in droplet.mask if polygon)
+        if clipped[0]:
+            canvas.flags.append("region of interest (mask): coordinates outside [0, 1], drawn clipped")
     for name, annotation in droplet.classes.items():
         if not options.shows(name):
             continue
@@ -150,7 +158,7 @@ class _Canvas:
         self.labels: list[_Label] = []
 
     # -- collecting --------------------------------------------------------------------------------------
-    def _xy(self, point: Point, clipped: list[bool]) -> XY:
+    def xy(self, point: Point, clipped: list[bool]) -> XY:
         x, y = point.x, point.y
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
             clipped[0] = True
@@ -158,14 +166,14 @@ class _Canvas:
         return x * self.width, y * self.height
 
     def _box(self, box: BoundingBox, clipped: list[bool]) -> tuple[int, int, int, int]:
-        (ax, ay), (bx, by) = self._xy(box.rectangle.p1, clipped), self._xy(box.rectangle.p2, clipped)
+        (ax, ay), (bx, by) = self.xy(box.rectangle.p1, clipped), self.xy(box.rectangle.p2, clipped)
         x0, x1 = sorted((ax, bx))
         y0, y1 = sorted((ay, by))
         left, top = min(self.width - 1, round(x0)), min(self.height - 1, round(y0))
         return left, top, max(left, round(x1) - 1), max(top, round(y1) - 1)
 
     def _shape(self, segmentation: Segmentation, colour: Colour, clipped: list[bool]) -> tuple[int, int, int, int]:
-        polygons = [[self._xy(p, clipped) for p in polygon] for polygon in segmentation.mask]
+        polygons = [[self.xy(p, clipped) for p in polygon] for polygon in segmentation.mask]
         polygons = [p for p in polygons if p]
         self.fills.append((colour, [p for p in polygons if len(p) >= 3]))
         self.outlines.extend((colour, p) for p in polygons)
@@ -191,7 +199,7 @@ class _Canvas:
             for kp_name, kp in instance.keypoints.items():
                 if kp is None or not opts.passes(kp.confidence):
                     continue
-                xy = self._xy(kp.point, clipped)
+                xy = self.xy(kp.point, clipped)
                 self.points.append((colour, xy, kp.occluded is True, kp_name))
                 if anchor is None:
                     anchor = (round(xy[0]), round(xy[1]), round(xy[0]), round(xy[1]))
