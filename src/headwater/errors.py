@@ -57,6 +57,7 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── FilterError (ValueError)                a split filter that cannot be parsed or asked for
     │   ├── CatalogBusyError                        exit 3
     │   └── CatalogUnavailableError                 exit 3   (the database is unreachable or dropped us)
+    ├── RenderError (ValueError)                    headwater.render.errors (a bad format, size or grid)
     ├── PublishError (ValueError)                   headwater.publish.errors
     │   ├── SourceFormatError
     │   │   ├── CocoFormatError
