@@ -25,8 +25,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from headwater.catalog import Catalog
-from headwater.catalog.facets import SplitFilter
+from headwater.catalog import Catalog, SplitFilter
 from headwater.publish import publish
 from headwater.server.app import ServerConfig, create_app
 from headwater.server.viewer.sessions import COOKIE_NAME, SessionSigner, load_session_secret
@@ -318,7 +317,7 @@ def test_filters_change_the_count_and_keep_through_pages_and_samples(client: Tes
     dog_query = SplitFilter(present=("dog",)).to_query()
     assert count(dog_query) == len(dogs)
     assert count(SplitFilter(present=("dog", HOSTILE)).to_query()) == 0
-    grid = client.get(base, params=dog_query).text
+    grid = client.get(base, params=list[tuple[str, Any]](dog_query)).text
     cells = re.findall(r'<a class="cell" href="([^"]+)"', grid)
     assert len(cells) == len(dogs) == len(re.findall(r'<img class="thumb"', grid))
     # the sample page keeps the filter: next goes to the next *dog*
@@ -328,7 +327,7 @@ def test_filters_change_the_count_and_keep_through_pages_and_samples(client: Tes
     prev = unescape(re.search(r'id="prev-sample" href="([^"]+)"', second).group(1))  # type: ignore[union-attr]
     assert prev.split("?")[0].endswith(f"/{order.index(dogs[0])}")
     # a bad filter is shown, not a crash
-    bad = client.get(base, params=[("min_confidence", "lots")])
+    bad = client.get(base, params=[("conf", "lots")])
     assert bad.status_code == 200 and 'id="filter-error"' in bad.text
 
 

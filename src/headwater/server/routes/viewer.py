@@ -64,9 +64,10 @@ from ...catalog import (
     NotFoundError,
     OutOfRangeError,
     Principal,
+    SplitFilter,
+    SplitStats,
     repositories_json,
 )
-from ...catalog.facets import FilterPage, SplitFilter, SplitStats
 from ...droplet import DropletError, ImageAnnotation, decode_droplet
 from ...render import RenderOptions, class_colour_hex
 from ..auth import readable_database, visible_databases
@@ -472,7 +473,7 @@ def grid_page(database: str, namespace: str, name: str, ref: str, split: str, re
     params = _filter_params(request)
     flt, problem = _parse_filter(params)
     page_no = _int_param(request, "page", 0)
-    found: FilterPage = catalog.filter_split(sp.dataset.uid, split, flt, offset=page_no * PAGE_SIZE, limit=PAGE_SIZE)
+    found = catalog.filter_split(sp.dataset.uid, split, flt, offset=page_no * PAGE_SIZE, limit=PAGE_SIZE)
     query = flt.to_query()
     droplets = catalog.read_ordinals(sp.dataset.uid, split, found.ordinals) if found.ordinals else []
     cells = [_cell(sp, query, page_no * PAGE_SIZE + i, ordinal, raw)
@@ -496,8 +497,8 @@ class _FilterFields:
     present: str = "class"
     count: str = "count"
     count_example: str = "cat:1-3"
-    min_confidence: str = "min_confidence"
-    max_confidence: str = "max_confidence"
+    confidence: str = "conf"
+    confidence_example: str = "0.5-0.9"
     uid: str = "uid"
     metadata: str = "meta"
     sample: str = "sample"
