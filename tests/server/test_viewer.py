@@ -241,12 +241,24 @@ def test_signout_ends_the_session(app: Any, world: World) -> None:
     assert 'id="signin-link"' in client.get("/view/").text
 
 
+def test_session_secret_is_made_at_first_use(tmp_path: Any) -> None:
+    path = str(tmp_path / "c.sqlite")
+    client = TestClient(create_app(ServerConfig(catalog=path)))
+    assert client.get("/view/").status_code == 200
+    client.cookies.set(COOKIE_NAME, "v1.0123456789ab.1.00", path="/view")
+    assert client.get("/view/").status_code == 200  # a stale cookie: anonymous
+    assert os.path.exists(path + ".session-secret")
+    quiet = TestClient(create_app(ServerConfig(catalog=str(tmp_path / "d.sqlite"))))
+    assert quiet.get("/view/").status_code == 200 and quiet.get("/api/database").status_code == 200
+    assert not os.path.exists(str(tmp_path / "d.sqlite.session-secret"))  # no sign-in, no file
+
+
 def test_session_secret_is_one_file_shared_by_processes(world: World, tmp_path: Any) -> None:
-    secret_file = world.catalog + ".session-secret"
-    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
     other = create_app(ServerConfig(catalog=world.catalog))  # another worker, or the server after a restart
     client = TestClient(create_app(ServerConfig(catalog=world.catalog)))
     cookie = _signed_in(other, world.alice).cookies[COOKIE_NAME]
+    secret_file = world.catalog + ".session-secret"
+    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
     client.cookies.set(COOKIE_NAME, cookie, path="/view")
     assert client.get("/view/vault").status_code == 200
     path = str(tmp_path / "s" / "secret")
