@@ -458,3 +458,19 @@ def test_serve_refuses_a_bad_session_secret_file_in_one_line(world: World, tmp_p
                                        "--session-secret-file", str(short)])
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "session secret" in result.output and "Traceback" not in result.output
+
+
+def test_sample_in_a_served_pool_names_its_shard_and_byte_range(world: World) -> None:
+    with Catalog(world.catalog) as cat:
+        location = cat.dataset_by_uid(world.open_uid).pools["images"]
+    served = TestClient(create_app(ServerConfig(catalog=world.catalog, pools={"acme/pets-images": location})))
+    base = f"/view/open/acme/pets/{world.open_uid}/train"
+    page = served.get(f"{base}/2").text
+    url = unescape(re.search(r'id="shard-url" href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    first, last = map(int, re.search(r"Range: bytes=(\d+)-(\d+)", page).groups())  # type: ignore[union-attr]
+    assert url.startswith("http://testserver/datasets/acme/pets-images/resolve/main/")
+    r = served.get(url.removeprefix("http://testserver"), headers={"Range": f"bytes={first}-{last}"})
+    assert r.status_code == 206
+    assert r.content == served.get(unescape(re.search(r'id="raw-image" href="([^"]+)"', page).group(1))).content  # type: ignore[union-attr]
+    assert r.content == world.images[f"{int(_order(world)[2][1:])}.jpg"]
+    assert 'id="shard-url"' not in TestClient(create_app(ServerConfig(catalog=world.catalog))).get(f"{base}/2").text
