@@ -5,8 +5,8 @@ and a published split never changes — so what filters need is extracted once, 
 writing anyway, and stored beside them in the same transaction (tables in :mod:`.models`):
 
 * ``facet_classes`` — per (split, class) its postings: the ordinals where the class is present with their
-  instance counts, and every instance box's confidence with its ordinal (little-endian arrays, a few bytes a
-  droplet, loaded and cached whole by :mod:`.facet_search`);
+  instance counts, and every instance box's confidence with its ordinal, sorted by confidence (little-endian
+  arrays, a few bytes a droplet, loaded and cached whole by :mod:`.facet_search`);
 * ``facet_uids`` — per droplet its uid (the droplet's ``uid``, else its image's): prefix search and
   ``ordinal_of`` are one primary-key range;
 * ``facet_values`` / ``facet_metadata`` — top-level scalar metadata (strings as they are, numbers and booleans
@@ -277,11 +277,21 @@ class SplitFacets:
 
     def class_rows(self, split_id: int) -> list[dict[str, Any]]:
         """The ``facet_classes`` rows of the split."""
-        return [{"split_id": split_id, "position": position, "name": encode_text(name),
-                 "droplets": len(p.ordinals), "ordinals": _little_endian(p.ordinals),
-                 "counts": _little_endian(p.counts), "box_ordinals": _little_endian(p.box_ordinals),
-                 "confidences": _little_endian(p.confidences)}
-                for position, (name, p) in enumerate(self._classes.items())]
+        import numpy as np
+
+        rows = []
+        for position, (name, p) in enumerate(self._classes.items()):
+            # boxes sorted by confidence (stable: ties keep ordinal order), so that a confidence range is one
+            # slice found by binary search
+            confidences = np.frombuffer(p.confidences, dtype=np.float64)
+            order = np.argsort(confidences, kind="stable")
+            box_ordinals = np.frombuffer(p.box_ordinals, dtype=np.uint32)[order]
+            rows.append({"split_id": split_id, "position": position, "name": encode_text(name),
+                         "droplets": len(p.ordinals), "ordinals": _little_endian(p.ordinals),
+                         "counts": _little_endian(p.counts),
+                         "box_ordinals": box_ordinals.astype("<u4").tobytes(),
+                         "confidences": confidences[order].astype("<f8").tobytes()})
+        return rows
 
 
 def write_facet_rows(conn: Connection, uid_rows: FacetRows, meta_rows: FacetRows) -> None:

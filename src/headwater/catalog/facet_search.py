@@ -4,7 +4,8 @@ What each condition costs (``n``: droplets in the split; the facets are those of
 
 * ``present`` / ``counts`` — the class's postings (one row, ~8 bytes a droplet where the class is present),
   read once and then cached; then an ``n``-byte mask. No droplet is read.
-* confidence range — the boxes' confidences of the classes involved (12 bytes a box carrying one), cached.
+* confidence range — the boxes' confidences of the classes involved (12 bytes a box carrying one, sorted by
+  confidence), cached; then a binary search and a slice: the cost grows with the boxes in the range.
 * ``metadata`` — a key with few distinct values: the value's postings (one row, 4 bytes a matching droplet),
   cached; a key with many: one primary-key range of ``facet_metadata`` (each value matches few droplets).
 * ``uid`` prefix — one primary-key range of ``facet_uids``: the cost grows with the number of *matching*
@@ -38,6 +39,20 @@ from .sharding import Permutation
 __all__ = ["FacetCache", "FacetSearch", "DEFAULT_CACHE_BYTES"]
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+
+
+def _fetch(conn: Connection, query: Any) -> list[Any]:
+    """The rows of ``query``; on PostgreSQL ``bytea`` comes in the binary format, not as hex text (measured:
+    loading a class's postings of a 1M-droplet split took ~10x longer as text)."""
+    if conn.dialect.name != "postgresql":
+        return list(conn.execute(query).all())
+    compiled = query.compile(dialect=conn.dialect)
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]  # None once closed
+    try:
+        cursor.execute(compiled.string, compiled.params, binary=True)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 class FacetCache:
@@ -129,8 +144,8 @@ class FacetSearch:
 
             c = facet_classes.c
             with self._connect() as conn:
-                row = conn.execute(select(c.ordinals, c.counts, c.box_ordinals, c.confidences)
-                                   .where(c.split_id == self._split_id, c.position == position)).one()
+                (row,) = _fetch(conn, select(c.ordinals, c.counts, c.box_ordinals, c.confidences)
+                                .where(c.split_id == self._split_id, c.position == position))
             blobs = [bytes(b) for b in row]
             postings = _Postings(np.frombuffer(blobs[0], dtype="<u4"), np.frombuffer(blobs[1], dtype="<u4"),
                                  np.frombuffer(blobs[2], dtype="<u4"), np.frombuffer(blobs[3], dtype="<f8"))
@@ -161,10 +176,11 @@ class FacetSearch:
 
             c = facet_values.c
             with self._connect() as conn:
-                blob = conn.execute(select(c.ordinals).where(c.split_id == self._split_id, c.key == key,
-                                                             c.value == value)).scalar()
-            if blob is None:
+                rows = _fetch(conn, select(c.ordinals).where(c.split_id == self._split_id, c.key == key,
+                                                             c.value == value))
+            if not rows:
                 return None, 100
+            blob = rows[0][0]
             array = np.frombuffer(bytes(blob), dtype="<u4")
             return array, 100 + array.nbytes
         posted = self._cache.get(self._key("value", key, value), load)
@@ -242,12 +258,12 @@ class FacetSearch:
                 postings = self._postings(name)
                 if postings is None:
                     continue
-                inside = np.ones(len(postings.confidences), dtype=bool)
-                if flt.min_confidence is not None:
-                    inside &= postings.confidences >= flt.min_confidence
-                if flt.max_confidence is not None:
-                    inside &= postings.confidences <= flt.max_confidence
-                condition[postings.box_ordinals[inside]] = True
+                confidences = postings.confidences  # ascending: the range is one slice
+                low = 0 if flt.min_confidence is None else \
+                    int(np.searchsorted(confidences, flt.min_confidence, side="left"))
+                high = len(confidences) if flt.max_confidence is None else \
+                    int(np.searchsorted(confidences, flt.max_confidence, side="right"))
+                condition[postings.box_ordinals[low:high]] = True
             both(condition)
         if flt.uid is not None:
             both(self._mask(self._uid_prefix(encode_text(flt.uid))))

@@ -246,7 +246,7 @@ split_facets = Table(
 
 # one row a (split, class): the class's postings as little-endian arrays. `ordinals` (uint32, ascending): the
 # droplets where the class is present; `counts` (uint32): their instance counts; `box_ordinals` (uint32) and
-# `confidences` (float64): one entry per instance box that carries a confidence, in ordinal order.
+# `confidences` (float64): one entry per instance box that carries a confidence, by ascending confidence.
 facet_classes = Table(
     "facet_classes",
     metadata,
