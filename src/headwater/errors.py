@@ -80,7 +80,8 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
         ├── RangeNotSatisfiable
         ├── MalformedRange (ValueError)
         ├── AddressInUseError                       (serve: another process listens there)
-        └── ServerConfigError (ValueError)          (serve: settings that cannot work together)
+        ├── ServerConfigError (ValueError)          (serve: settings that cannot work together)
+        └── RenderPoolBusy                          (viewer: too many thumbnails queued; 503)
 
 Example:
     >>> from headwater.storage import StoreUnavailableError
