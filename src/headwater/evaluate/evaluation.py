@@ -43,13 +43,14 @@ import numpy.typing as npt
 
 from ..droplet import ImageAnnotation, decode_droplet
 from .accumulate import STAT_NAMES, accumulate, summarize
+from .assignment import best_assignment
 from .confusion import BACKGROUND, ConfusionCounts, ConfusionMatrix
 from .errors import EvaluationError
 from .masks import mask_ious, polygons_rle, rle_area
 from .matching import match_detections
 from .overlaps import box_pairs, group_pairs
 from .params import CocoParams
-from .pixels import ImageSizes, image_size, pixel_box, pixel_polygons
+from .pixels import ImageSizes, image_size, pixel_polygons
 from .pr_curves import PrCurve, pr_curve
 
 __all__ = ["Evaluation", "evaluate", "IouType", "DropletInput"]
@@ -103,54 +104,73 @@ def _where(d: ImageAnnotation) -> str:
 
 
 class _Instances:
-    """Instances of one side as columns (image, class, pixel box, area, score, mask)."""
+    """Instances of one side as columns (image, class, normalised corners, score; masks for ``segm``).
+
+    Boxes stay normalised while droplets are walked (one Python pass that only copies numbers); the
+    pixel boxes and areas of :mod:`.pixels` are computed for the whole batch at once in numpy, with the
+    same operations as :func:`.pixels.pixel_box`.
+    """
 
     def __init__(self) -> None:
         self.img: list[int] = []
         self.cls: list[int] = []
-        self.box: list[tuple[float, float, float, float]] = []
-        self.area: list[float] = []
+        self.corners: list[float] = []
         self.score: list[float] = []
         self.rle: list[dict[str, Any]] = []
+        self.area: list[float] = []
         self.skipped = 0
         self.multi = 0
 
     def add(self, d: ImageAnnotation, img: int, size: tuple[int, int], iou_type: str, classes: dict[str, int]) -> int:
-        w, h = size
         added = 0
+        corners, score = self.corners, self.score
         for name, ann in d.classes.items():
-            c = classes.setdefault(name, len(classes))
-            self.multi += len(ann.multi_instances)
+            c = classes.get(name)
+            if c is None:
+                c = classes[name] = len(classes)
+            if ann.multi_instances:
+                self.multi += len(ann.multi_instances)
+            n = 0
             for inst in ann.instances:
                 if iou_type == "bbox":
                     bb = inst.bounding_box
                     if bb is None:
                         self.skipped += 1
                         continue
-                    box = pixel_box(bb.rectangle, w, h)
-                    self.box.append(box)
-                    self.area.append(box[2] * box[3])
+                    p1, p2 = bb.rectangle.p1, bb.rectangle.p2
+                    corners += (p1.x, p1.y, p2.x, p2.y)
                     conf = bb.confidence
                 else:
                     seg = inst.segmentation
                     if seg is None:
                         self.skipped += 1
                         continue
+                    w, h = size
                     rle = polygons_rle(pixel_polygons(seg.mask, w, h), h, w)
                     self.rle.append(rle)
                     self.area.append(rle_area(rle))
-                    self.box.append((0.0, 0.0, 0.0, 0.0))
+                    corners += (0, 0, 0, 0)
                     conf = seg.confidence
-                self.img.append(img)
-                self.cls.append(c)
-                self.score.append(1.0 if conf is None else float(conf))
-                added += 1
+                score.append(1.0 if conf is None else conf)
+                n += 1
+            if n:
+                self.cls += [c] * n
+                added += n
+        self.img += [img] * added
         return added
 
-    def arrays(self) -> tuple[Ints, Ints, Floats, Floats, Floats]:
-        return (np.asarray(self.img, np.int64), np.asarray(self.cls, np.int64),
-                np.asarray(self.box, np.float64).reshape(-1, 4), np.asarray(self.area, np.float64),
-                np.asarray(self.score, np.float64))
+    def arrays(self, sizes: Ints) -> tuple[Ints, Ints, Floats, Floats, Floats]:
+        """(image, class, pixel box [n, 4], area, score); ``sizes[image]`` = (width, height)."""
+        img = np.asarray(self.img, np.int64)
+        corners = np.asarray(self.corners, np.float64).reshape(-1, 4)
+        wh = sizes[img].astype(np.float64)
+        box = np.empty_like(corners)
+        box[:, 0] = corners[:, 0] * wh[:, 0]
+        box[:, 1] = corners[:, 1] * wh[:, 1]
+        box[:, 2] = (corners[:, 2] - corners[:, 0]) * wh[:, 0]
+        box[:, 3] = (corners[:, 3] - corners[:, 1]) * wh[:, 1]
+        area = np.asarray(self.area, np.float64) if self.rle else box[:, 2] * box[:, 3]
+        return img, np.asarray(self.cls, np.int64), box, area, np.asarray(self.score, np.float64)
 
 
 def _outside(area: Floats, params: CocoParams) -> npt.NDArray[np.bool_]:
@@ -171,6 +191,57 @@ def _mask_pairs(det_group: Ints, det_rle: list[dict[str, Any]], gt_group: Ints,
         m = mask_ious([det_rle[i] for i in ds.tolist()], [gt_rle[j] for j in gs.tolist()])
         iou[chunk] = m[np.searchsorted(ds, pair_det[chunk]), np.searchsorted(gs, pair_gt[chunk])]
     return pair_det, pair_gt, iou
+
+
+def _assign_by_components(pd: Ints, pg: Ints, iou: Floats, n_det: int, threshold: float) -> tuple[Ints, Ints]:
+    """datatap's max-total-IoU assignment over positive-IoU pairs, → the kept (det, gt) pairs (IoU ≥ threshold).
+
+    Zero-IoU pairs add nothing to the total, so the assignment splits into the connected components of
+    the positive-IoU graph: a component with one detection or one ground truth takes its best pair; only
+    components with several of both need the Hungarian method.
+    """
+    if len(pd) == 0:
+        return pd, pg
+    node_d, node_g = pd, pg + n_det
+    label = np.arange(n_det + int(pg.max()) + 1, dtype=np.int64)
+    while True:  # label propagation: every node ends with the smallest node id of its component
+        low = np.minimum(label[node_d], label[node_g])
+        before = label.copy()
+        np.minimum.at(label, node_d, low)
+        np.minimum.at(label, node_g, low)
+        label = label[label]
+        if np.array_equal(label, before):
+            break
+    comp = label[node_d]
+    _, comp_id, comp_pairs = np.unique(comp, return_inverse=True, return_counts=True)
+    comp_id = comp_id.astype(np.int64)
+    first_d = np.zeros(len(comp_pairs), np.int64)
+    first_g = np.zeros(len(comp_pairs), np.int64)
+    first_d[comp_id] = pd
+    first_g[comp_id] = pg
+    one_d = np.bincount(comp_id, weights=(pd != first_d[comp_id]), minlength=len(comp_pairs)) == 0
+    one_g = np.bincount(comp_id, weights=(pg != first_g[comp_id]), minlength=len(comp_pairs)) == 0
+    star = one_d | one_g
+    order = np.lexsort((-iou, comp_id))
+    best = order[np.r_[True, comp_id[order][1:] != comp_id[order][:-1]]]
+    best = best[star[comp_id[best]]]
+    chosen_d, chosen_g, chosen_iou = [pd[best]], [pg[best]], [iou[best]]
+    tangled = np.flatnonzero(~star[comp_id])
+    if len(tangled):
+        t_order = tangled[np.argsort(comp_id[tangled], kind="stable")]
+        bounds = np.flatnonzero(np.diff(comp_id[t_order])) + 1
+        for part in np.split(t_order, bounds):
+            ds, gs = np.unique(pd[part]), np.unique(pg[part])
+            m = np.zeros((len(ds), len(gs)))
+            m[np.searchsorted(ds, pd[part]), np.searchsorted(gs, pg[part])] = iou[part]
+            rows, cols = np.asarray(best_assignment(m), np.int64).reshape(-1, 2).T
+            chosen_d.append(ds[rows])
+            chosen_g.append(gs[cols])
+            chosen_iou.append(m[rows, cols])
+    kd, kg = np.concatenate(chosen_d).astype(np.int64), np.concatenate(chosen_g).astype(np.int64)
+    kiou = np.concatenate(chosen_iou)
+    keep = kiou >= threshold
+    return kd[keep], kg[keep]
 
 
 class _Evaluator:
@@ -214,7 +285,8 @@ class _Evaluator:
             gt.add(d, i, size, self.iou_type, self.classes)
         if not self.sizes:
             raise EvaluationError("the ground truth holds no image")
-        img, cls, box, area, _ = gt.arrays()
+        self.size_array = np.asarray(self.sizes, np.int64).reshape(-1, 2)
+        img, cls, box, area, _ = gt.arrays(self.size_array)
         group = (img << _SHIFT) | cls
         order = np.argsort(group, kind="stable")
         self.gt_img, self.gt_cls, self.gt_box, self.gt_area = img[order], cls[order], box[order], area[order]
@@ -265,7 +337,7 @@ class _Evaluator:
             self.counts["predictions"] += dets.add(d, i, self.sizes[i], self.iou_type, self.classes)
         self.counts["predictionsWithoutGeometry"] += dets.skipped
         self.counts["predictionMultiInstances"] += dets.multi
-        img, cls, box, area, score = dets.arrays()
+        img, cls, box, area, score = dets.arrays(self.size_array)
         images = np.asarray(sorted(i for i, _ in batch), np.int64)
         rows = np.flatnonzero(np.isin(self.gt_img, images))
         self._confusion(img, cls, box, score, [dets.rle[i] for i in range(len(dets.rle))], rows)
@@ -306,26 +378,12 @@ class _Evaluator:
                 m = mask_ious([rle[j] for j in kept[ds].tolist()], [self.gt_rle[j] for j in rows[gs].tolist()])
                 iou[sel] = m[np.searchsorted(ds, pd[sel]), np.searchsorted(gs, pg[sel])]
         pos = iou > 0
-        pd, pg, iou = pd[pos], pg[pos], iou[pos]
-        deg_d = np.bincount(pd, minlength=len(d_img))
-        deg_g = np.bincount(pg, minlength=len(g_img))
-        tangled = np.zeros(len(self.sizes), bool)
-        tangled[d_img[deg_d > 1]] = True
-        tangled[g_img[deg_g > 1]] = True
-        simple = ~tangled[d_img[pd]] & (iou >= self.iou_threshold)
-        self.confusion.add_matched(g_cls[pg[simple]], d_cls[pd[simple]])
+        kd, kg = _assign_by_components(pd[pos], pg[pos], iou[pos], len(d_img), self.iou_threshold)
+        self.confusion.add_matched(g_cls[kg], d_cls[kd])
         d_used = np.zeros(len(d_img), bool)
         g_used = np.zeros(len(g_img), bool)
-        d_used[pd[simple]] = g_used[pg[simple]] = True
-        d_free = ~d_used & ~tangled[d_img]
-        g_free = ~g_used & ~tangled[g_img]
-        self.confusion.add_unmatched(g_cls[g_free], d_cls[d_free])
-        for i in np.flatnonzero(tangled).tolist():
-            ds, gs = np.flatnonzero(d_img == i), np.flatnonzero(g_img == i)
-            sel = d_img[pd] == i
-            m = np.zeros((len(ds), len(gs)))
-            m[np.searchsorted(ds, pd[sel]), np.searchsorted(gs, pg[sel])] = iou[sel]
-            self.confusion.add_image(g_cls[gs], d_cls[ds], m, self.iou_threshold)
+        d_used[kd] = g_used[kg] = True
+        self.confusion.add_unmatched(g_cls[~g_used], d_cls[~d_used])
 
     # -- results --------------------------------------------------------------------------------------
     def finish(self) -> Evaluation:
