@@ -44,8 +44,9 @@ def _instance(r: list[list[float]], conf: float | None, iou_type: str, rng: rand
     return {"segmentation": seg}
 
 
-def make_case(seed: int, n_images: int = 12, iou_type: str = "bbox",
-              many_on_one: int = 130) -> tuple[list[ImageAnnotation], list[ImageAnnotation]]:
+def make_case(seed: int, n_images: int = 12, iou_type: str = "bbox", many_on_one: int = 130,
+              image_uids: bool = False) -> tuple[list[ImageAnnotation], list[ImageAnnotation]]:
+    """``(ground truth, predictions)``; ``image_uids`` gives both sides ``image.uid`` = ``i{n}``."""
     rng = random.Random(seed)
     classes = ["cat", "dog", "shy", "bird"]
     gt, preds = [], []
@@ -85,12 +86,13 @@ def make_case(seed: int, n_images: int = 12, iou_type: str = "bbox",
                 bw, bh = rng.uniform(0.05, 0.4), rng.uniform(0.05, 0.4)
                 r = _rect(rng.uniform(0, 1 - bw), rng.uniform(0, 1 - bh), bw, bh)
                 pred_classes.setdefault("cat", []).append(_instance(r, round(rng.random(), 1), iou_type, rng))
-        path = f"img/{i}.jpg"
+        path = f"img/{i}.png"
+        image: dict[str, Any] = {"paths": [path], "uid": f"i{i}"} if image_uids else {"paths": [path]}
         gt.append(ImageAnnotation.from_json({
-            "image": {"paths": [path]}, "metadata": {"width": w, "height": h},
+            "image": image, "metadata": {"width": w, "height": h},
             "classes": {n: {"instances": [_instance(r, None, iou_type, rng) for r in rs]}
                         for n, rs in gt_classes.items()}}))
         preds.append(ImageAnnotation.from_json({
-            "image": {"paths": [path]},
+            "image": image,
             "classes": {n: {"instances": insts} for n, insts in pred_classes.items()}}))
     return gt, preds
