@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from headwater.evaluate import evaluate
 from tests.support.peers import peer_python
 
 
-def _droplet(path: str, boxes: list[tuple[str, list[list[float]], float | None]]) -> ImageAnnotation:
+def _droplet(path: str, boxes: Sequence[tuple[str, list[list[float]], float | None]]) -> ImageAnnotation:
     classes: dict[str, Any] = {}
     for name, rect, conf in boxes:
         box: dict[str, Any] = {"rectangle": rect}
@@ -52,8 +53,9 @@ def test_confusion_matrix_is_the_max_iou_assignment_brute_forced():
     gt, preds = [], []
     expected = np.zeros((4, 4), np.int64)
     for i in range(40):
-        g = [(rng.choice(classes), _rect(rng, 0.5, 0.5, 0.15), None) for _ in range(rng.randint(0, 4))]
-        p = []
+        g: list[tuple[str, list[list[float]], float | None]] = [
+            (rng.choice(classes), _rect(rng, 0.5, 0.5, 0.15), None) for _ in range(rng.randint(0, 4))]
+        p: list[tuple[str, list[list[float]], float | None]] = []
         for _ in range(rng.randint(0, 5)):  # mostly near a ground truth box, so several overlap it
             if g and rng.random() < 0.8:
                 (x1, y1), (x2, y2) = rng.choice(g)[1]
@@ -98,7 +100,8 @@ def _separated_case(seed: int) -> tuple[list[ImageAnnotation], list[ImageAnnotat
     classes = ["a", "b", "c"]
     gt, preds = [], []
     for i in range(25):
-        g, p = [], []
+        g: list[tuple[str, list[list[float]], float | None]] = []
+        p: list[tuple[str, list[list[float]], float | None]] = []
         for cell in range(9):
             cx, cy = (cell % 3 + 0.5) / 3, (cell // 3 + 0.5) / 3
             def box(spread: float, cx: float = cx, cy: float = cy) -> list[list[float]]:
