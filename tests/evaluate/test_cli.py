@@ -135,3 +135,16 @@ def test_two_prediction_droplets_for_one_image_is_an_error(catalog, tmp_path):
     path = _write(str(tmp_path / "p.jsonl"), catalog["preds"][:2] + catalog["preds"][:1])
     code, _, err = run("evaluate", "main/acme/gt", "train", path, "--catalog", catalog["catalog"])
     assert code == 2 and "two droplets for image 'i0'" in err
+
+
+def test_against_a_server(catalog, tmp_path):
+    from headwater.server.app import ServerConfig
+    from tests.support.servers import live_server, make_user
+
+    key = make_user(catalog["catalog"], "alice")
+    with live_server(ServerConfig(catalog=catalog["catalog"])) as url:
+        code, _, err = run("evaluate", "main/acme/gt", "train", "main/acme/preds", "--server", url,
+                           "--api-key", key, "--json", str(tmp_path / "r.json"))
+    assert code == 0, err
+    ref = pycocotools_stats(*coco_files(catalog["gt"], catalog["preds"]))
+    assert _load(tmp_path / "r.json")["coco"]["stats"] == pytest.approx(ref, abs=1e-12, rel=0)

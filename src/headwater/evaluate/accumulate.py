@@ -57,6 +57,8 @@ def accumulate(params: CocoParams, cls: npt.NDArray[np.int64], img: npt.NDArray[
     order = np.lexsort((rank, img, -score, cls))
     starts = np.searchsorted(cls[order], np.arange(n_k + 1))
     shifts = np.arange(n_t, dtype=np.uint16)[:, None]
+    full = (1 << n_t) - 1
+    first_count: dict[int, npt.NDArray[np.intp]] = {}
     for k in range(n_k):
         rows = order[starts[k]:starts[k + 1]]
         for m, max_det in enumerate(params.max_detections):
@@ -65,25 +67,41 @@ def accumulate(params: CocoParams, cls: npt.NDArray[np.int64], img: npt.NDArray[
                 npig = int(gt_counted[k, a])
                 if npig == 0:
                     continue
-                tp = ((matched[a, sub][None, :] >> shifts) & 1).astype(bool)
-                ig = ((ignored[a, sub][None, :] >> shifts) & 1).astype(bool)
-                tp_sum = np.cumsum(tp & ~ig, axis=1).astype(float)
-                fp_sum = np.cumsum(~tp & ~ig, axis=1).astype(float)
-                nd = tp_sum.shape[1]
+                # a detection ignored at every threshold adds neither a true nor a false positive: the
+                # cumulative counts just repeat, and so do precision and recall — dropping it changes no value
+                kept = sub[ignored[a, sub] != full]
+                nd = len(kept)
                 if nd == 0:
                     recall[:, k, a, m] = 0
                     precision[:, :, k, a, m] = 0
                     continue
-                rc = tp_sum / npig
+                tp = ((matched[a, kept][None, :] >> shifts) & 1).astype(bool)
+                ig = ((ignored[a, kept][None, :] >> shifts) & 1).astype(bool)
+                tps = tp & ~ig
+                tp_sum = np.cumsum(tps, axis=1).astype(float)
+                fp_sum = np.cumsum(~tp & ~ig, axis=1).astype(float)
+                recall[:, k, a, m] = tp_sum[:, -1] / npig
                 pr = tp_sum / (fp_sum + tp_sum + np.spacing(1))
-                recall[:, k, a, m] = rc[:, -1]
                 pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-                for t in range(n_t):
-                    inds = np.searchsorted(rc[t], params.recall_thresholds, side="left")
-                    q = np.zeros(n_r)
-                    inside = inds < nd
-                    q[inside] = pr[t, inds[inside]]
-                    precision[t, :, k, a, m] = q
+                # COCOeval reads precision at searchsorted(tp_sum / npig, recall point, "left"): the first
+                # detection whose count reaches j, the least count with j / npig >= the point (same division)
+                if npig not in first_count:
+                    first_count[npig] = np.searchsorted(np.arange(npig + 1) / npig, params.recall_thresholds,
+                                                        side="left")
+                need = first_count[npig][None, :]
+                t_of, pos = np.nonzero(tps)
+                have = np.bincount(t_of, minlength=n_t)[:, None]
+                if len(pos):
+                    begin = (np.cumsum(have[:, 0]) - have[:, 0])[:, None]
+                    at = pos[np.clip(begin + need - 1, 0, len(pos) - 1)]
+                    inds = np.where(need == 0, 0, np.where(need <= have, at, nd))
+                else:
+                    inds = np.where(need == 0, 0, nd) + np.zeros((n_t, 1), np.intp)
+                inside = inds < nd
+                q = np.zeros((n_t, n_r))
+                t_in, r_in = np.nonzero(inside)
+                q[t_in, r_in] = pr[t_in, inds[t_in, r_in]]
+                precision[:, :, k, a, m] = q
     return Accumulated(precision, recall)
 
 
