@@ -54,3 +54,10 @@ def test_random_cases_equal_pycocotools(seed, n_images, many):
     if not any(d.classes for d in gt):
         return
     _check(gt, preds)
+
+
+def test_a_pr_threshold_outside_cocos_changes_no_stat():
+    gt, preds = make_case(4, n_images=15)
+    ours = evaluate(gt, preds, iou_threshold=0.62)  # matched at an 11th threshold for the PR curves
+    assert ours.stats == pytest.approx(pycocotools_stats(*coco_files(gt, preds)), abs=1e-12, rel=0)
+    assert ours.pr_iou_threshold == 0.62 and ours.to_json()["prCurves"]["iouThreshold"] == 0.62

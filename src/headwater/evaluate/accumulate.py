@@ -69,7 +69,7 @@ def accumulate(params: CocoParams, cls: npt.NDArray[np.int64], img: npt.NDArray[
                     continue
                 # a detection ignored at every threshold adds neither a true nor a false positive: the
                 # cumulative counts just repeat, and so do precision and recall — dropping it changes no value
-                kept = sub[ignored[a, sub] != full]
+                kept = sub[(ignored[a, sub] & full) != full]
                 nd = len(kept)
                 if nd == 0:
                     recall[:, k, a, m] = 0

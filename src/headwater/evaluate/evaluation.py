@@ -265,7 +265,6 @@ class _Evaluator:
         self.confusion = ConfusionCounts()
         self.results: list[tuple[Ints, Ints, Ints, Floats, npt.NDArray[np.uint16], npt.NDArray[np.uint16]]] = []
 
-    # -- ground truth ---------------------------------------------------------------------------------
     def read_ground_truth(self, items: Iterable[DropletInput], image_sizes: ImageSizes) -> None:
         gt = _Instances()
         for item in items:
@@ -298,7 +297,6 @@ class _Evaluator:
         self.counts["groundTruthWithoutGeometry"] = gt.skipped
         self.counts["groundTruthMultiInstances"] = gt.multi
 
-    # -- predictions ----------------------------------------------------------------------------------
     def _image_of(self, d: ImageAnnotation) -> int | None:
         if d.image.uid is not None and d.image.uid in self.uid_index:
             return self.uid_index[d.image.uid]
@@ -385,7 +383,6 @@ class _Evaluator:
         d_used[kd] = g_used[kg] = True
         self.confusion.add_unmatched(g_cls[~g_used], d_cls[~d_used])
 
-    # -- results --------------------------------------------------------------------------------------
     def finish(self) -> Evaluation:
         names = sorted(self.classes)
         remap = np.zeros(max(len(self.classes), 1), np.int64)
@@ -404,7 +401,7 @@ class _Evaluator:
         cls = remap[cls]
         gt_cls = remap[self.gt_cls]
         counted = np.stack([np.bincount(gt_cls[~self.gt_out[a]], minlength=len(names)) for a in range(n_a)], axis=1)
-        coco = accumulate(self.params, cls, img, rank, score, matched[:, :], ignored[:, :], counted.astype(np.int64))
+        coco = accumulate(self.params, cls, img, rank, score, matched, ignored, counted.astype(np.int64))
         stats = summarize(self.params, coco.precision, coco.recall)
         per_class = {name: summarize(self.params, coco.precision[:, :, [k]], coco.recall[:, [k]])
                      for k, name in enumerate(names)}
