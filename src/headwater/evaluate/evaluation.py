@@ -43,7 +43,7 @@ import numpy.typing as npt
 
 from ..droplet import ImageAnnotation, decode_droplet
 from .accumulate import STAT_NAMES, accumulate, summarize
-from .assignment import best_assignment
+from .assignment import kept_pairs
 from .confusion import BACKGROUND, ConfusionCounts, ConfusionMatrix
 from .errors import EvaluationError
 from .masks import mask_ious, polygons_rle, rle_area
@@ -193,57 +193,6 @@ def _mask_pairs(det_group: Ints, det_rle: list[dict[str, Any]], gt_group: Ints,
     return pair_det, pair_gt, iou
 
 
-def _assign_by_components(pd: Ints, pg: Ints, iou: Floats, n_det: int, threshold: float) -> tuple[Ints, Ints]:
-    """datatap's max-total-IoU assignment over positive-IoU pairs, → the kept (det, gt) pairs (IoU ≥ threshold).
-
-    Zero-IoU pairs add nothing to the total, so the assignment splits into the connected components of
-    the positive-IoU graph: a component with one detection or one ground truth takes its best pair; only
-    components with several of both need the Hungarian method.
-    """
-    if len(pd) == 0:
-        return pd, pg
-    node_d, node_g = pd, pg + n_det
-    label = np.arange(n_det + int(pg.max()) + 1, dtype=np.int64)
-    while True:  # label propagation: every node ends with the smallest node id of its component
-        low = np.minimum(label[node_d], label[node_g])
-        before = label.copy()
-        np.minimum.at(label, node_d, low)
-        np.minimum.at(label, node_g, low)
-        label = label[label]
-        if np.array_equal(label, before):
-            break
-    comp = label[node_d]
-    _, comp_id, comp_pairs = np.unique(comp, return_inverse=True, return_counts=True)
-    comp_id = comp_id.astype(np.int64)
-    first_d = np.zeros(len(comp_pairs), np.int64)
-    first_g = np.zeros(len(comp_pairs), np.int64)
-    first_d[comp_id] = pd
-    first_g[comp_id] = pg
-    one_d = np.bincount(comp_id, weights=(pd != first_d[comp_id]), minlength=len(comp_pairs)) == 0
-    one_g = np.bincount(comp_id, weights=(pg != first_g[comp_id]), minlength=len(comp_pairs)) == 0
-    star = one_d | one_g
-    order = np.lexsort((-iou, comp_id))
-    best = order[np.r_[True, comp_id[order][1:] != comp_id[order][:-1]]]
-    best = best[star[comp_id[best]]]
-    chosen_d, chosen_g, chosen_iou = [pd[best]], [pg[best]], [iou[best]]
-    tangled = np.flatnonzero(~star[comp_id])
-    if len(tangled):
-        t_order = tangled[np.argsort(comp_id[tangled], kind="stable")]
-        bounds = np.flatnonzero(np.diff(comp_id[t_order])) + 1
-        for part in np.split(t_order, bounds):
-            ds, gs = np.unique(pd[part]), np.unique(pg[part])
-            m = np.zeros((len(ds), len(gs)))
-            m[np.searchsorted(ds, pd[part]), np.searchsorted(gs, pg[part])] = iou[part]
-            rows, cols = np.asarray(best_assignment(m), np.int64).reshape(-1, 2).T
-            chosen_d.append(ds[rows])
-            chosen_g.append(gs[cols])
-            chosen_iou.append(m[rows, cols])
-    kd, kg = np.concatenate(chosen_d).astype(np.int64), np.concatenate(chosen_g).astype(np.int64)
-    kiou = np.concatenate(chosen_iou)
-    keep = kiou >= threshold
-    return kd[keep], kg[keep]
-
-
 class _Evaluator:
     def __init__(self, iou_type: str, params: CocoParams, iou_threshold: float, confidence_threshold: float) -> None:
         self.iou_type, self.params = iou_type, params
@@ -376,7 +325,7 @@ class _Evaluator:
                 m = mask_ious([rle[j] for j in kept[ds].tolist()], [self.gt_rle[j] for j in rows[gs].tolist()])
                 iou[sel] = m[np.searchsorted(ds, pd[sel]), np.searchsorted(gs, pg[sel])]
         pos = iou > 0
-        kd, kg = _assign_by_components(pd[pos], pg[pos], iou[pos], len(d_img), self.iou_threshold)
+        kd, kg = kept_pairs(pd[pos], pg[pos], iou[pos], len(d_img), self.iou_threshold)
         self.confusion.add_matched(g_cls[kg], d_cls[kd])
         d_used = np.zeros(len(d_img), bool)
         g_used = np.zeros(len(g_img), bool)
