@@ -63,6 +63,8 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   │   ├── CocoFormatError
     │   │   └── YoloFormatError
     │   └── CoordinateError                         (an importer's item problem: a box outside the image)
+    ├── EvaluationError (ValueError)                headwater.evaluate.errors
+    │   └── ImageSizeError                          (an image's pixel size is unknown)
     ├── ClientError (ValueError)                    headwater.client.errors
     │   └── CacheError
     ├── RemoteError                                 headwater.client.errors

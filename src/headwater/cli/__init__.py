@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import UNAVAILABLE, USAGE, HeadwaterError
-from . import admin, datasets, demo, listing, pools, render
+from . import admin, datasets, demo, evaluate, listing, pools, render
 from .options import HeadwaterCommand, parse_ids, parse_size
 
 __all__ = ["main", "HeadwaterGroup", "HeadwaterCommand", "EXIT_CODES", "parse_ids", "parse_size"]
@@ -86,12 +86,12 @@ def main() -> None:
 
     \b
     Pools:     pack, index, verify, ls POOL, download, extract, upload
-    Datasets:  publish, ls [DB[/NS/NAME[:TAG]]], tag, stream, render
+    Datasets:  publish, ls [DB[/NS/NAME[:TAG]]], tag, stream, render, evaluate
     Server:    serve, keys, database, pool
     Try:       headwater demo
     """
 
 
-for _module in (pools, datasets, listing, render, admin, demo):
+for _module in (pools, datasets, listing, render, evaluate, admin, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)
