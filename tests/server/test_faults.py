@@ -127,11 +127,17 @@ def test_streams_survive_a_mix_of_faults_on_a_third_of_the_connections(world: Wo
     proxy.plan = FaultPlan.uniform(0.35, seed=3, cut_after=(0, 120_000), stall_seconds=0.2, slow_chunk=16_384,
                                    slow_delay=0.001, retry_after=0)
     api = remote(world, proxy, retry=RetryPolicy(attempts=12, base_delay=0.02, max_delay=0.2))
-    for chunk, nchunks, seed in [(0, 1, None), (1, 3, None), (2, 4, 7), (0, 2, 99)]:
-        options = {"chunk": chunk, "nchunks": nchunks, "shuffle_seed": seed}
-        got = remote_stream(api, **options)
-        assert got == embedded_stream(world, **options), options
-        assert len(set(got)) == len(got)
+    # how many requests a pass makes depends on timing (read-ahead, keep-alive), so the number of faults a
+    # fixed list of passes meets varies: the passes go round until at least 3 faults were survived
+    passes = [(0, 1, None), (1, 3, None), (2, 4, 7), (0, 2, 99)]
+    for _round in range(3):
+        for chunk, nchunks, seed in passes:
+            options = {"chunk": chunk, "nchunks": nchunks, "shuffle_seed": seed}
+            got = remote_stream(api, **options)
+            assert got == embedded_stream(world, **options), options
+            assert len(set(got)) == len(got)
+        if sum(proxy.faults.values()) >= 3:
+            break
     assert sum(proxy.faults.values()) >= 3, proxy.faults
 
 
