@@ -1,0 +1,176 @@
+"""The viewer in a real browser (headless Chromium) against a live server on 127.0.0.1.
+
+What only a browser can tell: that thumbnails decode as images, that the filter form leads to the right
+count, that the sample page's script draws the overlay and its toggles hide and show it, that a hostile
+class name stays text (no dialog ever opens), that sign-in and sign-out work with the cookie a browser keeps,
+and that no page logs an error or a Content-Security-Policy violation (the ``watch`` fixture fails a test
+that saw one, on any page it visited).
+"""
+
+from __future__ import annotations
+
+from playwright.sync_api import Page
+
+from ..support.browser import PageWatch, decoded_thumbnails
+from .conftest import HOSTILE, N, Served
+
+
+def _count(page: Page) -> int:
+    text = page.inner_text("#match-count").strip()
+    assert text.isdigit(), text
+    return int(text)
+
+
+def test_the_grid_shows_every_thumbnail_decoded(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.grid())
+    assert _count(page) == N
+    widths = decoded_thumbnails(page)
+    assert len(widths) == N
+    assert all(w > 0 for w in widths), widths
+    assert page.locator("a#next-page").count() == 0  # one page holds them all
+
+
+def test_the_pages_down_to_the_grid_link_to_each_other(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.url + "/view/")
+    page.click("a[href='/view/open']")
+    page.click("text=acme/pets")
+    page.wait_for_load_state()
+    page.locator("a[href*='/train']").first.click()
+    page.wait_for_selector("a.cell img.thumb")
+    assert _count(page) == N
+    page.goto(served.grid().rstrip("/") + "/stats")
+    assert page.locator("svg").count() >= 1
+
+
+def test_a_class_filter_changes_the_count_and_the_thumbnails(page: Page, watch: PageWatch,
+                                                             served: Served) -> None:
+    dogs = sum("dog" in row["classes"] for row in served.rows)
+    cats_and_dogs = sum("dog" in row["classes"] and "cat" in row["classes"] for row in served.rows)
+    page.goto(served.grid())
+    page.check("form#filters input[type=checkbox][value='dog']")
+    page.click("form#filters [type=submit]")
+    page.wait_for_load_state()
+    assert _count(page) == dogs
+    assert len(decoded_thumbnails(page)) == dogs
+    assert page.is_checked("form#filters input[type=checkbox][value='dog']")  # the form shows the filter
+
+    page.check("form#filters input[type=checkbox][value='cat']")  # both present
+    page.click("form#filters [type=submit]")
+    page.wait_for_load_state()
+    assert _count(page) == cats_and_dogs
+    widths = decoded_thumbnails(page)
+    assert len(widths) == cats_and_dogs and all(w > 0 for w in widths)
+
+    page.goto(page.url)  # the filter lives in the URL: the same link shows the same view
+    assert _count(page) == cats_and_dogs
+
+
+def _shown(page: Page, selector: str) -> list[bool]:
+    """For each element matching ``selector`` in the overlay: is it displayed?"""
+    shown: list[bool] = page.eval_on_selector_all(
+        selector, "els => els.map(el => getComputedStyle(el).display !== 'none' && el.getClientRects().length > 0)")
+    return shown
+
+
+def test_the_sample_toggles_hide_and_show_overlays(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.sample(0))  # cat (box), dog (box + mask), person (keypoints)
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    assert page.eval_on_selector("#sample-image", "img => img.naturalWidth") > 0
+    cat, dog = "#overlay g[data-class='cat']", "#overlay g[data-class='dog']"
+    boxes = "#overlay g[data-kind='box']"
+    assert page.locator(f"{cat}[data-kind='box'] rect").count() == 1
+    assert page.locator(f"{dog}[data-kind='mask'] path").count() == 1
+    assert page.locator("#overlay g[data-class='person'][data-kind='keypoints'] circle").count() == 2
+    assert all(_shown(page, "#overlay g[data-class]"))
+
+    page.uncheck("input.toggle-class[data-class='cat']")
+    assert not any(_shown(page, cat)) and all(_shown(page, dog))
+    page.check("input.toggle-class[data-class='cat']")
+    assert all(_shown(page, cat))
+
+    page.uncheck("input.toggle-kind[data-kind='box']")
+    assert not any(_shown(page, boxes))
+    assert all(_shown(page, "#overlay g[data-kind='mask']")) and all(_shown(page, "#overlay g[data-kind='keypoints']"))
+    page.uncheck("input.toggle-class[data-class='dog']")  # a class off while its kind is off: both must come back
+    page.check("input.toggle-kind[data-kind='box']")
+    assert _shown(page, f"{cat}[data-kind='box']") == [True] and not any(_shown(page, dog))
+    page.check("input.toggle-class[data-class='dog']")
+    assert all(_shown(page, "#overlay g[data-class]"))
+
+
+def test_prev_and_next_samples_and_the_raw_image(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.sample(1))
+    page.click("a#next-sample")
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    assert page.url.split("?")[0].endswith("/train/2")
+    assert '"pet02"' in page.inner_text("pre#droplet-json")
+    page.click("a#prev-sample")
+    page.wait_for_load_state()
+    assert page.url.split("?")[0].endswith("/train/1")
+    raw = page.request.get(page.get_attribute("a#raw-image", "href") or "")
+    assert raw.ok and raw.body()[:2] == b"\xff\xd8"  # the JPEG itself
+
+
+def test_a_hostile_class_name_stays_text(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.grid())
+    decoded_thumbnails(page)
+    page.goto(served.sample(5))
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    names = page.eval_on_selector_all("input.toggle-class", "els => els.map(el => el.dataset.class)")
+    assert HOSTILE in names
+    assert page.get_by_text(HOSTILE, exact=True).count() >= 1  # shown as its own characters
+    label = page.locator("#overlay g[data-kind='label'] text").all_inner_texts()
+    assert any(HOSTILE in t for t in label), label
+    assert HOSTILE in page.inner_text("pre#droplet-json")
+    assert page.locator("img[src='x']").count() == 0  # never became an element
+    page.uncheck(f"input.toggle-class[data-class='{HOSTILE}']")
+    assert not any(_shown(page, f"#overlay g[data-class='{HOSTILE}']"))
+    page.goto(served.grid().rstrip("/") + "/stats")
+    assert page.locator("img[src='x']").count() == 0
+    assert watch.dialogs == []
+
+
+def test_a_private_database_is_invisible_until_sign_in(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.url + "/view/")
+    assert page.locator("a[href='/view/vault']").count() == 0
+    assert page.locator("a[href='/view/open']").count() == 1
+    response = page.goto(served.url + "/view/vault")
+    assert response is not None and response.status == 404
+    watch.forgive("status of 404")  # the browser logs the refusal it was asked to load
+
+    page.goto(served.url + "/view/signin")
+    page.fill("form#signin input[name=key]", served.alice)
+    page.click("form#signin [type=submit]")
+    page.wait_for_load_state()
+    assert page.inner_text("#user").strip() == "alice"
+    cookies = page.context.cookies()
+    assert cookies and all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
+    assert all(served.alice not in c["value"] for c in cookies)  # the key itself is never in the cookie
+
+    page.goto(served.url + "/view/")
+    page.click("a[href='/view/vault']")
+    page.click("text=alice/diary")
+    page.wait_for_load_state()
+    page.goto(f"{served.url}/view/vault/alice/diary/{served.vault_uid}/train")
+    assert _count(page) == 3
+    widths = decoded_thumbnails(page)
+    assert len(widths) == 3 and all(w > 0 for w in widths)
+
+    page.click("form#signout [type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("#user").count() == 0
+    page.goto(served.url + "/view/")
+    assert page.locator("a[href='/view/vault']").count() == 0
+    response = page.goto(f"{served.url}/view/vault/alice/diary/{served.vault_uid}/train")
+    assert response is not None and response.status == 404
+    watch.forgive("status of 404")
+
+
+def test_a_wrong_key_is_refused(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.url + "/view/signin")
+    page.fill("form#signin input[name=key]", served.alice[:-4] + "xxxx")
+    page.click("form#signin [type=submit]")
+    page.wait_for_load_state()
+    assert page.locator("#user").count() == 0
+    assert page.context.cookies() == []
+    watch.forgive("Failed to load resource")  # a refused sign-in answers 4xx, which the browser logs
