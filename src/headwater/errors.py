@@ -56,6 +56,7 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── ChunkError (ValueError)                 a chunk outside [0, nchunks), a bad offset
     │   ├── CatalogBusyError                        exit 3
     │   └── CatalogUnavailableError                 exit 3   (the database is unreachable or dropped us)
+    ├── RenderError (ValueError)                    headwater.render.errors (a bad format, size or grid)
     ├── PublishError (ValueError)                   headwater.publish.errors
     │   ├── SourceFormatError
     │   │   ├── CocoFormatError

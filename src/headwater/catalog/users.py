@@ -269,6 +269,26 @@ class UserCatalog:
         return Principal(uid=row.uid, username=row.username, email=row.email, permission=row.permission,
                          key_id=row.key_id, default_database=row.default_database_uid)
 
+    def key_principal(self, key_id: str) -> Principal | None:
+        """The principal of the key with public id ``key_id``, or None when it is unknown or revoked.
+
+        Why: a session (the viewer's sign-in cookie) names its key by id — never by the secret — and is
+        checked against the key on every request, so revoking the key ends the session at once.
+        """
+        if not isinstance(key_id, str) or not re.fullmatch(r"[0-9a-f]{12}", key_id):
+            return None
+        with self._read() as conn:
+            row = conn.execute(
+                select(api_keys.c.key_id, api_keys.c.permission, api_keys.c.revoked_at,
+                       users.c.uid, users.c.username, users.c.email, users.c.default_database_uid)
+                .join(users, users.c.id == api_keys.c.user_id)
+                .where(api_keys.c.key_id == key_id)
+            ).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        return Principal(uid=row.uid, username=row.username, email=row.email, permission=row.permission,
+                         key_id=row.key_id, default_database=row.default_database_uid)
+
     # -- ownership -------------------------------------------------------------------------------
     def change_database_access(self, database: str, *, owner: str | Keep | None = KEEP,
                                public: bool | None = None) -> DatabaseRecord:

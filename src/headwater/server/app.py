@@ -42,6 +42,8 @@ from .rate_limits import RateLimit, RateLimits
 from .routes import ROUTERS
 from .snapshots import PoolRegistry
 from .spool import Spool, default_spool_dir, remove_stale_uploads
+from .viewer.headers import ViewerHeaders
+from .viewer.state import ViewerState
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -70,6 +72,11 @@ class ServerConfig:
     listens beyond loopback; :mod:`headwater.server.rate_limits`). ``catalog_busy_timeout``: seconds a write
     waits for a SQLite catalog's write lock (another process publishing) before it is answered 503 with
     ``Retry-After``.
+
+    The viewer (:mod:`headwater.server.viewer`): ``thumbnail_workers`` render thumbnails at once per process
+    (0: one per CPU), ``thumbnail_cache_bytes`` of rendered thumbnails are kept per process (LRU);
+    ``session_secret_file`` holds the key that signs sign-in cookies (default: beside a SQLite catalog, else
+    in the user's config folder; created once), ``session_max_age`` is a session's life in seconds.
 
     Connection limits (:mod:`headwater.server.limits` says what each bounds and why these defaults; all
     per server process): ``timeout_header`` (10 s to send a request head), ``timeout_keep_alive`` (5 s
@@ -101,6 +108,12 @@ class ServerConfig:
     rate_limit: str | None = None
     catalog_busy_timeout: float = 60.0
 
+    # -- the viewer (/view/): headwater.server.viewer ----------------------------------------------
+    thumbnail_workers: int = 0
+    thumbnail_cache_bytes: int = 256 << 20
+    session_secret_file: str | None = None
+    session_max_age: int = 7 * 24 * 3600
+
     def __post_init__(self) -> None:
         # a config read back from JSON has lists where tuples were
         object.__setattr__(self, "pool_url_schemes", tuple(s.lower() for s in self.pool_url_schemes))
@@ -109,9 +122,13 @@ class ServerConfig:
             if url.scheme not in ("http", "https") or not url.hostname or url.query or url.fragment:
                 raise ServerConfigError(f"public URL {self.public_url!r} must be http(s)://HOST[:PORT][/PATH]")
             object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
+        if self.thumbnail_workers < 0 or self.thumbnail_cache_bytes < 0:
+            raise ServerConfigError("thumbnail_workers and thumbnail_cache_bytes must be >= 0, got "
+                                    f"{self.thumbnail_workers} and {self.thumbnail_cache_bytes}")
         if not self.catalog_busy_timeout > 0:
             raise ServerConfigError(f"catalog_busy_timeout must be > 0 seconds, got {self.catalog_busy_timeout}")
-        for name in ("max_upload_bytes", "max_droplet_bytes", "max_shard_members", "spool_budget_bytes"):
+        for name in ("max_upload_bytes", "max_droplet_bytes", "max_shard_members", "spool_budget_bytes",
+                     "session_max_age"):
             if getattr(self, name) < 1:
                 raise ServerConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         try:
@@ -152,6 +169,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.viewer.close()
         app.state.catalog.close()
 
     docs = config.anonymous_read if config.docs is None else config.docs
@@ -166,6 +184,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.spool.clear_stale()  # bodies of server processes killed mid-request
     remove_stale_uploads(config.pools)
     app.state.datasets_by_uid = {}
+    app.state.viewer = ViewerState(config, app.state.catalog)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -223,6 +242,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     for router in ROUTERS.values():
         app.include_router(router)
+    app.add_middleware(ViewerHeaders)  # security headers on every /view/ response, errors too
     app.add_middleware(BodyLimits, upload_limit=config.max_upload_bytes)
     app.add_middleware(_CollapseSlashes)  # every later layer sees /api/x for /api//x
     app.add_middleware(BodyTimeout, timeout_body=config.limits.timeout_body)  # every route

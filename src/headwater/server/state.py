@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # annotations only: both modules import this one
     from .pool_readers import PoolReaders
     from .spool import Spool
 
-__all__ = ["catalog_of", "pools_of", "pool_readers_of", "config_of", "dataset_cache_of", "spool_of"]
+__all__ = ["catalog_of", "pools_of", "pool_readers_of", "config_of", "dataset_cache_of", "dataset_of", "spool_of"]
 
 
 def catalog_of(request: Request) -> Catalog:
@@ -58,6 +58,21 @@ def dataset_cache_of(request: Request) -> dict[tuple[str, str, str, str], Datase
     """The app's datasets looked up by uid (immutable, so kept): ``(db, ns, name, uid)`` → record."""
     cache: dict[tuple[str, str, str, str], DatasetRecord] = request.app.state.datasets_by_uid
     return cache
+
+
+def dataset_of(request: Request, db_uid: str, namespace: str, name: str, ref: str) -> DatasetRecord:
+    """The dataset ``ref`` (uid or tag) of a repository; lookups by uid are remembered per app, because a
+    published dataset never changes (a tag may move, so tags are looked up every time)."""
+    cache = dataset_cache_of(request)
+    key = (db_uid, namespace, name, ref)
+    found = cache.get(key)
+    if found is None:
+        found = catalog_of(request).dataset(db_uid, namespace, name, ref)
+        if found.uid == ref:
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[key] = found
+    return found
 
 
 def spool_of(request: Request) -> Spool:

@@ -48,7 +48,6 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ...catalog import (
-    DatasetRecord,
     NotFoundError,
     Principal,
     check_chunk,
@@ -63,7 +62,7 @@ from ..auth import readable_database, reader, require_read, visible_databases
 from ..bodies import read_json
 from ..limits import PacedStreamingResponse
 from ..public_urls import public_pools
-from ..state import catalog_of, dataset_cache_of
+from ..state import catalog_of, dataset_of
 
 __all__ = ["router", "STREAM_PAGE", "NDJSON"]
 
@@ -160,7 +159,7 @@ def stream_split(database: str, namespace: str, name: str, uid: str, split: str,
                                                                 "of the (shuffled) order before chunking"),
                  who: Principal | None = Depends(reader)) -> StreamingResponse:
     db = readable_database(request, who, database)
-    ds = _stream_dataset(request, db.uid, namespace, name, uid)  # 404 unless the uid (or tag) is in this repository
+    ds = dataset_of(request, db.uid, namespace, name, uid)  # 404 unless the uid (or tag) is in this repository
     if split not in ds.splits:
         raise NotFoundError(f"split {split!r} not found in dataset {ds.uid!r} (splits: {list(ds.splits)})")
     check_chunk(chunk, nchunks)  # a ChunkError answers 400 with datatap's own message
@@ -174,21 +173,6 @@ def stream_split(database: str, namespace: str, name: str, uid: str, split: str,
     return PacedStreamingResponse(_closing(blocks), media_type=NDJSON,  # a stalled reader pins one block
                                   headers={"X-Headwater-Items": str(len(plan) - offset),
                                            "X-Headwater-Dataset": ds.uid, "Cache-Control": "no-store"})
-
-
-def _stream_dataset(request: Request, db_uid: str, namespace: str, name: str, ref: str) -> DatasetRecord:
-    """The dataset ``ref`` (uid or tag) of a repository; lookups by uid are remembered per app, because a
-    published dataset never changes (a tag may move, so tags are looked up every time)."""
-    cache = dataset_cache_of(request)
-    key = (db_uid, namespace, name, ref)
-    found = cache.get(key)
-    if found is None:
-        found = catalog_of(request).dataset(db_uid, namespace, name, ref)
-        if found.uid == ref:
-            if len(cache) >= 4096:
-                cache.clear()
-            cache[key] = found
-    return found
 
 
 def _closing(blocks: Iterator[bytes]) -> Iterator[bytes]:
