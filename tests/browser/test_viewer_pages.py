@@ -107,7 +107,7 @@ def test_prev_and_next_samples_and_the_raw_image(page: Page, watch: PageWatch, s
     page.click("a#prev-sample")
     page.wait_for_load_state()
     assert page.url.split("?")[0].endswith("/train/1")
-    raw = page.request.get(page.get_attribute("a#raw-image", "href") or "")
+    raw = page.request.get(page.eval_on_selector("a#raw-image", "a => a.href"))
     assert raw.ok and raw.body()[:2] == b"\xff\xd8"  # the JPEG itself
 
 
@@ -119,7 +119,7 @@ def test_a_hostile_class_name_stays_text(page: Page, watch: PageWatch, served: S
     names = page.eval_on_selector_all("input.toggle-class", "els => els.map(el => el.dataset.class)")
     assert HOSTILE in names
     assert page.get_by_text(HOSTILE, exact=True).count() >= 1  # shown as its own characters
-    label = page.locator("#overlay g[data-kind='label'] text").all_inner_texts()
+    label = page.eval_on_selector_all("#overlay g[data-kind='label'] text", "els => els.map(el => el.textContent)")
     assert any(HOSTILE in t for t in label), label
     assert HOSTILE in page.inner_text("pre#droplet-json")
     assert page.locator("img[src='x']").count() == 0  # never became an element
@@ -174,3 +174,33 @@ def test_a_wrong_key_is_refused(page: Page, watch: PageWatch, served: Served) ->
     assert page.locator("#user").count() == 0
     assert page.context.cookies() == []
     watch.forgive("Failed to load resource")  # a refused sign-in answers 4xx, which the browser logs
+
+
+def test_the_browser_refuses_an_inline_script(page: Page, watch: PageWatch, served: Served) -> None:
+    """The Content-Security-Policy header is one the browser enforces: a script element written into a
+    viewer page (as injected markup would be) does not run, and the browser reports the violation — the
+    report the ``watch`` fixture looks for on every other page."""
+    page.goto(served.sample(5))
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    ran = page.evaluate("""() => new Promise(resolve => {
+        document.addEventListener("securitypolicyviolation", e => resolve(["refused", e.violatedDirective]));
+        const s = document.createElement("script");
+        s.textContent = "window.injected = true";
+        document.body.appendChild(s);
+        setTimeout(() => resolve([window.injected === true ? "ran" : "silent", ""]), 2000);
+    })""")
+    assert ran[0] == "refused" and ran[1].startswith("script-src"), ran
+    assert page.evaluate("window.injected === undefined")
+    assert any("Content Security Policy" in e for e in watch.console_errors), watch.console_errors
+    watch.forgive("Content Security Policy")
+
+
+def test_zoom_buttons_scale_the_image(page: Page, watch: PageWatch, served: Served) -> None:
+    page.goto(served.sample(0))
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    before = page.eval_on_selector("#sample-image", "el => el.getBoundingClientRect().width")
+    page.click("#zoom-in")
+    after = page.eval_on_selector("#sample-image", "el => el.getBoundingClientRect().width")
+    assert after > before * 1.2
+    page.click("#zoom-reset")
+    assert page.eval_on_selector("#sample-image", "el => el.getBoundingClientRect().width") == before
