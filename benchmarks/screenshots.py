@@ -25,11 +25,13 @@ from PIL import Image
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # the repository root: tests.support
 
+from tests.support.browser import PageWatch, chromium, decoded_thumbnails  # noqa: E402
+from tests.support.servers import live_server  # noqa: E402
+
 from _viewer_data import publish_scenes  # noqa: E402
 from headwater.catalog import Catalog  # noqa: E402
 from headwater.server.app import ServerConfig  # noqa: E402
-from tests.support.browser import PageWatch, chromium, decoded_thumbnails  # noqa: E402
-from tests.support.servers import live_server  # noqa: E402
+
 GRID_PNG, SAMPLE_PNG = "viewer-grid.png", "viewer-sample.png"
 
 
