@@ -20,7 +20,7 @@ import venv
 ROOT = os.path.dirname(os.path.abspath(__file__))
 VENV = os.path.join(ROOT, ".venv")
 PY = os.path.join(VENV, "bin", "python")
-EXTRAS = {"demo": "", "test": "[dev]", "bench": "[dev]"}
+EXTRAS = {"demo": "[server]", "test": "[dev]", "bench": "[dev]"}  # demo: it ends by printing a `serve` command
 
 
 def ensure_env(extras: str) -> None:

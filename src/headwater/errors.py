@@ -54,6 +54,7 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
     │   ├── InvalidNameError (ValueError)
     │   ├── OutOfRangeError (IndexError)
     │   ├── ChunkError (ValueError)                 a chunk outside [0, nchunks), a bad offset
+    │   ├── FilterError (ValueError)                a split filter that cannot be parsed or asked for
     │   ├── CatalogBusyError                        exit 3
     │   └── CatalogUnavailableError                 exit 3   (the database is unreachable or dropped us)
     ├── RenderError (ValueError)                    headwater.render.errors (a bad format, size or grid)
@@ -79,7 +80,8 @@ The tree (``tests/test_structure.py`` checks that it lists every class and that 
         ├── RangeNotSatisfiable
         ├── MalformedRange (ValueError)
         ├── AddressInUseError                       (serve: another process listens there)
-        └── ServerConfigError (ValueError)          (serve: settings that cannot work together)
+        ├── ServerConfigError (ValueError)          (serve: settings that cannot work together)
+        └── RenderPoolBusy                          (viewer: too many thumbnails queued; 503)
 
 Example:
     >>> from headwater.storage import StoreUnavailableError

@@ -36,7 +36,8 @@ from headwater.catalog.engine import (
 from headwater.catalog.models import metadata
 
 TABLES = {"databases", "repositories", "datasets", "splits", "droplets", "tags", "tag_events", "users", "api_keys",
-          "pools", "pool_grants", "publish_keys", "alembic_version"}
+          "pools", "pool_grants", "publish_keys", "split_facets", "facet_classes", "facet_uids", "facet_metadata",
+          "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -50,7 +51,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
 def test_migrated_schema_matches_the_models(empty_url: str) -> None:
     engine = open_engine(empty_url)
     try:
-        assert current_revision(engine) == head_revision() == "0004"
+        assert current_revision(engine) == head_revision() == "0005"
         with engine.connect() as conn:
             assert set(inspect(conn).get_table_names()) == TABLES
             context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})

@@ -61,3 +61,29 @@ def test_demo_rejects_too_few_images_with_a_message(tmp_path):
         assert code == 2, out
         assert "--images" in out and "2" in out and "Traceback" not in out and "IndexError" not in out
     assert not (tmp_path / "d").exists()
+
+
+def test_demo_ends_with_the_command_that_serves_it(tmp_path):
+    import shlex
+
+    from starlette.testclient import TestClient
+
+    from headwater.server.app import ServerConfig, create_app
+
+    work = tmp_path / "demo output"
+    code, out = run("demo", "--dir", str(work), "--images", "12")
+    assert code == 0, out
+    lines = out.strip().splitlines()
+    command, url = shlex.split(lines[-2].split(": ", 1)[1]), lines[-1].split("open ", 1)[1]
+    assert command[1:] == ["serve", "--catalog", str(work / "catalog.sqlite"), "--port", "8000"]
+    assert url == "http://127.0.0.1:8000/view/demo/shapes/boxes"
+    # what that command serves: the demo's dataset, visible without signing in, thumbnails that decode
+    client = TestClient(create_app(ServerConfig(catalog=command[3])))
+    page = client.get(url.removeprefix("http://127.0.0.1:8000"))
+    assert page.status_code == 200 and "shapes/boxes" in page.text
+    grid = client.get(page.text.split('class="split" href="')[1].split('"')[0])
+    thumbs = grid.text.count('class="thumb"')
+    assert thumbs > 0
+    thumb = client.get(grid.text.split('<img class="thumb" src="')[1].split('"')[0])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert "x-headwater-problem" not in thumb.headers

@@ -25,8 +25,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from headwater.catalog import Catalog
-from headwater.catalog.facets import SplitFilter
+from headwater.catalog import Catalog, SplitFilter
 from headwater.publish import publish
 from headwater.server.app import ServerConfig, create_app
 from headwater.server.viewer.sessions import COOKIE_NAME, SessionSigner, load_session_secret
@@ -242,12 +241,24 @@ def test_signout_ends_the_session(app: Any, world: World) -> None:
     assert 'id="signin-link"' in client.get("/view/").text
 
 
+def test_session_secret_is_made_at_first_use(tmp_path: Any) -> None:
+    path = str(tmp_path / "c.sqlite")
+    client = TestClient(create_app(ServerConfig(catalog=path)))
+    assert client.get("/view/").status_code == 200
+    client.cookies.set(COOKIE_NAME, "v1.0123456789ab.1.00", path="/view")
+    assert client.get("/view/").status_code == 200  # a stale cookie: anonymous
+    assert os.path.exists(path + ".session-secret")
+    quiet = TestClient(create_app(ServerConfig(catalog=str(tmp_path / "d.sqlite"))))
+    assert quiet.get("/view/").status_code == 200 and quiet.get("/api/database").status_code == 200
+    assert not os.path.exists(str(tmp_path / "d.sqlite.session-secret"))  # no sign-in, no file
+
+
 def test_session_secret_is_one_file_shared_by_processes(world: World, tmp_path: Any) -> None:
-    secret_file = world.catalog + ".session-secret"
-    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
     other = create_app(ServerConfig(catalog=world.catalog))  # another worker, or the server after a restart
     client = TestClient(create_app(ServerConfig(catalog=world.catalog)))
     cookie = _signed_in(other, world.alice).cookies[COOKIE_NAME]
+    secret_file = world.catalog + ".session-secret"
+    assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600
     client.cookies.set(COOKIE_NAME, cookie, path="/view")
     assert client.get("/view/vault").status_code == 200
     path = str(tmp_path / "s" / "secret")
@@ -318,7 +329,7 @@ def test_filters_change_the_count_and_keep_through_pages_and_samples(client: Tes
     dog_query = SplitFilter(present=("dog",)).to_query()
     assert count(dog_query) == len(dogs)
     assert count(SplitFilter(present=("dog", HOSTILE)).to_query()) == 0
-    grid = client.get(base, params=dog_query).text
+    grid = client.get(base, params=list[tuple[str, Any]](dog_query)).text
     cells = re.findall(r'<a class="cell" href="([^"]+)"', grid)
     assert len(cells) == len(dogs) == len(re.findall(r'<img class="thumb"', grid))
     # the sample page keeps the filter: next goes to the next *dog*
@@ -328,7 +339,7 @@ def test_filters_change_the_count_and_keep_through_pages_and_samples(client: Tes
     prev = unescape(re.search(r'id="prev-sample" href="([^"]+)"', second).group(1))  # type: ignore[union-attr]
     assert prev.split("?")[0].endswith(f"/{order.index(dogs[0])}")
     # a bad filter is shown, not a crash
-    bad = client.get(base, params=[("min_confidence", "lots")])
+    bad = client.get(base, params=[("conf", "lots")])
     assert bad.status_code == 200 and 'id="filter-error"' in bad.text
 
 

@@ -8,6 +8,8 @@ chunk with :func:`plan_pass` and :func:`pass_blocks`.
 * :mod:`.publisher` — one dataset in one transaction; :mod:`.mutations` — row writes inside a transaction;
 * :mod:`.lookup`, :mod:`.queries` — reads by name, split pages; :mod:`.users` — users, API keys, access;
   :mod:`.pool_access` — who may read and write a served pool;
+* :mod:`.facets` — split filters (and their URL query form) and statistics; :mod:`.facet_index` — facets
+  computed at publish; :mod:`.facet_search` — filters answered from them;
 * :mod:`.sharding` — which droplets chunk ``k`` of ``n`` holds; :mod:`.streams` — a pass as NDJSON blocks;
 * :mod:`.records`, :mod:`.wire` — what queries return and its datatap JSON; :mod:`.name_rules`,
   :mod:`.default_location`, :mod:`.errors`.
@@ -40,10 +42,12 @@ from .errors import (
     CatalogUnavailableError,
     ChunkError,
     ConflictError,
+    FilterError,
     InvalidNameError,
     NotFoundError,
     OutOfRangeError,
 )
+from .facets import ClassCount, FilterPage, SplitFilter, SplitStats
 from .name_rules import check_name
 from .records import DatabaseRecord, DatasetRecord, RepositoryRecord, TagEvent, TagRecord
 from .sharding import BlockShuffle, Permutation, ShardPlan, check_chunk, chunk_bounds, split_salt
@@ -85,10 +89,15 @@ __all__ = [
     "InvalidNameError",
     "OutOfRangeError",
     "ChunkError",
+    "FilterError",
     "CatalogBusyError",
     "CatalogUnavailableError",
     "AlreadyPublishedError",
     "check_name",
+    "ClassCount",
+    "SplitFilter",
+    "FilterPage",
+    "SplitStats",
     "chunk_bounds",
     "check_chunk",
     "Permutation",

@@ -32,6 +32,8 @@ from sqlalchemy.engine import URL
 
 from .engine import BUSY_TIMEOUT_MS, catalog_faults, catalog_url, open_engine, write_connection
 from .errors import CatalogError, NotFoundError, OutOfRangeError
+from .facet_search import FacetCache, FacetSearch
+from .facets import FilterPage, SplitFilter, SplitStats
 from .lookup import (
     database_record,
     database_row,
@@ -82,6 +84,7 @@ class Catalog(UserCatalog, PoolAccessCatalog):
         self._pid = os.getpid()
         self._lock = threading.Lock()
         self._split_cache: dict[tuple[str, str], tuple[int, int]] = {}
+        self._facet_cache = FacetCache()
 
     # -- plumbing --------------------------------------------------------------------------------
     @property
@@ -413,6 +416,42 @@ class Catalog(UserCatalog, PoolAccessCatalog):
                 for ordinal, data in conn.execute(query, {"split_id": split_id, "ordinals": part}):
                     found[ordinal] = data
         return [found[o] for o in ordinals]
+
+
+    # -- filters and statistics ------------------------------------------------------------------
+    def _facets(self, uid: str, split: str) -> FacetSearch:
+        split_id, count = self._split(uid, split)
+        return FacetSearch(self._read, self._facet_cache, uid=uid, split=split, split_id=split_id, count=count)
+
+    def filter_split(self, uid: str, split: str, flt: SplitFilter, *, offset: int = 0,
+                     limit: int = 60) -> FilterPage:
+        """The droplets of a split that match ``flt`` (every condition at once): their exact ``total`` and the
+        ordinals ``offset … offset + limit`` of them, in split order — or of the seeded sample, in its order
+        (the same seed gives the same sample, page after page).
+
+        Answered from the facets indexed at publish (:mod:`~headwater.catalog.facet_search` says what each
+        condition costs); no droplet is read.
+
+        >>> import os, tempfile
+        >>> cat = Catalog(os.path.join(tempfile.mkdtemp(), "catalog.sqlite"))
+        >>> _ = cat.create_database("main")
+        >>> rows = [b'{"image":{"paths":[]},"classes":{"cat":{"instances":[%s]}}}' % b",".join([b"{}"] * k)
+        ...         for k in (0, 1, 2, 3)]
+        >>> ds = cat.publish("main", "acme", "cats", template={}, splits={"train": rows})
+        >>> cat.filter_split(ds.uid, "train", SplitFilter.from_query({"count": "cat:2-"}))
+        FilterPage(total=2, ordinals=[2, 3])
+        >>> cat.close()
+        """
+        return self._facets(uid, split).filter(flt, offset=offset, limit=limit)
+
+    def split_stats(self, uid: str, split: str) -> SplitStats:
+        """The statistics of a split (class and instance counts, box sizes, confidences), computed at publish."""
+        return self._facets(uid, split).stats()
+
+    def ordinal_of(self, uid: str, split: str, droplet_uid: str) -> int | None:
+        """The ordinal of the droplet whose uid (its ``uid``, else its image's) is ``droplet_uid`` (the first
+        one if several share it), or None."""
+        return self._facets(uid, split).ordinal_of(droplet_uid)
 
 
 def _dataset_of_repository(conn: Connection, db_row: Row[Any], repo: Row[Any], tag_or_uid: str) -> Row[Any]:

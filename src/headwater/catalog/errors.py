@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import UNAVAILABLE, HeadwaterError
 
 __all__ = ["CatalogError", "NotFoundError", "ConflictError", "InvalidNameError", "OutOfRangeError", "ChunkError",
-           "CatalogBusyError", "AlreadyPublishedError", "CatalogUnavailableError"]
+           "FilterError", "CatalogBusyError", "AlreadyPublishedError", "CatalogUnavailableError"]
 
 
 class CatalogError(HeadwaterError):
@@ -49,6 +49,11 @@ class OutOfRangeError(CatalogError, IndexError):
 
 class ChunkError(CatalogError, ValueError):
     """A pass is asked for with impossible arguments (a chunk outside ``[0, nchunks)``, a negative offset …)."""
+
+
+class FilterError(CatalogError, ValueError):
+    """A split filter that cannot be parsed (a bad URL query parameter) or asked for (``min > max``, a negative
+    page): the message names the parameter and what it should look like."""
 
 
 class CatalogBusyError(CatalogError):

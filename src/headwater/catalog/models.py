@@ -49,6 +49,10 @@ __all__ = [
     "pools",
     "pool_grants",
     "publish_keys",
+    "split_facets",
+    "facet_classes",
+    "facet_uids",
+    "facet_metadata",
     "utcnow",
 ]
 
@@ -224,4 +228,56 @@ publish_keys = Table(
     Column("dataset_id", Integer, ForeignKey("datasets.id"), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("user_uid", "key"),
+)
+
+# -- facets: what a split's filters and statistics read instead of its droplets (headwater.catalog.facet_index
+# writes them at publish, in the publish's transaction; migration 0005 backfills older splits). Names, uids and
+# metadata are stored as UTF-8 bytes: compared byte by byte on every backend (no collation; a prefix is a range)
+# and free of PostgreSQL's ban on NUL in text.
+
+# one row a split: its SplitStats as JSON
+split_facets = Table(
+    "split_facets",
+    metadata,
+    Column("split_id", Integer, ForeignKey("splits.id"), primary_key=True),
+    Column("stats", Text, nullable=False),
+)
+
+# one row a (split, class): the class's postings as little-endian arrays. `ordinals` (uint32, ascending): the
+# droplets where the class is present; `counts` (uint32): their instance counts; `box_ordinals` (uint32) and
+# `confidences` (float64): one entry per instance box that carries a confidence, in ordinal order.
+facet_classes = Table(
+    "facet_classes",
+    metadata,
+    Column("split_id", Integer, ForeignKey("splits.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),  # order of first appearance in the split
+    Column("name", LargeBinary, nullable=False),
+    Column("droplets", BigInteger, nullable=False),
+    Column("ordinals", LargeBinary, nullable=False),
+    Column("counts", LargeBinary, nullable=False),
+    Column("box_ordinals", LargeBinary, nullable=False),
+    Column("confidences", LargeBinary, nullable=False),
+)
+
+# one row a droplet with a uid: uid prefix search and ordinal_of are one primary-key range. No foreign key on
+# split_id (nor on facet_metadata's): a row a droplet, and PostgreSQL would run a trigger for each; only the
+# publisher writes them, in the transaction that creates their split. WITHOUT ROWID on SQLite: the key is the row.
+facet_uids = Table(
+    "facet_uids",
+    metadata,
+    Column("split_id", Integer, primary_key=True, autoincrement=False),
+    Column("uid", LargeBinary, primary_key=True),
+    Column("ordinal", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
+)
+
+# one row a (droplet, top-level scalar metadata key): key=value is one primary-key range
+facet_metadata = Table(
+    "facet_metadata",
+    metadata,
+    Column("split_id", Integer, primary_key=True, autoincrement=False),
+    Column("key", LargeBinary, primary_key=True),
+    Column("value", LargeBinary, primary_key=True),
+    Column("ordinal", BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,
 )

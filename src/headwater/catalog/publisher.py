@@ -14,6 +14,11 @@ connection), so publishing millions of droplets is bound by the database's write
 per-row statement overhead. Ordinals are assigned contiguously per split in the
 order droplets are added.
 
+Facets: each batch's droplets are also decoded once for what filters and statistics need
+(:mod:`headwater.catalog.facet_index`) — their uid and metadata rows written with the batch (PostgreSQL:
+gathered and copied every ~50,000 rows, between two COPYs of droplets), the per-class postings and the
+split's statistics at the end, all in the same transaction.
+
 Example:
     >>> import os, tempfile
     >>> from headwater.catalog import Catalog
@@ -46,6 +51,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .engine import write_connection
 from .errors import AlreadyPublishedError, CatalogError
+from .facet_index import FacetRows, SplitFacets, write_facet_rows, write_split_facets
 from .lookup import database_row, json_object_text
 from .models import datasets, publish_keys, splits, utcnow
 from .mutations import ensure_database, ensure_repository, set_tag
@@ -55,6 +61,7 @@ from .records import DatasetRecord
 __all__ = ["Publisher", "PublishKey", "DEFAULT_BATCH_SIZE", "check_publish_key"]
 
 DEFAULT_BATCH_SIZE = 5000
+_FACET_ROWS = 50_000  # PostgreSQL: facet rows gathered before the droplets' COPY is ended to write them
 _SQLITE_INSERT = "INSERT INTO droplets (split_id, ordinal, data) VALUES (?, ?, ?)"
 _PG_COPY = "COPY droplets (split_id, ordinal, data) FROM STDIN (FORMAT BINARY)"
 
@@ -142,6 +149,9 @@ class Publisher:
         self.uid: str = str(uuid.uuid4())
         """The new dataset's uid, known before commit (it is immutable)."""
         self._splits: dict[str, list[int]] = {}  # name → [split_id, next ordinal]
+        self._facets: dict[int, SplitFacets] = {}  # split_id → its facets so far (headwater.catalog.facet_index)
+        self._uid_rows: FacetRows = []
+        self._meta_rows: FacetRows = []
         self._tags: list[str] = []
         self._buffer: list[tuple[int, int, bytes]] = []
         self._copy: tuple[Any, Any, Any] | None = None  # PostgreSQL: (cursor, copy context, copy) while open
@@ -226,6 +236,7 @@ class Publisher:
                 insert(splits).values(dataset_id=self._dataset_id, name=split, count=0).returning(splits.c.id)
             ).scalar_one()
             state = self._splits[split] = [split_id, 0]
+            self._facets[split_id] = SplitFacets()
         return state
 
     def add(self, split: str, data: bytes | bytearray | memoryview) -> int:
@@ -286,14 +297,36 @@ class Publisher:
         if not rows:
             return
         conn = self._open_conn()
+        self._index(rows)
         if conn.dialect.name == "postgresql":
             copy = self._copy[2] if self._copy is not None else self._start_copy(conn)
             write = copy.write_row
             for row in rows:
                 write(row)
+            if len(self._uid_rows) + len(self._meta_rows) >= _FACET_ROWS:
+                self._flush_facets()
         else:
             conn.exec_driver_sql(_SQLITE_INSERT, rows)
+            self._flush_facets()
         rows.clear()
+
+    def _index(self, rows: list[tuple[int, int, bytes]]) -> None:
+        """Compute the facets of buffered rows (runs of one split at a time, as ``add`` may interleave splits)."""
+        start = 0
+        while start < len(rows):
+            split_id, first = rows[start][0], rows[start][1]
+            stop = start + 1
+            while stop < len(rows) and rows[stop][0] == split_id:
+                stop += 1
+            uid_rows, meta_rows = self._facets[split_id].add(split_id, first, [r[2] for r in rows[start:stop]])
+            self._uid_rows += uid_rows
+            self._meta_rows += meta_rows
+            start = stop
+
+    def _flush_facets(self) -> None:
+        if self._uid_rows or self._meta_rows:
+            self._end_copy()  # PostgreSQL: the connection is busy while the droplets' COPY is open
+            write_facet_rows(self._open_conn(), self._uid_rows, self._meta_rows)
 
     def _start_copy(self, conn: Connection) -> Any:
         """Open the COPY that takes every batch until another statement needs the connection (a new split, the
@@ -328,7 +361,10 @@ class Publisher:
     def _finish(self) -> None:
         self._flush()
         self._end_copy()
+        self._flush_facets()
         conn = self._open_conn()
+        for split_id, facets in self._facets.items():
+            write_split_facets(conn, split_id, facets)
         if self._splits:
             conn.execute(
                 update(splits).where(splits.c.id == bindparam("b_id")).values(count=bindparam("b_count")),

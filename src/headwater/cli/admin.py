@@ -75,6 +75,14 @@ _SECONDS = click.FloatRange(min=0, min_open=True)
 @click.option("--catalog-busy-timeout", type=_SECONDS, default=60.0, show_default=True,
               help="Seconds a write waits for a SQLite catalog's write lock (another process publishing) before "
                    "it is answered 503 with Retry-After.")
+@click.option("--thumbnail-cache", type=SIZE, default="256MiB", show_default=True,
+              help="Memory each server process keeps rendered viewer thumbnails in (LRU; 0: none).")
+@click.option("--thumbnail-workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Viewer thumbnails rendered at once per process (0: one per CPU).")
+@click.option("--session-secret-file", type=click.Path(dir_okay=False),
+              help="File holding the key that signs viewer sign-in cookies (created once if missing). Default: "
+                   "CATALOG.session-secret beside a SQLite catalog, else ~/.config/headwater/session-secret; "
+                   "servers of one catalog on several machines must share it.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, port: int, workers: int,
@@ -82,8 +90,10 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
           pool_schemes: tuple[str, ...], max_droplet_size: int, max_shard_members: int, spool_dir: str | None,
           spool_budget: int, timeout_header: float, timeout_keep_alive: float, timeout_body: float,
           timeout_send: float, limit_concurrency: int, max_header_size: int, rate_limit: str | None,
-          catalog_busy_timeout: float, log_level: str) -> None:
-    """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…) and the OpenAPI docs (/docs).
+          catalog_busy_timeout: float, thumbnail_cache: int, thumbnail_workers: int, session_secret_file: str | None,
+          log_level: str) -> None:
+    """Serve the datatap API (/api/…), pools as Hub dataset repos (/datasets/…), the web viewer (/view/) and
+    the OpenAPI docs (/docs).
 
     Needs the server extra: pip install 'headwater[server]'.
 
@@ -95,12 +105,13 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
     server process (each applies per process): slow or stalled clients are cut, not waited for. A client
     that stops reading holds at most ~4 MiB of a response in memory until --timeout-send cuts it.
     """
-    for module in ("fastapi", "uvicorn"):
+    for module in ("fastapi", "uvicorn", "jinja2"):
         require_extra("server", module, "headwater serve")
     from ..server.app import ServerConfig
     from ..server.rate_limits import RateLimit, default_rate_limit
     from ..server.runner import check_port, listen_url
     from ..server.runner import serve as run_server
+    from ..server.viewer.sessions import default_session_secret_file, load_session_secret
 
     served: dict[str, str] = {}
     for repo, url in pools:
@@ -125,7 +136,12 @@ def serve(catalog: str | None, pools: tuple[tuple[str, str], ...], host: str, po
                           timeout_header=timeout_header, timeout_keep_alive=timeout_keep_alive,
                           timeout_body=timeout_body, timeout_send=timeout_send, limit_concurrency=limit_concurrency,
                           max_header_size=max_header_size,
-                          rate_limit=rate_limit, catalog_busy_timeout=catalog_busy_timeout)
+                          rate_limit=rate_limit, catalog_busy_timeout=catalog_busy_timeout,
+                          thumbnail_cache_bytes=thumbnail_cache, thumbnail_workers=thumbnail_workers,
+                          session_secret_file=session_secret_file and os.path.abspath(session_secret_file))
+    # made (or read) once here: a bad file is named before anything starts, and the workers all read one file
+    load_session_secret(config.session_secret_file or default_session_secret_file(loc))
+    click.echo(f"viewer: {config.public_url}/view/", err=True)
     run_server(config, host=host, port=port, workers=workers, log_level=log_level)
 
 

@@ -4,7 +4,8 @@ Steps 1-6 show the pool layer (pack, verify, cheesechaser-style downloads); step
 annotations (the box drawn on each image) are published from JSONL into an embedded SQLite catalog
 (images packed into a new pool, a seeded validation split), a chunk is streamed back through the
 datatap-style ``Api`` and its image fetched through its ``pool://`` reference, and a bad droplet is
-refused with its line number.
+refused with its line number. It ends with the command that serves the demo's catalog and the viewer URL
+to open (the demo database is public, so no sign-in is needed).
 
 The demo writes only into a folder it owns: an absent or empty ``--dir`` (then marked with
 :data:`DEMO_MARKER`), or one a previous demo run marked. A re-run removes only the entries the demo itself
@@ -21,7 +22,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import shutil
+import sys
 import time
 
 import click
@@ -31,8 +34,8 @@ from ..archive import pack_directory, verify_pool
 from ..pool import StorePool
 from .options import HeadwaterCommand
 
-__all__ = ["COMMANDS", "DEMO_MARKER", "DEMO_OUTPUTS", "MIN_IMAGES", "demo", "make_images", "prepare_demo_dir",
-           "run_demo"]
+__all__ = ["COMMANDS", "DEMO_MARKER", "DEMO_OUTPUTS", "MIN_IMAGES", "VIEWER_URL", "demo", "make_images",
+           "prepare_demo_dir", "run_demo", "serve_command"]
 
 DEMO_MARKER = ".headwater-demo"
 """File the demo writes into its folder first: only a folder holding it may be cleared by a later run."""
@@ -104,6 +107,29 @@ def prepare_demo_dir(work_dir: str) -> None:
                 f"({', '.join(DEMO_OUTPUTS)}) and nothing else\n")
 
 
+VIEWER_URL = "http://127.0.0.1:8000/view/demo/shapes/boxes"
+"""Where the demo's dataset is shown once :func:`serve_command` runs."""
+
+
+def serve_command(work_dir: str) -> str:
+    """The one command that serves the demo's catalog (the viewer under ``/view/``) on 127.0.0.1:8000.
+
+    >>> serve_command("/tmp/demo output").split(" serve ")[1]
+    "--catalog '/tmp/demo output/catalog.sqlite' --port 8000"
+    """
+    catalog = shlex.quote(os.path.join(os.path.abspath(work_dir), "catalog.sqlite"))
+    return f"{_headwater_program()} serve --catalog {catalog} --port 8000"
+
+
+def _headwater_program() -> str:
+    """``headwater`` when that is this installation's command on PATH, else its full path (``python3 dev.py demo``
+    runs it from ``.venv/bin``, which is not on PATH)."""
+    script = os.path.join(os.path.dirname(sys.executable), "headwater")
+    if not os.path.exists(script) or shutil.which("headwater") == script:
+        return "headwater"
+    return shlex.quote(os.path.relpath(script) if not os.path.relpath(script).startswith("..") else script)
+
+
 def run_demo(work_dir: str, images: int = 500) -> None:
     """Run the demo's nine steps in ``work_dir`` (see :func:`prepare_demo_dir` for what it may delete)."""
     if images < MIN_IMAGES:
@@ -140,6 +166,8 @@ def run_demo(work_dir: str, images: int = 500) -> None:
             click.echo(f"6. mock_resource({ids[0]}) → {names} ({img.size[0]}x{img.size[1]} {img.mode}), info={info}")
     _dataset_steps(work_dir, src, ids[:min(len(ids), 200)], boxes)
     click.echo(f"done: everything is under {os.path.abspath(work_dir)}")
+    click.echo(f"look at it in a browser: {serve_command(work_dir)}")
+    click.echo(f"  then open {VIEWER_URL}")
 
 
 def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
@@ -163,7 +191,7 @@ def _dataset_steps(work_dir: str, images_dir: str, ids: list[int],
     t0 = time.perf_counter()
     catalog_path = os.path.join(work_dir, "catalog.sqlite")
     with Catalog(catalog_path) as cat:
-        cat.create_database("demo", exist_ok=True)
+        cat.create_database("demo", public=True, exist_ok=True)  # the viewer shows it without signing in
         record = publish(cat, "demo", "shapes", "boxes", jsonl, images=images_dir,
                          pool_dir=os.path.join(work_dir, "dataset-pool"), splits={"validation": 0.2},
                          split_seed=0, silent=True)

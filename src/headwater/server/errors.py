@@ -26,6 +26,7 @@ __all__ = [
     "MalformedRange",
     "AddressInUseError",
     "ServerConfigError",
+    "RenderPoolBusy",
 ]
 
 
@@ -93,3 +94,7 @@ class AddressInUseError(ServerError):
 
 class ServerConfigError(ServerError, ValueError):
     """Server settings that cannot work as given (e.g. a wildcard address without ``--public-url``)."""
+
+
+class RenderPoolBusy(ServerError):
+    """The viewer's render pool has too many thumbnails queued already (answered 503 with ``Retry-After``)."""

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.routing import APIRoute
@@ -65,13 +64,14 @@ from ...catalog import (
     NotFoundError,
     OutOfRangeError,
     Principal,
+    SplitFilter,
+    SplitStats,
     repositories_json,
 )
-from ...catalog.facets import FilterPage, SplitFilter, SplitStats
 from ...droplet import DropletError, ImageAnnotation, decode_droplet
 from ...render import RenderOptions, class_colour_hex
 from ..auth import readable_database, visible_databases
-from ..errors import HubError
+from ..errors import HubError, RenderPoolBusy
 from ..public_urls import public_base_url
 from ..state import catalog_of, config_of, dataset_of
 from ..viewer.access import SignInRequired, viewer_principal, viewer_reader
@@ -80,9 +80,8 @@ from ..viewer.pages import STATIC, local_next, page, path_of, with_query
 from ..viewer.samples import Thumbnail
 from ..viewer.sessions import COOKIE_NAME
 from ..viewer.state import viewer_of
-from ..viewer.thumbnails import RenderPoolBusy
 
-__all__ = ["router", "PAGE_SIZE", "THUMB_SIZE", "MAX_THUMB_SIZE", "KINDS", "render_options_from_query"]
+__all__ = ["router", "ViewerRoute", "PAGE_SIZE", "THUMB_SIZE", "MAX_THUMB_SIZE", "KINDS", "render_options_from_query"]
 
 PAGE_SIZE = 60
 """Thumbnails per grid page."""
@@ -474,7 +473,7 @@ def grid_page(database: str, namespace: str, name: str, ref: str, split: str, re
     params = _filter_params(request)
     flt, problem = _parse_filter(params)
     page_no = _int_param(request, "page", 0)
-    found: FilterPage = catalog.filter_split(sp.dataset.uid, split, flt, offset=page_no * PAGE_SIZE, limit=PAGE_SIZE)
+    found = catalog.filter_split(sp.dataset.uid, split, flt, offset=page_no * PAGE_SIZE, limit=PAGE_SIZE)
     query = flt.to_query()
     droplets = catalog.read_ordinals(sp.dataset.uid, split, found.ordinals) if found.ordinals else []
     cells = [_cell(sp, query, page_no * PAGE_SIZE + i, ordinal, raw)
@@ -498,8 +497,8 @@ class _FilterFields:
     present: str = "class"
     count: str = "count"
     count_example: str = "cat:1-3"
-    min_confidence: str = "min_confidence"
-    max_confidence: str = "max_confidence"
+    confidence: str = "conf"
+    confidence_example: str = "0.5-0.9"
     uid: str = "uid"
     metadata: str = "meta"
     sample: str = "sample"
@@ -522,7 +521,7 @@ class _Cell:
 def _cell(sp: _Split, query: list[tuple[str, str]], index: int, ordinal: int, raw: bytes) -> _Cell:
     try:
         droplet: ImageAnnotation | None = decode_droplet(raw)
-    except (DropletError, msgspec.DecodeError):
+    except DropletError:
         droplet = None
     uid = (droplet.uid if droplet is not None else None) or f"#{ordinal}"
     counts = _class_counts(droplet) if droplet is not None else {}
@@ -629,7 +628,7 @@ def sample_page(database: str, namespace: str, name: str, ref: str, split: str, 
     problem = None
     try:
         droplet: ImageAnnotation | None = decode_droplet(raw)
-    except (DropletError, msgspec.DecodeError) as err:
+    except DropletError as err:
         droplet, problem = None, f"this droplet cannot be read as an ImageAnnotation: {err}"
     try:
         pretty = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...catalog import Catalog, DatasetRecord, NotFoundError
-from ...droplet import ImageAnnotation, ImageFetcher, decode_droplet
+from ...droplet import DropletError, ImageAnnotation, ImageFetcher, decode_droplet
 from ...errors import HeadwaterError
 from ...render import RenderOptions, encode, render
 
@@ -99,6 +99,11 @@ class Samples:
     def thumbnail(self, record: DatasetRecord, split: str, ordinal: int, options: RenderOptions,
                   max_size: int) -> Thumbnail:
         """The sample drawn with ``options`` at most ``max_size`` pixels on its longest side, as JPEG."""
-        droplet = self.droplet(record, split, ordinal)
-        drawn = render(self.image(record, droplet), droplet, options=options, max_size=max_size)
+        raw = self.raw(record, split, ordinal)
+        try:
+            droplet = decode_droplet(raw)
+        except DropletError:  # drawn as a placeholder naming the problem
+            drawn = render(None, raw, options=options, max_size=max_size)
+        else:
+            drawn = render(self.image(record, droplet), droplet, options=options, max_size=max_size)
         return Thumbnail(encode(drawn.image, "JPEG", quality=THUMBNAIL_QUALITY), drawn.problem)

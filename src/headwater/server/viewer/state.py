@@ -41,15 +41,26 @@ class ViewerState:
     """The viewer's parts of one app (see the module docstring)."""
 
     def __init__(self, config: ServerConfig, catalog: Catalog) -> None:
-        secret_file = config.session_secret_file or default_session_secret_file(config.catalog)
-        self.session_secret_file = secret_file
-        self.signer = SessionSigner(load_session_secret(secret_file), max_age=config.session_max_age)
+        self.session_secret_file = config.session_secret_file or default_session_secret_file(config.catalog)
+        self.session_max_age = config.session_max_age
+        self._signer: SessionSigner | None = None
         self.render_pool = RenderPool(config.thumbnail_workers or os.cpu_count() or 1)
         self.thumbnails = ThumbnailCache(config.thumbnail_cache_bytes)
         self.samples = Samples(catalog, allowed_schemes=config.pool_url_schemes)
         self.catalog = catalog
         self._datasets: dict[str, DatasetRecord] = {}
         self._lock = threading.Lock()
+
+    @property
+    def signer(self) -> SessionSigner:
+        """The session signer; its secret file is read (or made) at first use, so an app that never sees a
+        sign-in writes nothing (``headwater serve`` reads it before starting, to name a bad file at once)."""
+        if self._signer is None:
+            with self._lock:
+                if self._signer is None:
+                    secret = load_session_secret(self.session_secret_file)
+                    self._signer = SessionSigner(secret, max_age=self.session_max_age)
+        return self._signer
 
     def dataset(self, uid: str) -> DatasetRecord:
         """The dataset with this uid (NotFoundError if there is none); remembered."""

@@ -32,15 +32,11 @@ from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..errors import ServerError
+from ..errors import RenderPoolBusy
 
-__all__ = ["ThumbnailCache", "RenderPool", "RenderPoolBusy"]
+__all__ = ["ThumbnailCache", "RenderPool"]
 
 T = TypeVar("T")
-
-
-class RenderPoolBusy(ServerError):
-    """Too many renders are queued already (answered 503 with ``Retry-After``)."""
 
 
 class ThumbnailCache:

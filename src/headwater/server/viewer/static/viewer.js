@@ -112,6 +112,7 @@
     document.querySelectorAll("input.toggle-class").forEach(function (t) { colours[t.dataset.class] = t.dataset.colour; });
     function draw() {
       var w = img.naturalWidth || 1000, h = img.naturalHeight || 1000;
+      if (w < 400 && h < 400) { img.classList.add("small"); }  // shown enlarged: keep its pixels sharp
       drawOverlay(svg, droplet, colours, w, h);
       document.body.classList.add("overlay-ready");
     }

@@ -1,0 +1,259 @@
+"""Facets of a split, computed while its droplets are written: what filters and statistics read later.
+
+Why at publish: a viewer that filters a 1,000,000-droplet split must not read the split for each page view,
+and a published split never changes — so what filters need is extracted once, from the bytes the publisher is
+writing anyway, and stored beside them in the same transaction (tables in :mod:`.models`):
+
+* ``facet_classes`` — per (split, class) its postings: the ordinals where the class is present with their
+  instance counts, and every instance box's confidence with its ordinal (little-endian arrays, a few bytes a
+  droplet, loaded and cached whole by :mod:`.facet_search`);
+* ``facet_uids`` — per droplet its uid (the droplet's ``uid``, else its image's): prefix search and
+  ``ordinal_of`` are one primary-key range;
+* ``facet_metadata`` — per droplet and top-level scalar metadata key, its value (strings as they are, numbers
+  and booleans as JSON writes them): ``key=value`` is one primary-key range;
+* ``split_facets`` — the split's :class:`~headwater.catalog.facets.SplitStats` as JSON.
+
+Each droplet is decoded (msgspec, into structs holding only what facets need: unknown fields are skipped
+without building objects) once. Bytes that are not an ImageAnnotation (the catalog stores any JSON line) are
+indexed as a droplet without classes, uid or metadata. Keys, values and uids longer than
+:data:`MAX_INDEXED_BYTES` are not indexed (database index entries have a size limit).
+
+Example:
+    >>> facets = SplitFacets()
+    >>> uids, meta = facets.add(1, 0, [b'{"uid":"a","image":{"paths":[]},"classes":{"cat":{"instances":[{}]}},'
+    ...                                b'"metadata":{"year":2021}}', b'1'])
+    >>> uids, meta, facets.stats().instances, facets.stats().instances_per_image
+    ([(1, b'a', 0)], [(1, b'year', b'2021', 0)], {'cat': 1}, {0: 1, 1: 1})
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, insert
+
+from .facets import HISTOGRAM_BINS, SplitStats
+from .models import facet_classes, split_facets
+
+__all__ = ["SplitFacets", "FacetRows", "write_facet_rows", "write_split_facets", "MAX_INDEXED_BYTES",
+           "encode_text"]
+
+MAX_INDEXED_BYTES = 1000
+_UINT32_MAX = 2**32 - 1
+_SQLITE_UIDS = "INSERT INTO facet_uids (split_id, uid, ordinal) VALUES (?, ?, ?)"
+_SQLITE_META = "INSERT INTO facet_metadata (split_id, key, value, ordinal) VALUES (?, ?, ?, ?)"
+_PG_UIDS = "COPY facet_uids (split_id, uid, ordinal) FROM STDIN (FORMAT BINARY)"
+_PG_META = "COPY facet_metadata (split_id, key, value, ordinal) FROM STDIN (FORMAT BINARY)"
+
+FacetRows = list[tuple[Any, ...]]
+"""Rows of ``facet_uids`` (``split_id, uid, ordinal``) or ``facet_metadata`` (``split_id, key, value, ordinal``)."""
+
+
+def encode_text(text: str) -> bytes:
+    """How names, uids, keys and values are stored: UTF-8 (lone surrogates, which JSON allows, kept)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+class _Box(msgspec.Struct, gc=False):
+    rectangle: tuple[tuple[float, float], tuple[float, float]]
+    confidence: float | None = None
+
+
+class _Instance(msgspec.Struct, rename="camel", gc=False):
+    bounding_box: _Box | None = None
+
+
+class _Skipped(msgspec.Struct, gc=False):
+    """Any JSON object, none of its fields kept (a multi-instance: only how many there are matters)."""
+
+
+class _Class(msgspec.Struct, rename="camel", gc=False):
+    instances: list[_Instance] | None = None
+    multi_instances: list[_Skipped] | None = None
+
+
+class _Image(msgspec.Struct, gc=False):
+    uid: str | None = None
+
+
+class _Droplet(msgspec.Struct, gc=False):
+    image: _Image | None = None
+    classes: dict[str, _Class] | None = None
+    uid: str | None = None
+    metadata: dict[str, msgspec.Raw] | None = None
+
+
+_decode = msgspec.json.Decoder(_Droplet).decode
+_decode_any = msgspec.json.decode
+_encode = msgspec.json.encode
+
+
+def _decode_or_none(data: bytes) -> _Droplet | None:
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:
+        return None
+
+
+class _ClassPostings:
+    """One class's facets over a split, growing as droplets are added."""
+
+    __slots__ = ("ordinals", "counts", "box_ordinals", "confidences", "sizes")
+
+    def __init__(self) -> None:
+        self.ordinals = array("I")
+        self.counts = array("I")
+        self.box_ordinals = array("I")
+        self.confidences = array("d")
+        self.sizes = array("d")  # sqrt(w * h) of every box, for the size histogram
+
+
+def _scalar_text(raw: bytes) -> bytes | None:
+    """A metadata value as it is indexed (None: not a scalar, or null)."""
+    first = raw[:1]
+    if first == b'"':
+        return encode_text(_decode_any(raw))
+    if first in (b"{", b"[", b"n", b""):
+        return None
+    return _encode(_decode_any(raw))  # numbers and booleans as JSON writes them (1.50 -> 1.5)
+
+
+def _histogram(values: Any) -> list[int]:
+    import numpy as np
+
+    bins = np.nan_to_num(np.asarray(values, dtype=np.float64) * HISTOGRAM_BINS, nan=HISTOGRAM_BINS - 1)
+    index = np.clip(np.floor(bins), 0, HISTOGRAM_BINS - 1).astype(np.int64)
+    return [int(n) for n in np.bincount(index, minlength=HISTOGRAM_BINS)]
+
+
+def _little_endian(values: array[Any]) -> bytes:
+    if sys.byteorder == "big":  # pragma: no cover - every machine we run on is little-endian
+        values = array(values.typecode, values)
+        values.byteswap()
+    return values.tobytes()
+
+
+class SplitFacets:
+    """The facets of one split, accumulated droplet by droplet in ordinal order (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._classes: dict[str, _ClassPostings] = {}
+        self._per_image: dict[int, int] = {}
+
+    def add(self, split_id: int, first: int, items: Sequence[bytes]) -> tuple[FacetRows, FacetRows]:
+        """Take droplets ``first, first + 1, …``; return their ``facet_uids`` and ``facet_metadata`` rows (the
+        caller writes them, see :func:`write_facet_rows`). The per-class postings stay here until
+        :func:`write_split_facets`."""
+        if first != self.count:
+            raise ValueError(f"facets are added in ordinal order: expected ordinal {self.count}, got {first}")
+        try:
+            decoded: list[_Droplet | None] = list(map(_decode, items))
+        except msgspec.DecodeError:  # one is not an ImageAnnotation: find which, one by one
+            decoded = [_decode_or_none(data) for data in items]
+        classes, per_image, sqrt = self._classes, self._per_image, math.sqrt
+        uid_rows: FacetRows = []
+        meta_rows: FacetRows = []
+        ordinal = first
+        for droplet in decoded:
+            total = 0
+            if droplet is not None:
+                for name, cls in (droplet.classes or {}).items():
+                    instances = cls.instances or ()
+                    n = len(instances)
+                    if not n and not cls.multi_instances:
+                        continue
+                    postings = classes.get(name)
+                    if postings is None:
+                        postings = classes[name] = _ClassPostings()
+                    postings.ordinals.append(ordinal)
+                    postings.counts.append(min(n, _UINT32_MAX))
+                    total += n
+                    for instance in instances:
+                        box = instance.bounding_box
+                        if box is not None:
+                            (x1, y1), (x2, y2) = box.rectangle
+                            postings.sizes.append(sqrt(abs((x2 - x1) * (y2 - y1))))
+                            if box.confidence is not None:
+                                postings.box_ordinals.append(ordinal)
+                                postings.confidences.append(box.confidence)
+                uid = droplet.uid or (droplet.image.uid if droplet.image is not None else None)
+                if uid:
+                    encoded = encode_text(uid)
+                    if len(encoded) <= MAX_INDEXED_BYTES:
+                        uid_rows.append((split_id, encoded, ordinal))
+                if droplet.metadata:
+                    self._metadata(split_id, ordinal, droplet.metadata, meta_rows)
+            per_image[total] = per_image.get(total, 0) + 1
+            ordinal += 1
+        self.count = ordinal
+        return uid_rows, meta_rows
+
+    @staticmethod
+    def _metadata(split_id: int, ordinal: int, metadata: dict[str, msgspec.Raw], out: FacetRows) -> None:
+        for key, raw in metadata.items():
+            value = _scalar_text(bytes(raw))
+            if value is None or len(value) > MAX_INDEXED_BYTES:
+                continue
+            encoded_key = encode_text(key)
+            if len(encoded_key) <= MAX_INDEXED_BYTES:
+                out.append((split_id, encoded_key, value, ordinal))
+
+    def stats(self) -> SplitStats:
+        """The split's statistics so far."""
+        names = sorted(self._classes)
+        confidences = [p.confidences for p in self._classes.values() if p.confidences]
+        return SplitStats(
+            count=self.count,
+            instances={n: int(sum(self._classes[n].counts)) for n in names},
+            images={n: len(self._classes[n].ordinals) for n in names},
+            instances_per_image=dict(sorted(self._per_image.items())),
+            box_sizes={n: _histogram(self._classes[n].sizes) for n in names},
+            confidence=_histogram([c for part in confidences for c in part]) if confidences else None,
+        )
+
+    def class_rows(self, split_id: int) -> list[dict[str, Any]]:
+        """The ``facet_classes`` rows of the split."""
+        return [{"split_id": split_id, "position": position, "name": encode_text(name),
+                 "droplets": len(p.ordinals), "ordinals": _little_endian(p.ordinals),
+                 "counts": _little_endian(p.counts), "box_ordinals": _little_endian(p.box_ordinals),
+                 "confidences": _little_endian(p.confidences)}
+                for position, (name, p) in enumerate(self._classes.items())]
+
+
+def write_facet_rows(conn: Connection, uid_rows: FacetRows, meta_rows: FacetRows) -> None:
+    """Insert ``facet_uids`` and ``facet_metadata`` rows in bulk (SQLite ``executemany``, PostgreSQL ``COPY``)
+    in the connection's transaction; the lists are cleared."""
+    if conn.dialect.name == "postgresql":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]  # None once closed
+        try:
+            for rows, sql, types in ((uid_rows, _PG_UIDS, ["int4", "bytea", "int8"]),
+                                     (meta_rows, _PG_META, ["int4", "bytea", "bytea", "int8"])):
+                if rows:
+                    with cursor.copy(sql) as copy:
+                        copy.set_types(types)
+                        for row in rows:
+                            copy.write_row(row)
+        finally:
+            cursor.close()
+    else:
+        if uid_rows:
+            conn.exec_driver_sql(_SQLITE_UIDS, uid_rows)
+        if meta_rows:
+            conn.exec_driver_sql(_SQLITE_META, meta_rows)
+    uid_rows.clear()
+    meta_rows.clear()
+
+
+def write_split_facets(conn: Connection, split_id: int, facets: SplitFacets) -> None:
+    """Insert a finished split's ``facet_classes`` rows and its ``split_facets`` statistics."""
+    rows = facets.class_rows(split_id)
+    if rows:
+        conn.execute(insert(facet_classes), rows)
+    conn.execute(insert(split_facets).values(split_id=split_id,
+                                             stats=_encode(facets.stats().to_json()).decode("utf-8")))
