@@ -37,6 +37,7 @@ N = 14
 @dataclass(frozen=True)
 class Served:
     url: str
+    catalog: str
     open_uid: str
     vault_uid: str
     rows: list[dict[str, Any]]
@@ -119,7 +120,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         open_uid = _publish(cat, root, "open", "acme", "pets", rows)
         vault_uid = _publish(cat, root, "vault", "alice", "diary", diary)
     with live_server(ServerConfig(catalog=path, thumbnail_workers=2)) as url:
-        yield Served(url, open_uid, vault_uid, rows, alice)
+        yield Served(url, path, open_uid, vault_uid, rows, alice)
+
+
+@pytest.fixture(scope="session")
+def closed_url(served: Served) -> Iterator[str]:
+    """The same catalog behind a server without anonymous reads (``serve --no-anonymous``)."""
+    with live_server(ServerConfig(catalog=served.catalog, anonymous_read=False, thumbnail_workers=2)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

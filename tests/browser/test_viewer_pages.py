@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from playwright.sync_api import Page
 
+from headwater.catalog import Catalog
+
 from ..support.browser import PageWatch, decoded_thumbnails
+from ..support.servers import make_user
 from .conftest import HOSTILE, N, Served
 
 
@@ -111,6 +114,24 @@ def test_prev_and_next_samples_and_the_raw_image(page: Page, watch: PageWatch, s
     assert raw.ok and raw.body()[:2] == b"\xff\xd8"  # the JPEG itself
 
 
+def test_next_and_previous_keep_the_filter(page: Page, watch: PageWatch, served: Served) -> None:
+    dogs = [i for i, row in enumerate(served.rows) if "dog" in row["classes"]]
+    page.goto(served.grid("class=dog"))
+    page.locator("a.cell").nth(1).click()
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    assert f'"pet{dogs[1]:02d}"' in page.inner_text("pre#droplet-json")
+    page.click("a#next-sample")
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    assert f'"pet{dogs[2]:02d}"' in page.inner_text("pre#droplet-json")
+    page.keyboard.press("ArrowLeft")  # the keyboard walks the same way
+    page.wait_for_url(lambda url: f"/train/{dogs[1]}" in url)
+    page.wait_for_selector("body.overlay-ready", state="attached")
+    assert f'"pet{dogs[1]:02d}"' in page.inner_text("pre#droplet-json")
+    page.click("a#back-to-grid")
+    page.wait_for_selector("a.cell img.thumb")
+    assert _count(page) == len(dogs)
+
+
 def test_a_hostile_class_name_stays_text(page: Page, watch: PageWatch, served: Served) -> None:
     page.goto(served.grid())
     decoded_thumbnails(page)
@@ -204,3 +225,34 @@ def test_zoom_buttons_scale_the_image(page: Page, watch: PageWatch, served: Serv
     assert after > before * 1.2
     page.click("#zoom-reset")
     assert page.eval_on_selector("#sample-image", "el => el.getBoundingClientRect().width") == before
+
+
+def test_without_anonymous_reads_the_viewer_asks_to_sign_in_first(page: Page, watch: PageWatch, served: Served,
+                                                                   closed_url: str) -> None:
+    grid = f"{closed_url}/view/open/acme/pets/{served.open_uid}/train?class=cat"
+    page.goto(grid)
+    assert page.locator("form#signin").count() == 1  # redirected to the form, which knows where to go back
+    page.fill("form#signin input[name=key]", served.alice)
+    page.click("form#signin [type=submit]")
+    page.wait_for_selector("a.cell img.thumb")
+    assert page.url == grid
+    assert _count(page) == sum("cat" in row["classes"] for row in served.rows)
+    assert all(w > 0 for w in decoded_thumbnails(page))  # the cookie also opens the thumbnails
+
+
+def test_revoking_the_key_ends_its_sessions(page: Page, watch: PageWatch, served: Served) -> None:
+    secret = make_user(served.catalog, "alice")
+    page.goto(served.url + "/view/signin")
+    page.fill("form#signin input[name=key]", secret)
+    page.click("form#signin [type=submit]")
+    page.wait_for_load_state()
+    page.goto(served.url + "/view/")
+    assert page.inner_text("#user").strip() == "alice"
+    assert page.locator("a[href='/view/vault']").count() == 1
+    with Catalog(served.catalog) as cat:
+        who = cat.authenticate(secret)
+        assert who is not None
+        cat.revoke_api_key(who.key_id)
+    page.reload()
+    assert page.locator("#user").count() == 0
+    assert page.locator("a[href='/view/vault']").count() == 0
