@@ -3,7 +3,9 @@
 
 Each command creates ``.venv`` if missing, installs the project with the extras it needs (again only
 when pyproject.toml changed), then runs. ``test`` runs ``ruff check``, ``mypy`` and ``pytest`` (extra
-arguments go to pytest). Only the standard library is used here, so it works with a bare Python 3.11.
+arguments go to pytest), first installing through apt-get what the tests start when it is missing: Debian's
+PostgreSQL server and its headless Chromium (the viewer's tests drive a real browser; ``bench`` needs the
+browser too). Only the standard library is used here, so it works with a bare Python 3.11.
 """
 
 from __future__ import annotations
