@@ -1,4 +1,4 @@
-"""Fixtures of the browser tests: one headless Chromium and one live server for the whole session.
+"""Fixtures of the browser tests: one headless Chromium and one live server for all of them.
 
 The served catalog is published through the real publisher (JPEGs packed into a real pool), so every
 thumbnail the browser decodes went through the pool layer and the renderer like a user's would:
@@ -105,7 +105,7 @@ def _publish(cat: Catalog, root: str, database: str, namespace: str, name: str,
     return record.uid
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The catalog of the module docstring behind a live ``headwater serve`` app on 127.0.0.1."""
     root = str(tmp_path_factory.mktemp("browser"))
@@ -123,16 +123,18 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(url, path, open_uid, vault_uid, rows, alice)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def closed_url(served: Served) -> Iterator[str]:
     """The same catalog behind a server without anonymous reads (``serve --no-anonymous``)."""
     with live_server(ServerConfig(catalog=served.catalog, anonymous_read=False, thumbnail_workers=2)) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the session (Debian's; tests/support/browser.py)."""
+    """One headless Chromium for the browser tests (Debian's; tests/support/browser.py). Package-scoped,
+    not session-scoped: while Playwright's sync API is started, its event loop counts as running in this
+    thread, and a later test calling ``asyncio.run`` would fail."""
     with chromium() as b:
         yield b
 
