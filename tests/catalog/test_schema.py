@@ -36,8 +36,8 @@ from headwater.catalog.engine import (
 from headwater.catalog.models import metadata
 
 TABLES = {"databases", "repositories", "datasets", "splits", "droplets", "tags", "tag_events", "users", "api_keys",
-          "pools", "pool_grants", "publish_keys", "split_facets", "facet_classes", "facet_uids", "facet_metadata",
-          "alembic_version"}
+          "pools", "pool_grants", "publish_keys", "split_facets", "facet_classes", "facet_uids", "facet_values",
+          "facet_metadata", "alembic_version"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -229,6 +229,11 @@ def test_fetch_many_mixes_sources_and_falls_back(seq_pool: tuple[str, dict[str, 
     assert fetcher.fetch_many([]) == []
     with pytest.raises(ImageFetchError, match="item 1"):
         fetcher.fetch_many([droplet("pool://imgs/000001.jpg"), droplet("pool://imgs/missing.jpg")])
+    got = fetcher.fetch_many([droplet("pool://imgs/000001.jpg"), droplet("pool://imgs/missing.jpg"),
+                              droplet("pool://nope/x.jpg"), Image(["pool://imgs/000003"])], errors="return")
+    assert got[0] == files["000001.jpg"] and got[3] == files["000003.jpg"]  # the rest is read all the same
+    assert isinstance(got[1], ImageFetchError) and "missing.jpg" in str(got[1])
+    assert isinstance(got[2], ImageFetchError) and "pool 'nope' is not configured" in str(got[2])
 
 
 def test_local_files(tmp_path: Path) -> None:

@@ -22,16 +22,18 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 from starlette.testclient import TestClient
 
 from headwater.catalog import Catalog, SplitFilter
+from headwater.cli import main
 from headwater.publish import publish
 from headwater.server.app import ServerConfig, create_app
 from headwater.server.viewer.sessions import COOKIE_NAME, SessionSigner, load_session_secret
 from headwater.server.viewer.thumbnails import ThumbnailCache
 
-from ..support.servers import bearer, live_server, make_user
+from ..support.servers import bearer, live_server, make_user, serve_process
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 N = 14
@@ -430,3 +432,45 @@ def test_thumbnails_over_loopback_in_parallel(world: World) -> None:
             with Image.open(io.BytesIO(r.content)) as img:
                 assert max(img.size) <= 128
         assert len({r.headers["etag"] for r in answers}) == N
+
+
+def test_serve_workers_share_one_session_secret(world: World, tmp_path: Any) -> None:
+    secret_file = tmp_path / "keys" / "session"
+    with serve_process(world.catalog, "--workers", "2", "--session-secret-file", str(secret_file),
+                       "--thumbnail-cache", "64KiB") as server:
+        assert stat.S_IMODE(os.stat(secret_file).st_mode) == 0o600  # made once, before the workers started
+        cookies = []
+        for _ in range(6):  # a new connection each time: the sign-ins and the reads land on both workers
+            r = httpx.post(server.url + "/view/signin", data={"key": world.alice}, follow_redirects=False)
+            assert r.status_code == 303
+            cookies.append(r.cookies[COOKIE_NAME])
+        for cookie in cookies:
+            for _ in range(3):
+                r = httpx.get(server.url + "/view/vault", cookies={COOKIE_NAME: cookie})
+                assert r.status_code == 200, r.text
+        assert len(set(server.workers())) == 2
+
+
+def test_serve_refuses_a_bad_session_secret_file_in_one_line(world: World, tmp_path: Any) -> None:
+    short = tmp_path / "short"
+    short.write_text("too short")
+    result = CliRunner().invoke(main, ["serve", "--catalog", world.catalog, "--port", "0",
+                                       "--session-secret-file", str(short)])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "session secret" in result.output and "Traceback" not in result.output
+
+
+def test_sample_in_a_served_pool_names_its_shard_and_byte_range(world: World) -> None:
+    with Catalog(world.catalog) as cat:
+        location = cat.dataset_by_uid(world.open_uid).pools["images"]
+    served = TestClient(create_app(ServerConfig(catalog=world.catalog, pools={"acme/pets-images": location})))
+    base = f"/view/open/acme/pets/{world.open_uid}/train"
+    page = served.get(f"{base}/2").text
+    url = unescape(re.search(r'id="shard-url" href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    first, last = map(int, re.search(r"Range: bytes=(\d+)-(\d+)", page).groups())  # type: ignore[union-attr]
+    assert url.startswith("http://testserver/datasets/acme/pets-images/resolve/main/")
+    r = served.get(url.removeprefix("http://testserver"), headers={"Range": f"bytes={first}-{last}"})
+    assert r.status_code == 206
+    assert r.content == served.get(unescape(re.search(r'id="raw-image" href="([^"]+)"', page).group(1))).content  # type: ignore[union-attr]
+    assert r.content == world.images[f"{int(_order(world)[2][1:])}.jpg"]
+    assert 'id="shard-url"' not in TestClient(create_app(ServerConfig(catalog=world.catalog))).get(f"{base}/2").text

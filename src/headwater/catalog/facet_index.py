@@ -5,12 +5,16 @@ and a published split never changes — so what filters need is extracted once, 
 writing anyway, and stored beside them in the same transaction (tables in :mod:`.models`):
 
 * ``facet_classes`` — per (split, class) its postings: the ordinals where the class is present with their
-  instance counts, and every instance box's confidence with its ordinal (little-endian arrays, a few bytes a
-  droplet, loaded and cached whole by :mod:`.facet_search`);
+  instance counts, and every instance box's confidence with its ordinal, sorted by confidence (little-endian
+  arrays, a few bytes a droplet, loaded and cached whole by :mod:`.facet_search`);
 * ``facet_uids`` — per droplet its uid (the droplet's ``uid``, else its image's): prefix search and
   ``ordinal_of`` are one primary-key range;
-* ``facet_metadata`` — per droplet and top-level scalar metadata key, its value (strings as they are, numbers
-  and booleans as JSON writes them): ``key=value`` is one primary-key range;
+* ``facet_values`` / ``facet_metadata`` — top-level scalar metadata (strings as they are, numbers and booleans
+  as JSON writes them). A key with at most :data:`MAX_POSTED_VALUES` distinct values in the split (a camera, a
+  source, a weather) gets one row per value holding the ordinals that have it (``facet_values``: a few bytes a
+  droplet, ``key=value`` is one row); a key with more (a file name, a timestamp) gets one ``facet_metadata``
+  row per droplet, from the point it passes the bound (``key=value`` is one primary-key range, and each of so
+  many values matches few droplets);
 * ``split_facets`` — the split's :class:`~headwater.catalog.facets.SplitStats` as JSON.
 
 Each droplet is decoded (msgspec, into structs holding only what facets need: unknown fields are skipped
@@ -23,11 +27,14 @@ Example:
     >>> uids, meta = facets.add(1, 0, [b'{"uid":"a","image":{"paths":[]},"classes":{"cat":{"instances":[{}]}},'
     ...                                b'"metadata":{"year":2021}}', b'1'])
     >>> uids, meta, facets.stats().instances, facets.stats().instances_per_image
-    ([(1, b'a', 0)], [(1, b'year', b'2021', 0)], {'cat': 1}, {0: 1, 1: 1})
+    ([(1, b'a', 0)], [], {'cat': 1}, {0: 1, 1: 1})
+    >>> [(row["key"], row["value"], row["droplets"]) for row in facets.value_rows(1)]
+    [(b'year', b'2021', 1)]
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 from array import array
@@ -38,12 +45,13 @@ import msgspec
 from sqlalchemy import Connection, insert
 
 from .facets import HISTOGRAM_BINS, SplitStats
-from .models import facet_classes, split_facets
+from .models import facet_classes, facet_values, split_facets
 
 __all__ = ["SplitFacets", "FacetRows", "write_facet_rows", "write_split_facets", "MAX_INDEXED_BYTES",
-           "encode_text"]
+           "MAX_POSTED_VALUES", "encode_text"]
 
 MAX_INDEXED_BYTES = 1000
+MAX_POSTED_VALUES = 256
 _UINT32_MAX = 2**32 - 1
 _SQLITE_UIDS = "INSERT INTO facet_uids (split_id, uid, ordinal) VALUES (?, ?, ?)"
 _SQLITE_META = "INSERT INTO facet_metadata (split_id, key, value, ordinal) VALUES (?, ?, ?, ?)"
@@ -73,8 +81,8 @@ class _Skipped(msgspec.Struct, gc=False):
 
 
 class _Class(msgspec.Struct, rename="camel", gc=False):
-    instances: list[_Instance] | None = None
-    multi_instances: list[_Skipped] | None = None
+    instances: tuple[_Instance, ...] | None = None  # tuples, not lists: fewer objects for the collector to see
+    multi_instances: tuple[_Skipped, ...] | None = None
 
 
 class _Image(msgspec.Struct, gc=False):
@@ -145,6 +153,10 @@ class SplitFacets:
         self.count = 0
         self._classes: dict[str, _ClassPostings] = {}
         self._per_image: dict[int, int] = {}
+        self._values: dict[bytes, dict[bytes, array[int]]] = {}  # key → value → ordinals, while few values
+        self._many: set[bytes] = set()  # keys past MAX_POSTED_VALUES: one row a droplet
+        self._texts: dict[bytes, bytes | None] = {}  # raw JSON → indexed text, for repeated values
+        self._keys: dict[str, bytes | None] = {}  # key → stored key (None: too long)
 
     def add(self, split_id: int, first: int, items: Sequence[bytes]) -> tuple[FacetRows, FacetRows]:
         """Take droplets ``first, first + 1, …``; return their ``facet_uids`` and ``facet_metadata`` rows (the
@@ -152,6 +164,18 @@ class SplitFacets:
         :func:`write_split_facets`."""
         if first != self.count:
             raise ValueError(f"facets are added in ordinal order: expected ordinal {self.count}, got {first}")
+        # Why the collector is paused: decoding a batch makes ~10 tuples a droplet, and each collection they
+        # trigger walks them all again — measured, it doubled the cost of this method. Nothing here makes a
+        # cycle, so everything is freed by reference counting when the batch is done.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._add(split_id, first, items)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _add(self, split_id: int, first: int, items: Sequence[bytes]) -> tuple[FacetRows, FacetRows]:
         try:
             decoded: list[_Droplet | None] = list(map(_decode, items))
         except msgspec.DecodeError:  # one is not an ImageAnnotation: find which, one by one
@@ -194,15 +218,49 @@ class SplitFacets:
         self.count = ordinal
         return uid_rows, meta_rows
 
-    @staticmethod
-    def _metadata(split_id: int, ordinal: int, metadata: dict[str, msgspec.Raw], out: FacetRows) -> None:
+    def _metadata(self, split_id: int, ordinal: int, metadata: dict[str, msgspec.Raw], out: FacetRows) -> None:
+        texts, keys, values = self._texts, self._keys, self._values
         for key, raw in metadata.items():
-            value = _scalar_text(bytes(raw))
-            if value is None or len(value) > MAX_INDEXED_BYTES:
+            data = bytes(raw)
+            if data in texts:
+                value = texts[data]
+            else:
+                value = _scalar_text(data)
+                if value is not None and len(value) > MAX_INDEXED_BYTES:
+                    value = None
+                if len(texts) >= 65536:
+                    texts.clear()
+                texts[data] = value
+            if value is None:
                 continue
-            encoded_key = encode_text(key)
-            if len(encoded_key) <= MAX_INDEXED_BYTES:
-                out.append((split_id, encoded_key, value, ordinal))
+            if key in keys:
+                stored = keys[key]
+            else:
+                stored = keys[key] = encode_text(key)
+                if len(stored) > MAX_INDEXED_BYTES:
+                    stored = keys[key] = None
+            if stored is None:
+                continue
+            if stored in self._many:
+                out.append((split_id, stored, value, ordinal))
+                continue
+            postings = values.setdefault(stored, {})
+            ordinals = postings.get(value)
+            if ordinals is None:
+                if len(postings) >= MAX_POSTED_VALUES:  # too many values: this key becomes rows
+                    self._many.add(stored)
+                    del values[stored]
+                    out += [(split_id, stored, v, o) for v, posted in postings.items() for o in posted]
+                    out.append((split_id, stored, value, ordinal))
+                    continue
+                ordinals = postings[value] = array("I")
+            ordinals.append(ordinal)
+
+    def value_rows(self, split_id: int) -> list[dict[str, Any]]:
+        """The ``facet_values`` rows of the split (keys with few distinct values)."""
+        return [{"split_id": split_id, "key": key, "value": value, "droplets": len(ordinals),
+                 "ordinals": _little_endian(ordinals)}
+                for key, postings in self._values.items() for value, ordinals in postings.items()]
 
     def stats(self) -> SplitStats:
         """The split's statistics so far."""
@@ -219,11 +277,21 @@ class SplitFacets:
 
     def class_rows(self, split_id: int) -> list[dict[str, Any]]:
         """The ``facet_classes`` rows of the split."""
-        return [{"split_id": split_id, "position": position, "name": encode_text(name),
-                 "droplets": len(p.ordinals), "ordinals": _little_endian(p.ordinals),
-                 "counts": _little_endian(p.counts), "box_ordinals": _little_endian(p.box_ordinals),
-                 "confidences": _little_endian(p.confidences)}
-                for position, (name, p) in enumerate(self._classes.items())]
+        import numpy as np
+
+        rows = []
+        for position, (name, p) in enumerate(self._classes.items()):
+            # boxes sorted by confidence (stable: ties keep ordinal order), so that a confidence range is one
+            # slice found by binary search
+            confidences = np.frombuffer(p.confidences, dtype=np.float64)
+            order = np.argsort(confidences, kind="stable")
+            box_ordinals = np.frombuffer(p.box_ordinals, dtype=np.uint32)[order]
+            rows.append({"split_id": split_id, "position": position, "name": encode_text(name),
+                         "droplets": len(p.ordinals), "ordinals": _little_endian(p.ordinals),
+                         "counts": _little_endian(p.counts),
+                         "box_ordinals": box_ordinals.astype("<u4").tobytes(),
+                         "confidences": confidences[order].astype("<f8").tobytes()})
+        return rows
 
 
 def write_facet_rows(conn: Connection, uid_rows: FacetRows, meta_rows: FacetRows) -> None:
@@ -255,5 +323,8 @@ def write_split_facets(conn: Connection, split_id: int, facets: SplitFacets) -> 
     rows = facets.class_rows(split_id)
     if rows:
         conn.execute(insert(facet_classes), rows)
+    rows = facets.value_rows(split_id)
+    if rows:
+        conn.execute(insert(facet_values), rows)
     conn.execute(insert(split_facets).values(split_id=split_id,
                                              stats=_encode(facets.stats().to_json()).decode("utf-8")))

@@ -150,6 +150,9 @@ class SplitFilter:
     def from_query(cls, params: Mapping[str, str] | Iterable[tuple[str, str]]) -> SplitFilter:
         """The filter a URL query asks for (parameters as in the module docstring; others are ignored).
 
+        ``params``: ``(name, value)`` pairs (``urllib.parse.parse_qsl``), a mapping (one value a name), or a
+        multi-mapping with ``multi_items()`` such as Starlette's ``request.query_params`` (every value kept).
+
         >>> SplitFilter.from_query({"count": "a:b:3", "meta": "camera=x=1"})
         SplitFilter(present=(), counts=(ClassCount(name='a:b', min=3, max=3),), min_confidence=None, \
 max_confidence=None, uid=None, metadata=(('camera', 'x=1'),), sample=None, seed=0)
@@ -158,7 +161,11 @@ max_confidence=None, uid=None, metadata=(('camera', 'x=1'),), sample=None, seed=
         ...
         headwater.catalog.errors.FilterError: conf='high': expected LOW-HIGH confidences such as 0.5-0.9, 0.5- or -0.9
         """
-        pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
+        multi = getattr(params, "multi_items", None)  # Starlette's QueryParams: .items() keeps one value a key
+        if callable(multi):
+            pairs = list(multi())
+        else:
+            pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
         present: list[str] = []
         counts: list[ClassCount] = []
         metadata: list[tuple[str, str]] = []

@@ -52,6 +52,7 @@ __all__ = [
     "split_facets",
     "facet_classes",
     "facet_uids",
+    "facet_values",
     "facet_metadata",
     "utcnow",
 ]
@@ -245,7 +246,7 @@ split_facets = Table(
 
 # one row a (split, class): the class's postings as little-endian arrays. `ordinals` (uint32, ascending): the
 # droplets where the class is present; `counts` (uint32): their instance counts; `box_ordinals` (uint32) and
-# `confidences` (float64): one entry per instance box that carries a confidence, in ordinal order.
+# `confidences` (float64): one entry per instance box that carries a confidence, by ascending confidence.
 facet_classes = Table(
     "facet_classes",
     metadata,
@@ -271,7 +272,20 @@ facet_uids = Table(
     sqlite_with_rowid=False,
 )
 
-# one row a (droplet, top-level scalar metadata key): key=value is one primary-key range
+# one row a (split, metadata key, value) for keys with few distinct values: the ordinals (uint32, ascending)
+# of the droplets that have it
+facet_values = Table(
+    "facet_values",
+    metadata,
+    Column("split_id", Integer, ForeignKey("splits.id"), primary_key=True),
+    Column("key", LargeBinary, primary_key=True),
+    Column("value", LargeBinary, primary_key=True),
+    Column("droplets", BigInteger, nullable=False),
+    Column("ordinals", LargeBinary, nullable=False),
+)
+
+# one row a (droplet, top-level scalar metadata key) for keys with many distinct values: key=value is one
+# primary-key range
 facet_metadata = Table(
     "facet_metadata",
     metadata,

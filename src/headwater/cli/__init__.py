@@ -3,6 +3,7 @@
 * :mod:`.pools` — ``pack``, ``index``, ``verify``, ``download``, ``extract``, ``upload``;
 * :mod:`.datasets` — ``publish``, ``tag``, ``stream`` (a local catalog or a server, through one ``Api``);
 * :mod:`.listing` — ``ls`` (a pool, or what a catalog or server holds);
+* :mod:`.render` — ``render`` (droplets drawn on their images: files or a contact sheet);
 * :mod:`.admin` — ``serve``, ``keys``, ``database``, ``pool``;
 * :mod:`.demo` — ``demo``;
 * :mod:`.options` — the options and argument types every command shares.
@@ -26,7 +27,7 @@ from typing import Any, NoReturn
 import click
 
 from ..errors import UNAVAILABLE, USAGE, HeadwaterError
-from . import admin, datasets, demo, listing, pools
+from . import admin, datasets, demo, listing, pools, render
 from .options import HeadwaterCommand, parse_ids, parse_size
 
 __all__ = ["main", "HeadwaterGroup", "HeadwaterCommand", "EXIT_CODES", "parse_ids", "parse_size"]
@@ -85,12 +86,12 @@ def main() -> None:
 
     \b
     Pools:     pack, index, verify, ls POOL, download, extract, upload
-    Datasets:  publish, ls [DB[/NS/NAME[:TAG]]], tag, stream
+    Datasets:  publish, ls [DB[/NS/NAME[:TAG]]], tag, stream, render
     Server:    serve, keys, database, pool
     Try:       headwater demo
     """
 
 
-for _module in (pools, datasets, listing, admin, demo):
+for _module in (pools, datasets, listing, render, admin, demo):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -11,6 +11,8 @@ Example:
     (67108864, RepoRef(database='main', namespace='acme', name='cats', tag='stable'))
     >>> SECONDS.convert("90", None, None)
     90.0
+    >>> GRID.convert("8x4", None, None)
+    (8, 4)
     >>> list(parse_ids(["3-5", "9,abc"]))
     [3, 4, 5, 9, 'abc']
 """
@@ -28,7 +30,7 @@ from click.core import ParameterSource
 
 __all__ = [
     "SIZE", "SizeType", "RepoRef", "RepoRefType", "REPO_REF", "NameUrl", "NAME_URL", "ServedPool", "SERVED_POOL",
-    "SECONDS", "SecondsType",
+    "SECONDS", "SecondsType", "GRID", "GridType",
     "parse_size", "parse_ids", "renamed", "catalog_option", "server_options", "retry_for_option", "progress_option",
     "layout_options", "database_option", "silent_of", "HeadwaterCommand",
 ]
@@ -81,6 +83,26 @@ class SecondsType(click.ParamType[float]):
 
 
 SECONDS = SecondsType()
+
+
+class GridType(click.ParamType[tuple[int, int]]):
+    """``COLSxROWS``: a grid of cells (``8x4``; each side 1–100)."""
+
+    name = "COLSxROWS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        match = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(value))
+        if not match:
+            self.fail(f"{value!r} is not COLSxROWS (e.g. 8x4)", param, ctx)
+        cols, rows = int(match.group(1)), int(match.group(2))
+        if not (1 <= cols <= 100 and 1 <= rows <= 100):
+            self.fail(f"{value!r}: columns and rows must be in [1, 100]", param, ctx)
+        return cols, rows
+
+
+GRID = GridType()
 
 
 def parse_ids(tokens: list[str]) -> Iterator[Any]:

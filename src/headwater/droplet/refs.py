@@ -46,7 +46,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, overload
 from urllib.parse import unquote
 
 from ..errors import HeadwaterError
@@ -370,16 +370,26 @@ class ImageFetcher:
         detail = "; ".join(f"{p} ({e})" for p, e in errors.items())
         raise ImageFetchError(f"no path of the image could be read: {detail}", errors)
 
-    def fetch_many(self, items: Iterable[ImageSource]) -> list[bytes]:
+    @overload
+    def fetch_many(self, items: Iterable[ImageSource], *, errors: Literal["raise"] = "raise") -> list[bytes]: ...
+    @overload
+    def fetch_many(self, items: Iterable[ImageSource], *,
+                   errors: Literal["return"]) -> list[bytes | ImageFetchError]: ...
+    def fetch_many(self, items: Iterable[ImageSource], *,
+                   errors: Literal["raise", "return"] = "raise") -> list[bytes] | list[bytes | ImageFetchError]:
         """Image bytes of many droplets, in order; pool references are read in planned batches.
 
         The first path of each item is tried in one batch per pool (merged range reads, each member's
         sha256 checked); items whose first path is not a pool reference, or failed, fall back to
         :meth:`fetch` (all paths in order) on a thread pool. Raises :class:`ImageFetchError` for the
-        first item that cannot be read at all (its index in the message).
+        first item that cannot be read at all (its index in the message) — or, with
+        ``errors="return"``, puts that error in the item's place and reads the rest (a grid of
+        thumbnails shows the one bad image instead of failing).
         """
+        if errors not in ("raise", "return"):
+            raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
         items = list(items)
-        out: list[bytes | None] = [None] * len(items)
+        out: list[bytes | ImageFetchError | None] = [None] * len(items)
         batches: dict[str, dict[tuple[str, str], tuple[Member, list[int]]]] = {}
         rest: list[int] = []
         pooled: list[tuple[int, ImageRef]] = []
@@ -425,7 +435,8 @@ class ImageFetcher:
             with ThreadPoolExecutor(max_workers=workers) as ex:
                 results = sorted(ex.map(one, rest), key=lambda r: r[0])
             for i, result in results:
-                if isinstance(result, ImageFetchError):
+                if isinstance(result, ImageFetchError) and errors == "raise":
                     raise ImageFetchError(f"item {i}: {result}", result.errors)
                 out[i] = result
-        return cast("list[bytes]", out)  # every item is set: read in a batch, or by fetch(), which raises
+        # every item is set: read in a batch, or by fetch(), which raised or returned its error
+        return cast("list[bytes] | list[bytes | ImageFetchError]", out)

@@ -6,6 +6,7 @@ counts, attributes on request). Every class has its :func:`~headwater.render.col
 every line and dot has a dark halo and every label a filled plate, so they read on dark and light images.
 
 * Boxes are solid; a multi-instance box (a crowd) is dashed and labelled ``name ×count``.
+* The droplet's region of interest (its ``mask``), when it has one, is a white outline.
 * Keypoints are dots with their names; an occluded keypoint is a hollow ring; an absent one (``null``)
   is not drawn.
 * A coordinate outside [0, 1] is clipped to the image and the droplet is flagged
@@ -18,12 +19,13 @@ The overlay is drawn at the output scale (after the reduced-scale decode of :mod
 a thumbnail's lines are as crisp as a full-size rendering's.
 
 Example:
-    >>> import io
-    >>> from PIL import Image
-    >>> buf = io.BytesIO(); Image.new("RGB", (400, 300), "gray").save(buf, "JPEG")
-    >>> droplet = (b'{"image":{"paths":["pool://imgs/1.jpg"]},"classes":{"cat":{"instances":'
-    ...            b'[{"boundingBox":{"rectangle":[[0.1,0.1],[0.6,1.2]],"confidence":0.9}}]}}}')
-    >>> out = render(buf.getvalue(), droplet, max_size=200)
+    >>> import PIL.Image
+    >>> from headwater.droplet import BoundingBox, ClassAnnotation, Image, Instance, Rectangle
+    >>> from headwater.render import encode
+    >>> photo = encode(PIL.Image.new("RGB", (400, 300), "gray"), "JPEG")
+    >>> box = BoundingBox(Rectangle(Point(0.1, 0.1), Point(0.6, 1.2)), confidence=0.9)
+    >>> droplet = ImageAnnotation(Image(["pool://imgs/1.jpg"]), {"cat": ClassAnnotation([Instance(bounding_box=box)])})
+    >>> out = render(photo, droplet, max_size=200)
     >>> out.image.size, out.problem, out.flags
     ((200, 150), None, ['cat instance 0: coordinates outside [0, 1], drawn clipped'])
     >>> render(b"not an image", droplet, max_size=64).problem
@@ -56,6 +58,7 @@ from .thumbnails import decode_image, fit_size
 __all__ = ["Rendered", "render", "draw_droplet"]
 
 _HALO = (0, 0, 0)
+_REGION = (255, 255, 255)  # the outline of the droplet's region of interest
 _FILL_ALPHA = 96  # of 255: the object stays visible under its mask
 _DEFAULT_TILE = 256
 _STREAM_REPR = re.compile(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>")  # Pillow names the stream it read
@@ -111,6 +114,12 @@ def draw_droplet(image: Image.Image, droplet: ImageAnnotation, options: RenderOp
                  ) -> list[str]:
     """Draw ``droplet`` onto the RGB ``image`` in place, at its size; returns the flags (see :class:`Rendered`)."""
     canvas = _Canvas(image, options)
+    if droplet.mask and options.masks:  # the region of interest: only what lies inside it was annotated
+        clipped = [False]
+        canvas.outlines.extend((_REGION, [canvas.xy(p, clipped) for p in polygon])
+                               for polygon in droplet.mask if polygon)
+        if clipped[0]:
+            canvas.flags.append("region of interest (mask): coordinates outside [0, 1], drawn clipped")
     for name, annotation in droplet.classes.items():
         if not options.shows(name):
             continue
@@ -149,7 +158,7 @@ class _Canvas:
         self.labels: list[_Label] = []
 
     # -- collecting --------------------------------------------------------------------------------------
-    def _xy(self, point: Point, clipped: list[bool]) -> XY:
+    def xy(self, point: Point, clipped: list[bool]) -> XY:
         x, y = point.x, point.y
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
             clipped[0] = True
@@ -157,14 +166,14 @@ class _Canvas:
         return x * self.width, y * self.height
 
     def _box(self, box: BoundingBox, clipped: list[bool]) -> tuple[int, int, int, int]:
-        (ax, ay), (bx, by) = self._xy(box.rectangle.p1, clipped), self._xy(box.rectangle.p2, clipped)
+        (ax, ay), (bx, by) = self.xy(box.rectangle.p1, clipped), self.xy(box.rectangle.p2, clipped)
         x0, x1 = sorted((ax, bx))
         y0, y1 = sorted((ay, by))
         left, top = min(self.width - 1, round(x0)), min(self.height - 1, round(y0))
         return left, top, max(left, round(x1) - 1), max(top, round(y1) - 1)
 
     def _shape(self, segmentation: Segmentation, colour: Colour, clipped: list[bool]) -> tuple[int, int, int, int]:
-        polygons = [[self._xy(p, clipped) for p in polygon] for polygon in segmentation.mask]
+        polygons = [[self.xy(p, clipped) for p in polygon] for polygon in segmentation.mask]
         polygons = [p for p in polygons if p]
         self.fills.append((colour, [p for p in polygons if len(p) >= 3]))
         self.outlines.extend((colour, p) for p in polygons)
@@ -190,7 +199,7 @@ class _Canvas:
             for kp_name, kp in instance.keypoints.items():
                 if kp is None or not opts.passes(kp.confidence):
                     continue
-                xy = self._xy(kp.point, clipped)
+                xy = self.xy(kp.point, clipped)
                 self.points.append((colour, xy, kp.occluded is True, kp_name))
                 if anchor is None:
                     anchor = (round(xy[0]), round(xy[1]), round(xy[0]), round(xy[1]))
@@ -296,10 +305,10 @@ class _Canvas:
         """The label on a plate of the class colour, above the box when it fits there, else inside it."""
         font = self.font
         lines = [printable(font, line) for line in label.lines]
-        sizes = [text_size(font, line) for line in lines]
+        boxes = [font.getbbox(line) for line in lines]  # one layout per line (drawing lays it out again)
         pad = 2
-        w = max(s[0] for s in sizes) + 2 * pad
-        line_h = max(s[1] for s in sizes) + 1
+        w = int(max(right - min(left, 0) for left, _, right, _ in boxes)) + 2 * pad
+        line_h = int(max(bottom - min(top, 0) for _, top, _, bottom in boxes)) + 1
         h = line_h * len(lines) + 2 * pad
         x0, y0 = label.anchor[0], label.anchor[1]
         y = y0 - h if y0 - h >= 0 else y0
@@ -307,8 +316,5 @@ class _Canvas:
         y = min(max(0, y), max(0, self.height - h))
         draw.rectangle([x, y, x + w - 1, y + h - 1], fill=label.colour, outline=_HALO, width=1)
         ink = text_colour(label.colour)
-        for i, line in enumerate(lines):
-            left, top = font.getbbox(line)[:2]
+        for i, (line, (left, top, _, _)) in enumerate(zip(lines, boxes, strict=True)):
             draw.text((x + pad - min(left, 0), y + pad + i * line_h - min(top, 0)), line, font=font, fill=ink)
-
-

@@ -2,7 +2,8 @@
 
 Why look for a system font: Pillow's built-in font covers Latin only; class names in datasets are often
 not (``"猫"``, ``"Ölfass"``). A glyph a font lacks is drawn as a box, never an error. Fonts are loaded
-once per size and shared.
+once per size *and thread*: a FreeType face is not safe to use from two threads at once, and the CLI and
+the viewer render on thread pools.
 
 Example:
     >>> font = label_font(14)
@@ -12,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import threading
 
 from PIL import ImageFont
 
@@ -23,9 +24,21 @@ _CANDIDATES = ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.tt
                "Arial.ttf")
 
 
-@functools.lru_cache(maxsize=64)
+_PER_THREAD = threading.local()
+
+
 def label_font(size: int) -> Font:
-    """A font ``size`` pixels high for labels (cached)."""
+    """A font ``size`` pixels high for labels (cached per thread)."""
+    fonts: dict[int, Font] | None = getattr(_PER_THREAD, "fonts", None)
+    if fonts is None:
+        fonts = _PER_THREAD.fonts = {}
+    font = fonts.get(size)
+    if font is None:
+        font = fonts[size] = _load(size)
+    return font
+
+
+def _load(size: int) -> Font:
     for name in _CANDIDATES:
         try:
             return ImageFont.truetype(name, size)

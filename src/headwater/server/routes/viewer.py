@@ -9,7 +9,9 @@ Pages (HTML; every user string escaped; the Content-Security-Policy of
 * ``GET /view/{db}/{ns}/{name}/{tag_or_uid}/{split}`` — a page of thumbnails; filters are URL query parameters
   (:meth:`headwater.catalog.SplitFilter.from_query`), ``page`` picks the page;
 * ``GET …/{split}/{ordinal}`` — one sample: image, overlay drawn in the browser from the droplet, toggles,
-  zoom, droplet JSON, metadata, previous/next within the filter (``i`` is the sample's index among the matches);
+  zoom, droplet JSON, metadata, the raw image (and the Hub ``resolve`` URL of its shard with the byte range,
+  when the pool is served: members have no URL of their own there), previous/next within the filter (``i`` is
+  the sample's index among the matches);
 * ``GET …/{split}/stats`` — class, instances-per-image and box-size histograms as SVG;
 * ``GET|POST /view/signin``, ``POST /view/signout`` — the session cookie (:mod:`headwater.server.viewer.sessions`).
 
@@ -48,7 +50,7 @@ import math
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
@@ -72,7 +74,7 @@ from ...droplet import DropletError, ImageAnnotation, decode_droplet
 from ...render import RenderOptions, class_colour_hex
 from ..auth import readable_database, visible_databases
 from ..errors import HubError, RenderPoolBusy
-from ..public_urls import public_base_url
+from ..public_urls import public_base_url, public_pool_url, served_pool_of
 from ..state import catalog_of, config_of, dataset_of
 from ..viewer.access import SignInRequired, viewer_principal, viewer_reader
 from ..viewer.charts import bar_chart, column_chart
@@ -618,6 +620,32 @@ def _neighbours(request: Request, sp: _Split, ordinal: int,
     return prev_link, next_link
 
 
+@dataclass(frozen=True)
+class _ShardRange:
+    """Where a pool member lies as the Hub contract serves it: a shard's ``resolve`` URL and a byte range."""
+
+    url: str
+    first: int
+    last: int
+
+
+def _shard_range(request: Request, record: DatasetRecord, droplet: ImageAnnotation) -> _ShardRange | None:
+    """The image's bytes as a range of a shard this server serves (pool members have no URL of their own on
+    the Hub contract, shards do), or None when the image is not in a served pool."""
+    found = viewer_of(request).samples.member(record, droplet)
+    if found is None:
+        return None
+    pool, member = found
+    location = record.pools.get(pool)
+    served = config_of(request).pools
+    if location is None or served_pool_of(location, served) is None:
+        return None
+    base = public_pool_url(location, served, public_base_url(request))
+    if base is None or member.size < 1:
+        return None
+    return _ShardRange(f"{base}/{quote(member.location.tar_file)}", member.offset, member.end - 1)
+
+
 @router.get("/{database}/{namespace}/{name}/{ref}/{split}/{ordinal}")
 def sample_page(database: str, namespace: str, name: str, ref: str, split: str, ordinal: str, request: Request,
                 who: Principal | None = Depends(viewer_reader)) -> Response:
@@ -641,10 +669,11 @@ def sample_page(database: str, namespace: str, name: str, ref: str, split: str, 
     metadata = [(str(k), v if isinstance(v, str) else json.dumps(v, ensure_ascii=False))
                 for k, v in ((droplet.metadata or {}) if droplet is not None else {}).items()]
     image = path_of("image", sp.dataset.uid, split, number)
+    in_shard = _shard_range(request, sp.dataset, droplet) if droplet is not None else None
     return page(request, "sample.html", who, db=sp.db, dataset=sp.dataset, namespace=namespace, name=name,
                 split=split, ordinal=number, droplet_json=pretty, problem=problem,
                 classes=_class_rows(droplet) if droplet is not None else [], kinds=KINDS,
                 image_url=image, raw_url=image, image_paths=list(droplet.image.paths) if droplet is not None else [],
-                metadata=metadata, prev_sample=prev_link, next_sample=next_link,
+                metadata=metadata, prev_sample=prev_link, next_sample=next_link, in_shard=in_shard,
                 grid_url=with_query(sp.path(), query),
                 crumbs=sp.crumbs((split, with_query(sp.path(), query)), (f"#{number}", None)))

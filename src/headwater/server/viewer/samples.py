@@ -32,8 +32,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ...catalog import Catalog, DatasetRecord, NotFoundError
-from ...droplet import DropletError, ImageAnnotation, ImageFetcher, decode_droplet
+from ...droplet import DropletError, ImageAnnotation, ImageFetcher, decode_droplet, parse_image_ref
 from ...errors import HeadwaterError
+from ...pool import Member
 from ...render import RenderOptions, encode, render
 
 __all__ = ["MAX_FETCHERS", "THUMBNAIL_QUALITY", "Samples", "Thumbnail"]
@@ -95,6 +96,20 @@ class Samples:
             return self.fetcher(record).fetch(droplet)
         except (HeadwaterError, OSError) as err:
             return err
+
+    def member(self, record: DatasetRecord, droplet: ImageAnnotation) -> tuple[str, Member] | None:
+        """``(pool name, member)`` of the droplet's first image path when it names a pool member that exists,
+        else None (an URL, or a member that cannot be found: :meth:`image` says why)."""
+        paths = droplet.image.paths
+        if not paths:
+            return None
+        try:
+            ref = parse_image_ref(paths[0])
+            if ref.kind != "pool" or ref.pool is None:
+                return None
+            return ref.pool, self.fetcher(record).locate(ref)
+        except (HeadwaterError, OSError):
+            return None
 
     def thumbnail(self, record: DatasetRecord, split: str, ordinal: int, options: RenderOptions,
                   max_size: int) -> Thumbnail:

@@ -51,6 +51,16 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_table(
+        "facet_values",
+        sa.Column("split_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.LargeBinary(), nullable=False),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
+        sa.Column("droplets", sa.BigInteger(), nullable=False),
+        sa.Column("ordinals", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("split_id", "key", "value", name="pk_facet_values"),
+        sa.ForeignKeyConstraint(["split_id"], ["splits.id"], name="fk_facet_values_split_id_splits"),
+    )
+    op.create_table(
         "facet_metadata",
         sa.Column("split_id", sa.Integer(), nullable=False, autoincrement=False),
         sa.Column("key", sa.LargeBinary(), nullable=False),
@@ -83,6 +93,7 @@ def _backfill(conn: sa.Connection) -> None:
 
 def downgrade() -> None:
     op.drop_table("facet_metadata")
+    op.drop_table("facet_values")
     op.drop_table("facet_uids")
     op.drop_table("facet_classes")
     op.drop_table("split_facets")
