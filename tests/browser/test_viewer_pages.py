@@ -9,13 +9,23 @@ that saw one, on any page it visited).
 
 from __future__ import annotations
 
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 from headwater.catalog import Catalog
 
 from ..support.browser import PageWatch, decoded_thumbnails
 from ..support.servers import make_user
 from .conftest import HOSTILE, N, Served
+
+
+def _follow(page: Page, target: str | Locator) -> None:
+    """Click a link or a submit button and wait until the page it leads to has loaded (so what is read next
+    is never the old page's)."""
+    with page.expect_navigation():
+        if isinstance(target, str):
+            page.click(target)
+        else:
+            target.click()
 
 
 def _count(page: Page) -> int:
@@ -35,10 +45,9 @@ def test_the_grid_shows_every_thumbnail_decoded(page: Page, watch: PageWatch, se
 
 def test_the_pages_down_to_the_grid_link_to_each_other(page: Page, watch: PageWatch, served: Served) -> None:
     page.goto(served.url + "/view/")
-    page.click("a[href='/view/open']")
-    page.click("text=acme/pets")
-    page.wait_for_load_state()
-    page.locator("a[href*='/train']").first.click()
+    _follow(page, "a[href='/view/open']")
+    _follow(page, "text=acme/pets")
+    _follow(page, page.locator("a[href*='/train']").first)
     page.wait_for_selector("a.cell img.thumb")
     assert _count(page) == N
     page.goto(served.grid().rstrip("/") + "/stats")
@@ -51,15 +60,13 @@ def test_a_class_filter_changes_the_count_and_the_thumbnails(page: Page, watch: 
     cats_and_dogs = sum("dog" in row["classes"] and "cat" in row["classes"] for row in served.rows)
     page.goto(served.grid())
     page.check("form#filters input[type=checkbox][value='dog']")
-    page.click("form#filters [type=submit]")
-    page.wait_for_load_state()
+    _follow(page, "form#filters [type=submit]")
     assert _count(page) == dogs
     assert len(decoded_thumbnails(page)) == dogs
     assert page.is_checked("form#filters input[type=checkbox][value='dog']")  # the form shows the filter
 
     page.check("form#filters input[type=checkbox][value='cat']")  # both present
-    page.click("form#filters [type=submit]")
-    page.wait_for_load_state()
+    _follow(page, "form#filters [type=submit]")
     assert _count(page) == cats_and_dogs
     widths = decoded_thumbnails(page)
     assert len(widths) == cats_and_dogs and all(w > 0 for w in widths)
@@ -103,12 +110,11 @@ def test_the_sample_toggles_hide_and_show_overlays(page: Page, watch: PageWatch,
 
 def test_prev_and_next_samples_and_the_raw_image(page: Page, watch: PageWatch, served: Served) -> None:
     page.goto(served.sample(1))
-    page.click("a#next-sample")
+    _follow(page, "a#next-sample")
     page.wait_for_selector("body.overlay-ready", state="attached")
     assert page.url.split("?")[0].endswith("/train/2")
     assert '"pet02"' in page.inner_text("pre#droplet-json")
-    page.click("a#prev-sample")
-    page.wait_for_load_state()
+    _follow(page, "a#prev-sample")
     assert page.url.split("?")[0].endswith("/train/1")
     raw = page.request.get(page.eval_on_selector("a#raw-image", "a => a.href"))
     assert raw.ok and raw.body()[:2] == b"\xff\xd8"  # the JPEG itself
@@ -117,17 +123,17 @@ def test_prev_and_next_samples_and_the_raw_image(page: Page, watch: PageWatch, s
 def test_next_and_previous_keep_the_filter(page: Page, watch: PageWatch, served: Served) -> None:
     dogs = [i for i, row in enumerate(served.rows) if "dog" in row["classes"]]
     page.goto(served.grid("class=dog"))
-    page.locator("a.cell").nth(1).click()
+    _follow(page, page.locator("a.cell").nth(1))
     page.wait_for_selector("body.overlay-ready", state="attached")
     assert f'"pet{dogs[1]:02d}"' in page.inner_text("pre#droplet-json")
-    page.click("a#next-sample")
+    _follow(page, "a#next-sample")
     page.wait_for_selector("body.overlay-ready", state="attached")
     assert f'"pet{dogs[2]:02d}"' in page.inner_text("pre#droplet-json")
     page.keyboard.press("ArrowLeft")  # the keyboard walks the same way
     page.wait_for_url(lambda url: f"/train/{dogs[1]}" in url)
     page.wait_for_selector("body.overlay-ready", state="attached")
     assert f'"pet{dogs[1]:02d}"' in page.inner_text("pre#droplet-json")
-    page.click("a#back-to-grid")
+    _follow(page, "a#back-to-grid")
     page.wait_for_selector("a.cell img.thumb")
     assert _count(page) == len(dogs)
 
@@ -161,24 +167,21 @@ def test_a_private_database_is_invisible_until_sign_in(page: Page, watch: PageWa
 
     page.goto(served.url + "/view/signin")
     page.fill("form#signin input[name=key]", served.alice)
-    page.click("form#signin [type=submit]")
-    page.wait_for_load_state()
+    _follow(page, "form#signin [type=submit]")
     assert page.inner_text("#user").strip() == "alice"
     cookies = page.context.cookies()
     assert cookies and all(c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
     assert all(served.alice not in c["value"] for c in cookies)  # the key itself is never in the cookie
 
     page.goto(served.url + "/view/")
-    page.click("a[href='/view/vault']")
-    page.click("text=alice/diary")
-    page.wait_for_load_state()
+    _follow(page, "a[href='/view/vault']")
+    _follow(page, "text=alice/diary")
     page.goto(f"{served.url}/view/vault/alice/diary/{served.vault_uid}/train")
     assert _count(page) == 3
     widths = decoded_thumbnails(page)
     assert len(widths) == 3 and all(w > 0 for w in widths)
 
-    page.click("form#signout [type=submit]")
-    page.wait_for_load_state()
+    _follow(page, "form#signout [type=submit]")
     assert page.locator("#user").count() == 0
     page.goto(served.url + "/view/")
     assert page.locator("a[href='/view/vault']").count() == 0
@@ -190,8 +193,7 @@ def test_a_private_database_is_invisible_until_sign_in(page: Page, watch: PageWa
 def test_a_wrong_key_is_refused(page: Page, watch: PageWatch, served: Served) -> None:
     page.goto(served.url + "/view/signin")
     page.fill("form#signin input[name=key]", served.alice[:-4] + "xxxx")
-    page.click("form#signin [type=submit]")
-    page.wait_for_load_state()
+    _follow(page, "form#signin [type=submit]")
     assert page.locator("#user").count() == 0
     assert page.context.cookies() == []
     watch.forgive("Failed to load resource")  # a refused sign-in answers 4xx, which the browser logs
@@ -233,7 +235,7 @@ def test_without_anonymous_reads_the_viewer_asks_to_sign_in_first(page: Page, wa
     page.goto(grid)
     assert page.locator("form#signin").count() == 1  # redirected to the form, which knows where to go back
     page.fill("form#signin input[name=key]", served.alice)
-    page.click("form#signin [type=submit]")
+    _follow(page, "form#signin [type=submit]")
     page.wait_for_selector("a.cell img.thumb")
     assert page.url == grid
     assert _count(page) == sum("cat" in row["classes"] for row in served.rows)
@@ -244,8 +246,7 @@ def test_revoking_the_key_ends_its_sessions(page: Page, watch: PageWatch, served
     secret = make_user(served.catalog, "alice")
     page.goto(served.url + "/view/signin")
     page.fill("form#signin input[name=key]", secret)
-    page.click("form#signin [type=submit]")
-    page.wait_for_load_state()
+    _follow(page, "form#signin [type=submit]")
     page.goto(served.url + "/view/")
     assert page.inner_text("#user").strip() == "alice"
     assert page.locator("a[href='/view/vault']").count() == 1
