@@ -307,6 +307,23 @@ def test_publishing_splits_interleaved_indexes_each_split(cat: Catalog, monkeypa
     assert cat.ordinal_of(uid, "b", "b27") == 9 and cat.ordinal_of(uid, "a", "b27") is None
 
 
+def test_a_facet_cache_too_small_for_anything_still_answers(catalog_url: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_FACET_CACHE_BYTES", "1")
+    with Catalog(catalog_url) as cat:
+        cat.create_database("main")
+        rows = [encode({"image": {"paths": []}, "classes": {"cat": {"instances": [
+            {"boundingBox": {"rectangle": [[0, 0], [1, 1]], "confidence": i / 10}}], "multiInstances": []}}})
+            for i in range(10)]
+        uid = publish(cat, rows)
+        for _ in range(2):
+            assert cat.filter_split(uid, "train", SplitFilter(present=("cat",), min_confidence=0.75)) == \
+                FilterPage(2, [8, 9])
+    monkeypatch.setenv("HEADWATER_FACET_CACHE_BYTES", "lots")
+    with pytest.raises(CatalogError, match="HEADWATER_FACET_CACHE_BYTES must be an integer, got 'lots'"):
+        Catalog(catalog_url)
+
+
 def test_a_rolled_back_publish_leaves_no_facets(cat: Catalog) -> None:
     with pytest.raises(RuntimeError), cat.publisher("main", "acme", "cats", template={}) as pub:
         pub.add_many("train", [encode({"uid": "x", "image": {"paths": []}, "classes": {}})] * 10)

@@ -13,6 +13,7 @@ import os
 import random
 import re
 import stat
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ from headwater.catalog import Catalog, SplitFilter
 from headwater.cli import main
 from headwater.publish import publish
 from headwater.server.app import ServerConfig, create_app
+from headwater.server.errors import RenderPoolBusy
 from headwater.server.viewer.sessions import COOKIE_NAME, SessionSigner, load_session_secret
-from headwater.server.viewer.thumbnails import ThumbnailCache
+from headwater.server.viewer.thumbnails import RenderPool, ThumbnailCache
 
 from ..support.servers import bearer, live_server, make_user, serve_process
 
@@ -474,3 +476,32 @@ def test_sample_in_a_served_pool_names_its_shard_and_byte_range(world: World) ->
     assert r.content == served.get(unescape(re.search(r'id="raw-image" href="([^"]+)"', page).group(1))).content  # type: ignore[union-attr]
     assert r.content == world.images[f"{int(_order(world)[2][1:])}.jpg"]
     assert 'id="shard-url"' not in TestClient(create_app(ServerConfig(catalog=world.catalog))).get(f"{base}/2").text
+
+
+def test_render_pool_is_bounded_and_shares_a_render_per_key() -> None:
+    gate = threading.Event()
+    calls: list[str] = []
+
+    def job(name: str) -> Any:
+        def run() -> str:
+            calls.append(name)
+            gate.wait(10)
+            return name
+        return run
+
+    pool = RenderPool(workers=1, max_pending=2)
+    try:
+        first = pool.submit("a", job("a"))
+        assert pool.submit("a", job("a again")) is first  # the same thumbnail asked twice: one render
+        second = pool.submit("b", job("b"))
+        with pytest.raises(RenderPoolBusy, match="being rendered"):
+            pool.submit("c", job("c"))
+        gate.set()
+        assert first.result(10) == "a" and second.result(10) == "b" and calls == ["a", "b"]
+        deadline = time.monotonic() + 5
+        while pool.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pool.submit("c", job("c")).result(10) == "c"  # room again once they are done
+    finally:
+        gate.set()
+        pool.close()

@@ -15,12 +15,14 @@ What each condition costs (``n``: droplets in the split; the facets are those of
   :class:`~headwater.catalog.sharding.Permutation` of the matches, so every page of a sample is consistent and
   costs only its own length.
 
-The cache (:class:`FacetCache`) holds loaded arrays under a byte budget, keyed by dataset uid and split (a
-published split never changes, so nothing is ever stale).
+The cache (:class:`FacetCache`) holds loaded arrays under a byte budget (``HEADWATER_FACET_CACHE_BYTES``,
+default 256 MiB a :class:`~headwater.catalog.Catalog`), keyed by dataset uid and split (a published split never
+changes, so nothing is ever stale); what is larger than the budget is loaded for each query.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -36,9 +38,21 @@ from .facets import FilterPage, SplitFilter, SplitStats
 from .models import facet_classes, facet_metadata, facet_uids, facet_values, split_facets
 from .sharding import Permutation
 
-__all__ = ["FacetCache", "FacetSearch", "DEFAULT_CACHE_BYTES"]
+__all__ = ["FacetCache", "FacetSearch", "DEFAULT_CACHE_BYTES", "default_cache_bytes"]
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+
+
+def default_cache_bytes() -> int:
+    """The facet cache's byte budget: ``HEADWATER_FACET_CACHE_BYTES``, else 256 MiB (a common class of a
+    10M-droplet split holds ~80 MB of postings, its boxes ~12 bytes each)."""
+    raw = os.environ.get("HEADWATER_FACET_CACHE_BYTES")
+    if not raw:
+        return DEFAULT_CACHE_BYTES
+    try:
+        return int(raw)
+    except ValueError:
+        raise CatalogError(f"HEADWATER_FACET_CACHE_BYTES must be an integer, got {raw!r}") from None
 
 
 def _fetch(conn: Connection, query: Any) -> list[Any]:
@@ -66,8 +80,8 @@ class FacetCache:
     (False, True)
     """
 
-    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = default_cache_bytes() if max_bytes is None else max_bytes
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -95,14 +109,22 @@ class FacetCache:
 
 
 class _Postings:
-    """One class's arrays (numpy views over the stored bytes)."""
+    """One class's droplets: ordinals and instance counts (numpy views over the stored bytes)."""
 
-    __slots__ = ("ordinals", "counts", "box_ordinals", "confidences")
+    __slots__ = ("ordinals", "counts")
 
-    def __init__(self, ordinals: Any, counts: Any, box_ordinals: Any, confidences: Any) -> None:
+    def __init__(self, ordinals: Any, counts: Any) -> None:
         self.ordinals = ordinals
         self.counts = counts
-        self.box_ordinals = box_ordinals
+
+
+class _Boxes:
+    """One class's boxes that carry a confidence: confidences ascending, and the ordinal of each."""
+
+    __slots__ = ("ordinals", "confidences")
+
+    def __init__(self, ordinals: Any, confidences: Any) -> None:
+        self.ordinals = ordinals
         self.confidences = confidences
 
 
@@ -135,6 +157,7 @@ class FacetSearch:
         return found
 
     def _postings(self, name: str) -> _Postings | None:
+        """The class's droplets (None: the class is in no droplet of the split)."""
         position = self._class_positions().get(name)
         if position is None:
             return None
@@ -144,13 +167,32 @@ class FacetSearch:
 
             c = facet_classes.c
             with self._connect() as conn:
-                (row,) = _fetch(conn, select(c.ordinals, c.counts, c.box_ordinals, c.confidences)
+                (row,) = _fetch(conn, select(c.ordinals, c.counts)
                                 .where(c.split_id == self._split_id, c.position == position))
-            blobs = [bytes(b) for b in row]
-            postings = _Postings(np.frombuffer(blobs[0], dtype="<u4"), np.frombuffer(blobs[1], dtype="<u4"),
-                                 np.frombuffer(blobs[2], dtype="<u4"), np.frombuffer(blobs[3], dtype="<f8"))
-            return postings, 200 + sum(map(len, blobs))
+            ordinals, counts = (bytes(b) for b in row)
+            return (_Postings(np.frombuffer(ordinals, dtype="<u4"), np.frombuffer(counts, dtype="<u4")),
+                    200 + len(ordinals) + len(counts))
         found: _Postings = self._cache.get(self._key("class", position), load)
+        return found
+
+    def _boxes(self, name: str) -> _Boxes | None:
+        """The class's boxes with a confidence (loaded apart from :meth:`_postings`: only a confidence range
+        needs them, and they are the larger part)."""
+        position = self._class_positions().get(name)
+        if position is None:
+            return None
+
+        def load() -> tuple[_Boxes, int]:
+            import numpy as np
+
+            c = facet_classes.c
+            with self._connect() as conn:
+                (row,) = _fetch(conn, select(c.box_ordinals, c.confidences)
+                                .where(c.split_id == self._split_id, c.position == position))
+            ordinals, confidences = (bytes(b) for b in row)
+            return (_Boxes(np.frombuffer(ordinals, dtype="<u4"), np.frombuffer(confidences, dtype="<f8")),
+                    200 + len(ordinals) + len(confidences))
+        found: _Boxes = self._cache.get(self._key("boxes", position), load)
         return found
 
     def _range_ordinals(self, kind: str, where: Any, key: Hashable) -> Any:
@@ -255,15 +297,15 @@ class FacetSearch:
             names = flt.present or tuple(self._class_positions())
             condition = np.zeros(n, dtype=bool)
             for name in dict.fromkeys(names):
-                postings = self._postings(name)
-                if postings is None:
+                boxes = self._boxes(name)
+                if boxes is None:
                     continue
-                confidences = postings.confidences  # ascending: the range is one slice
+                confidences = boxes.confidences  # ascending: the range is one slice
                 low = 0 if flt.min_confidence is None else \
                     int(np.searchsorted(confidences, flt.min_confidence, side="left"))
                 high = len(confidences) if flt.max_confidence is None else \
                     int(np.searchsorted(confidences, flt.max_confidence, side="right"))
-                condition[postings.box_ordinals[low:high]] = True
+                condition[boxes.ordinals[low:high]] = True
             both(condition)
         if flt.uid is not None:
             both(self._mask(self._uid_prefix(encode_text(flt.uid))))

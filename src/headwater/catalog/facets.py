@@ -264,7 +264,7 @@ class SplitStats:
 
     ``count``: droplets; ``instances``: class → instances over the split; ``images``: class → droplets where it
     is present (an instance or a multi-instance); ``instances_per_image``: number of instances in a droplet
-    (all classes) → droplets; ``box_sizes``: class → histogram of ``sqrt(w * h)`` of its normalised boxes,
+    (all classes) → droplets; ``box_sizes``: class → histogram of ``sqrt(w * h)`` of its instances' boxes,
     :data:`HISTOGRAM_BINS` bins over ``[0, 1]`` (larger values in the last bin); ``confidence``: histogram of
     instance box confidences the same way, None when no box carries one.
     """

@@ -1,7 +1,9 @@
 """Facets of splits (what the viewer's filters and statistics read), backfilled for splits published before.
 
 The backfill reads each split once, in ordinal order, a page at a time, and computes the same facets the
-publisher computes (headwater.catalog.facet_index), in the migration's transaction.
+publisher computes (headwater.catalog.facet_index), in the migration's transaction. It runs when a catalog is
+first opened by this version and costs about what the facets cost at publish (~10-20 µs a droplet: a minute or
+two for ten million droplets), once.
 
 Revision ID: 0005
 Revises: 0004
