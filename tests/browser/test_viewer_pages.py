@@ -41,6 +41,28 @@ def test_the_grid_shows_every_thumbnail_decoded(page: Page, watch: PageWatch, se
     assert len(widths) == N
     assert all(w > 0 for w in widths), widths
     assert page.locator("a#next-page").count() == 0  # one page holds them all
+    # and each is its image, not a placeholder tile: the images are dark at the top, light at the bottom
+    for top, bottom in _corner_lumas(page):
+        assert top < 60 and bottom > 190, (top, bottom)
+
+
+def _corner_lumas(page: Page) -> list[tuple[float, float]]:
+    """For each grid thumbnail: the mean luma of a patch at its top-left and at its bottom-left corner, read
+    from the decoded image through a canvas (the thumbnails are same-origin, so the canvas is readable)."""
+    lumas: list[tuple[float, float]] = page.eval_on_selector_all("a.cell img.thumb", """imgs => imgs.map(img => {
+        const c = document.createElement("canvas");
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext("2d");
+        g.drawImage(img, 0, 0);
+        const patch = y => {
+            const d = g.getImageData(2, y, 6, 4).data;
+            let sum = 0;
+            for (let i = 0; i < d.length; i += 4) { sum += 0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2]; }
+            return sum / (d.length / 4);
+        };
+        return [patch(2), patch(c.height - 6)];
+    })""")
+    return lumas
 
 
 def test_the_pages_down_to_the_grid_link_to_each_other(page: Page, watch: PageWatch, served: Served) -> None:
