@@ -46,6 +46,21 @@ def test_the_grid_shows_every_thumbnail_decoded(page: Page, watch: PageWatch, se
         assert top < 60 and bottom > 190, (top, bottom)
 
 
+def test_a_grid_seen_again_comes_from_the_browser_cache(page: Page, watch: PageWatch, served: Served) -> None:
+    """Thumbnails are addressed by the dataset uid and sent ``immutable``: the second visit of a grid asks the
+    server for none of them (not even a 304), which the browser's resource timing shows as 0 bytes moved."""
+    sizes = "() => performance.getEntriesByType('resource').filter(e => e.name.includes('/view/thumb/'))" \
+            ".map(e => e.transferSize)"
+    page.goto(served.grid())
+    decoded_thumbnails(page)
+    first = page.evaluate(sizes)
+    assert len(first) == N and all(size > 0 for size in first), first
+    page.goto(served.grid())
+    decoded_thumbnails(page)
+    again = page.evaluate(sizes)
+    assert again == [0] * N, again
+
+
 def _corner_lumas(page: Page) -> list[tuple[float, float]]:
     """For each grid thumbnail: the mean luma of a patch at its top-left and at its bottom-left corner, read
     from the decoded image through a canvas (the thumbnails are same-origin, so the canvas is readable)."""
