@@ -49,8 +49,8 @@ def test_the_grid_shows_every_thumbnail_decoded(page: Page, watch: PageWatch, se
 def test_a_grid_seen_again_comes_from_the_browser_cache(page: Page, watch: PageWatch, served: Served) -> None:
     """Thumbnails are addressed by the dataset uid and sent ``immutable``: the second visit of a grid asks the
     server for none of them (not even a 304), which the browser's resource timing shows as 0 bytes moved."""
-    sizes = "() => performance.getEntriesByType('resource').filter(e => e.name.includes('/view/thumb/'))" \
-            ".map(e => e.transferSize)"
+    sizes = """() => performance.getEntriesByType("resource")
+                   .filter(e => e.name.includes("/view/thumb/")).map(e => e.transferSize)"""
     page.goto(served.grid())
     decoded_thumbnails(page)
     first = page.evaluate(sizes)
