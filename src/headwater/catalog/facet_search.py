@@ -108,24 +108,10 @@ class FacetCache:
         return value
 
 
-class _Postings:
-    """One class's droplets: ordinals and instance counts (numpy views over the stored bytes)."""
-
-    __slots__ = ("ordinals", "counts")
-
-    def __init__(self, ordinals: Any, counts: Any) -> None:
-        self.ordinals = ordinals
-        self.counts = counts
-
-
-class _Boxes:
-    """One class's boxes that carry a confidence: confidences ascending, and the ordinal of each."""
-
-    __slots__ = ("ordinals", "confidences")
-
-    def __init__(self, ordinals: Any, confidences: Any) -> None:
-        self.ordinals = ordinals
-        self.confidences = confidences
+_PARTS = {  # a part of a class's row: its columns and their element types
+    "droplets": (("ordinals", "counts"), ("<u4", "<u4")),  # where the class is present, instances there
+    "boxes": (("box_ordinals", "confidences"), ("<u4", "<f8")),  # boxes with a confidence, by confidence
+}
 
 
 class FacetSearch:
@@ -156,43 +142,25 @@ class FacetSearch:
         found: dict[str, int] = self._cache.get(self._key("classes"), load)
         return found
 
-    def _postings(self, name: str) -> _Postings | None:
-        """The class's droplets (None: the class is in no droplet of the split)."""
+    def _class_part(self, name: str, part: str) -> tuple[Any, Any] | None:
+        """Two arrays of the class's row (see ``_PARTS``), loaded apart: a class or count filter never reads the
+        boxes, the larger part. None: the class is in no droplet of the split."""
         position = self._class_positions().get(name)
         if position is None:
             return None
+        columns, types = _PARTS[part]
 
-        def load() -> tuple[_Postings, int]:
+        def load() -> tuple[tuple[Any, Any], int]:
             import numpy as np
 
             c = facet_classes.c
             with self._connect() as conn:
-                (row,) = _fetch(conn, select(c.ordinals, c.counts)
+                (row,) = _fetch(conn, select(*(c[column] for column in columns))
                                 .where(c.split_id == self._split_id, c.position == position))
-            ordinals, counts = (bytes(b) for b in row)
-            return (_Postings(np.frombuffer(ordinals, dtype="<u4"), np.frombuffer(counts, dtype="<u4")),
-                    200 + len(ordinals) + len(counts))
-        found: _Postings = self._cache.get(self._key("class", position), load)
-        return found
-
-    def _boxes(self, name: str) -> _Boxes | None:
-        """The class's boxes with a confidence (loaded apart from :meth:`_postings`: only a confidence range
-        needs them, and they are the larger part)."""
-        position = self._class_positions().get(name)
-        if position is None:
-            return None
-
-        def load() -> tuple[_Boxes, int]:
-            import numpy as np
-
-            c = facet_classes.c
-            with self._connect() as conn:
-                (row,) = _fetch(conn, select(c.box_ordinals, c.confidences)
-                                .where(c.split_id == self._split_id, c.position == position))
-            ordinals, confidences = (bytes(b) for b in row)
-            return (_Boxes(np.frombuffer(ordinals, dtype="<u4"), np.frombuffer(confidences, dtype="<f8")),
-                    200 + len(ordinals) + len(confidences))
-        found: _Boxes = self._cache.get(self._key("boxes", position), load)
+            first, second = (bytes(b) for b in row)
+            return ((np.frombuffer(first, dtype=types[0]), np.frombuffer(second, dtype=types[1])),
+                    200 + len(first) + len(second))
+        found: tuple[Any, Any] = self._cache.get(self._key(part, position), load)
         return found
 
     def _range_ordinals(self, kind: str, where: Any, key: Hashable) -> Any:
@@ -276,17 +244,17 @@ class FacetSearch:
             mask = condition if mask is None else np.logical_and(mask, condition, out=mask)
 
         for name in flt.present:
-            postings = self._postings(name)
-            if postings is None:
+            droplets = self._class_part(name, "droplets")
+            if droplets is None:
                 return np.empty(0, dtype=np.int64)
             condition = np.zeros(n, dtype=bool)
-            condition[postings.ordinals] = True
+            condition[droplets[0]] = True
             both(condition)
         for count in flt.counts:
-            postings = self._postings(count.name)
+            droplets = self._class_part(count.name, "droplets")
             counts = np.zeros(n, dtype=np.uint32)
-            if postings is not None:
-                counts[postings.ordinals] = postings.counts
+            if droplets is not None:
+                counts[droplets[0]] = droplets[1]
             condition = np.ones(n, dtype=bool)
             if count.min is not None:
                 condition &= counts >= count.min
@@ -297,15 +265,15 @@ class FacetSearch:
             names = flt.present or tuple(self._class_positions())
             condition = np.zeros(n, dtype=bool)
             for name in dict.fromkeys(names):
-                boxes = self._boxes(name)
+                boxes = self._class_part(name, "boxes")
                 if boxes is None:
                     continue
-                confidences = boxes.confidences  # ascending: the range is one slice
+                box_ordinals, confidences = boxes  # confidences ascending: the range is one slice
                 low = 0 if flt.min_confidence is None else \
                     int(np.searchsorted(confidences, flt.min_confidence, side="left"))
                 high = len(confidences) if flt.max_confidence is None else \
                     int(np.searchsorted(confidences, flt.max_confidence, side="right"))
-                condition[boxes.ordinals[low:high]] = True
+                condition[box_ordinals[low:high]] = True
             both(condition)
         if flt.uid is not None:
             both(self._mask(self._uid_prefix(encode_text(flt.uid))))

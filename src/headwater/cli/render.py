@@ -135,7 +135,8 @@ def _safe_name(text: str) -> str:
               help="Repeatable: draw only these classes (and, unless one droplet is named, skip droplets "
                    "without any of them).")
 @click.option("--min-confidence", type=float, metavar="X", help="Hide annotations whose confidence is below X.")
-@click.option("--grid", type=GRID, metavar="COLSxROWS", help="Write one contact sheet of COLSxROWS cells to OUT (a file).")
+@click.option("--grid", type=GRID, metavar="COLSxROWS",
+              help="Write one contact sheet of COLSxROWS cells to OUT (a file).")
 @click.option("--size", type=click.IntRange(16, 16384), metavar="PIXELS",
               help="Longest side of each image [default: the image's own size; 256 per cell with --grid].")
 @click.option("--format", "fmt", type=click.Choice(["png", "jpeg", "webp"]),
