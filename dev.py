@@ -3,7 +3,9 @@
 
 Each command creates ``.venv`` if missing, installs the project with the extras it needs (again only
 when pyproject.toml changed), then runs. ``test`` runs ``ruff check``, ``mypy`` and ``pytest`` (extra
-arguments go to pytest). Only the standard library is used here, so it works with a bare Python 3.11.
+arguments go to pytest), first installing through apt-get what the tests start when it is missing: Debian's
+PostgreSQL server and its headless Chromium (the viewer's tests drive a real browser; ``bench`` needs the
+browser too). Only the standard library is used here, so it works with a bare Python 3.11.
 """
 
 from __future__ import annotations
@@ -48,25 +50,43 @@ def have_postgres() -> bool:
                for p in glob.glob("/usr/lib/postgresql/*/bin/initdb"))
 
 
+def apt_install(package: str, why: str) -> None:
+    """Install Debian's ``package`` through apt-get (with sudo when not root), or exit saying how to."""
+    if not shutil.which("apt-get"):
+        sys.exit(f"{why}, and there is no apt-get here: install {package} with your package manager")
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        if not shutil.which("sudo"):
+            sys.exit(f"{why}; run as root or install it yourself: apt-get install {package}")
+        prefix = ["sudo"]
+    print(f"installing Debian's {package} ({why})", flush=True)
+    apt = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
+    subprocess.run([*apt, "update"], check=True)
+    subprocess.run([*apt, "install", "-y", "--no-install-recommends", package], check=True)
+
+
 def ensure_postgres() -> None:
     """The catalog tests start a real PostgreSQL server (initdb + pg_ctl); install Debian's if missing."""
     if have_postgres():
         return
-    if not shutil.which("apt-get"):
-        sys.exit("the tests need PostgreSQL server binaries (initdb, pg_ctl) and there is no apt-get here: "
-                 "install PostgreSQL with your package manager and put its bin directory on PATH")
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if not shutil.which("sudo"):
-            sys.exit("the tests need PostgreSQL server binaries (initdb, pg_ctl); run as root or install "
-                     "them yourself: apt-get install postgresql")
-        prefix = ["sudo"]
-    print("installing Debian's postgresql (the catalog tests start a real server)", flush=True)
-    apt = [*prefix, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]
-    subprocess.run([*apt, "update"], check=True)
-    subprocess.run([*apt, "install", "-y", "--no-install-recommends", "postgresql"], check=True)
+    apt_install("postgresql", "the catalog tests start a real PostgreSQL server (initdb, pg_ctl)")
     if not have_postgres():
         sys.exit("installed postgresql but still found no initdb/pg_ctl on PATH or under /usr/lib/postgresql")
+
+
+CHROMIUMS = ("chromium-headless-shell", "chromium")
+"""Debian's Chromium builds the viewer's browser tests can drive (tests/support/browser.py finds them);
+Playwright's own browser download needs the internet, so the tests use the system's."""
+
+
+def ensure_chromium() -> None:
+    """The viewer's tests run in a real headless Chromium; install Debian's headless shell if none is here."""
+    if any(shutil.which(name) for name in CHROMIUMS):
+        return
+    apt_install("chromium-headless-shell", "the viewer's tests run in a real headless Chromium")
+    if not any(shutil.which(name) for name in CHROMIUMS):
+        sys.exit("installed chromium-headless-shell but found neither of "
+                 f"{', '.join(CHROMIUMS)} on PATH")
 
 
 def run_checks(pytest_args: list[str]) -> int:
@@ -97,7 +117,9 @@ def main(argv: list[str]) -> int:
         return subprocess.call([os.path.join(VENV, "bin", "headwater"), "demo", *rest])
     if command == "test":
         ensure_postgres()
+        ensure_chromium()
         return run_checks(rest)
+    ensure_chromium()  # bench_viewer times a grid page in the real browser
     code = 0
     for script in sorted(os.listdir(os.path.join(ROOT, "benchmarks"))):
         if script.startswith("bench_") and script.endswith(".py"):
