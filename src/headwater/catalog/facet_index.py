@@ -47,7 +47,8 @@ from sqlalchemy import Connection, insert
 from .facets import HISTOGRAM_BINS, SplitStats
 from .models import facet_classes, facet_values, split_facets
 
-__all__ = ["SplitFacets", "FacetRows", "write_facet_rows", "write_split_facets", "MAX_INDEXED_BYTES",
+__all__ = ["SplitFacets", "FacetRows", "DropletFacts", "droplet_facts", "pack_facts",
+           "write_facet_rows", "write_split_facets", "MAX_INDEXED_BYTES",
            "MAX_POSTED_VALUES", "encode_text"]
 
 MAX_INDEXED_BYTES = 1000
@@ -108,6 +109,73 @@ def _decode_or_none(data: bytes) -> _Droplet | None:
         return None
 
 
+ClassFacts = tuple[str, int, list[float], list[float]]
+"""A class present in a droplet: its name, instance count, every box's size ``sqrt(w * h)`` and every box's
+confidence (boxes without one: none), in instance order."""
+
+DropletFacts = tuple[bytes | None, list[ClassFacts], dict[str, bytes] | None] | None
+"""What a droplet's facets need: its indexed uid (None: none, or too long), its present classes and its raw
+metadata (JSON bytes a key); None for bytes that are not an ImageAnnotation."""
+
+
+def _facts(droplet: _Droplet | None) -> DropletFacts:
+    if droplet is None:
+        return None
+    present: list[ClassFacts] = []
+    sqrt = math.sqrt
+    for name, cls in (droplet.classes or {}).items():
+        instances = cls.instances or ()
+        if not instances and not cls.multi_instances:
+            continue
+        sizes: list[float] = []
+        confidences: list[float] = []
+        for instance in instances:
+            box = instance.bounding_box
+            if box is not None:
+                (x1, y1), (x2, y2) = box.rectangle
+                sizes.append(sqrt(abs((x2 - x1) * (y2 - y1))))
+                if box.confidence is not None:
+                    confidences.append(box.confidence)
+        present.append((name, len(instances), sizes, confidences))
+    uid = droplet.uid or (droplet.image.uid if droplet.image is not None else None)
+    encoded = encode_text(uid) if uid else None
+    if encoded is not None and len(encoded) > MAX_INDEXED_BYTES:
+        encoded = None
+    metadata = {key: bytes(raw) for key, raw in droplet.metadata.items()} if droplet.metadata else None
+    return encoded, present, metadata
+
+
+def droplet_facts(items: Sequence[bytes]) -> list[DropletFacts]:
+    """Decode droplets (once each) into what their facets need — the one place facets are read from bytes."""
+    try:
+        decoded: list[_Droplet | None] = list(map(_decode, items))
+    except msgspec.DecodeError:  # one is not an ImageAnnotation: find which, one by one
+        decoded = [_decode_or_none(data) for data in items]
+    return list(map(_facts, decoded))
+
+
+def pack_facts(items: Sequence[bytes]) -> list[bytes]:
+    """:func:`droplet_facts` of ``items``, each packed as MessagePack (floats as binary: unpacked in a fraction
+    of the time decoding the droplet takes) — for the process that decodes droplets anyway to compute them, and
+    :meth:`SplitFacets.add` in the publishing one to take them."""
+    collecting = gc.isenabled()
+    gc.disable()  # see SplitFacets.add
+    try:
+        return list(map(_pack, droplet_facts(items)))
+    finally:
+        if collecting:
+            gc.enable()
+
+
+_pack = msgspec.msgpack.Encoder().encode
+_unpack_any = msgspec.msgpack.Decoder().decode
+
+
+def _unpack(data: bytes) -> DropletFacts:
+    facts: DropletFacts = _unpack_any(data)
+    return facts
+
+
 class _ClassPostings:
     """One class's facets over a split, growing as droplets are added."""
 
@@ -158,10 +226,12 @@ class SplitFacets:
         self._texts: dict[bytes, bytes | None] = {}  # raw JSON → indexed text, for repeated values
         self._keys: dict[str, bytes | None] = {}  # key → stored key (None: too long)
 
-    def add(self, split_id: int, first: int, items: Sequence[bytes]) -> tuple[FacetRows, FacetRows]:
+    def add(self, split_id: int, first: int, items: Sequence[bytes],
+            facts: Sequence[bytes] | None = None) -> tuple[FacetRows, FacetRows]:
         """Take droplets ``first, first + 1, …``; return their ``facet_uids`` and ``facet_metadata`` rows (the
         caller writes them, see :func:`write_facet_rows`). The per-class postings stay here until
-        :func:`write_split_facets`."""
+        :func:`write_split_facets`. ``facts``: the droplets' :func:`pack_facts`, computed where they were
+        decoded anyway (a publish's worker processes) — then ``items`` are not decoded here again."""
         if first != self.count:
             raise ValueError(f"facets are added in ordinal order: expected ordinal {self.count}, got {first}")
         # Why the collector is paused: decoding a batch makes ~10 tuples a droplet, and each collection they
@@ -170,58 +240,51 @@ class SplitFacets:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._add(split_id, first, items)
+            return self._add(split_id, first, items, facts)
         finally:
             if collecting:
                 gc.enable()
 
-    def _add(self, split_id: int, first: int, items: Sequence[bytes]) -> tuple[FacetRows, FacetRows]:
-        try:
-            decoded: list[_Droplet | None] = list(map(_decode, items))
-        except msgspec.DecodeError:  # one is not an ImageAnnotation: find which, one by one
-            decoded = [_decode_or_none(data) for data in items]
-        classes, per_image, sqrt = self._classes, self._per_image, math.sqrt
+    def _add(self, split_id: int, first: int, items: Sequence[bytes],
+             facts: Sequence[bytes] | None) -> tuple[FacetRows, FacetRows]:
+        if facts is None:
+            digests = droplet_facts(items)
+        else:
+            if len(facts) != len(items):
+                raise ValueError(f"{len(items)} droplets but {len(facts)} facts")
+            digests = list(map(_unpack, facts))
+        classes, per_image = self._classes, self._per_image
         uid_rows: FacetRows = []
         meta_rows: FacetRows = []
         ordinal = first
-        for droplet in decoded:
+        for digest in digests:
             total = 0
-            if droplet is not None:
-                for name, cls in (droplet.classes or {}).items():
-                    instances = cls.instances or ()
-                    n = len(instances)
-                    if not n and not cls.multi_instances:
-                        continue
+            if digest is not None:
+                uid, present, metadata = digest
+                for name, n, sizes, confidences in present:
                     postings = classes.get(name)
                     if postings is None:
                         postings = classes[name] = _ClassPostings()
                     postings.ordinals.append(ordinal)
                     postings.counts.append(min(n, _UINT32_MAX))
                     total += n
-                    for instance in instances:
-                        box = instance.bounding_box
-                        if box is not None:
-                            (x1, y1), (x2, y2) = box.rectangle
-                            postings.sizes.append(sqrt(abs((x2 - x1) * (y2 - y1))))
-                            if box.confidence is not None:
-                                postings.box_ordinals.append(ordinal)
-                                postings.confidences.append(box.confidence)
-                uid = droplet.uid or (droplet.image.uid if droplet.image is not None else None)
-                if uid:
-                    encoded = encode_text(uid)
-                    if len(encoded) <= MAX_INDEXED_BYTES:
-                        uid_rows.append((split_id, encoded, ordinal))
-                if droplet.metadata:
-                    self._metadata(split_id, ordinal, droplet.metadata, meta_rows)
+                    if sizes:
+                        postings.sizes.extend(sizes)
+                    if confidences:
+                        postings.box_ordinals.extend([ordinal] * len(confidences))
+                        postings.confidences.extend(confidences)
+                if uid is not None:
+                    uid_rows.append((split_id, uid, ordinal))
+                if metadata:
+                    self._metadata(split_id, ordinal, metadata, meta_rows)
             per_image[total] = per_image.get(total, 0) + 1
             ordinal += 1
         self.count = ordinal
         return uid_rows, meta_rows
 
-    def _metadata(self, split_id: int, ordinal: int, metadata: dict[str, msgspec.Raw], out: FacetRows) -> None:
+    def _metadata(self, split_id: int, ordinal: int, metadata: dict[str, bytes], out: FacetRows) -> None:
         texts, keys, values = self._texts, self._keys, self._values
-        for key, raw in metadata.items():
-            data = bytes(raw)
+        for key, data in metadata.items():
             if data in texts:
                 value = texts[data]
             else:
