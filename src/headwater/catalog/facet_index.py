@@ -38,7 +38,7 @@ import gc
 import math
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -145,13 +145,13 @@ def _facts(droplet: _Droplet | None) -> DropletFacts:
     return encoded, present, metadata
 
 
-def droplet_facts(items: Sequence[bytes]) -> list[DropletFacts]:
+def droplet_facts(items: Sequence[bytes]) -> Iterator[DropletFacts]:
     """Decode droplets (once each) into what their facets need — the one place facets are read from bytes."""
     try:
         decoded: list[_Droplet | None] = list(map(_decode, items))
     except msgspec.DecodeError:  # one is not an ImageAnnotation: find which, one by one
         decoded = [_decode_or_none(data) for data in items]
-    return list(map(_facts, decoded))
+    return map(_facts, decoded)
 
 
 def pack_facts(items: Sequence[bytes]) -> list[bytes]:
@@ -252,7 +252,7 @@ class SplitFacets:
         else:
             if len(facts) != len(items):
                 raise ValueError(f"{len(items)} droplets but {len(facts)} facts")
-            digests = list(map(_unpack, facts))
+            digests = map(_unpack, facts)
         classes, per_image = self._classes, self._per_image
         uid_rows: FacetRows = []
         meta_rows: FacetRows = []
