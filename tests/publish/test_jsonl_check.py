@@ -6,21 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import text
 
 from headwater.catalog import Catalog
 from headwater.publish import JsonlSource, PublishError, jsonl_check, prepare_publish, publish
 from headwater.publish.jsonl_check import check_jsonl
 
 from ..support.datasets import box, droplet, make_image
-
-FACET_TABLES = {  # each facet table's columns but split_id, in a total order
-    "facet_classes": "position, name, droplets, ordinals, counts, box_ordinals, confidences",
-    "facet_uids": "uid, ordinal",
-    "facet_values": "key, value, droplets, ordinals",
-    "facet_metadata": "key, value, ordinal",
-    "split_facets": "stats",
-}
+from ..support.facet_tables import facet_tables
 
 
 def mixed_lines(tmp_path, n: int = 3000) -> list[str]:
@@ -119,19 +111,6 @@ def facet_lines(tmp_path) -> list[str]:
             lines.append(json.dumps(droplet(f"https://h/legacy{i}.jpg", f"legacy{i}", {"cat": {"instances": [
                 {**box(0.1, 0.1, 0.3, 0.3), "attributes": {"color": "red"}}]}})))
     return lines
-
-
-def facet_tables(cat: Catalog, uid: str) -> dict[str, dict[str, list[tuple[object, ...]]]]:
-    """Every facet table's rows of each split of dataset ``uid``, by split name."""
-    tables: dict[str, dict[str, list[tuple[object, ...]]]] = {}
-    with cat.engine.connect() as conn:
-        for split_id, name in conn.execute(text("SELECT s.id, s.name FROM splits s JOIN datasets d "
-                                                "ON d.id = s.dataset_id WHERE d.uid = :uid"), {"uid": uid}):
-            tables[name] = {table: [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in
-                                    conn.execute(text(f"SELECT {columns} FROM {table} WHERE split_id = :id "
-                                                      f"ORDER BY {columns}"), {"id": split_id})]
-                            for table, columns in FACET_TABLES.items()}
-    return tables
 
 
 def test_facets_packed_on_workers_equal_the_publishers_own(tmp_path, monkeypatch, catalog_url):

@@ -112,7 +112,7 @@ class EncodedDroplets:
                     yield (names[indexes[start]], lines[start:end],
                            None if facts is None else list(islice(facts, end - start)))
                     start = end
-        if done != len(splits) or framer.carry:
+        if done != len(splits) or framer.carry or (facts is not None and next(facts, None) is not None):
             raise RuntimeError(f"kept {len(splits)} droplets but read back {done}")
 
     def close(self) -> None:
