@@ -18,9 +18,15 @@ writing anyway, and stored beside them in the same transaction (tables in :mod:`
 * ``split_facets`` — the split's :class:`~headwater.catalog.facets.SplitStats` as JSON.
 
 Each droplet is decoded (msgspec, into structs holding only what facets need: unknown fields are skipped
-without building objects) once. Bytes that are not an ImageAnnotation (the catalog stores any JSON line) are
-indexed as a droplet without classes, uid or metadata. Keys, values and uids longer than
-:data:`MAX_INDEXED_BYTES` are not indexed (database index entries have a size limit).
+without building objects) once, and digested into its :data:`DropletFacts` by :func:`droplet_facts` — the one
+function that reads facets from bytes. Where droplets are decoded anyway on other processes (``headwater
+publish``'s workers), :func:`pack_facts` digests them there and packs each as MessagePack (~120 bytes for a
+1.3 KB droplet: unpacked and accumulated in ~1.7 µs, against ~5 µs decoded), and the publisher only
+accumulates them (``SplitFacets.add(..., facts=...)``).
+
+Bytes that are not an ImageAnnotation (the catalog stores any JSON line) are indexed as a droplet without
+classes, uid or metadata. Keys, values and uids longer than :data:`MAX_INDEXED_BYTES` are not indexed
+(database index entries have a size limit).
 
 Example:
     >>> facets = SplitFacets()

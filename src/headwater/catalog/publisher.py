@@ -15,7 +15,9 @@ per-row statement overhead. Ordinals are assigned contiguously per split in the
 order droplets are added.
 
 Facets: each batch's droplets are also decoded once for what filters and statistics need
-(:mod:`headwater.catalog.facet_index`) — their uid and metadata rows written with the batch (PostgreSQL:
+(:mod:`headwater.catalog.facet_index`), unless the caller hands their packed facts with them
+(``add_many(..., facts=...)``: ``headwater publish`` computes them on its worker processes, off this
+process's critical path) — their uid and metadata rows written with the batch (PostgreSQL:
 gathered and copied every ~50,000 rows, between two COPYs of droplets), the per-class postings and the
 split's statistics at the end, all in the same transaction.
 
