@@ -27,7 +27,8 @@ from headwater.catalog import (
 )
 from headwater.catalog import publisher as publisher_module
 from headwater.catalog.engine import migrate, open_engine, write_connection
-from headwater.catalog.facet_index import pack_facts
+from headwater.catalog.facet_index import annotation_facts, droplet_facts, pack_facts
+from headwater.droplet import decode_droplet, encode_droplet
 from headwater.errors import HeadwaterError
 
 from ..support.facet_tables import facet_tables
@@ -241,14 +242,23 @@ def test_packed_facts_give_the_facets_the_publisher_computes(cat: Catalog, items
         pub.add_many("train", items)
     with cat.publisher("main", "acme", "packed", template={}, batch_size=7) as packed:
         packed.add_many("train", items[:5])
-        packed.add_many("train", items[5:], facts=pack_facts(items[5:]))
+        packed.add_many("train", items[5:], facts=pack_facts(droplet_facts(items[5:])))
     assert facet_tables(cat, packed.record.uid) == facet_tables(cat, pub.record.uid)
+
+
+@settings(max_examples=50, deadline=None)
+@given(items=st.lists(droplets(), max_size=10))
+def test_decoded_droplets_have_the_facts_of_their_bytes(items: list[dict[str, Any]]) -> None:
+    """A publish's workers digest the ImageAnnotations they decoded, the publisher the bytes they encode to."""
+    annotations = [decode_droplet(encode(d)) for d in items]
+    encoded = [encode_droplet(a) for a in annotations]
+    assert pack_facts(annotation_facts(annotations)) == pack_facts(droplet_facts(encoded))
 
 
 def test_facts_must_be_one_a_droplet(cat: Catalog) -> None:
     with pytest.raises(CatalogError, match="split 'train': 2 droplets but 1 facts"), \
             cat.publisher("main", "acme", "cats", template={}) as pub:
-        pub.add_many("train", [b"1", b"2"], facts=pack_facts([b"1"]))
+        pub.add_many("train", [b"1", b"2"], facts=pack_facts(droplet_facts([b"1"])))
 
 
 def test_a_sample_is_seeded(cat: Catalog) -> None:

@@ -20,9 +20,9 @@ writing anyway, and stored beside them in the same transaction (tables in :mod:`
 Each droplet is decoded (msgspec, into structs holding only what facets need: unknown fields are skipped
 without building objects) once, and digested into its :data:`DropletFacts` by :func:`droplet_facts` — the one
 function that reads facets from bytes. Where droplets are decoded anyway on other processes (``headwater
-publish``'s workers), :func:`pack_facts` digests them there and packs each as MessagePack (~120 bytes for a
-1.3 KB droplet: unpacked and accumulated in ~1.7 µs, against ~5 µs decoded), and the publisher only
-accumulates them (``SplitFacets.add(..., facts=...)``).
+publish``'s workers), :func:`annotation_facts` digests the ImageAnnotations decoded there (no second decode)
+and :func:`pack_facts` packs each as MessagePack (~120 bytes for a 1.3 KB droplet: unpacked and accumulated
+in ~1.7 µs, against ~5 µs decoded), and the publisher only accumulates them (``SplitFacets.add(..., facts=...)``).
 
 Bytes that are not an ImageAnnotation (the catalog stores any JSON line) are indexed as a droplet without
 classes, uid or metadata. Keys, values and uids longer than :data:`MAX_INDEXED_BYTES` are not indexed
@@ -44,16 +44,17 @@ import gc
 import math
 import sys
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, insert
 
+from ..droplet import ImageAnnotation
 from .facets import HISTOGRAM_BINS, SplitStats
 from .models import facet_classes, facet_values, split_facets
 
-__all__ = ["SplitFacets", "FacetRows", "DropletFacts", "droplet_facts", "pack_facts",
+__all__ = ["SplitFacets", "FacetRows", "DropletFacts", "droplet_facts", "annotation_facts", "pack_facts",
            "write_facet_rows", "write_split_facets", "MAX_INDEXED_BYTES",
            "MAX_POSTED_VALUES", "encode_text"]
 
@@ -74,8 +75,18 @@ def encode_text(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+class _Point(msgspec.Struct, array_like=True, gc=False):  # the fields of headwater.droplet's Point
+    x: float
+    y: float
+
+
+class _Rectangle(msgspec.Struct, array_like=True, gc=False):  # and of its Rectangle: one digest reads both
+    p1: _Point
+    p2: _Point
+
+
 class _Box(msgspec.Struct, gc=False):
-    rectangle: tuple[tuple[float, float], tuple[float, float]]
+    rectangle: _Rectangle
     confidence: float | None = None
 
 
@@ -124,7 +135,7 @@ DropletFacts = tuple[bytes | None, list[ClassFacts], dict[str, bytes] | None] | 
 metadata (JSON bytes a key); None for bytes that are not an ImageAnnotation."""
 
 
-def _facts(droplet: _Droplet | None) -> DropletFacts:
+def _facts(droplet: _Droplet | ImageAnnotation | None) -> DropletFacts:
     if droplet is None:
         return None
     present: list[ClassFacts] = []
@@ -138,8 +149,8 @@ def _facts(droplet: _Droplet | None) -> DropletFacts:
         for instance in instances:
             box = instance.bounding_box
             if box is not None:
-                (x1, y1), (x2, y2) = box.rectangle
-                sizes.append(sqrt(abs((x2 - x1) * (y2 - y1))))
+                p1, p2 = box.rectangle.p1, box.rectangle.p2
+                sizes.append(sqrt(abs((p2.x - p1.x) * (p2.y - p1.y))))
                 if box.confidence is not None:
                     confidences.append(box.confidence)
         present.append((name, len(instances), sizes, confidences))
@@ -147,12 +158,13 @@ def _facts(droplet: _Droplet | None) -> DropletFacts:
     encoded = encode_text(uid) if uid else None
     if encoded is not None and len(encoded) > MAX_INDEXED_BYTES:
         encoded = None
-    metadata = {key: bytes(raw) for key, raw in droplet.metadata.items()} if droplet.metadata else None
+    # raw JSON (the bytes'), or a decoded value encoded as encode_droplet does it (an ImageAnnotation's)
+    metadata = {key: _encode(value) for key, value in droplet.metadata.items()} if droplet.metadata else None
     return encoded, present, metadata
 
 
 def droplet_facts(items: Sequence[bytes]) -> Iterator[DropletFacts]:
-    """Decode droplets (once each) into what their facets need — the one place facets are read from bytes."""
+    """Decode droplets (once each) into what their facets need."""
     try:
         decoded: list[_Droplet | None] = list(map(_decode, items))
     except msgspec.DecodeError:  # one is not an ImageAnnotation: find which, one by one
@@ -160,14 +172,21 @@ def droplet_facts(items: Sequence[bytes]) -> Iterator[DropletFacts]:
     return map(_facts, decoded)
 
 
-def pack_facts(items: Sequence[bytes]) -> list[bytes]:
-    """:func:`droplet_facts` of ``items``, each packed as MessagePack (floats as binary: unpacked in a fraction
-    of the time decoding the droplet takes) — for the process that decodes droplets anyway to compute them, and
-    :meth:`SplitFacets.add` in the publishing one to take them."""
+def annotation_facts(droplets: Iterable[ImageAnnotation]) -> Iterator[DropletFacts]:
+    """What the facets of decoded droplets need: the same as :func:`droplet_facts` of their
+    :func:`~headwater.droplet.encode_droplet` bytes (one digest reads both, the bytes' structs and
+    ImageAnnotations having the same fields), without decoding them again."""
+    return map(_facts, droplets)
+
+
+def pack_facts(facts: Iterable[DropletFacts]) -> list[bytes]:
+    """Each droplet's facts packed as MessagePack (floats as binary: unpacked in a fraction of the time decoding
+    the droplet takes) — for the process that decodes droplets anyway to compute them
+    (:func:`annotation_facts`), and :meth:`SplitFacets.add` in the publishing one to take them."""
     collecting = gc.isenabled()
     gc.disable()  # see SplitFacets.add
     try:
-        return list(map(_pack, droplet_facts(items)))
+        return list(map(_pack, facts))
     finally:
         if collecting:
             gc.enable()

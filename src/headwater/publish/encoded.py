@@ -33,7 +33,7 @@ from typing import IO
 
 import msgspec
 
-from ..catalog.facet_index import pack_facts
+from ..catalog.facet_index import droplet_facts, pack_facts
 from ..droplet.ndjson import LineFramer, split_lines
 
 __all__ = ["EncodedDroplets"]
@@ -60,7 +60,7 @@ class EncodedDroplets:
         """Append one droplet's bytes (they must hold no newline: the catalog's rule too) and, when kept, its
         packed ``facts`` (None: computed here from ``data``)."""
         if self._facts_file is not None:
-            self._facts.append(facts if facts is not None else pack_facts([data])[0])
+            self._facts.append(facts if facts is not None else pack_facts(droplet_facts([data]))[0])
         index = self._index.get(split)
         if index is None:
             index = self._index[split] = len(self._names)

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from ..catalog.facet_index import pack_facts
+from ..catalog.facet_index import annotation_facts, pack_facts
 from ..droplet import (
     DropletValidator,
     ImageAnnotation,
@@ -119,9 +119,8 @@ class BlockChecker:
                          explicit or None, urls))
             droplets.append(droplet)
         template = msgspec.json.decode(encode_template(infer_template(droplets))) if self.infer else None
-        encoded = encode_droplet_lines(droplets)
-        facts = pack_facts(split_lines(encoded) if encoded else []) if self.facts else None
-        return CheckedBlock(good, encoded, slow, template, len(lines), facts)
+        facts = pack_facts(annotation_facts(droplets)) if self.facts else None
+        return CheckedBlock(good, encode_droplet_lines(droplets), slow, template, len(lines), facts)
 
 
 def _is_url(path: str) -> bool:
