@@ -27,7 +27,7 @@ from headwater.catalog import (
 )
 from headwater.catalog import publisher as publisher_module
 from headwater.catalog.engine import migrate, open_engine, write_connection
-from headwater.catalog.facet_index import annotation_facts, droplet_facts, pack_facts
+from headwater.catalog.facet_facts import annotation_facts, droplet_facts, pack_facts
 from headwater.droplet import decode_droplet, encode_droplet
 from headwater.errors import HeadwaterError
 

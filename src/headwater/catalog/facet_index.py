@@ -17,15 +17,14 @@ writing anyway, and stored beside them in the same transaction (tables in :mod:`
   many values matches few droplets);
 * ``split_facets`` — the split's :class:`~headwater.catalog.facets.SplitStats` as JSON.
 
-Each droplet is decoded (msgspec, into structs holding only what facets need: unknown fields are skipped
-without building objects) once, and digested into its :data:`DropletFacts` by :func:`droplet_facts` — the one
-function that reads facets from bytes. Where droplets are decoded anyway on other processes (``headwater
-publish``'s workers), :func:`annotation_facts` digests the ImageAnnotations decoded there (no second decode)
-and :func:`pack_facts` packs each as MessagePack (~120 bytes for a 1.3 KB droplet: unpacked and accumulated
+Each droplet is decoded once and digested into what facets need (:mod:`.facet_facts`). Where droplets are
+decoded anyway on other processes (``headwater publish``'s workers),
+:func:`~.facet_facts.annotation_facts` digests the ImageAnnotations decoded there (no second decode) and
+:func:`~.facet_facts.pack_facts` packs each as MessagePack (~120 bytes for a 1.3 KB droplet: unpacked and accumulated
 in ~1.7 µs, against ~5 µs decoded), and the publisher only accumulates them (``SplitFacets.add(..., facts=...)``).
 
 Bytes that are not an ImageAnnotation (the catalog stores any JSON line) are indexed as a droplet without
-classes, uid or metadata. Keys, values and uids longer than :data:`MAX_INDEXED_BYTES` are not indexed
+classes, uid or metadata. Keys, values and uids longer than :data:`~.facet_facts.MAX_INDEXED_BYTES` are not indexed
 (database index entries have a size limit).
 
 Example:
@@ -41,26 +40,25 @@ Example:
 from __future__ import annotations
 
 import gc
-import math
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 from sqlalchemy import Connection, insert
 
-from ..droplet import ImageAnnotation
+from .facet_facts import MAX_INDEXED_BYTES, droplet_facts, encode_text, unpack_facts
 from .facets import HISTOGRAM_BINS, SplitStats
 from .models import facet_classes, facet_values, split_facets
 
-__all__ = ["SplitFacets", "FacetRows", "DropletFacts", "droplet_facts", "annotation_facts", "pack_facts",
-           "write_facet_rows", "write_split_facets", "MAX_INDEXED_BYTES",
+__all__ = ["SplitFacets", "FacetRows", "write_facet_rows", "write_split_facets", "MAX_INDEXED_BYTES",
            "MAX_POSTED_VALUES", "encode_text"]
 
-MAX_INDEXED_BYTES = 1000
 MAX_POSTED_VALUES = 256
 _UINT32_MAX = 2**32 - 1
+_decode_any = msgspec.json.decode
+_encode = msgspec.json.encode
 _SQLITE_UIDS = "INSERT INTO facet_uids (split_id, uid, ordinal) VALUES (?, ?, ?)"
 _SQLITE_META = "INSERT INTO facet_metadata (split_id, key, value, ordinal) VALUES (?, ?, ?, ?)"
 _PG_UIDS = "COPY facet_uids (split_id, uid, ordinal) FROM STDIN (FORMAT BINARY)"
@@ -68,137 +66,6 @@ _PG_META = "COPY facet_metadata (split_id, key, value, ordinal) FROM STDIN (FORM
 
 FacetRows = list[tuple[Any, ...]]
 """Rows of ``facet_uids`` (``split_id, uid, ordinal``) or ``facet_metadata`` (``split_id, key, value, ordinal``)."""
-
-
-def encode_text(text: str) -> bytes:
-    """How names, uids, keys and values are stored: UTF-8 (lone surrogates, which JSON allows, kept)."""
-    return text.encode("utf-8", "surrogatepass")
-
-
-class _Point(msgspec.Struct, array_like=True, gc=False):  # the fields of headwater.droplet's Point
-    x: float
-    y: float
-
-
-class _Rectangle(msgspec.Struct, array_like=True, gc=False):  # and of its Rectangle: one digest reads both
-    p1: _Point
-    p2: _Point
-
-
-class _Box(msgspec.Struct, gc=False):
-    rectangle: _Rectangle
-    confidence: float | None = None
-
-
-class _Instance(msgspec.Struct, rename="camel", gc=False):
-    bounding_box: _Box | None = None
-
-
-class _Skipped(msgspec.Struct, gc=False):
-    """Any JSON object, none of its fields kept (a multi-instance: only how many there are matters)."""
-
-
-class _Class(msgspec.Struct, rename="camel", gc=False):
-    instances: tuple[_Instance, ...] | None = None  # tuples, not lists: fewer objects for the collector to see
-    multi_instances: tuple[_Skipped, ...] | None = None
-
-
-class _Image(msgspec.Struct, gc=False):
-    uid: str | None = None
-
-
-class _Droplet(msgspec.Struct, gc=False):
-    image: _Image | None = None
-    classes: dict[str, _Class] | None = None
-    uid: str | None = None
-    metadata: dict[str, msgspec.Raw] | None = None
-
-
-_decode = msgspec.json.Decoder(_Droplet).decode
-_decode_any = msgspec.json.decode
-_encode = msgspec.json.encode
-
-
-def _decode_or_none(data: bytes) -> _Droplet | None:
-    try:
-        return _decode(data)
-    except msgspec.DecodeError:
-        return None
-
-
-ClassFacts = tuple[str, int, list[float], list[float]]
-"""A class present in a droplet: its name, instance count, every box's size ``sqrt(w * h)`` and every box's
-confidence (boxes without one: none), in instance order."""
-
-DropletFacts = tuple[bytes | None, list[ClassFacts], dict[str, bytes] | None] | None
-"""What a droplet's facets need: its indexed uid (None: none, or too long), its present classes and its raw
-metadata (JSON bytes a key); None for bytes that are not an ImageAnnotation."""
-
-
-def _facts(droplet: _Droplet | ImageAnnotation | None) -> DropletFacts:
-    if droplet is None:
-        return None
-    present: list[ClassFacts] = []
-    sqrt = math.sqrt
-    for name, cls in (droplet.classes or {}).items():
-        instances = cls.instances or ()
-        if not instances and not cls.multi_instances:
-            continue
-        sizes: list[float] = []
-        confidences: list[float] = []
-        for instance in instances:
-            box = instance.bounding_box
-            if box is not None:
-                p1, p2 = box.rectangle.p1, box.rectangle.p2
-                sizes.append(sqrt(abs((p2.x - p1.x) * (p2.y - p1.y))))
-                if box.confidence is not None:
-                    confidences.append(box.confidence)
-        present.append((name, len(instances), sizes, confidences))
-    uid = droplet.uid or (droplet.image.uid if droplet.image is not None else None)
-    encoded = encode_text(uid) if uid else None
-    if encoded is not None and len(encoded) > MAX_INDEXED_BYTES:
-        encoded = None
-    # raw JSON (the bytes'), or a decoded value encoded as encode_droplet does it (an ImageAnnotation's)
-    metadata = {key: _encode(value) for key, value in droplet.metadata.items()} if droplet.metadata else None
-    return encoded, present, metadata
-
-
-def droplet_facts(items: Sequence[bytes]) -> Iterator[DropletFacts]:
-    """Decode droplets (once each) into what their facets need."""
-    try:
-        decoded: list[_Droplet | None] = list(map(_decode, items))
-    except msgspec.DecodeError:  # one is not an ImageAnnotation: find which, one by one
-        decoded = [_decode_or_none(data) for data in items]
-    return map(_facts, decoded)
-
-
-def annotation_facts(droplets: Iterable[ImageAnnotation]) -> Iterator[DropletFacts]:
-    """What the facets of decoded droplets need: the same as :func:`droplet_facts` of their
-    :func:`~headwater.droplet.encode_droplet` bytes (one digest reads both, the bytes' structs and
-    ImageAnnotations having the same fields), without decoding them again."""
-    return map(_facts, droplets)
-
-
-def pack_facts(facts: Iterable[DropletFacts]) -> list[bytes]:
-    """Each droplet's facts packed as MessagePack (floats as binary: unpacked in a fraction of the time decoding
-    the droplet takes) — for the process that decodes droplets anyway to compute them
-    (:func:`annotation_facts`), and :meth:`SplitFacets.add` in the publishing one to take them."""
-    collecting = gc.isenabled()
-    gc.disable()  # see SplitFacets.add
-    try:
-        return list(map(_pack, facts))
-    finally:
-        if collecting:
-            gc.enable()
-
-
-_pack = msgspec.msgpack.Encoder().encode
-_unpack_any = msgspec.msgpack.Decoder().decode
-
-
-def _unpack(data: bytes) -> DropletFacts:
-    facts: DropletFacts = _unpack_any(data)
-    return facts
 
 
 class _ClassPostings:
@@ -277,7 +144,7 @@ class SplitFacets:
         else:
             if len(facts) != len(items):
                 raise ValueError(f"{len(items)} droplets but {len(facts)} facts")
-            digests = map(_unpack, facts)
+            digests = map(unpack_facts, facts)
         classes, per_image = self._classes, self._per_image
         uid_rows: FacetRows = []
         meta_rows: FacetRows = []

@@ -258,7 +258,7 @@ class Publisher:
                  facts: Sequence[bytes] | None = None) -> int:
         """Append droplets to ``split`` in order; returns how many were added. An empty iterable still
         creates the split (with count 0). ``facts``: the droplets' facets, one a droplet, as
-        :func:`~headwater.catalog.facet_index.pack_facts` packs them where the droplets were decoded anyway (a
+        :func:`~headwater.catalog.facet_facts.pack_facts` packs them where the droplets were decoded anyway (a
         publish's worker processes): stored as they are, the droplets are not decoded here again."""
         self._open_conn()
         state = self._split(split)

@@ -10,7 +10,7 @@ file — in memory up to ``max_memory`` bytes (64 MiB), then on disk — written
 the splits are one 32-bit index a droplet.
 
 Facets (``facts=True``): pass 1 also keeps each droplet's packed facets
-(:func:`~headwater.catalog.facet_index.pack_facts`, computed by the worker processes that decoded it), in a
+(:func:`~headwater.catalog.facet_facts.pack_facts`, computed by the worker processes that decoded it), in a
 second spooled file, so that pass 2 hands them to the catalog with the bytes and the publishing process does
 not decode the droplets again to index them.
 
@@ -33,7 +33,7 @@ from typing import IO
 
 import msgspec
 
-from ..catalog.facet_index import droplet_facts, pack_facts
+from ..catalog.facet_facts import droplet_facts, pack_facts
 from ..droplet.ndjson import LineFramer, split_lines
 
 __all__ = ["EncodedDroplets"]

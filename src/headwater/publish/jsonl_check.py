@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from ..catalog.facet_index import annotation_facts, pack_facts
+from ..catalog.facet_facts import annotation_facts, pack_facts
 from ..droplet import (
     DropletValidator,
     ImageAnnotation,
@@ -71,7 +71,7 @@ class CheckedBlock:
     template: dict[str, Any] | None
     lines: int
     facts: list[bytes] | None = None
-    """The good lines' packed facets (:func:`~headwater.catalog.facet_index.pack_facts`, same order), when
+    """The good lines' packed facets (:func:`~headwater.catalog.facet_facts.pack_facts`, same order), when
     the checker computes them."""
 
     def droplets(self) -> list[bytes]:
