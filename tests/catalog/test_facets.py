@@ -27,7 +27,11 @@ from headwater.catalog import (
 )
 from headwater.catalog import publisher as publisher_module
 from headwater.catalog.engine import migrate, open_engine, write_connection
+from headwater.catalog.facet_facts import annotation_facts, droplet_facts, pack_facts
+from headwater.droplet import decode_droplet, encode_droplet
 from headwater.errors import HeadwaterError
+
+from ..support.facet_tables import facet_tables
 
 HOSTILE = "<img src=x onerror=alert(1)>"
 CLASSES = ["cat", "dog", "a:b=c", HOSTILE, "ünïcödé 😀", "nul\x00byte", "' OR 1=1 --"]
@@ -226,6 +230,35 @@ def test_filters_and_stats_equal_a_brute_force(cat: Catalog, items: list[dict[st
     first = {uid_of(d): i for i, d in reversed(list(enumerate(items)))}
     for droplet_uid in UIDS:
         assert cat.ordinal_of(uid, "train", droplet_uid) == first.get(droplet_uid)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(items=st.lists(st.one_of(droplets().map(encode), st.sampled_from([b"1", b'{"classes": 5}', b'"t"'])),
+                      max_size=40))
+def test_packed_facts_give_the_facets_the_publisher_computes(cat: Catalog, items: list[bytes]) -> None:
+    """What a publish's workers hand the publisher (pack_facts) indexes a split exactly as the publisher's own
+    decoding of the same bytes does — batches cut anywhere, runs of facts and of none in one publish."""
+    with cat.publisher("main", "acme", "own", template={}, batch_size=7) as pub:
+        pub.add_many("train", items)
+    with cat.publisher("main", "acme", "packed", template={}, batch_size=7) as packed:
+        packed.add_many("train", items[:5])
+        packed.add_many("train", items[5:], facts=pack_facts(droplet_facts(items[5:])))
+    assert facet_tables(cat, packed.record.uid) == facet_tables(cat, pub.record.uid)
+
+
+@settings(max_examples=50, deadline=None)
+@given(items=st.lists(droplets(), max_size=10))
+def test_decoded_droplets_have_the_facts_of_their_bytes(items: list[dict[str, Any]]) -> None:
+    """A publish's workers digest the ImageAnnotations they decoded, the publisher the bytes they encode to."""
+    annotations = [decode_droplet(encode(d)) for d in items]
+    encoded = [encode_droplet(a) for a in annotations]
+    assert pack_facts(annotation_facts(annotations)) == pack_facts(droplet_facts(encoded))
+
+
+def test_facts_must_be_one_a_droplet(cat: Catalog) -> None:
+    with pytest.raises(CatalogError, match="split 'train': 2 droplets but 1 facts"), \
+            cat.publisher("main", "acme", "cats", template={}) as pub:
+        pub.add_many("train", [b"1", b"2"], facts=pack_facts(droplet_facts([b"1"])))
 
 
 def test_a_sample_is_seeded(cat: Catalog) -> None:

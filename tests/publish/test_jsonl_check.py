@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from headwater.publish import JsonlSource, PublishError, jsonl_check, prepare_publish
+from headwater.catalog import Catalog
+from headwater.publish import JsonlSource, PublishError, jsonl_check, prepare_publish, publish
 from headwater.publish.jsonl_check import check_jsonl
 
 from ..support.datasets import box, droplet, make_image
+from ..support.facet_tables import facet_tables
 
 
 def mixed_lines(tmp_path, n: int = 3000) -> list[str]:
@@ -37,7 +39,8 @@ def test_blocks_on_workers_plan_what_this_process_plans(tmp_path, monkeypatch, b
     plans = {}
     for workers in (0, 2):
         plan = prepare_publish(str(path), splits={"test": 0.2}, silent=True, keep_encoded=True, workers=workers)
-        written = [(split, batch) for kept in plan.encoded if kept is not None for split, batch in kept.batches()]
+        written = [(split, batch) for kept in plan.encoded if kept is not None
+                   for split, batch, _facts in kept.batches()]
         plans[workers] = (plan.counts, plan.droplets, plan.template, plan.images, written)
         plan.close()
     assert plans[0] == plans[2]
@@ -84,3 +87,59 @@ def test_a_last_line_without_newline_and_gzip(tmp_path, monkeypatch, workers):
                                   workers=workers))
         assert [g[0] for b in blocks for g in b.good] == [1, 2, 3, 4, 5]
         assert [g[1] for b in blocks for g in b.good] == [f"u{i}" for i in range(5)]
+
+
+def facet_lines(tmp_path) -> list[str]:
+    """Droplets with every kind of facet: confidences or none, multi-instances only, a uid on the image or too
+    long to index, metadata keys with few values and with too many (one row a droplet), a local image (its path
+    rewritten to a pool ref) and legacy attributes (the full path), in interleaved splits."""
+    make_image(str(tmp_path / "a.png"))
+    lines = []
+    for i in range(1500):
+        rect = box(0.01 * (i % 50), 0.1, 0.6, 0.2 + 0.0005 * i)
+        if i % 4:
+            rect["boundingBox"]["confidence"] = (i % 97) / 96
+        classes = {"cat": {"instances": [rect] * (i % 4), "multiInstances": []},
+                   "dog": {"instances": [], "multiInstances": [{"instances": []}] * (i % 3 == 0)}}
+        d = droplet("a.png" if i == 7 else f"https://h/{i}.jpg", None if i % 5 == 0 else f"u{i}", classes)
+        if i % 5 == 0:
+            d["image"]["uid"] = f"img{i}" if i % 10 else "x" * 1200
+        d["metadata"] = {"camera": f"c{i % 3}", "frame": i, "ok": i % 2 == 0, "nested": {"a": 1}, "none": None}
+        d["split"] = ["train", "validation", "train", "test"][i % 4]
+        lines.append(json.dumps(d))
+        if i % 400 == 1:
+            lines.append(json.dumps(droplet(f"https://h/legacy{i}.jpg", f"legacy{i}", {"cat": {"instances": [
+                {**box(0.1, 0.1, 0.3, 0.3), "attributes": {"color": "red"}}]}})))
+    return lines
+
+
+def test_facets_packed_on_workers_equal_the_publishers_own(tmp_path, monkeypatch, catalog_url):
+    """``headwater publish`` on worker processes hands the catalog facets computed there; a plain
+    ``Publisher.add_many`` of the same bytes computes them itself: the facet tables are the same."""
+    monkeypatch.setattr(jsonl_check, "BLOCK_SIZE", 20_000)  # many blocks
+    monkeypatch.setattr(jsonl_check, "PARALLEL_MIN_BYTES", 0)  # workers for a small file
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(facet_lines(tmp_path)) + "\n")
+    if jsonl_check.default_workers(JsonlSource(str(path))) == 0:
+        pytest.skip("one core: `headwater publish` checks in its own process")
+    plan = prepare_publish(str(path), silent=True, keep_encoded=True, workers=2, images=str(tmp_path))
+    batches = [batch for kept in plan.encoded if kept is not None for batch in kept.batches()]
+    plan.close()
+    assert len(batches) > 100 and all(facts is not None and len(facts) == len(lines) for _s, lines, facts in batches)
+    with Catalog(catalog_url) as cat:
+        cat.create_database("main")
+        record = publish(cat, "main", "acme", "workers", str(path), images=str(tmp_path),
+                         pool_dir=str(tmp_path / "pool"), silent=True)
+        assert record.splits == {"train": 754, "validation": 375, "test": 375}  # the legacy ones: train
+        with cat.publisher("main", "acme", "plain", template={}) as pub:
+            for split, count in record.splits.items():
+                assert pub.add_many(split, list(cat.read_range(record.uid, split))) == count
+        plain = pub.record
+        assert plain.splits == record.splits
+        workers, itself = facet_tables(cat, record.uid), facet_tables(cat, plain.uid)
+        assert workers == itself
+        train = workers["train"]
+        assert [row[1] for row in train["facet_classes"]] == [b"dog", b"cat"]  # first seen first
+        assert len(train["facet_metadata"]) == 750 and {row[0] for row in train["facet_values"]} == {
+            b"camera", b"ok"}
+        assert len(train["facet_uids"]) == 750 - 150 + 4  # the image uids too long to index: none

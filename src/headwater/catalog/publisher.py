@@ -15,7 +15,9 @@ per-row statement overhead. Ordinals are assigned contiguously per split in the
 order droplets are added.
 
 Facets: each batch's droplets are also decoded once for what filters and statistics need
-(:mod:`headwater.catalog.facet_index`) — their uid and metadata rows written with the batch (PostgreSQL:
+(:mod:`headwater.catalog.facet_index`), unless the caller hands their packed facts with them
+(``add_many(..., facts=...)``: ``headwater publish`` computes them on its worker processes, off this
+process's critical path) — their uid and metadata rows written with the batch (PostgreSQL:
 gathered and copied every ~50,000 rows, between two COPYs of droplets), the per-class postings and the
 split's statistics at the end, all in the same transaction.
 
@@ -38,11 +40,11 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -149,11 +151,12 @@ class Publisher:
         self.uid: str = str(uuid.uuid4())
         """The new dataset's uid, known before commit (it is immutable)."""
         self._splits: dict[str, list[int]] = {}  # name → [split_id, next ordinal]
-        self._facets: dict[int, SplitFacets] = {}  # split_id → its facets so far (headwater.catalog.facet_index)
+        self._split_facets: dict[int, SplitFacets] = {}  # split_id → its facets so far (headwater.catalog.facet_index)
         self._uid_rows: FacetRows = []
         self._meta_rows: FacetRows = []
         self._tags: list[str] = []
         self._buffer: list[tuple[int, int, bytes]] = []
+        self._facts: list[bytes | None] = []  # the buffered droplets' packed facets when given (pack_facts)
         self._copy: tuple[Any, Any, Any] | None = None  # PostgreSQL: (cursor, copy context, copy) while open
         self._state = "new"
         self._record: DatasetRecord | None = None
@@ -236,7 +239,7 @@ class Publisher:
                 insert(splits).values(dataset_id=self._dataset_id, name=split, count=0).returning(splits.c.id)
             ).scalar_one()
             state = self._splits[split] = [split_id, 0]
-            self._facets[split_id] = SplitFacets()
+            self._split_facets[split_id] = SplitFacets()
         return state
 
     def add(self, split: str, data: bytes | bytearray | memoryview) -> int:
@@ -245,28 +248,38 @@ class Publisher:
         state = self._split(split)
         ordinal = state[1]
         self._buffer.append((state[0], ordinal, _check_data(split, ordinal, data)))
+        self._facts.append(None)
         state[1] = ordinal + 1
         if len(self._buffer) >= self._batch_size:
             self._flush()
         return ordinal
 
-    def add_many(self, split: str, items: Iterable[bytes | bytearray | memoryview]) -> int:
+    def add_many(self, split: str, items: Iterable[bytes | bytearray | memoryview], *,
+                 facts: Sequence[bytes] | None = None) -> int:
         """Append droplets to ``split`` in order; returns how many were added. An empty iterable still
-        creates the split (with count 0)."""
+        creates the split (with count 0). ``facts``: the droplets' facets, one a droplet, as
+        :func:`~headwater.catalog.facet_facts.pack_facts` packs them where the droplets were decoded anyway (a
+        publish's worker processes): stored as they are, the droplets are not decoded here again."""
         self._open_conn()
         state = self._split(split)
         split_id, first = state
+        if facts is not None:
+            items = items if type(items) is list else list(items)
+            if len(facts) != len(items):
+                raise CatalogError(f"split {split!r}: {len(items)} droplets but {len(facts)} facts")
         if type(items) is list and items and _all_good(items):  # the bulk path: no Python code per droplet
-            self._add_rows(list(zip(repeat(split_id), range(first, first + len(items)), items)))
+            self._add_rows(list(zip(repeat(split_id), range(first, first + len(items)), items)),
+                           list(facts) if facts is not None else [None] * len(items))
             state[1] = first + len(items)
             return len(items)
         buffer, batch, check = self._buffer, self._batch_size, _check_data
         ordinal = first
         try:
-            for data in items:
+            for i, data in enumerate(items):
                 if type(data) is not bytes or not data or b"\n" in data:
                     data = check(split, ordinal, data)
                 buffer.append((split_id, ordinal, data))
+                self._facts.append(facts[i] if facts is not None else None)
                 ordinal += 1
                 if len(buffer) >= batch:
                     self._flush()
@@ -274,13 +287,14 @@ class Publisher:
             state[1] = ordinal
         return ordinal - first
 
-    def _add_rows(self, rows: list[tuple[int, int, bytes]]) -> None:
-        """Buffer checked rows, flushing every ``batch_size``."""
+    def _add_rows(self, rows: list[tuple[int, int, bytes]], facts: list[bytes | None]) -> None:
+        """Buffer checked rows (and their facts, None: to compute), flushing every ``batch_size``."""
         buffer, batch = self._buffer, self._batch_size
         start = 0
         while start < len(rows):
             room = batch - len(buffer)
             buffer.extend(rows[start:start + room])
+            self._facts.extend(facts[start:start + room])
             start += room
             if len(buffer) >= batch:
                 self._flush()
@@ -309,16 +323,21 @@ class Publisher:
             conn.exec_driver_sql(_SQLITE_INSERT, rows)
             self._flush_facets()
         rows.clear()
+        self._facts.clear()
 
     def _index(self, rows: list[tuple[int, int, bytes]]) -> None:
-        """Compute the facets of buffered rows (runs of one split at a time, as ``add`` may interleave splits)."""
+        """Compute the facets of buffered rows (runs of one split at a time, as ``add`` may interleave splits),
+        from their facts when every row of the run came with them, else from their bytes."""
         start = 0
         while start < len(rows):
             split_id, first = rows[start][0], rows[start][1]
             stop = start + 1
             while stop < len(rows) and rows[stop][0] == split_id:
                 stop += 1
-            uid_rows, meta_rows = self._facets[split_id].add(split_id, first, [r[2] for r in rows[start:stop]])
+            facts = self._facts[start:stop]
+            uid_rows, meta_rows = self._split_facets[split_id].add(
+                split_id, first, [r[2] for r in rows[start:stop]],
+                None if None in facts else cast("list[bytes]", facts))
             self._uid_rows += uid_rows
             self._meta_rows += meta_rows
             start = stop
@@ -363,7 +382,7 @@ class Publisher:
         self._end_copy()
         self._flush_facets()
         conn = self._open_conn()
-        for split_id, facets in self._facets.items():
+        for split_id, facets in self._split_facets.items():
             write_split_facets(conn, split_id, facets)
         if self._splits:
             conn.execute(

@@ -209,8 +209,8 @@ def _write(pub: Publisher, plan: PublishPlan, pool_name: str, silent: bool | Non
     with tqdm(total=plan.droplets, desc="Writing", unit=" droplets", disable=silent) as bar:
         for source, kept in zip(plan.sources, plan.encoded or [None] * len(plan.sources), strict=True):
             if kept is not None:
-                for split, batch in kept.batches():
-                    pub.add_many(split, batch)
+                for split, batch, facts in kept.batches():
+                    pub.add_many(split, batch, facts=facts)
                     counts[split] = counts.get(split, 0) + len(batch)
                     bar.update(len(batch))
                 continue

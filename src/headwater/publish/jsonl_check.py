@@ -31,6 +31,7 @@ from typing import Any
 
 import msgspec
 
+from ..catalog.facet_facts import annotation_facts, pack_facts
 from ..droplet import (
     DropletValidator,
     ImageAnnotation,
@@ -62,13 +63,16 @@ class CheckedBlock:
     """What checking one block found: ``good`` lines (see ``GoodLine``) with their ``encoded`` bytes (one
     blob of lines, same order: one object to send between processes, not hundreds), the ``slow`` lines
     ``(number, line)`` the fast path did not pass, the block's inferred ``template`` (wire dict; None unless
-    inferring) and how many ``lines`` it held (blank ones too)."""
+    inferring), how many ``lines`` it held (blank ones too) and, when asked, the good lines' ``facts``."""
 
     good: list[GoodLine]
     encoded: bytes
     slow: list[tuple[int, bytes]]
     template: dict[str, Any] | None
     lines: int
+    facts: list[bytes] | None = None
+    """The good lines' packed facets (:func:`~headwater.catalog.facet_facts.pack_facts`, same order), when
+    the checker computes them."""
 
     def droplets(self) -> list[bytes]:
         """The encoded bytes of each good line."""
@@ -76,13 +80,15 @@ class CheckedBlock:
 
 
 class BlockChecker:
-    """Checks blocks of JSONL lines with a :class:`~headwater.droplet.DropletValidator` for ``template``."""
+    """Checks blocks of JSONL lines with a :class:`~headwater.droplet.DropletValidator` for ``template``
+    (``facts``: also packs the good lines' facets, see :class:`CheckedBlock`)."""
 
     def __init__(self, template: ImageAnnotationTemplate | None, *, strict: bool, split_field: str | None,
-                 infer: bool) -> None:
+                 infer: bool, facts: bool = False) -> None:
         self.validator = DropletValidator(template, strict=strict)
         self.split_field = split_field
         self.infer = infer
+        self.facts = facts
         self._source = JsonlSource(os.devnull, split_field=split_field)  # only its split_of() is used
 
     def __call__(self, first: int, block: bytes) -> CheckedBlock:
@@ -113,7 +119,8 @@ class BlockChecker:
                          explicit or None, urls))
             droplets.append(droplet)
         template = msgspec.json.decode(encode_template(infer_template(droplets))) if self.infer else None
-        return CheckedBlock(good, encode_droplet_lines(droplets), slow, template, len(lines))
+        facts = pack_facts(annotation_facts(droplets)) if self.facts else None
+        return CheckedBlock(good, encode_droplet_lines(droplets), slow, template, len(lines), facts)
 
 
 def _is_url(path: str) -> bool:
@@ -177,12 +184,14 @@ def _check_in_worker(first: int, offset: int, block: bytes | int) -> CheckedBloc
 
 
 def check_jsonl(source: JsonlSource, template: ImageAnnotationTemplate | None, *, strict: bool, infer: bool,
-                workers: int | None = None) -> Iterator[CheckedBlock]:
+                workers: int | None = None, facts: bool = False) -> Iterator[CheckedBlock]:
     """Every block of ``source`` checked, in file order (see the module docstring). ``workers``: processes
-    to use (None: :func:`default_workers`; 0: this process)."""
-    checker = BlockChecker(template, strict=strict, split_field=source.split_field, infer=infer)
+    to use (None: :func:`default_workers`; 0: this process). ``facts``: pack the good lines' facets too, when
+    on worker processes (in this process that would only move the work, not take it off the critical path)."""
     if workers is None:
         workers = default_workers(source)
+    checker = BlockChecker(template, strict=strict, split_field=source.split_field, infer=infer,
+                           facts=facts and workers > 0)
     if workers <= 0:
         for first, _offset, block in _blocks(source):
             yield checker(first, block)

@@ -56,7 +56,7 @@ from ..droplet import (
 )
 from .encoded import EncodedDroplets
 from .errors import Problem, PublishError
-from .jsonl_check import CheckedBlock, check_jsonl
+from .jsonl_check import CheckedBlock, check_jsonl, default_workers
 from .pool_refs import PoolRefCheck
 from .sources import JsonlSource, Source, SourceItem
 from .split_rule import SplitRule, choose_splits, split_key
@@ -296,9 +296,11 @@ def prepare_publish(
             infer = any(src is s for s in to_infer)
             template = None if infer else known
             if isinstance(src, JsonlSource):
-                kept = EncodedDroplets() if keep_encoded else None
+                on = workers if workers is not None else default_workers(src)
+                kept = EncodedDroplets(facts=on > 0) if keep_encoded else None  # facets from the workers
                 plan.encoded.append(kept)
-                for block in check_jsonl(src, template, strict=plan.strict, infer=infer, workers=workers):
+                for block in check_jsonl(src, template, strict=plan.strict, infer=infer, workers=on,
+                                         facts=kept is not None):
                     bar.update(block.lines)
                     part = _take_block(plan, src, block, template, kept, pool_name, infer, problems, refs, uids,
                                        checked_splits)
@@ -387,7 +389,9 @@ def _take_block(plan: PublishPlan, source: JsonlSource, block: CheckedBlock, tem
     slow_droplets: dict[int, ImageAnnotation] = {}  # slow lines that were good after all (legacy attributes)
     rule, fallback, counts, add_uid = plan.rule, plan.fallback, plan.counts, uids.add
     keep = kept.add if kept is not None else None
-    for (number, uid, key, paths, explicit, urls), data in zip(block.good, block.droplets(), strict=True):
+    facts: list[bytes] | list[None] = block.facts if block.facts is not None else [None] * len(block.good)
+    for (number, uid, key, paths, explicit, urls), data, fact in zip(block.good, block.droplets(), facts,
+                                                                     strict=True):
         while next_slow is not None and next_slow[0] < number:
             _take_slow(plan, source, next_slow, template, kept, pool_name, problems, refs, uids, checked_splits,
                        slow_droplets)
@@ -400,15 +404,15 @@ def _take_block(plan: PublishPlan, source: JsonlSource, block: CheckedBlock, tem
                 counts[chosen] = counts.get(chosen, 0) + 1
                 plan.droplets += 1
                 if keep is not None and not problems.total:
-                    keep(chosen, data)
+                    keep(chosen, data, fact)
                 continue
         where = f"{source.name} line {number}" if many else f"line {number}"
         split = _check_planned(plan, source, where, explicit, (), paths, uid, key, problems, refs, uids,
                                checked_splits)
         if split is not None and kept is not None and not problems.total:
-            if any(is_local_path(p) for p in paths):
+            if any(is_local_path(p) for p in paths):  # new paths, same facets (they do not read paths)
                 data = encode_droplet(_with_pool_refs(plan, source, decode_droplet(data), pool_name))
-            kept.add(split, data)
+            kept.add(split, data, fact)
     while next_slow is not None:
         _take_slow(plan, source, next_slow, template, kept, pool_name, problems, refs, uids, checked_splits,
                    slow_droplets)
